@@ -1,0 +1,33 @@
+# Set-up and the two jobs of the README. Override TORCH_SPEC for another build, e.g.
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install test test-all bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest
+
+test-all: install
+	$(BIN)/python -m pytest -m ""
+
+bench: install
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/rollout.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,144 @@
+"""A batched, stateful Decision Transformer agent: the blog's evaluation loop, done right.
+
+Semantics (notes §3, identical to the blog's `get_action` loop, tested against it):
+each step the current observation joins the window with a zero action placeholder and the
+current return-to-go; states are normalised with (s - mean) / std; the last K steps are kept,
+left-padded with zeros (timestep 0, attention mask 0); the action predicted at the last state
+token is returned and written into the placeholder. `observe` then sets
+rtg <- rtg - reward / scale and advances the timestep. Each of the N environments ends on its
+own: a done env starts a fresh context, timestep 0 and its target return again.
+
+Unlike the blog: fixed-size per-env buffers (no tensor growth, O(K) work per step whatever the
+episode length), all N envs in one forward pass under `torch.inference_mode`, and only the work
+the last action needs (`DecisionTransformer.predict_last_action`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import DTError
+from .model import DecisionTransformer
+
+
+class Agent:
+    def __init__(self, model: DecisionTransformer, num_envs: int = 1, target_return=None,
+                 state_mean=None, state_std=None, scale=None, context_length: int | None = None,
+                 deterministic: bool = True, seed: int | None = None):
+        cfg = model.config
+        self.model = model.eval()
+        self.cfg, self.N = cfg, int(num_envs)
+        if self.N < 1:
+            raise DTError(f"num_envs must be >= 1, got {num_envs}")
+        self.K = int(context_length or cfg.context_length)
+        self.scale = float(scale if scale is not None else (cfg.return_scale or 1.0))
+        target = target_return if target_return is not None else (cfg.target_returns or [None])[0]
+        if target is None:
+            raise DTError("no target return: pass target_return=..., or save one in the checkpoint config")
+        self.image = cfg.state_type == "image"
+        self.discrete = cfg.action_type == "discrete"
+        self.state_shape = tuple(cfg.state_shape) if self.image else (cfg.state_dim,)
+        mean = state_mean if state_mean is not None else cfg.state_mean
+        std = state_std if state_std is not None else cfg.state_std
+        if self.image or mean is None:
+            self.mean, self.std = None, None
+        else:
+            self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+            self.std = np.asarray(std if std is not None else np.ones_like(self.mean), dtype=np.float64).reshape(-1)
+            for name, v in (("state_mean", self.mean), ("state_std", self.std)):
+                if v.shape != (cfg.state_dim,):
+                    raise DTError(f"{name} has {v.size} values but the checkpoint's state_dim is {cfg.state_dim}")
+        self.deterministic = deterministic
+        self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        N, K = self.N, self.K
+        dev = next(model.parameters()).device
+        self.s = torch.zeros((N, K, *self.state_shape), dtype=torch.uint8 if self.image else torch.float32, device=dev)
+        self.a = torch.zeros((N, K), dtype=torch.long, device=dev) if self.discrete else \
+            torch.zeros((N, K, cfg.act_dim), dtype=torch.float32, device=dev)
+        self.R = torch.zeros((N, K, 1), dtype=torch.float32, device=dev)
+        self.ts = torch.zeros((N, K), dtype=torch.long, device=dev)
+        self.m = torch.zeros((N, K), dtype=torch.float32, device=dev)
+        self.target = np.zeros(N)
+        self.rtg = np.zeros(N, dtype=np.float32)   # float32 like the blog's target_return tensor
+        self.t = np.zeros(N, dtype=np.int64)
+        self._acted = False
+        self.reset(target)
+
+    # -- episode bookkeeping ------------------------------------------------------------------
+    def reset(self, target_return=None, envs=None):
+        """Start fresh episodes (all envs, or the indices in `envs`), optionally with new targets."""
+        idx = np.arange(self.N) if envs is None else np.asarray(envs, dtype=np.int64).reshape(-1)
+        if target_return is not None:
+            tr = np.broadcast_to(np.asarray(target_return, dtype=np.float64), (self.N,)) \
+                if np.ndim(target_return) == 0 or len(np.atleast_1d(target_return)) == self.N else None
+            if tr is None:
+                raise DTError(f"target_return must be one number or {self.N} numbers (one per env)")
+            if not np.all(np.isfinite(tr)):
+                raise DTError("target_return must be finite")
+            self.target[idx] = tr[idx]
+        self.rtg[idx] = self.target[idx] / self.scale
+        self.t[idx] = 0
+        ti = torch.as_tensor(idx, device=self.s.device)
+        for buf in (self.s, self.a, self.R, self.ts, self.m):
+            buf[ti] = 0
+        self._acted = False
+
+    def _check_obs(self, obs) -> np.ndarray:
+        obs = np.asarray(obs)
+        want = (self.N, *self.state_shape)
+        if obs.shape != want:
+            if obs.shape == self.state_shape and self.N == 1:
+                obs = obs[None]
+            else:
+                raise DTError(f"observation batch has shape {obs.shape} but the agent expects {want} "
+                              f"(num_envs={self.N}, checkpoint state shape {self.state_shape}): "
+                              "is this the environment the checkpoint was trained on?")
+        if not self.image and not np.all(np.isfinite(obs)):
+            raise DTError("observation contains NaN or inf")
+        return obs
+
+    # -- the loop ---------------------------------------------------------------------------
+    def act(self, obs) -> np.ndarray:
+        """obs (num_envs, *state_shape) -> actions (num_envs, act_dim), or (num_envs,) indices."""
+        obs = self._check_obs(obs)
+        for buf in (self.s, self.a, self.R, self.ts, self.m):   # slide the window by one step
+            buf[:, :-1] = buf[:, 1:].clone()
+        if self.image:
+            self.s[:, -1] = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.uint8))
+        else:
+            x = obs.astype(np.float64)
+            if self.mean is not None:
+                x = (x - self.mean) / self.std
+            self.s[:, -1] = torch.from_numpy(x.astype(np.float32))
+        self.a[:, -1] = 0
+        self.R[:, -1, 0] = torch.from_numpy(self.rtg)
+        self.ts[:, -1] = torch.from_numpy(np.minimum(self.t, self.cfg.max_ep_len - 1))
+        self.m[:, -1] = 1
+        out = self.model.predict_last_action(self.s, self.a, self.R, self.ts, self.m)  # (N, act_dim)
+        if self.discrete:
+            if self.deterministic:
+                act = out.argmax(dim=-1)
+            else:
+                act = torch.multinomial(out.softmax(dim=-1), 1, generator=self.gen)[:, 0]
+            self.a[:, -1] = act
+        else:
+            act = out
+            self.a[:, -1] = act
+        self._acted = True
+        return act.cpu().numpy()
+
+    def observe(self, rewards, dones=None) -> None:
+        """Rewards (num_envs,) of the actions just taken; envs with dones[i] start over."""
+        if not self._acted:
+            raise DTError("observe() called before act(): call act(obs), step the envs, then observe(rewards, dones)")
+        r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        if r.shape != (self.N,):
+            raise DTError(f"rewards has {r.size} values for {self.N} envs")
+        self.rtg = (self.rtg - (r / self.scale)).astype(np.float32)
+        self.t += 1
+        self._acted = False
+        if dones is not None:
+            d = np.asarray(dones, dtype=bool).reshape(-1)
+            if d.any():
+                self.reset(envs=np.flatnonzero(d))

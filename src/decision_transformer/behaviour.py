@@ -1,0 +1,125 @@
+"""Behaviour-policy training for the dataset suite: resumable, checkpointed often.
+
+A run directory holds everything needed to continue after being killed at any moment:
+
+    RUN/state/model.zip        the learner (sbx format, our own file: trusted)
+    RUN/state/replay.pkl       its replay buffer (our own file: trusted)
+    RUN/state/progress.json    env steps done, wall time, RNG seed
+    RUN/snapshots/<step>.zip   the learner at every evaluation (for picking "medium")
+    RUN/evals.jsonl            one line per evaluation: step, mean/std return, wall time
+
+Every file is written to a temporary name and renamed, so a kill leaves the previous
+checkpoint intact. Resuming loads model + buffer and continues the step count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+ALGOS = ("td3", "sac")
+
+# rl-zoo style hyper-parameters for MuJoCo locomotion.
+HYPERS = {
+    "td3": dict(learning_starts=10_000, batch_size=256, learning_rate=1e-3, train_freq=1, gradient_steps=1),
+    "sac": dict(learning_starts=10_000, batch_size=256, learning_rate=3e-4, train_freq=1, gradient_steps=1),
+}
+
+
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _make(algo: str, env, seed: int):
+    import sbx
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    kw = dict(HYPERS[algo])
+    if algo == "td3":
+        n = env.action_space.shape[0]
+        kw["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
+        return sbx.TD3("MlpPolicy", env, seed=seed, verbose=0, **kw)
+    return sbx.SAC("MlpPolicy", env, seed=seed, verbose=0, **kw)
+
+
+def evaluate_policy_returns(model, env_id: str, episodes: int, seed: int) -> list[float]:
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    out = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done, ret = False, 0.0
+        while not done:
+            act, _ = model.predict(obs, deterministic=True)
+            obs, r, term, trunc, _ = env.step(act)
+            ret += float(r)
+            done = term or trunc
+        out.append(ret)
+    env.close()
+    return out
+
+
+def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_steps: int = 1_000_000,
+                    chunk: int = 10_000, eval_episodes: int = 5, seed: int = 0, log=print) -> None:
+    """Train (or resume) a behaviour policy, checkpointing and evaluating every `chunk` steps."""
+    import gymnasium as gym
+    import sbx
+
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}: choose one of {', '.join(ALGOS)}")
+    run = Path(run_dir)
+    (run / "state").mkdir(parents=True, exist_ok=True)
+    (run / "snapshots").mkdir(exist_ok=True)
+    prog_path = run / "state" / "progress.json"
+    env = gym.make(env_id)
+    cls = {"td3": sbx.TD3, "sac": sbx.SAC}[algo]
+    if prog_path.exists():
+        prog = json.loads(prog_path.read_text())
+        model = cls.load(run / "state" / "model.zip", env=env)
+        model.load_replay_buffer(run / "state" / "replay.pkl")
+        log(f"resumed {env_id} {algo} at {prog['steps']} steps")
+    else:
+        prog = {"env_id": env_id, "algo": algo, "seed": seed, "steps": 0, "wall": 0.0}
+        model = _make(algo, env, seed)
+    while prog["steps"] < total_steps:
+        t0 = time.time()
+        model.learn(total_timesteps=chunk, reset_num_timesteps=prog["steps"] == 0, progress_bar=False)
+        prog["steps"] = int(model.num_timesteps)
+        prog["wall"] += time.time() - t0
+        rets = evaluate_policy_returns(model, env_id, eval_episodes, seed=10_000 + prog["steps"])
+        snap = run / "snapshots" / f"{prog['steps']:08d}.zip"
+        model.save(str(snap) + ".tmp.zip")
+        os.replace(str(snap) + ".tmp.zip", snap)
+        model.save(str(run / "state" / "model.tmp.zip"))
+        model.save_replay_buffer(str(run / "state" / "replay.tmp.pkl"))
+        os.replace(run / "state" / "replay.tmp.pkl", run / "state" / "replay.pkl")
+        os.replace(run / "state" / "model.tmp.zip", run / "state" / "model.zip")
+        _atomic_json(prog_path, prog)
+        rec = {"steps": prog["steps"], "mean": float(np.mean(rets)), "std": float(np.std(rets)),
+               "wall": round(prog["wall"], 1)}
+        with open(run / "evals.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        log(f"{env_id} {algo} steps={rec['steps']} return={rec['mean']:.0f}±{rec['std']:.0f} "
+            f"wall={rec['wall']:.0f}s ({chunk / (time.time() - t0):.0f} steps/s incl. eval)")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description="train/resume a behaviour policy")
+    p.add_argument("--env", required=True)
+    p.add_argument("--algo", default="td3", choices=ALGOS)
+    p.add_argument("--steps", type=int, default=1_000_000)
+    p.add_argument("--chunk", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", required=True)
+    a = p.parse_args()
+    train_behaviour(a.env, a.run_dir, a.algo, a.steps, a.chunk, seed=a.seed,
+                    log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))

@@ -1,0 +1,202 @@
+"""Checkpoints: a directory with `config.json` + `model.safetensors`.
+
+Our directories are also `transformers` directories (for continuous-action, vector-state
+models): config.json carries `model_type: decision_transformer` and every field
+`transformers.DecisionTransformerConfig` needs, and the tensor names are the same, so
+`transformers.DecisionTransformerModel.from_pretrained(dir)` loads them as they are.
+
+Reading accepts: our directories; `transformers` directories (`model.safetensors` and/or
+`pytorch_model.bin`, including the 2022 Hub layout: a 4.17 config without `max_length` -> K = 20,
+GPT-2 attention buffers in the .bin); or a Hub id, resolved with `huggingface_hub`.
+Loading is strict, and `.bin` files are only read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .model import DecisionTransformer, DecisionTransformerConfig
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+BIN = "pytorch_model.bin"
+DEFAULT_K = 20  # the Hub configs have no max_length; the blog read the generation default (20)
+# GPT-2 attention buffers that old `transformers` versions saved with the weights.
+_IGNORED = re.compile(r"^encoder\.h\.\d+\.attn\.(bias|masked_bias)$")
+_METADATA = ("context_length", "return_scale", "state_mean", "state_std", "env_id", "target_returns")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def transformers_config(cfg: DecisionTransformerConfig) -> dict:
+    """The keys `transformers.DecisionTransformerConfig` reads (model_type included)."""
+    return {
+        "model_type": "decision_transformer", "architectures": ["DecisionTransformerModel"],
+        "state_dim": cfg.state_dim, "act_dim": cfg.act_dim, "hidden_size": cfg.hidden_size,
+        "max_ep_len": cfg.max_ep_len, "action_tanh": cfg.action_tanh, "vocab_size": cfg.vocab_size,
+        "n_positions": cfg.n_positions, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
+        "n_inner": cfg.n_inner, "activation_function": cfg.activation_function,
+        "resid_pdrop": cfg.resid_pdrop, "embd_pdrop": cfg.embd_pdrop, "attn_pdrop": cfg.attn_pdrop,
+        "layer_norm_epsilon": cfg.layer_norm_epsilon, "initializer_range": cfg.initializer_range,
+        "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
+        "reorder_and_upcast_attn": False, "add_cross_attention": False,
+        "bos_token_id": None, "eos_token_id": None, "torch_dtype": "float32",
+    }
+
+
+def is_transformers_compatible(cfg: DecisionTransformerConfig) -> bool:
+    return cfg.action_type == "continuous" and cfg.state_type == "vector"
+
+
+def _atomic_dir_write(path: Path, write) -> Path:
+    """Call write(tmp_dir), then move tmp_dir to `path`, replacing it only once complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def save_pretrained(model: DecisionTransformer, path, *, transformers_only: bool = False) -> Path:
+    """Write `path/config.json` + `path/model.safetensors` atomically (temp dir + rename)."""
+    from safetensors.torch import save_file
+
+    cfg = model.config
+    if transformers_only:  # evaluation metadata rides along as extra keys, which transformers keeps
+        conf = {k: getattr(cfg, k) for k in _METADATA}
+    else:
+        conf = {"decision_transformer": cfg.to_dict()}
+    if is_transformers_compatible(cfg):
+        conf = {**transformers_config(cfg), **conf}
+    elif transformers_only:
+        raise CheckpointError(
+            f"a {cfg.action_type}-action, {cfg.state_type}-state model has no transformers equivalent "
+            "(DecisionTransformerModel is continuous actions + vector states only)")
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+    def write(tmp: Path):
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        (tmp / CONFIG).write_text(json.dumps(conf, indent=2) + "\n")
+
+    return _atomic_dir_write(Path(path), write)
+
+
+def _read_config(d: Path) -> DecisionTransformerConfig:
+    p = d / CONFIG
+    if not p.is_file():
+        raise CheckpointError(f"{d}: no {CONFIG} here; a checkpoint is a directory with {CONFIG} + {WEIGHTS}")
+    try:
+        raw = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{p}: not valid JSON ({e}); the checkpoint is corrupt, re-save or re-download it")
+    try:
+        if "decision_transformer" in raw:                      # ours
+            return DecisionTransformerConfig.from_dict(raw["decision_transformer"])
+        if raw.get("model_type") not in (None, "decision_transformer"):
+            raise CheckpointError(f"{p}: model_type is {raw.get('model_type')!r}, not a Decision Transformer")
+        d2 = dict(raw)                                          # a transformers config
+        d2["context_length"] = int(raw.get("max_length") or DEFAULT_K)
+        return DecisionTransformerConfig.from_dict(d2)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{p}: invalid configuration ({e})")
+
+
+def _read_weights(d: Path) -> dict[str, torch.Tensor]:
+    if (d / WEIGHTS).is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(str(d / WEIGHTS))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{d / WEIGHTS}: cannot read ({e}); the file is corrupt or truncated")
+    if (d / BIN).is_file():
+        try:
+            sd = torch.load(str(d / BIN), map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle errors come in many types
+            raise CheckpointError(f"{d / BIN}: cannot read with weights_only=True ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''}); it is corrupt or not a plain state dict")
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"{d / BIN}: holds a {type(sd).__name__}, not a state dict")
+        return sd
+    raise CheckpointError(f"{d}: no weights ({WEIGHTS} or {BIN}) in this directory")
+
+
+def load_state_dict_strict(model: DecisionTransformer, sd: dict, where: str = "checkpoint") -> None:
+    """Load or fail naming every missing, unexpected or wrongly shaped tensor."""
+    sd = {k: v for k, v in sd.items() if not _IGNORED.match(k)}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = [f"{k} {tuple(sd[k].shape)} != {tuple(own[k].shape)}" for k in sorted(set(sd) & set(own))
+              if tuple(sd[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {', '.join(unexpected)}")
+    if shapes:
+        problems.append(f"wrong shape {'; '.join(shapes)}")
+    if problems:
+        raise CheckpointError(f"{where}: weights do not match the config: {' | '.join(problems)}")
+    model.load_state_dict(sd, strict=True)
+
+
+def resolve(source) -> Path:
+    """A local directory, or a Hub id downloaded (or found in the local cache) with huggingface_hub."""
+    p = Path(source)
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise CheckpointError(f"{p}: is a file; a checkpoint is a directory with {CONFIG} + {WEIGHTS}")
+    if not _HUB_ID.match(str(source)):
+        raise CheckpointError(f"{source}: no such checkpoint directory")
+    try:
+        from huggingface_hub import snapshot_download
+        return Path(snapshot_download(str(source), allow_patterns=[CONFIG, WEIGHTS, BIN, "README.md"]))
+    except Exception as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{source}: not a local directory, and the Hugging Face Hub could not provide it "
+            f"({type(e).__name__}: {why[:200]}); download it where the Hub is reachable and pass the directory")
+
+
+def from_pretrained(source, *, state_mean=None, state_std=None, context_length=None,
+                    return_scale=None, env_id=None, map_location="cpu") -> DecisionTransformer:
+    """Load a checkpoint (see module doc); keyword arguments fill or override evaluation metadata."""
+    d = resolve(source)
+    cfg = _read_config(d)
+    for k, v in dict(state_mean=state_mean, state_std=state_std, context_length=context_length,
+                     return_scale=return_scale, env_id=env_id).items():
+        if v is not None:
+            setattr(cfg, k, [float(x) for x in v] if k.startswith("state_") else v)
+    for k in ("state_mean", "state_std"):
+        v = getattr(cfg, k)
+        if v is not None and len(v) != cfg.state_dim:
+            raise CheckpointError(f"{k} has {len(v)} values but the model's state_dim is {cfg.state_dim}")
+    model = DecisionTransformer(cfg)
+    load_state_dict_strict(model, _read_weights(d), where=str(d))
+    return model.to(map_location).eval()
+
+
+def export_transformers(source, out) -> Path:
+    """Write a directory that `transformers.DecisionTransformerModel.from_pretrained` loads."""
+    model = from_pretrained(source)
+    return save_pretrained(model, out, transformers_only=True)

@@ -1,0 +1,303 @@
+"""The Decision Transformer (Chen et al., 2021), weight-compatible with `transformers`.
+
+Per timestep t the model sees three tokens, interleaved R_1, s_1, a_1, R_2, s_2, a_2, ...:
+a return-to-go, a state and an action, each embedded by its own layer plus a learned
+embedding of the episode timestep. A causal GPT-2 trunk reads the 3L tokens; the action a_t
+is predicted from the hidden state of token s_t, the next state and return from token a_t.
+
+Parameter names and shapes equal `transformers.DecisionTransformerModel` (its GPT-2 Conv1D
+weights are stored (in, out), so we keep them that way and use `x @ W + b`), including the
+`encoder.wpe` table of which only row 0 is ever used: the Hub model calls its trunk with all
+position ids = 0, so row 0 is added to every token.
+
+Outputs at padded (attention_mask = 0) positions are not meaningful: every padded query only
+sees itself. `transformers` leaves them implementation-defined too (its eager and SDPA paths
+disagree there); real positions match it to float precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .dropout import FastDropout, fast_dropout
+
+
+@dataclass
+class DecisionTransformerConfig:
+    state_dim: int = 17             # vector states: features; image states: C*H*W (set from state_shape)
+    act_dim: int = 4                # continuous: action dimensions; discrete: number of actions
+    hidden_size: int = 128
+    max_ep_len: int = 4096          # rows of the timestep embedding
+    action_tanh: bool = True        # continuous head squashed to [-1, 1]
+    n_layer: int = 3
+    n_head: int = 1
+    n_inner: int | None = None      # MLP width, None = 4 * hidden_size
+    activation_function: str = "relu"
+    resid_pdrop: float = 0.1
+    embd_pdrop: float = 0.1
+    attn_pdrop: float = 0.1
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    n_positions: int = 1024         # rows of the (row-0-only) GPT-2 position table
+    vocab_size: int = 1
+    # --- beyond `transformers`: modalities ---
+    action_type: str = "continuous"  # or "discrete" (actions are indices, head gives logits)
+    state_type: str = "vector"       # or "image" (Nature-DQN conv encoder, states (C, H, W))
+    state_shape: list[int] | None = None  # image states: [C, H, W], e.g. [4, 84, 84]
+    # --- what evaluation needs (all optional for a bare model) ---
+    context_length: int = 20         # K, timesteps per window
+    return_scale: float | None = None  # returns-to-go are divided by this (1000 for MuJoCo)
+    state_mean: list[float] | None = None
+    state_std: list[float] | None = None
+    env_id: str | None = None
+    target_returns: list[float] | None = None  # default evaluation targets (unscaled)
+    extra: dict = field(default_factory=dict)  # free-form metadata (dataset, reference scores, ...)
+
+    def __post_init__(self):
+        if self.action_type not in ("continuous", "discrete"):
+            raise ValueError(f"action_type must be 'continuous' or 'discrete', got {self.action_type!r}")
+        if self.state_type not in ("vector", "image"):
+            raise ValueError(f"state_type must be 'vector' or 'image', got {self.state_type!r}")
+        if self.state_type == "image":
+            if not self.state_shape or len(self.state_shape) != 3:
+                raise ValueError("state_type='image' needs state_shape=[C, H, W], e.g. [4, 84, 84]")
+            self.state_shape = [int(v) for v in self.state_shape]
+            self.state_dim = math.prod(self.state_shape)
+        if self.hidden_size % self.n_head:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_head {self.n_head}")
+        if self.activation_function not in _ACT:
+            raise ValueError(f"activation_function must be one of {sorted(_ACT)}, got {self.activation_function!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecisionTransformerConfig":
+        """Build from our config.json or a `transformers` one (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_ACT = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh"), "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+        "gelu_exact": F.gelu, "tanh": torch.tanh, "silu": F.silu}
+
+
+class Conv1D(nn.Module):
+    """GPT-2's linear layer: weight stored (in, out), y = x @ W + b."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):  # (..., n_in) -> (..., n_out)
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The trunk: GPT-2 blocks, attention through scaled_dot_product_attention.
+# ---------------------------------------------------------------------------------------------
+
+class Attention(nn.Module):
+    def __init__(self, cfg: DecisionTransformerConfig):
+        super().__init__()
+        self.n_head, self.h = cfg.n_head, cfg.hidden_size
+        self.c_attn = Conv1D(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.c_proj = Conv1D(cfg.hidden_size, cfg.hidden_size)
+        self.attn_pdrop, self.resid_drop = cfg.attn_pdrop, FastDropout(cfg.resid_pdrop)
+
+    def forward(self, x, mask, last_only: bool = False):
+        # x (B, T, H); mask (B, 1, T, T) bool, True = may attend (or (B, 1, 1, T) when last_only)
+        B, T, H = x.shape
+        nh, hd = self.n_head, H // self.n_head
+        q, k, v = self.c_attn(x).split(H, dim=2)                   # 3 x (B, T, H)
+        if last_only:                                               # only the final query is needed
+            q = q[:, -1:]
+        q = q.view(B, -1, nh, hd).transpose(1, 2)                   # (B, nh, Tq, hd)
+        k = k.view(B, T, nh, hd).transpose(1, 2)                    # (B, nh, T, hd)
+        v = v.view(B, T, nh, hd).transpose(1, 2)
+        if self.training and self.attn_pdrop > 0:
+            # Same math as SDPA(dropout_p): softmax(qk^T/sqrt(d) + mask), dropout, @ v; spelled
+            # out because the CPU SDPA kernel draws its dropout mask ~4x slower (see dropout.py).
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))  # (B, nh, T, T)
+            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = fast_dropout(att, self.attn_pdrop) @ v              # (B, nh, T, hd)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.transpose(1, 2).reshape(B, -1, H)                     # (B, Tq, H)
+        return self.resid_drop(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: DecisionTransformerConfig):
+        super().__init__()
+        inner = cfg.n_inner or 4 * cfg.hidden_size
+        self.c_fc = Conv1D(cfg.hidden_size, inner)
+        self.c_proj = Conv1D(inner, cfg.hidden_size)
+        self.act = _ACT[cfg.activation_function]
+        self.dropout = FastDropout(cfg.resid_pdrop)
+
+    def forward(self, x):  # (B, T, H) -> (B, T, H)
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DecisionTransformerConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.attn = Attention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, mask, last_only: bool = False):
+        a = self.attn(self.ln_1(x), mask, last_only)
+        x = (x[:, -1:] if last_only else x) + a
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2Trunk(nn.Module):
+    """Named like transformers' DecisionTransformerGPT2Model: wte (unused), wpe (row 0), h, ln_f."""
+
+    def __init__(self, cfg: DecisionTransformerConfig):
+        super().__init__()
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.hidden_size)    # kept for weight compatibility
+        self.wpe = nn.Embedding(cfg.n_positions, cfg.hidden_size)   # only row 0 is used
+        self.drop = FastDropout(cfg.embd_pdrop)
+        self.h = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
+
+    def forward(self, x, mask, last_only: bool = False):
+        # x (B, T, H), mask (B, 1, T, T) -> (B, T, H), or (B, 1, H) for the final token only
+        x = self.drop(x + self.wpe.weight[0])
+        for i, block in enumerate(self.h):
+            last = last_only and i == len(self.h) - 1
+            x = block(x, mask[:, :, -1:] if last else mask, last)
+        return self.ln_f(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modality embeddings: Linear for vectors, Nature-DQN conv stack for frames.
+# ---------------------------------------------------------------------------------------------
+
+class NatureCNN(nn.Module):
+    """(N, C, 84, 84) frames (uint8 0-255 or float) -> (N, hidden); notes §4."""
+
+    def __init__(self, shape: list[int], hidden: int):
+        super().__init__()
+        c, h, w = shape
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n = self.net(torch.zeros(1, c, h, w)).shape[1]          # 3136 for 84x84
+        self.proj = nn.Sequential(nn.Linear(n, hidden), nn.Tanh())
+        self.shape = list(shape)
+
+    def forward(self, s):  # (B, L, C, H, W) -> (B, L, hidden)
+        B, L = s.shape[:2]
+        x = s.reshape(B * L, *self.shape)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return self.proj(self.net(x)).view(B, L, -1)
+
+
+class DecisionTransformer(nn.Module):
+    def __init__(self, config: DecisionTransformerConfig | None = None, **kwargs):
+        super().__init__()
+        cfg = self.config = config or DecisionTransformerConfig(**kwargs)
+        H = cfg.hidden_size
+        self.encoder = GPT2Trunk(cfg)
+        self.embed_timestep = nn.Embedding(cfg.max_ep_len, H)
+        self.embed_return = nn.Linear(1, H)
+        if cfg.state_type == "image":
+            self.embed_state = NatureCNN(cfg.state_shape, H)
+        else:
+            self.embed_state = nn.Linear(cfg.state_dim, H)
+        if cfg.action_type == "discrete":
+            self.embed_action = nn.Sequential(nn.Embedding(cfg.act_dim, H), nn.Tanh())
+        else:
+            self.embed_action = nn.Linear(cfg.act_dim, H)
+        self.embed_ln = nn.LayerNorm(H)
+        # image states are not reconstructed (the paper predicts actions only)
+        self.predict_state = nn.Linear(H, cfg.state_dim) if cfg.state_type == "vector" else None
+        tanh = cfg.action_tanh and cfg.action_type == "continuous"
+        self.predict_action = nn.Sequential(nn.Linear(H, cfg.act_dim), *([nn.Tanh()] if tanh else []))
+        self.predict_return = nn.Linear(H, 1)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():                    # GPT-2's scaled residual init
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, 0.0, cfg.initializer_range / math.sqrt(2 * cfg.n_layer))
+
+    def _init_weights(self, m):
+        std = self.config.initializer_range
+        if isinstance(m, (nn.Linear, Conv1D)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, std)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def embed(self, states, actions, returns_to_go, timesteps):
+        """Interleaved, layer-normed token embeddings (B, 3L, H)."""
+        B, L = timesteps.shape
+        time = self.embed_timestep(timesteps)                       # (B, L, H)
+        s = self.embed_state(states) + time                         # (B, L, H)
+        a = self.embed_action(actions.long() if self.config.action_type == "discrete" else actions) + time
+        r = self.embed_return(returns_to_go) + time
+        x = torch.stack((r, s, a), dim=2).reshape(B, 3 * L, -1)     # R1 s1 a1 R2 s2 a2 ...
+        return self.embed_ln(x)
+
+    @staticmethod
+    def token_mask(attention_mask, T: int):
+        """(B, L) real-step mask -> (B, 1, T, T) bool: causal, real keys only, a query always sees itself."""
+        B = attention_mask.shape[0]
+        keys = attention_mask.bool().repeat_interleave(3, dim=1)[:, :T]   # (B, T)
+        causal = torch.ones(T, T, dtype=torch.bool, device=keys.device).tril_()
+        return (causal & keys[:, None, None, :]) | torch.eye(T, dtype=torch.bool, device=keys.device)
+
+    def forward(self, states=None, actions=None, rewards=None, returns_to_go=None, timesteps=None,
+                attention_mask=None, return_dict=False, **unused):
+        """states (B, L, state_dim | C,H,W), actions (B, L, act_dim) or (B, L) indices,
+        returns_to_go (B, L, 1), timesteps (B, L) long, attention_mask (B, L) 1 = real.
+        Returns (state_preds (B, L, state_dim) | None, action_preds (B, L, act_dim), return_preds (B, L, 1)).
+        `rewards` is accepted and ignored, as in `transformers`."""
+        B, L = timesteps.shape
+        if attention_mask is None:
+            attention_mask = torch.ones(B, L, dtype=torch.bool, device=timesteps.device)
+        x = self.embed(states, actions, returns_to_go, timesteps)   # (B, 3L, H)
+        x = self.encoder(x, self.token_mask(attention_mask, 3 * L))  # (B, 3L, H)
+        x = x.view(B, L, 3, -1)                                     # [:, :, 1] = s_t tokens, [:, :, 2] = a_t
+        state_preds = self.predict_state(x[:, :, 2]) if self.predict_state is not None else None
+        action_preds = self.predict_action(x[:, :, 1])
+        return_preds = self.predict_return(x[:, :, 2])
+        if return_dict:
+            return {"state_preds": state_preds, "action_preds": action_preds, "return_preds": return_preds}
+        return state_preds, action_preds, return_preds
+
+    @torch.inference_mode()
+    def predict_last_action(self, states, actions, returns_to_go, timesteps, attention_mask):
+        """The action at the final timestep only: (B, act_dim). Same values as
+        forward(...)[1][:, -1], with less work: the final a_t token (which s_t cannot see) is
+        not embedded, and the last layer runs its attention and MLP for the s_t query alone."""
+        B, L = timesteps.shape
+        x = self.embed(states, actions, returns_to_go, timesteps)[:, :-1]   # (B, 3L-1, H): drop a_L
+        T = x.shape[1]
+        x = self.encoder(x, self.token_mask(attention_mask, T), last_only=True)  # (B, 1, H)
+        return self.predict_action(x[:, 0])
+
+    # Checkpoint I/O lives in checkpoint.py; these are the familiar entry points.
+    def save_pretrained(self, path, **kw):
+        from .checkpoint import save_pretrained
+        return save_pretrained(self, path, **kw)
+
+    @classmethod
+    def from_pretrained(cls, source, **kw) -> "DecisionTransformer":
+        from .checkpoint import from_pretrained
+        return from_pretrained(source, **kw)

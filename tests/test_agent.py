@@ -1,0 +1,110 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from conftest import hf_and_ours
+from decision_transformer import Agent
+from decision_transformer.errors import DTError
+from decision_transformer.reference import BlogEpisode
+
+MEAN = np.linspace(-0.5, 0.5, 11)
+STD = np.linspace(0.5, 2.0, 11)
+
+
+def _models():
+    hf, ours = hf_and_ours()
+    with torch.no_grad():                       # larger actions: the hopper actually moves
+        hf.predict_action[0].weight.mul_(3)
+        ours.predict_action[0].weight.mul_(3)
+    return hf, ours
+
+
+def _env(steps, seed):
+    env = gym.make("Hopper-v5", terminate_when_unhealthy=False, max_episode_steps=steps)
+    obs, _ = env.reset(seed=seed)
+    return env, obs
+
+
+def _blog(hf):
+    return BlogEpisode(hf, MEAN, STD, target_return=3600.0, scale=1000.0, K=20, state_dim=11, act_dim=3)
+
+
+def test_single_env_matches_blog_loop_past_the_window():
+    hf, ours = _models()
+    env, obs = _env(130, seed=0)
+    agent = Agent(ours, num_envs=1, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000)
+    blog = _blog(hf)
+    worst, steps = 0.0, 0
+    while True:
+        ref = blog.act(obs)
+        got = agent.act(obs[None])[0]
+        worst = max(worst, float(np.abs(ref - got).max()))
+        obs, r, term, trunc, _ = env.step(ref)
+        blog.observe(r)
+        agent.observe([r], [term or trunc])
+        steps += 1
+        if term or trunc:
+            break
+    assert steps == 130 and worst <= 1e-5
+
+
+def test_four_envs_ending_at_different_steps_match_blog_loop():
+    hf, ours = _models()
+    lengths = [23, 57, 101, 140]
+    envs, obs = zip(*[_env(n, seed=i) for i, n in enumerate(lengths)])
+    envs, obs = list(envs), list(obs)
+    agent = Agent(ours, num_envs=4, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000)
+    blogs = [_blog(hf) for _ in envs]
+    worst, ends = 0.0, [0] * 4
+    for step in range(180):
+        got = agent.act(np.stack(obs))
+        rewards, dones = np.zeros(4), np.zeros(4, bool)
+        for i, env in enumerate(envs):
+            ref = blogs[i].act(obs[i])
+            worst = max(worst, float(np.abs(ref - got[i]).max()))
+            obs[i], rewards[i], term, trunc, _ = env.step(ref)
+            blogs[i].observe(rewards[i])
+            dones[i] = term or trunc
+            if dones[i]:
+                ends[i] += 1
+                obs[i], _ = env.reset(seed=100 + step)
+                blogs[i] = _blog(hf)
+        agent.observe(rewards, dones)
+    assert ends == [7, 3, 1, 1] and worst <= 1e-5
+
+
+def test_agent_is_o_k_per_step_and_buffers_do_not_grow():
+    _, ours = _models()
+    agent = Agent(ours, num_envs=2, target_return=1000, scale=1000)
+    ptrs = [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts, agent.m)]
+    for _ in range(50):
+        agent.act(np.zeros((2, 11)))
+        agent.observe([1.0, 2.0], [False, False])
+    assert [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts, agent.m)] == ptrs
+    assert agent.s.shape == (2, 20, 11)
+    assert agent.t.tolist() == [50, 50]
+    np.testing.assert_allclose(agent.rtg, [1.0 - 0.05, 1.0 - 0.1], rtol=1e-5)
+
+
+def test_timestep_is_clamped_to_the_embedding_table():
+    _, ours = _models()
+    agent = Agent(ours, target_return=1.0, scale=1.0)
+    agent.t[:] = 5000
+    agent.act(np.zeros(11))
+    assert agent.ts[0, -1].item() == ours.config.max_ep_len - 1
+
+
+def test_env_checkpoint_dimension_mismatch_is_a_clear_error():
+    _, ours = _models()
+    agent = Agent(ours, num_envs=2, target_return=3600, scale=1000)
+    with pytest.raises(DTError, match=r"shape \(2, 17\) but the agent expects \(2, 11\).*environment the checkpoint"):
+        agent.act(np.zeros((2, 17)))
+    with pytest.raises(DTError, match="state_mean has 17 values"):
+        Agent(ours, target_return=1, state_mean=np.zeros(17), state_std=np.ones(17))
+    with pytest.raises(DTError, match="no target return"):
+        Agent(ours)
+    with pytest.raises(DTError, match="NaN"):
+        agent.act(np.full((2, 11), np.nan))
+    with pytest.raises(DTError, match="before act"):
+        Agent(ours, target_return=1).observe([0.0])
