@@ -82,7 +82,7 @@ def test_agent_is_o_k_per_step_and_buffers_do_not_grow():
         agent.act(np.zeros((2, 11)))
         agent.observe([1.0, 2.0], [False, False])
     assert [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts, agent.m)] == ptrs
-    assert agent.s.shape == (2, 20, 11)
+    assert agent.s.shape == (2, 40, 11)          # a ring of 2K steps, allocated once
     assert agent.t.tolist() == [50, 50]
     np.testing.assert_allclose(agent.rtg, [1.0 - 0.05, 1.0 - 0.1], rtol=1e-5)
 
@@ -92,7 +92,7 @@ def test_timestep_is_clamped_to_the_embedding_table():
     agent = Agent(ours, target_return=1.0, scale=1.0)
     agent.t[:] = 5000
     agent.act(np.zeros(11))
-    assert agent.ts[0, -1].item() == ours.config.max_ep_len - 1
+    assert agent.ts[0, agent.p - 1].item() == ours.config.max_ep_len - 1
 
 
 def test_env_checkpoint_dimension_mismatch_is_a_clear_error():

@@ -116,3 +116,17 @@ def test_training_is_deterministic_under_seed():
         return m.state_dict()
     a, b = run(), run()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("pad", [[0, 0, 0], [0, 7, 19]])
+def test_forward_actions_equals_forward_in_eval_and_with_dropout(pad):
+    _, ours = hf_and_ours()
+    batch = random_batch(3, 20, pad=pad)
+    full = ours(**batch)[1]
+    fast = ours.forward_actions(*(batch[k] for k in ("states", "actions", "returns_to_go", "timesteps", "attention_mask")))
+    real = batch["attention_mask"].bool()
+    assert (full - fast)[real].abs().max() <= 1e-6
+    ours.train()                                     # gradients flow, shapes hold with dropout on
+    out = ours.forward_actions(*(batch[k] for k in ("states", "actions", "returns_to_go", "timesteps", "attention_mask")))
+    out.sum().backward()
+    assert out.shape == (3, 20, 3) and ours.embed_state.weight.grad.abs().sum() > 0

@@ -52,13 +52,18 @@ class Agent:
         self.deterministic = deterministic
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
         N, K = self.N, self.K
+        W = self.W = 2 * K            # ring of 2K steps: the window is the view [p-K, p), O(1) per step
         dev = next(model.parameters()).device
-        self.s = torch.zeros((N, K, *self.state_shape), dtype=torch.uint8 if self.image else torch.float32, device=dev)
-        self.a = torch.zeros((N, K), dtype=torch.long, device=dev) if self.discrete else \
-            torch.zeros((N, K, cfg.act_dim), dtype=torch.float32, device=dev)
-        self.R = torch.zeros((N, K, 1), dtype=torch.float32, device=dev)
-        self.ts = torch.zeros((N, K), dtype=torch.long, device=dev)
-        self.m = torch.zeros((N, K), dtype=torch.float32, device=dev)
+        self.s = torch.zeros((N, W, *self.state_shape), dtype=torch.uint8 if self.image else torch.float32, device=dev)
+        self.a = torch.zeros((N, W), dtype=torch.long, device=dev) if self.discrete else \
+            torch.zeros((N, W, cfg.act_dim), dtype=torch.float32, device=dev)
+        self.R = torch.zeros((N, W, 1), dtype=torch.float32, device=dev)
+        self.ts = torch.zeros((N, W), dtype=torch.long, device=dev)
+        self.m = torch.zeros((N, W), dtype=torch.float32, device=dev)
+        self.p = K
+        # token masks for c = 0..K real (most recent) steps in the window: (K+1, 1, 3K-1, 3K-1)
+        steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
+        self.mask_table = DecisionTransformer.token_mask(steps, 3 * K - 1).to(dev)
         self.target = np.zeros(N)
         self.rtg = np.zeros(N, dtype=np.float32)   # float32 like the blog's target_return tensor
         self.t = np.zeros(N, dtype=np.int64)
@@ -102,29 +107,37 @@ class Agent:
     def act(self, obs) -> np.ndarray:
         """obs (num_envs, *state_shape) -> actions (num_envs, act_dim), or (num_envs,) indices."""
         obs = self._check_obs(obs)
-        for buf in (self.s, self.a, self.R, self.ts, self.m):   # slide the window by one step
-            buf[:, :-1] = buf[:, 1:].clone()
+        K, p = self.K, self.p
+        bufs = (self.s, self.a, self.R, self.ts, self.m)
+        if p == self.W:                                   # ring full: move the last K-1 steps to the front
+            for buf in bufs:
+                buf[:, :K - 1] = buf[:, p - K + 1:p]
+            p = K - 1
         if self.image:
-            self.s[:, -1] = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.uint8))
+            self.s[:, p] = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.uint8))
         else:
             x = obs.astype(np.float64)
             if self.mean is not None:
                 x = (x - self.mean) / self.std
-            self.s[:, -1] = torch.from_numpy(x.astype(np.float32))
-        self.a[:, -1] = 0
-        self.R[:, -1, 0] = torch.from_numpy(self.rtg)
-        self.ts[:, -1] = torch.from_numpy(np.minimum(self.t, self.cfg.max_ep_len - 1))
-        self.m[:, -1] = 1
-        out = self.model.predict_last_action(self.s, self.a, self.R, self.ts, self.m)  # (N, act_dim)
+            self.s[:, p] = torch.from_numpy(x.astype(np.float32))
+        self.a[:, p] = 0
+        self.R[:, p, 0] = torch.from_numpy(self.rtg)
+        self.ts[:, p] = torch.from_numpy(np.minimum(self.t, self.cfg.max_ep_len - 1))
+        self.m[:, p] = 1
+        self.p = p = p + 1
+        real = np.minimum(self.t + 1, K)                  # real steps in each env's window
+        mask = None if real.min() == K else self.mask_table[torch.from_numpy(real)]
+        w = slice(p - K, p)
+        out = self.model.predict_last_action(self.s[:, w], self.a[:, w], self.R[:, w], self.ts[:, w],
+                                             token_mask=mask)   # (N, act_dim) or (N, n) logits
         if self.discrete:
             if self.deterministic:
                 act = out.argmax(dim=-1)
             else:
                 act = torch.multinomial(out.softmax(dim=-1), 1, generator=self.gen)[:, 0]
-            self.a[:, -1] = act
         else:
             act = out
-            self.a[:, -1] = act
+        self.a[:, p - 1] = act
         self._acted = True
         return act.cpu().numpy()
 

@@ -32,8 +32,7 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
         return x
     if p >= 1:
         return torch.zeros_like(x)
-    scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype, device=x.device)
-    return x * (keep_mask(x.shape, p, x.device).to(x.dtype) * scale)
+    return x * torch.where(keep_mask(x.shape, p, x.device), 1.0 / (1.0 - p), 0.0).to(x.dtype)
 
 
 class FastDropout(nn.Module):

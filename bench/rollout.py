@@ -1,0 +1,126 @@
+"""Rollout speed: the blog's evaluation loop vs our Agent, and N batched envs vs raw stepping.
+
+    python bench/rollout.py [--reps 3] [--num-envs 50] [--steps 1000]
+
+Cases run in fresh processes, alternating (this machine is noisy; read the ratios):
+  blog    the blog loop (transformers model, torch.cat growth) over one 1000-step Hopper-v5 episode
+  agent   our Agent (N=1, exact semantics, same weights) over the same episode length
+  env1    stepping Hopper-v5 alone (random actions), per step
+  envN    a SyncVectorEnv of N Hopper-v5 envs alone, env-steps/s
+  agentN  our Agent batched over the same N envs, env-steps/s
+Episodes use terminate_when_unhealthy=False so every episode is exactly --steps long.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _models():
+    import torch
+    from transformers import DecisionTransformerConfig as HFConfig, DecisionTransformerModel
+
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+
+    torch.manual_seed(0)
+    kw = dict(state_dim=11, act_dim=3, hidden_size=128, max_ep_len=1000, n_layer=3, n_head=1)
+    hf = DecisionTransformerModel(HFConfig(**kw)).eval()
+    ours = DecisionTransformer(DecisionTransformerConfig(**kw, return_scale=1000.0)).eval()
+    ours.load_state_dict(hf.state_dict())
+    return hf, ours
+
+
+def _env(steps):
+    import gymnasium as gym
+    return gym.make("Hopper-v5", terminate_when_unhealthy=False, max_episode_steps=steps)
+
+
+def case(name: str, a) -> dict:
+    import gymnasium as gym
+
+    from decision_transformer import Agent
+    from decision_transformer.reference import BlogEpisode
+
+    mean, std = np.zeros(11), np.ones(11)
+    if name in ("blog", "agent", "env1"):
+        hf, ours = _models()
+        env = _env(a.steps)
+        obs, _ = env.reset(seed=0)
+        if name == "blog":
+            pol = BlogEpisode(hf, mean, std, 3600.0, 1000.0, 20, 11, 3)
+            act, obs_fn = pol.act, (lambda r, d: pol.observe(r))
+        elif name == "agent":
+            ag = Agent(ours, target_return=3600, state_mean=mean, state_std=std)
+            act, obs_fn = (lambda o: ag.act(o[None])[0]), (lambda r, d: ag.observe([r], [d]))
+        else:
+            act, obs_fn = (lambda o: env.action_space.sample()), (lambda r, d: None)
+        n, t0 = 0, time.perf_counter()
+        while True:
+            obs, r, term, trunc, _ = env.step(act(obs))
+            obs_fn(r, term or trunc)
+            n += 1
+            if term or trunc:
+                break
+        dt = time.perf_counter() - t0
+        return {"steps": n, "ms_per_step": dt / n * 1e3}
+    N = a.num_envs
+    envs = gym.vector.SyncVectorEnv([lambda: _env(a.steps) for _ in range(N)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    obs, _ = envs.reset(seed=0)
+    steps = 300
+    if name == "envN":
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            obs, *_ = envs.step(envs.action_space.sample())
+    else:
+        _, ours = _models()
+        ag = Agent(ours, num_envs=N, target_return=3600, state_mean=mean, state_std=std)
+        for _ in range(25):                                    # past the first K steps: full windows
+            obs, r, te, tr, _ = envs.step(ag.act(obs))
+            ag.observe(r, te | tr)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            obs, r, te, tr, _ = envs.step(ag.act(obs))
+            ag.observe(r, te | tr)
+    dt = time.perf_counter() - t0
+    return {"env_steps_per_s": steps * N / dt}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--case")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--num-envs", type=int, default=50)
+    p.add_argument("--steps", type=int, default=1000)
+    a = p.parse_args()
+    if a.case:
+        print(json.dumps(case(a.case, a)))
+        return
+    from _harness import alternate, median
+
+    extra = ["--num-envs", str(a.num_envs), "--steps", str(a.steps)]
+    r = alternate(__file__, ["blog", "agent", "env1"], a.reps, *extra)
+    blog, agent, env1 = (median(r[c], "ms_per_step") for c in ("blog", "agent", "env1"))
+    print(f"N=1, {a.steps}-step Hopper-v5 episode (median of {a.reps}):")
+    print(f"  blog loop  {blog:6.3f} ms/step   peak RSS {median(r['blog'], 'peak_rss_mb'):.0f} MB")
+    print(f"  our Agent  {agent:6.3f} ms/step   peak RSS {median(r['agent'], 'peak_rss_mb'):.0f} MB")
+    print(f"  env alone  {env1:6.3f} ms/step")
+    print(f"  speed-up   {blog / agent:.2f}x  (goal >= 5x)")
+    r = alternate(__file__, ["envN", "agentN"], a.reps, *extra)
+    envN, agN = median(r["envN"], "env_steps_per_s"), median(r["agentN"], "env_steps_per_s")
+    print(f"N={a.num_envs} batched, exact semantics (median of {a.reps}):")
+    print(f"  envs alone {envN:8.0f} env-steps/s")
+    print(f"  Agent+envs {agN:8.0f} env-steps/s   peak RSS {median(r['agentN'], 'peak_rss_mb'):.0f} MB")
+    print(f"  fraction   {agN / envN:.0%} of raw env stepping (goal >= 40%)")
+
+
+if __name__ == "__main__":
+    main()
