@@ -179,11 +179,12 @@ class GPT2Trunk(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
 
     def forward(self, x, mask, query: slice | None = None):
-        """x (B, T, H), mask (B, 1, T, T) or None (causal, no padding) -> (B, Tq, H).
+        """x (B, T, H) token embeddings + wpe row 0, mask (B, 1, T, T) or None (causal, no
+        padding) -> (B, Tq, H).
         With `query`, the last layer computes attention and MLP for those positions only: the
         outputs no later use needs are never computed (every earlier layer still runs on all T)."""
         T = x.shape[1]
-        x = self.drop(x + self.wpe.weight[0])
+        x = self.drop(x)            # x already carries wpe row 0 (added in DecisionTransformer.embed)
         if self.training and self.h[0].attn.attn_pdrop > 0:         # explicit attention (see Attention):
             if mask is None:                                        # one additive bias for all layers
                 mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
@@ -263,14 +264,16 @@ class DecisionTransformer(nn.Module):
             nn.init.zeros_(m.bias)
 
     def embed(self, states, actions, returns_to_go, timesteps):
-        """Interleaved, layer-normed token embeddings (B, 3L, H)."""
+        """Interleaved token embeddings, layer-normed, plus the trunk's position row 0: (B, 3L, H)."""
         B, L = timesteps.shape
         time = self.embed_timestep(timesteps)                       # (B, L, H)
-        s = self.embed_state(states) + time                         # (B, L, H)
-        a = self.embed_action(actions.long() if self.config.action_type == "discrete" else actions) + time
-        r = self.embed_return(returns_to_go) + time
-        x = torch.stack((r, s, a), dim=2).reshape(B, 3 * L, -1)     # R1 s1 a1 R2 s2 a2 ...
-        return self.embed_ln(x)
+        s = self.embed_state(states)                                # (B, L, H)
+        a = self.embed_action(actions.long() if self.config.action_type == "discrete" else actions)
+        r = self.embed_return(returns_to_go)
+        x = (torch.stack((r, s, a), dim=2) + time[:, :, None]).reshape(B, 3 * L, -1)  # R1 s1 a1 R2 ...
+        # LN(x) + wpe[0] in one op: row 0 folded into embed_ln's bias (see GPT2Trunk.forward)
+        ln = self.embed_ln
+        return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias + self.encoder.wpe.weight[0], ln.eps)
 
     @staticmethod
     def token_mask(attention_mask, T: int):
