@@ -1,0 +1,311 @@
+"""Offline trajectory datasets: one contiguous array per field plus episode offsets.
+
+`load_dataset(source)` reads
+  - a Minari dataset id (from MINARI_DATASETS_PATH or ~/.minari; downloaded only when `download=True`)
+    or a Minari dataset directory (the one holding `data/`, or `data/` itself);
+  - a D4RL-layout HDF5 file (observations, actions, rewards, terminals, timeouts; optional
+    next_observations): split into episodes at terminals | timeouts, a trailing partial episode
+    kept as truncated;
+  - Hugging Face `decision_transformer_gym_replay`-style rows, parquet or arrow: one row per episode
+    with observations, actions, rewards, dones;
+  - the suite's replay files (`.npz`: observations, next_observations, actions, rewards,
+    terminations, truncations; transitions in order).
+Minari stores T+1 observations per episode (the reset observation included): the last one is
+dropped for every episode, so observations[t] is the state in which actions[t] was taken.
+Every problem is a one-line `DatasetError` naming the file, the episode and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DTError
+
+
+class DatasetError(DTError):
+    pass
+
+
+@dataclass
+class Episode:
+    observations: np.ndarray   # (T, *obs_shape)
+    actions: np.ndarray        # (T, act_dim) float or (T,) int
+    rewards: np.ndarray        # (T,)
+    terminations: np.ndarray   # (T,) bool
+    truncations: np.ndarray    # (T,) bool
+
+    def __len__(self):
+        return len(self.rewards)
+
+
+@dataclass
+class TrajectoryDataset:
+    observations: np.ndarray   # (N, *obs_shape), float32 vectors or uint8 frames
+    actions: np.ndarray        # (N, act_dim) float32, or (N,) int64 for discrete actions
+    rewards: np.ndarray        # (N,) float32
+    terminations: np.ndarray   # (N,) bool
+    truncations: np.ndarray    # (N,) bool
+    offsets: np.ndarray        # (E + 1,) int64: episode i is [offsets[i], offsets[i+1])
+    observation_space: object = None
+    action_space: object = None
+    metadata: dict = field(default_factory=dict)  # env_id, ref_min_score, ref_max_score, source, ...
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def discrete(self) -> bool:
+        return self.actions.ndim == 1
+
+    def episode(self, i: int) -> Episode:
+        if not -self.num_episodes <= i < self.num_episodes:
+            raise IndexError(f"episode {i} out of range ({self.num_episodes} episodes)")
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return Episode(self.observations[a:b], self.actions[a:b], self.rewards[a:b],
+                       self.terminations[a:b], self.truncations[a:b])
+
+    def episode_returns(self) -> np.ndarray:
+        return np.add.reduceat(self.rewards.astype(np.float64), self.offsets[:-1]) if self.num_episodes else np.zeros(0)
+
+    def state_stats(self, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of the observations over all steps (float64), std floored at eps."""
+        obs = self.observations.reshape(self.num_steps, -1).astype(np.float64)
+        return obs.mean(0), np.maximum(obs.std(0), eps)
+
+    # -- construction with validation --------------------------------------------------------
+    @classmethod
+    def from_episodes(cls, episodes, where: str, observation_space=None, action_space=None,
+                      metadata=None) -> "TrajectoryDataset":
+        eps = list(episodes)
+        if not eps:
+            raise DatasetError(f"{where}: the dataset has no episodes")
+        for i, e in enumerate(eps):
+            _check_episode(e, where, i)
+        discrete = eps[0].actions.ndim == 1 and np.issubdtype(eps[0].actions.dtype, np.integer)
+        obs_dtype = np.uint8 if eps[0].observations.dtype == np.uint8 else np.float32
+        offsets = np.zeros(len(eps) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in eps], out=offsets[1:])
+        ds = cls(
+            observations=np.concatenate([e.observations for e in eps]).astype(obs_dtype, copy=False),
+            actions=np.concatenate([e.actions for e in eps]).astype(np.int64 if discrete else np.float32, copy=False),
+            rewards=np.concatenate([e.rewards for e in eps]).astype(np.float32, copy=False),
+            terminations=np.concatenate([e.terminations for e in eps]).astype(bool, copy=False),
+            truncations=np.concatenate([e.truncations for e in eps]).astype(bool, copy=False),
+            offsets=offsets, observation_space=observation_space, action_space=action_space,
+            metadata=dict(metadata or {}))
+        ds._check_action_space(where)
+        return ds
+
+    def _check_action_space(self, where: str) -> None:
+        sp = self.action_space
+        if sp is None:
+            return
+        if hasattr(sp, "n"):                                  # Discrete
+            bad = (self.actions < getattr(sp, "start", 0)) | (self.actions >= getattr(sp, "start", 0) + sp.n)
+            if bad.any():
+                i = int(np.searchsorted(self.offsets, np.flatnonzero(bad)[0], side="right") - 1)
+                raise DatasetError(f"{where}: episode {i}, field actions: action index outside Discrete({sp.n})")
+            return
+        low, high = np.asarray(sp.low, np.float32), np.asarray(sp.high, np.float32)
+        over = np.maximum(self.actions - high, low - self.actions).max(axis=1)
+        if (over > 0).any():
+            i = int(np.searchsorted(self.offsets, int(np.argmax(over)), side="right") - 1)
+            tol = 1e-3 * float(np.max(high - low))
+            if over.max() > tol:
+                raise DatasetError(f"{where}: episode {i}, field actions: {over.max():.4g} outside the action "
+                                   f"space bounds [{low.min():g}, {high.max():g}]")
+            warnings.warn(f"{where}: {int((over > 0).sum())} actions slightly outside the action space "
+                          f"(by <= {over.max():.2g}), clipped", stacklevel=3)
+            np.clip(self.actions, low, high, out=self.actions)
+
+
+def _check_episode(e: Episode, where: str, i: int) -> None:
+    T = len(e.rewards)
+    if T == 0:
+        raise DatasetError(f"{where}: episode {i} is empty")
+    for name in ("observations", "actions", "rewards", "terminations", "truncations"):
+        v = getattr(e, name)
+        if len(v) != T:
+            raise DatasetError(f"{where}: episode {i}, field {name}: length {len(v)} but {T} rewards")
+        if name in ("observations", "actions", "rewards") and np.issubdtype(v.dtype, np.floating) \
+                and not np.all(np.isfinite(v)):
+            raise DatasetError(f"{where}: episode {i}, field {name}: contains NaN or inf")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaders
+# ---------------------------------------------------------------------------------------------
+
+def load_dataset(source, download: bool = False) -> TrajectoryDataset:
+    p = Path(str(source))
+    if p.is_dir():
+        return _load_minari_dir(p)
+    if p.is_file():
+        suffix = p.suffix.lower()
+        if suffix in (".hdf5", ".h5"):
+            return _load_d4rl(p)
+        if suffix in (".parquet", ".arrow"):
+            return _load_hf_rows(p)
+        if suffix == ".npz":
+            return _load_npz(p)
+        raise DatasetError(f"{p}: unknown dataset file type {suffix!r} (expected .hdf5/.h5, .parquet/.arrow, .npz)")
+    if p.suffix.lower() in (".hdf5", ".h5", ".parquet", ".arrow", ".npz") or str(source).startswith((os.sep, ".", "~")):
+        raise DatasetError(f"{source}: no such file or directory")
+    return _load_minari_id(str(source), download)
+
+
+def _load_minari_id(dataset_id: str, download: bool) -> TrajectoryDataset:
+    try:
+        import minari
+        from minari.storage import get_dataset_path
+    except ImportError:
+        raise DatasetError(f"{dataset_id}: reading Minari datasets needs `pip install minari`")
+    path = Path(get_dataset_path(dataset_id))
+    if (path / "data").is_dir():
+        return _load_minari_dir(path)
+    if not download:
+        raise DatasetError(f"{dataset_id}: not a file, and no Minari dataset of that id under {path.parent} "
+                           "(set MINARI_DATASETS_PATH, or pass download=True / --download where the network is reachable)")
+    try:
+        minari.download_dataset(dataset_id)
+    except Exception as e:
+        raise DatasetError(f"{dataset_id}: download failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})")
+    return _load_minari_dir(path)
+
+
+def _load_minari_dir(path: Path) -> TrajectoryDataset:
+    from minari import MinariDataset
+    data = path / "data" if (path / "data").is_dir() else path
+    if not (data / "metadata.json").is_file():
+        raise DatasetError(f"{path}: not a Minari dataset directory (no data/metadata.json)")
+    try:
+        md = MinariDataset(str(data))
+        episodes = []
+        for i, ep in enumerate(md.iterate_episodes()):
+            obs, act = ep.observations, ep.actions
+            if isinstance(obs, dict) or isinstance(act, dict):
+                raise DatasetError(f"{path}: episode {i}: dict observations/actions are not supported; flatten them")
+            obs = np.asarray(obs)
+            T = len(ep.rewards)
+            if len(obs) != T + 1:
+                raise DatasetError(f"{path}: episode {i}, field observations: {len(obs)} observations for {T} "
+                                   "steps (Minari stores T+1)")
+            episodes.append(Episode(obs[:T], np.asarray(act), np.asarray(ep.rewards),
+                                    np.asarray(ep.terminations), np.asarray(ep.truncations)))
+        spec = md.spec
+        meta = {"source": str(path), "format": "minari", "dataset_id": spec.dataset_id,
+                "env_id": spec.env_spec.id if spec.env_spec is not None else None,
+                "ref_min_score": md.storage.metadata.get("ref_min_score"),
+                "ref_max_score": md.storage.metadata.get("ref_max_score")}
+        return TrajectoryDataset.from_episodes(episodes, str(path), md.observation_space, md.action_space, meta)
+    except DTError:
+        raise
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot read the Minari dataset ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:200] if str(e) else ''}); it may be corrupt or truncated")
+
+
+def _split(where: str, obs, act, rew, term, trunc) -> list[Episode]:
+    n = len(rew)
+    for name, v in (("observations", obs), ("actions", act), ("terminals", term), ("timeouts", trunc)):
+        if len(v) != n:
+            raise DatasetError(f"{where}: field {name}: length {len(v)} but {n} rewards")
+    ends = np.flatnonzero(term | trunc) + 1
+    bounds = np.concatenate([[0], ends, [n] if (len(ends) == 0 or ends[-1] != n) else []]).astype(np.int64)
+    trunc = trunc.copy()
+    if n and not (term[-1] or trunc[-1]):
+        trunc[-1] = True                                     # trailing partial episode: cut, not terminal
+    return [Episode(obs[a:b], act[a:b], rew[a:b], term[a:b], trunc[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _load_d4rl(path: Path) -> TrajectoryDataset:
+    try:
+        import h5py
+    except ImportError:
+        raise DatasetError(f"{path}: reading HDF5 needs `pip install h5py`")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ("observations", "actions", "rewards", "terminals") if k not in f]
+            if missing:
+                raise DatasetError(f"{path}: missing field(s) {', '.join(missing)} (D4RL layout: observations, "
+                                   "actions, rewards, terminals, timeouts)")
+            obs, act = f["observations"][()], f["actions"][()]
+            rew = np.asarray(f["rewards"][()]).reshape(-1)
+            term = np.asarray(f["terminals"][()]).reshape(-1).astype(bool)
+            trunc = np.asarray(f["timeouts"][()]).reshape(-1).astype(bool) if "timeouts" in f else np.zeros(len(rew), bool)
+            meta = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    except DTError:
+        raise
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot read HDF5 ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                           "the file is corrupt or truncated")
+    eps = _split(str(path), obs, act, rew, term, trunc)
+    return TrajectoryDataset.from_episodes(eps, str(path), metadata={"source": str(path), "format": "d4rl", **meta})
+
+
+def _load_hf_rows(path: Path) -> TrajectoryDataset:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DatasetError(f"{path}: reading parquet/arrow needs `pip install pyarrow`")
+    try:
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path)
+        else:
+            with pa.memory_map(str(path)) as src:
+                try:
+                    table = pa.ipc.open_stream(src).read_all()
+                except pa.ArrowInvalid:
+                    table = pa.ipc.open_file(src).read_all()
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                           "the file is corrupt or truncated")
+    missing = [k for k in ("observations", "actions", "rewards", "dones") if k not in table.column_names]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)} (rows of observations, actions, rewards, dones)")
+    cols = {k: table.column(k).to_pylist() for k in ("observations", "actions", "rewards", "dones")}
+    eps = []
+    for i in range(table.num_rows):
+        try:
+            obs = np.asarray(cols["observations"][i], dtype=np.float32)
+            act = np.asarray(cols["actions"][i])
+            rew = np.asarray(cols["rewards"][i], dtype=np.float32).reshape(-1)
+            done = np.asarray(cols["dones"][i], dtype=bool).reshape(-1)
+        except (ValueError, TypeError) as e:
+            raise DatasetError(f"{path}: episode {i}: ragged or non-numeric values ({e})")
+        # a row is one episode: `dones` marks the end; an episode whose last step is not done was cut
+        trunc = np.zeros_like(done)
+        if len(done) and not done[-1]:
+            trunc[-1] = True
+        eps.append(Episode(obs, act, rew, done, trunc))
+    return TrajectoryDataset.from_episodes(eps, str(path), metadata={"source": str(path), "format": "hf-rows"})
+
+
+def _load_npz(path: Path) -> TrajectoryDataset:
+    try:
+        d = np.load(path, allow_pickle=False)
+        fields = {k: d[k] for k in d.files}
+    except Exception as e:
+        raise DatasetError(f"{path}: cannot read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                           "the file is corrupt or truncated")
+    missing = [k for k in ("observations", "actions", "rewards", "terminations", "truncations") if k not in fields]
+    if missing:
+        raise DatasetError(f"{path}: missing field(s) {', '.join(missing)}")
+    eps = _split(str(path), fields["observations"], fields["actions"], fields["rewards"].reshape(-1),
+                 fields["terminations"].astype(bool), fields["truncations"].astype(bool))
+    return TrajectoryDataset.from_episodes(eps, str(path), metadata={"source": str(path), "format": "npz"})

@@ -1,0 +1,77 @@
+"""Training windows of K steps, drawn the way the official code does, fully vectorised.
+
+Per sample: an episode with probability proportional to its length, a start step uniform in
+[0, T); the window is steps [start, min(start + K, T)), left-padded to K (notes §4).
+Returns-to-go use gamma = 1 (the sum of rewards from the step to the episode's end) divided by
+`scale`; timesteps are the steps' indices in their episode, clipped to max_ep_len - 1; states
+are normalised with the dataset's mean/std (computed once). Padding: states, actions, rtg,
+timesteps 0 and attention_mask 0 (the official code pads actions with -10; only the mask
+matters, and 0 matches evaluation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data import TrajectoryDataset
+
+
+def returns_to_go(ds: TrajectoryDataset) -> np.ndarray:
+    """(N,) float64: sum of rewards from each step to the end of its episode."""
+    r = ds.rewards.astype(np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(r)])          # csum[i] = sum r[:i]
+    ends = np.repeat(ds.offsets[1:], ds.lengths)          # each step's episode end
+    return csum[ends] - csum[:-1]
+
+
+class WindowSampler:
+    def __init__(self, ds: TrajectoryDataset, K: int = 20, batch_size: int = 64, scale: float = 1000.0,
+                 max_ep_len: int = 1000, seed: int = 0, state_mean=None, state_std=None, normalize: bool = True):
+        self.ds, self.K, self.B, self.scale, self.max_ep_len = ds, int(K), int(batch_size), float(scale), int(max_ep_len)
+        self.rng = np.random.default_rng(seed)
+        obs = ds.observations
+        if normalize and obs.dtype != np.uint8:
+            m, s = ds.state_stats() if state_mean is None else (np.asarray(state_mean), np.asarray(state_std))
+            self.state_mean, self.state_std = m.astype(np.float32), s.astype(np.float32)
+            obs = ((obs - self.state_mean) / self.state_std).astype(np.float32)
+        else:
+            self.state_mean = self.state_std = None
+        # every field once, normalised, with one zero row appended: padded slots index row N
+        zero = lambda x: np.concatenate([x, np.zeros((1, *x.shape[1:]), x.dtype)])
+        self._obs, self._act = zero(obs), zero(ds.actions)
+        self.rtg = (returns_to_go(ds) / self.scale).astype(np.float32)
+        self._rtg = zero(self.rtg)[:, None]
+        self.p = ds.lengths / ds.num_steps
+        self._cdf = np.cumsum(self.p)
+        self._cdf[-1] = 1.0
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.rng.bit_generator.state = d["rng"]
+
+    def sample_indices(self):
+        """(B, K) global step indices, (B, K) bool mask and (B, K) step-in-episode; padded slots
+        point at row N (the zero row)."""
+        ds, K, B = self.ds, self.K, self.B
+        ep = np.searchsorted(self._cdf, self.rng.random(B), side="right")   # P(ep) = T_ep / N
+        T = ds.lengths[ep]
+        start = (self.rng.random(B) * T).astype(np.int64)                   # uniform in [0, T)
+        pad = (K - np.minimum(K, T - start))[:, None]                        # left padding
+        j = np.arange(K)[None, :]
+        mask = j >= pad
+        local = start[:, None] + j - pad                                     # step within the episode
+        idx = np.where(mask, ds.offsets[ep][:, None] + local, ds.num_steps)
+        return idx, mask, np.where(mask, local, 0)
+
+    def sample(self) -> dict[str, torch.Tensor]:
+        idx, mask, local = self.sample_indices()
+        return {
+            "states": torch.from_numpy(self._obs[idx]),
+            "actions": torch.from_numpy(self._act[idx]),
+            "returns_to_go": torch.from_numpy(self._rtg[idx]),
+            "timesteps": torch.from_numpy(np.minimum(local, self.max_ep_len - 1)),
+            "attention_mask": torch.from_numpy(mask.astype(np.float32)),
+        }
