@@ -16,8 +16,14 @@ import numpy as np
 from .errors import DTError
 
 
+_ACTS = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
+         "leakyrelu": lambda x: np.where(x > 0, x, 0.01 * x), "silu": lambda x: x / (1 + np.exp(-x)),
+         "gelu": lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))}
+
+
 class MLPActor:
-    """Deterministic actor: relu hidden layers, tanh output rescaled to the action bounds."""
+    """Deterministic actor: hidden layers with meta["activation"] (relu), output squashed with
+    tanh and rescaled to the action bounds, or clipped (meta["squash"] = "clip")."""
 
     def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], low, high, meta: dict | None = None):
         self.layers = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
@@ -33,10 +39,15 @@ class MLPActor:
         if x.shape[-1] != self.obs_dim:
             raise DTError(f"policy expects observations of size {self.obs_dim}, got {x.shape[-1]}: "
                           f"it was trained on {self.meta.get('env_id', 'another env')}")
+        act = _ACTS[self.meta.get("activation", "relu")]
         for i, (w, b) in enumerate(self.layers):
             x = x @ w + b
-            x = np.maximum(x, 0) if i < len(self.layers) - 1 else np.tanh(x)
-        a = self.low + 0.5 * (x + 1.0) * (self.high - self.low)
+            if i < len(self.layers) - 1:
+                x = act(x)
+        if self.meta.get("squash", "tanh") == "tanh":       # tanh, rescaled to the bounds
+            a = self.low + 0.5 * (np.tanh(x) + 1.0) * (self.high - self.low)
+        else:                                                # "clip": a Gaussian mean, clipped
+            a = np.clip(x, self.low, self.high)
         return a[0] if single else a
 
     def save(self, path) -> None:
@@ -104,3 +115,77 @@ def evaluate(policy, env_id: str, episodes: int = 10, seed: int = 0) -> list[flo
         out.append(ret)
     env.close()
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Stable-Baselines3 / RL-Zoo zips, read without unpickling anything
+# ---------------------------------------------------------------------------------------------
+
+def _zip_activation(data: dict, default: str) -> str:
+    """The activation named in policy_kwargs, found as text in its serialised form (never
+    unpickled): SB3 stores `activation_fn` as a base64 cloudpickle of e.g. torch.nn.ReLU."""
+    import base64
+    kw = data.get("policy_kwargs") or {}
+    blob = kw.get(":serialized:", "") if isinstance(kw, dict) else ""
+    raw = base64.b64decode(blob) if blob else b""
+    for name in ("ReLU", "Tanh", "ELU", "LeakyReLU", "SiLU", "GELU"):
+        if name.encode() in raw:
+            return name.lower()
+    return default
+
+
+def from_sb3_zip(path, env_id: str | None = None) -> MLPActor:
+    """A deterministic MLPActor from an SB3 SAC / TD3 / DDPG / PPO / A2C zip (Box actions).
+
+    Only `policy.pth` (read with torch.load(weights_only=True)) and the `data` JSON's plain
+    fields are read; the pickled objects in `data` (spaces, schedules) are never deserialised, so
+    zips made with old gym load too. SAC: tanh(mu); TD3/DDPG: the actor; PPO/A2C: the Gaussian
+    mean, clipped to the action bounds (as SB3's deterministic predict does)."""
+    import io
+    import zipfile
+
+    import torch
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+            sd = torch.load(io.BytesIO(z.read("policy.pth")), map_location="cpu", weights_only=True)
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as e:
+        raise DTError(f"{path}: not a readable Stable-Baselines3 zip ({type(e).__name__}: {e})")
+    except Exception as e:
+        raise DTError(f"{path}: policy.pth cannot be read with weights_only=True ({type(e).__name__})")
+
+    def chain(prefix):
+        ids = sorted({int(k[len(prefix):].split(".")[0]) for k in sd if k.startswith(prefix) and k.endswith(".weight")})
+        return [(sd[f"{prefix}{i}.weight"].T.numpy(), sd[f"{prefix}{i}.bias"].numpy()) for i in ids]
+
+    if any(k.startswith("actor.latent_pi.") for k in sd):                          # SAC
+        layers = chain("actor.latent_pi.") + [(sd["actor.mu.weight"].T.numpy(), sd["actor.mu.bias"].numpy())]
+        kind, act, squash = "sac", _zip_activation(data, "relu"), "tanh"
+    elif any(k.startswith("actor.mu.") for k in sd):                               # TD3 / DDPG
+        layers = chain("actor.mu.")
+        kind, act, squash = "td3", _zip_activation(data, "relu"), "tanh"
+    elif "action_net.weight" in sd:                                                # PPO / A2C
+        layers = chain("mlp_extractor.policy_net.") + [(sd["action_net.weight"].T.numpy(), sd["action_net.bias"].numpy())]
+        kind, act, squash = "ppo", _zip_activation(data, "tanh"), "clip"
+    else:
+        raise DTError(f"{path}: unsupported SB3 policy (expected SAC, TD3/DDPG or PPO/A2C with Box actions)")
+    # action bounds: the JSON keeps them as plain lists beside the pickled space
+    space = data.get("action_space", {})
+
+    def plain(v):  # "[-1. -1.  2.]" (SB3's str of an array) or a list -> floats
+        if isinstance(v, str):
+            v = v.replace("[", " ").replace("]", " ").split()
+        try:
+            return None if v is None else np.asarray(v, dtype=np.float32)
+        except ValueError:
+            return None
+    low, high = plain(space.get("low")), plain(space.get("high"))
+    if low is None or high is None:
+        if env_id is None:
+            raise DTError(f"{path}: the zip does not state its action bounds in plain form; pass the env id")
+        import gymnasium as gym
+        sp = gym.make(env_id).action_space
+        low, high = sp.low, sp.high
+    return MLPActor(layers, np.asarray(low, np.float32).reshape(-1), np.asarray(high, np.float32).reshape(-1),
+                    {"source": str(path), "algo": kind, "activation": act, "squash": squash, "env_id": env_id})

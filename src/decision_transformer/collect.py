@@ -1,0 +1,200 @@
+"""`dt collect`: run a policy in vectorised gymnasium envs and write a Minari dataset.
+
+POLICY is `random`, a suite actor (`.safetensors`), a Stable-Baselines3 / RL-Zoo `.zip`
+(read without unpickling, see policies.from_sb3_zip), or a DT checkpoint directory of ours
+(acting through the batched Agent at `target_return`). Optional noise: `gaussian:SIGMA` (added
+to continuous actions, in units of half the action range, then clipped) or `epsilon:EPS`
+(a uniformly random action with probability EPS).
+
+Only finished episodes are written, with Minari's own writer (`create_dataset_from_buffers`),
+into a temporary directory beside the destination that is renamed into place when complete:
+Ctrl-C writes the episodes finished so far, a crash writes nothing, never half a dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DTError
+
+
+def parse_noise(spec: str | None):
+    if not spec:
+        return None
+    m = re.fullmatch(r"(gaussian|epsilon):([0-9.eE+-]+)", spec)
+    if not m or not 0 <= float(m.group(2)) <= (1 if m.group(1) == "epsilon" else 10):
+        raise DTError(f"bad --noise {spec!r}: use gaussian:SIGMA (e.g. gaussian:0.1) or epsilon:EPS (0-1)")
+    return m.group(1), float(m.group(2))
+
+
+class _Policy:
+    """Batched policy: __call__(obs (N, ...)) -> actions (N, ...); observe(rewards, dones)."""
+
+    def __init__(self, spec: str, env_id: str, envs, target_return=None, seed=0):
+        self.name, self.agent, self.fn = spec, None, None
+        self.space = envs.single_action_space
+        self.rng = np.random.default_rng(seed)
+        p = Path(spec)
+        if spec == "random":
+            self.fn = lambda obs: self._random(len(obs))
+        elif p.suffix == ".safetensors":
+            from .policies import MLPActor
+            self.fn = MLPActor.load(p)
+        elif p.suffix == ".zip":
+            from .policies import from_sb3_zip
+            if not p.is_file():
+                raise DTError(f"{p}: no such policy file")
+            self.fn = from_sb3_zip(p, env_id)
+        elif p.is_dir():
+            from .agent import Agent
+            from .checkpoint import from_pretrained
+            model = from_pretrained(p)
+            obs_dim = int(np.prod(envs.single_observation_space.shape))
+            if model.config.state_type == "vector" and model.config.state_dim != obs_dim:
+                raise DTError(f"{p}: checkpoint state_dim {model.config.state_dim} does not match {env_id}'s "
+                              f"observations ({obs_dim}): use a checkpoint trained on this env")
+            self.agent = Agent(model, num_envs=envs.num_envs, target_return=target_return)
+        else:
+            raise DTError(f"policy {spec!r}: use 'random', a .safetensors actor, an SB3 .zip or a checkpoint directory")
+
+    def _random(self, n):
+        if hasattr(self.space, "n"):
+            return self.rng.integers(0, self.space.n, size=n)
+        return self.rng.uniform(self.space.low, self.space.high, size=(n, *self.space.shape)).astype(self.space.dtype)
+
+    def __call__(self, obs):
+        return self.agent.act(obs) if self.agent is not None else self.fn(obs)
+
+    def observe(self, rewards, dones):
+        if self.agent is not None:
+            self.agent.observe(rewards, dones)
+
+
+def _dataset_id(output: str) -> tuple[str, Path]:
+    """(minari dataset id, final directory) for an id or a directory path."""
+    from minari.storage import get_dataset_path
+    if output.startswith((".", "/", "~")) or (os.sep in output and not re.search(r"-v\d+$", output)):
+        d = Path(output).expanduser().resolve()
+        name = re.sub(r"[^\w]+", "_", d.name) or "dataset"
+        return f"local/{name}-v0", d
+    from minari.dataset.minari_dataset import parse_dataset_id
+    try:
+        if parse_dataset_id(output)[2] is None:
+            raise ValueError
+    except ValueError:
+        raise DTError(f"bad output {output!r}: a Minari id like 'hopper/medium-v0' (namespace/name-vN) or a directory path")
+    return output, Path(get_dataset_path(output))
+
+
+def collect(env_id: str, policy: str, output: str, episodes: int | None = None, steps: int | None = None,
+            num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
+            ref_min_score: float | None = None, ref_max_score: float | None = None,
+            progress: bool = True, algorithm_name: str | None = None, overwrite: bool = False) -> Path:
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    if (episodes is None) == (steps is None):
+        raise DTError("give exactly one of --episodes N or --steps N")
+    if (episodes or steps) <= 0:
+        raise DTError("--episodes / --steps must be positive")
+    if (ref_min_score is None) != (ref_max_score is None):
+        raise DTError("give both --ref-min-score and --ref-max-score, or neither")
+    noise_kind = parse_noise(noise)
+    dataset_id, final = _dataset_id(output)
+    if final.exists() and not overwrite:
+        raise DTError(f"{final} already exists: choose another output or pass --overwrite")
+    try:
+        envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    except gym.error.Error as e:
+        raise DTError(f"cannot make env {env_id!r}: {e}")
+    pol = _Policy(policy, env_id, envs, target_return, seed)
+    space = envs.single_action_space
+    rng = np.random.default_rng(seed + 1)
+    obs, _ = envs.reset(seed=seed)
+    cur = [{"obs": [o], "act": [], "rew": [], "term": [], "trunc": []} for o in obs]
+    done_eps: list[dict] = []
+    n_steps = 0
+    goal = episodes or steps
+    bar = tqdm(total=goal, unit="ep" if episodes else "step", disable=not progress, dynamic_ncols=True,
+               mininterval=0.5)
+    t0 = time.time()
+    interrupted = False
+    try:
+        while (len(done_eps) if episodes else n_steps) < goal:
+            act = np.asarray(pol(obs))
+            if noise_kind and noise_kind[0] == "gaussian" and not hasattr(space, "n"):
+                act = np.clip(act + rng.normal(size=act.shape) * noise_kind[1] * (space.high - space.low) / 2,
+                              space.low, space.high).astype(space.dtype)
+            elif noise_kind and noise_kind[0] == "epsilon":
+                flip = rng.random(num_envs) < noise_kind[1]
+                act = np.where(flip.reshape(-1, *[1] * (act.ndim - 1)), pol._random(num_envs), act)
+            nobs, rew, term, trunc, info = envs.step(act)
+            pol.observe(rew, term | trunc)
+            for i in range(num_envs):
+                c = cur[i]
+                c["act"].append(act[i]); c["rew"].append(float(rew[i]))
+                c["term"].append(bool(term[i])); c["trunc"].append(bool(trunc[i]))
+                if term[i] or trunc[i]:
+                    c["obs"].append(info["final_obs"][i])
+                    done_eps.append(c)
+                    n_steps += len(c["rew"])
+                    bar.update(min(1 if episodes else len(c["rew"]), goal - bar.n))
+                    cur[i] = {"obs": [nobs[i]], "act": [], "rew": [], "term": [], "trunc": []}
+                else:
+                    c["obs"].append(nobs[i])
+            obs = nobs
+            bar.set_postfix_str(f"{n_steps / max(time.time() - t0, 1e-9):.0f} steps/s, {len(done_eps)} episodes",
+                                refresh=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        envs.close()
+    if episodes:
+        done_eps = done_eps[:episodes]
+    if not done_eps:
+        raise DTError("no episode finished: nothing written" + (" (interrupted)" if interrupted else ""))
+    path = _write(dataset_id, final, done_eps, env_id, ref_min_score, ref_max_score,
+                  algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""), overwrite)
+    if interrupted:
+        print(f"interrupted: wrote the {len(done_eps)} finished episodes to {path}")
+        raise KeyboardInterrupt
+    return path
+
+
+def _write(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite) -> Path:
+    import minari
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+    bufs = [EpisodeBuffer(id=k, observations=list(np.asarray(e["obs"])), actions=list(np.asarray(e["act"])),
+                          rewards=e["rew"], terminations=e["term"], truncations=e["trunc"]) for k, e in enumerate(eps)]
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp_root = Path(tempfile.mkdtemp(prefix=".collect-", dir=final.parent))
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    try:
+        os.environ["MINARI_DATASETS_PATH"] = str(tmp_root)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # minari nags about author/permalink/description
+            kw = dict(ref_min_score=ref_min, ref_max_score=ref_max) if ref_max is not None else {}
+            minari.create_dataset_from_buffers(dataset_id, bufs, env=env_id, algorithm_name=algorithm_name,
+                                               author="decision-transformer", description=algorithm_name, **kw)
+        from minari.storage import get_dataset_path
+        written = Path(get_dataset_path(dataset_id))
+        if final.exists() and overwrite:
+            shutil.rmtree(final)
+        os.replace(written, final)
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return final
