@@ -66,3 +66,36 @@ def test_actor_save_load_roundtrip_and_bad_input(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
     with pytest.raises(DTError, match="not a readable safetensors policy"):
         MLPActor.load(tmp_path / "bad.safetensors")
+
+
+def test_suite_build_small_and_deterministic(tmp_path, monkeypatch):
+    import decision_transformer.suite as suite
+    from decision_transformer.data import load_dataset
+    monkeypatch.setattr(suite, "SIZES", {"random": 500, "medium": 1500, "expert": 1500})
+    monkeypatch.setattr(suite, "reference_min_score", lambda env_id: 16.0)
+    out = {}
+    for run in ("a", "b"):
+        monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / run))
+        res = suite.build(["Hopper-v5"], None, progress=False, log=lambda *a: None)
+        out[run] = {k: load_dataset(v["path"]) for k, v in res.items()}
+    a, b = out["a"], out["b"]
+    assert sorted(a) == sorted(f"dt/hopper/{lv}-v0" for lv in suite.LEVELS)
+    for k in a:                                              # rebuilt identically
+        np.testing.assert_array_equal(a[k].observations, b[k].observations)
+        np.testing.assert_array_equal(a[k].actions, b[k].actions)
+        assert a[k].metadata["ref_min_score"] == 16.0
+        assert a[k].metadata["ref_max_score"] == MANIFEST["Hopper-v5"]["expert"]["return_mean"]
+    med, exp, mix = (a[f"dt/hopper/{lv}-v0"] for lv in ("medium", "expert", "medium-expert"))
+    assert mix.num_episodes == med.num_episodes + exp.num_episodes
+    np.testing.assert_array_equal(mix.observations, np.concatenate([med.observations, exp.observations]))
+    assert exp.episode_returns().mean() > 2 * med.episode_returns().mean() > 2 * a["dt/hopper/random-v0"].episode_returns().mean()
+    rep = a["dt/hopper/medium-replay-v0"]
+    assert rep.num_steps == MANIFEST["Hopper-v5"]["medium-replay"]["transitions"]
+
+
+def test_suite_build_bad_arguments():
+    from decision_transformer.suite import build
+    with pytest.raises(DTError, match="no committed policies for Ant-v5"):
+        build(["Ant-v5"])
+    with pytest.raises(DTError, match="unknown level 'hard'"):
+        build(["Hopper-v5"], ["hard"])

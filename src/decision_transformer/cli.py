@@ -81,6 +81,16 @@ def cmd_data_info(a) -> None:
         print(f"histogram: {out}", file=sys.stderr)
 
 
+def cmd_suite_build(a) -> None:
+    from .suite import build
+    build(a.env, a.level, progress=not a.quiet)
+
+
+def cmd_suite_export(a) -> None:
+    from .suite import export_run
+    export_run(a.run_dir, a.env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dt", description="Decision Transformer toolkit")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -114,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("source", help="Minari id or directory, D4RL .hdf5, parquet/arrow rows, .npz")
     di.add_argument("--plot", help="histogram PNG path (default SOURCE-returns.png; 'none' to skip)")
     di.set_defaults(func=cmd_data_info)
+    su = sub.add_parser("suite", help="the D4RL-style dataset suite")
+    ssub = su.add_subparsers(dest="suite_cmd", required=True)
+    sb = ssub.add_parser("build", help="regenerate the suite's Minari datasets from the committed policies")
+    sb.add_argument("--env", nargs="*", help="env ids (default: every env in suite/manifest.json)")
+    sb.add_argument("--level", nargs="*", help="random medium medium-replay expert medium-expert (default: all)")
+    sb.add_argument("--quiet", action="store_true")
+    sb.set_defaults(func=cmd_suite_build)
+    se = ssub.add_parser("export", help="pick and commit the levels of a behaviour-training run")
+    se.add_argument("--env", required=True)
+    se.add_argument("--run-dir", required=True)
+    se.set_defaults(func=cmd_suite_export)
     return p
 
 

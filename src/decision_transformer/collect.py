@@ -97,6 +97,26 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
             num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
             ref_min_score: float | None = None, ref_max_score: float | None = None,
             progress: bool = True, algorithm_name: str | None = None, overwrite: bool = False) -> Path:
+    """Run `policy` and write the finished episodes as a Minari dataset at `output` (id or dir)."""
+    if (ref_min_score is None) != (ref_max_score is None):
+        raise DTError("give both --ref-min-score and --ref-max-score, or neither")
+    dataset_id, final = _dataset_id(output)
+    if final.exists() and not overwrite:
+        raise DTError(f"{final} already exists: choose another output or pass --overwrite")
+    eps, interrupted = rollout_episodes(env_id, policy, episodes, steps, num_envs, seed, noise, target_return, progress)
+    path = write_minari(dataset_id, final, eps, env_id, ref_min_score, ref_max_score,
+                        algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""),
+                        overwrite)
+    if interrupted:
+        print(f"interrupted: wrote the {len(eps)} finished episodes to {path}")
+        raise KeyboardInterrupt
+    return path
+
+
+def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, steps: int | None = None,
+                     num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
+                     progress: bool = True) -> tuple[list[dict], bool]:
+    """Finished episodes as dicts of lists (obs has T+1 entries), and whether Ctrl-C stopped it."""
     import gymnasium as gym
     from tqdm import tqdm
 
@@ -104,12 +124,7 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
         raise DTError("give exactly one of --episodes N or --steps N")
     if (episodes or steps) <= 0:
         raise DTError("--episodes / --steps must be positive")
-    if (ref_min_score is None) != (ref_max_score is None):
-        raise DTError("give both --ref-min-score and --ref-max-score, or neither")
     noise_kind = parse_noise(noise)
-    dataset_id, final = _dataset_id(output)
-    if final.exists() and not overwrite:
-        raise DTError(f"{final} already exists: choose another output or pass --overwrite")
     try:
         envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
                                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
@@ -124,7 +139,7 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
     n_steps = 0
     goal = episodes or steps
     bar = tqdm(total=goal, unit="ep" if episodes else "step", disable=not progress, dynamic_ncols=True,
-               mininterval=0.5)
+               mininterval=0.5, desc=f"{env_id} {Path(policy).name}")
     t0 = time.time()
     interrupted = False
     try:
@@ -162,15 +177,11 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
         done_eps = done_eps[:episodes]
     if not done_eps:
         raise DTError("no episode finished: nothing written" + (" (interrupted)" if interrupted else ""))
-    path = _write(dataset_id, final, done_eps, env_id, ref_min_score, ref_max_score,
-                  algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""), overwrite)
-    if interrupted:
-        print(f"interrupted: wrote the {len(done_eps)} finished episodes to {path}")
-        raise KeyboardInterrupt
-    return path
+    return done_eps, interrupted
 
 
-def _write(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite) -> Path:
+def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite) -> Path:
+    """Write episode dicts with Minari's writer into a temp dir beside `final`, then rename it into place."""
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
     bufs = [EpisodeBuffer(id=k, observations=list(np.asarray(e["obs"])), actions=list(np.asarray(e["act"])),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,98 @@ def export_run(run_dir, env_id: str, suite_dir=SUITE, log=print) -> dict:
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     os.replace(tmp, manifest_path)
     return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the datasets from the committed policies
+# ---------------------------------------------------------------------------------------------
+
+LEVELS = ("random", "medium", "medium-replay", "expert", "medium-expert")
+# env steps per collected level: D4RL uses 1M; these rebuild in minutes on 2 cores
+SIZES = {"random": 100_000, "medium": 200_000, "expert": 200_000}
+NOISE = "gaussian:0.1"      # D4RL sampled stochastic SAC policies; ours are deterministic TD3 actors
+NUM_ENVS = 8
+SEEDS = {"random": 0, "medium": 1, "expert": 2}
+
+
+def dataset_id(env_id: str, level: str) -> str:
+    """Minari ids of the suite, D4RL-style: dt/hopper/medium-v0."""
+    return f"dt/{env_id.split('-')[0].lower()}/{level}-v0"
+
+
+def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> float:
+    """Mean return of the uniform random policy (D4RL's REF_MIN_SCORE recipe)."""
+    from .collect import rollout_episodes
+    eps, _ = rollout_episodes(env_id, "random", episodes=episodes, num_envs=NUM_ENVS, seed=seed, progress=False)
+    return float(np.mean([sum(e["rew"]) for e in eps]))
+
+
+def _replay_episodes(path: Path) -> list[dict]:
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}            # NpzFile decompresses on every access: once
+    ends = np.flatnonzero(d["terminations"] | d["truncations"]) + 1
+    n = len(d["rewards"])
+    bounds = np.concatenate([[0], ends, [n] if (len(ends) == 0 or ends[-1] != n) else []]).astype(int)
+    eps = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        trunc = d["truncations"][a:b].copy()
+        if not (d["terminations"][b - 1] or trunc[-1]):
+            trunc[-1] = True                       # the buffer was cut at the medium point
+        eps.append({"obs": list(d["observations"][a:b]) + [d["next_observations"][b - 1]],
+                    "act": list(d["actions"][a:b]), "rew": d["rewards"][a:b].tolist(),
+                    "term": d["terminations"][a:b].tolist(), "trunc": trunc.tolist()})
+    return eps
+
+
+def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progress: bool = True, log=print) -> dict:
+    """Regenerate the suite's Minari datasets from the committed policies (no training)."""
+    from .collect import _dataset_id, rollout_episodes, write_minari
+    manifest = json.loads((Path(suite_dir) / "manifest.json").read_text())
+    envs = list(envs or manifest)
+    levels = list(levels or LEVELS)
+    for e in envs:
+        if e not in manifest:
+            raise DTError(f"no committed policies for {e}: the suite has {', '.join(sorted(manifest))}")
+    for lv in levels:
+        if lv not in LEVELS:
+            raise DTError(f"unknown level {lv!r}: choose from {', '.join(LEVELS)}")
+    out = {}
+    for env_id in envs:
+        entry = manifest[env_id]
+        for lv in ("medium", "expert"):
+            f = Path(suite_dir) / entry[lv]["file"]
+            if sha256(f) != entry[lv]["sha256"]:
+                raise DTError(f"{f}: checksum differs from suite/manifest.json; the policy file is corrupt")
+        ref_max = float(entry["expert"]["return_mean"])
+        t0 = time.time()
+        ref_min = reference_min_score(env_id)
+        log(f"{env_id}: reference scores random {ref_min:.1f}, expert {ref_max:.1f}")
+        cache: dict[str, list] = {}
+
+        def episodes_of(lv):
+            if lv not in cache:
+                if lv == "medium-replay":
+                    cache[lv] = _replay_episodes(Path(suite_dir) / entry["medium-replay"]["file"])
+                else:
+                    pol = "random" if lv == "random" else str(Path(suite_dir) / entry[lv]["file"])
+                    cache[lv], _ = rollout_episodes(env_id, pol, steps=SIZES[lv], num_envs=NUM_ENVS, seed=SEEDS[lv],
+                                                    noise=None if lv == "random" else NOISE, progress=progress)
+            return cache[lv]
+        for lv in levels:
+            eps = episodes_of("medium") + episodes_of("expert") if lv == "medium-expert" else episodes_of(lv)
+            did = dataset_id(env_id, lv)
+            recipe = {"random": "uniform random actions",
+                      "medium-replay": f"replay buffer of the medium policy's training run ({entry['medium-replay']['env_steps']} steps)",
+                      "medium-expert": "medium + expert"}.get(lv, f"suite/{entry.get(lv, {}).get('file')} with {NOISE} noise")
+            path = write_minari(did, _dataset_id(did)[1], eps, env_id, ref_min, ref_max,
+                                f"dt suite build: {lv} ({recipe})", overwrite)
+            steps = sum(len(e["rew"]) for e in eps)
+            rets = [sum(e["rew"]) for e in eps]
+            out[did] = {"path": str(path), "episodes": len(eps), "steps": steps, "return_mean": float(np.mean(rets))}
+            log(f"  {did}: {len(eps)} episodes, {steps} steps, return {np.mean(rets):.0f} "
+                f"(normalised {100 * (np.mean(rets) - ref_min) / (ref_max - ref_min):.1f})")
+        log(f"{env_id}: built in {time.time() - t0:.0f} s")
+    return out
 
 
 if __name__ == "__main__":
