@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all bench clean
+.PHONY: install test test-all demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 install: $(VENV)/.installed
 
+demo: install
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/dt demo --output reports/demo
+
 test: install
 	$(BIN)/python -m pytest
 
@@ -28,6 +31,7 @@ test-all: install
 bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/sampler.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -60,6 +60,9 @@ def _atomic_dir_write(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)                  # mkdtemp makes 0700; a checkpoint is a normal dir
     try:
         write(tmp)
         if path.exists():

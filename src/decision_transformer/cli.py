@@ -91,6 +91,168 @@ def cmd_suite_export(a) -> None:
     export_run(a.run_dir, a.env)
 
 
+_TRAIN_OPTS = {  # option -> type, for `dt train` overrides of TrainConfig
+    "steps": int, "batch_size": int, "context_length": int, "hidden_size": int, "n_layer": int, "n_head": int,
+    "dropout": float, "lr": float, "weight_decay": float, "warmup_steps": int, "grad_clip": float,
+    "return_scale": float, "max_ep_len": int, "seed": int, "log_every": int, "checkpoint_every": int,
+    "eval_every": int, "eval_episodes": int, "num_threads": int,
+}
+
+
+def cmd_train(a) -> None:
+    import json
+
+    from .train import TrainConfig, train
+
+    over = {k: getattr(a, k) for k in _TRAIN_OPTS}
+    if a.resume:
+        saved = Path(a.resume) / "config.json"
+        if not saved.is_file():
+            raise DTError(f"{a.resume}: not a run directory (no config.json)")
+        cfg = TrainConfig(**json.loads(saved.read_text()))
+        if a.steps is not None:
+            cfg.steps = a.steps
+        others = [k for k, v in over.items() if v is not None and k != "steps"] + \
+            [k for k in ("dataset", "env", "preset", "output") if getattr(a, k) is not None]
+        if others:
+            raise DTError(f"--resume takes the run's saved options; only --steps may be given (got {', '.join(others)})")
+    else:
+        if not a.dataset:
+            raise DTError("--dataset is required (a Minari id or directory, a D4RL .hdf5, parquet rows or .npz)")
+        over.update(dataset=a.dataset, env_id=a.env, output=a.output or "runs/dt")
+        if a.target_return:
+            over["target_returns"] = [_number(x, "--target-return") for x in a.target_return]
+        cfg = TrainConfig.from_sources(a.preset, over)
+    res = train(cfg, resume=bool(a.resume), progress=not a.quiet)
+    print(f"trained to step {res['step']}: loss {res['loss']:.4f}; checkpoint {res['checkpoint']}")
+
+
+def _number(x, what) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise DTError(f"{what} must be a number, got {x!r}")
+    if v != v or v in (float("inf"), float("-inf")):
+        raise DTError(f"{what} must be finite, got {x!r}")
+    return v
+
+
+def _load_for_eval(a):
+    import numpy as np
+
+    from .checkpoint import from_pretrained
+    kw = {}
+    for name in ("state_mean", "state_std"):
+        v = getattr(a, name, None)
+        if v:
+            kw[name] = [float(x) for x in (np.loadtxt(v[0]).reshape(-1) if len(v) == 1 and Path(v[0]).is_file() else v)]
+    if getattr(a, "scale", None) is not None:
+        kw["return_scale"] = a.scale
+    model = from_pretrained(a.checkpoint, **kw)
+    env_id = a.env or model.config.env_id
+    if env_id is None:
+        raise DTError("the checkpoint does not name its env: pass --env ENV_ID")
+    if model.config.state_type == "vector" and model.config.state_mean is None:
+        print("warning: no state mean/std in the checkpoint and none given (--state-mean/--state-std): "
+              "states are fed unnormalised", file=sys.stderr)
+    return model, env_id
+
+
+def _results_table(results) -> str:
+    lines = [f"{'target':>10} {'return':>18} {'95% CI':>21} {'length':>7} {'normalised':>11}"]
+    for r in results:
+        n = f"{r['normalized_x100']:.1f}" if "normalized_x100" in r else "-"
+        lines.append(f"{r['target_return']:>10.0f} {r['return_mean']:>10.1f} ± {r['return_std']:<6.1f}"
+                     f" [{r['return_ci95'][0]:>8.1f}, {r['return_ci95'][1]:>8.1f}] {r['length_mean']:>7.0f} {n:>11}")
+    if results and "refs" in results[0]:
+        ref = results[0]["refs"]
+        lines.append(f"normalised = 100 x (R - {ref['min']:.1f}) / ({ref['max']:.1f} - {ref['min']:.1f}), refs from {ref['from']}")
+    return "\n".join(lines)
+
+
+def _write_json_atomic(path, obj) -> None:
+    import json
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=1) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise DTError(f"cannot write {path}: {e.strerror or e}")
+
+
+def cmd_eval(a) -> None:
+    from .evaluate import evaluate
+    model, env_id = _load_for_eval(a)
+    targets = [_number(x, "--target-return") for x in (a.target_return or model.config.target_returns or [])]
+    if not targets:
+        raise DTError("no target return: pass --target-return R [R ...]")
+    res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
+                   ref_min=a.ref_min_score, ref_max=a.ref_max_score)
+    print(f"{a.checkpoint} on {env_id}, {a.episodes} episodes per target")
+    print(_results_table(res))
+    if a.json:
+        _write_json_atomic(a.json, {"checkpoint": str(a.checkpoint), "env_id": env_id, "results": res})
+
+
+def parse_targets(spec: str) -> list[float]:
+    import numpy as np
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise DTError(f"--targets {spec!r}: use LO:HI:N, e.g. 500:4000:8")
+    lo, hi = _number(parts[0], "--targets LO"), _number(parts[1], "--targets HI")
+    try:
+        n = int(parts[2])
+    except ValueError:
+        raise DTError(f"--targets {spec!r}: N must be an integer")
+    if n < 2 or hi <= lo:
+        raise DTError(f"--targets {spec!r}: need HI > LO and N >= 2")
+    return [float(x) for x in np.linspace(lo, hi, n)]
+
+
+def cmd_sweep(a) -> None:
+    from .evaluate import evaluate
+    from .plots import sweep_plot
+    targets = parse_targets(a.targets)
+    model, env_id = _load_for_eval(a)
+    out = Path(a.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DTError(f"cannot write to {out}: {e.strerror or e}")
+    res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed)
+    best = (model.config.extra or {}).get("dataset_best_return")
+    _write_json_atomic(out / "sweep.json", {"checkpoint": str(a.checkpoint), "env_id": env_id,
+                                            "dataset_best_return": best, "results": res})
+    ck = Path(str(a.checkpoint)).resolve()
+    sweep_plot(res, out / "sweep.png", best, title=f"{ck.parent.parent.name}/{ck.name} on {env_id}")
+    print(_results_table(res))
+    print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
+
+
+def cmd_video(a) -> None:
+    from .video import record
+    model, env_id = _load_for_eval(a)
+    path, ret, n = record(model, env_id, _number(a.target_return, "--target-return"), a.output, seed=a.seed,
+                          max_steps=a.max_steps, fps=a.fps)
+    print(f"wrote {path}: {n} steps, return {ret:.1f}")
+
+
+def cmd_demo(a) -> None:
+    from .demo import run_demo
+    run_demo(a.output, train_steps=a.steps, progress=not a.quiet)
+
+
+def _eval_args(p, targets=True):
+    p.add_argument("checkpoint", help="checkpoint directory (ours or transformers) or Hub id")
+    p.add_argument("--env", help="env id (default: the checkpoint's)")
+    p.add_argument("--state-mean", nargs="+", help="numbers, or a file of them (transformers checkpoints)")
+    p.add_argument("--state-std", nargs="+")
+    p.add_argument("--scale", type=float, help="return scale (default: the checkpoint's, else 1)")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dt", description="Decision Transformer toolkit")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -124,6 +286,45 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("source", help="Minari id or directory, D4RL .hdf5, parquet/arrow rows, .npz")
     di.add_argument("--plot", help="histogram PNG path (default SOURCE-returns.png; 'none' to skip)")
     di.set_defaults(func=cmd_data_info)
+    t = sub.add_parser("train", help="train a Decision Transformer on an offline dataset")
+    t.add_argument("--dataset", help="Minari id or directory, D4RL .hdf5, parquet/arrow rows, .npz")
+    t.add_argument("--env", help="env id for evaluation (default: the dataset's)")
+    t.add_argument("--preset", help="paper, hopper, walker2d, halfcheetah, demo, or a .json file")
+    t.add_argument("--output", help="run directory (default runs/dt)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where its last checkpoint left it")
+    t.add_argument("--target-return", nargs="+", help="evaluation targets stored with the model")
+    t.add_argument("--quiet", action="store_true")
+    for k, typ in _TRAIN_OPTS.items():
+        t.add_argument("--" + k.replace("_", "-"), dest=k, type=typ)
+    t.set_defaults(func=cmd_train)
+    ev = sub.add_parser("eval", help="evaluate a checkpoint in the env at target returns")
+    _eval_args(ev)
+    ev.add_argument("--target-return", nargs="+", help="one or more target returns (default: the checkpoint's)")
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--num-envs", type=int, default=50)
+    ev.add_argument("--ref-min-score", type=float)
+    ev.add_argument("--ref-max-score", type=float)
+    ev.add_argument("--json", help="write the results here")
+    ev.set_defaults(func=cmd_eval)
+    sw = sub.add_parser("sweep", help="achieved vs target return over a range of targets (PNG + JSON)")
+    _eval_args(sw)
+    sw.add_argument("--targets", required=True, help="LO:HI:N")
+    sw.add_argument("--episodes", type=int, default=10)
+    sw.add_argument("--num-envs", type=int, default=10)
+    sw.add_argument("--output", required=True, help="output directory")
+    sw.set_defaults(func=cmd_sweep)
+    vi = sub.add_parser("video", help="render one episode to .mp4 or .gif with the running return overlaid")
+    _eval_args(vi)
+    vi.add_argument("--target-return", required=True)
+    vi.add_argument("-o", "--output", required=True, help="out.mp4 or out.gif")
+    vi.add_argument("--max-steps", type=int, default=1000)
+    vi.add_argument("--fps", type=int, default=30)
+    vi.set_defaults(func=cmd_video)
+    de = sub.add_parser("demo", help="collect -> train -> evaluate -> sweep -> video on a small Hopper default")
+    de.add_argument("--output", default="reports/demo")
+    de.add_argument("--steps", type=int, help="training steps (default: preset demo)")
+    de.add_argument("--quiet", action="store_true")
+    de.set_defaults(func=cmd_demo)
     su = sub.add_parser("suite", help="the D4RL-style dataset suite")
     ssub = su.add_subparsers(dest="suite_cmd", required=True)
     sb = ssub.add_parser("build", help="regenerate the suite's Minari datasets from the committed policies")

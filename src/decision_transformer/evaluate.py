@@ -1,0 +1,92 @@
+"""Evaluation in the environment: vectorised envs, the batched Agent, honest statistics.
+
+Per target return: the mean and std of the episode returns, a 95% bootstrap confidence interval
+of the mean, the mean episode length, and the normalised score
+100 x (R - ref_min) / (ref_max - ref_min) when reference returns are known (from the checkpoint's
+dataset metadata, or given), with the references used reported beside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DTError
+
+
+def bootstrap_ci(x, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def run_episodes(model, env_id: str, target_return: float, episodes: int, num_envs: int, seed: int,
+                 render_env=None, **agent_kw) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of `episodes` full episodes with the Agent at `target_return`.
+
+    Env i is reset with seed + i; episodes are counted in the order they finish, and envs stop
+    starting new episodes once enough are under way (so long episodes are not under-sampled)."""
+    import gymnasium as gym
+
+    from .agent import Agent
+    num_envs = max(1, min(num_envs, episodes))
+    try:
+        envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
+                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    except gym.error.Error as e:
+        raise DTError(f"cannot make env {env_id!r}: {e}")
+    cfg = model.config
+    want = (cfg.state_dim,) if cfg.state_type == "vector" else tuple(cfg.state_shape)
+    got = tuple(envs.single_observation_space.shape)
+    if int(np.prod(got)) != int(np.prod(want)):
+        raise DTError(f"the checkpoint expects observations of shape {want} but {env_id} gives {got}: "
+                      "evaluate it on the env it was trained on")
+    agent = Agent(model, num_envs=num_envs, target_return=target_return, **agent_kw)
+    obs, _ = envs.reset(seed=seed)
+    ret, length = np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64)
+    active = np.ones(num_envs, bool)                  # env is running an episode we will count
+    started = num_envs
+    returns, lengths = [], []
+    while len(returns) < episodes:
+        act = agent.act(obs.reshape(num_envs, *want))
+        obs, r, term, trunc, _ = envs.step(act)
+        done = term | trunc
+        agent.observe(r, done)
+        ret += r * active
+        length += active
+        for i in np.flatnonzero(done & active):
+            returns.append(float(ret[i]))
+            lengths.append(int(length[i]))
+            ret[i], length[i] = 0.0, 0
+            if started >= episodes:
+                active[i] = False
+            else:
+                started += 1
+        if not active.any():
+            break
+    envs.close()
+    return np.asarray(returns[:episodes]), np.asarray(lengths[:episodes])
+
+
+def evaluate(model, env_id: str, targets, episodes: int = 100, num_envs: int = 50, seed: int = 0,
+             ref_min: float | None = None, ref_max: float | None = None, **agent_kw) -> list[dict]:
+    extra = model.config.extra or {}
+    refs_from = "given" if ref_max is not None else "checkpoint (dataset metadata)"
+    ref_min = ref_min if ref_min is not None else extra.get("ref_min_score")
+    ref_max = ref_max if ref_max is not None else extra.get("ref_max_score")
+    out = []
+    for tr in targets:
+        R, L = run_episodes(model, env_id, float(tr), episodes, num_envs, seed, **agent_kw)
+        lo, hi = bootstrap_ci(R)
+        res = {"target_return": float(tr), "episodes": len(R), "return_mean": float(R.mean()),
+               "return_std": float(R.std()), "return_ci95": [lo, hi], "length_mean": float(L.mean()),
+               "returns": [round(float(x), 3) for x in R]}
+        if ref_min is not None and ref_max is not None and ref_max != ref_min:
+            norm = lambda x: 100.0 * (x - ref_min) / (ref_max - ref_min)
+            res.update({"normalized_x100": norm(R.mean()), "normalized_ci95": [norm(lo), norm(hi)],
+                        "refs": {"min": ref_min, "max": ref_max, "from": refs_from}})
+        out.append(res)
+    return out

@@ -1,0 +1,305 @@
+"""`dt train`: train a Decision Transformer on an offline dataset, resumably.
+
+Run directory:
+    RUN/config.json            the resolved, typed TrainConfig
+    RUN/metrics.csv            step, loss, lr, steps/s (+ eval columns when evaluating)
+    RUN/tb/                    TensorBoard events
+    RUN/checkpoints/<step>/    our checkpoint format (config.json + model.safetensors), plus
+                               trainer.safetensors + trainer.json (optimizer, RNG states) to resume
+    RUN/checkpoints/last       symlink to the newest complete checkpoint
+Every checkpoint is written atomically (temp dir + rename; `last` is replaced atomically), so a
+run killed with SIGKILL loses at most one checkpoint interval, and `--resume RUN` continues with
+the exact losses an uninterrupted run would have produced (model, optimizer, LR schedule, torch and
+sampler RNG states are all restored).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DTError
+
+PRESETS = Path(__file__).resolve().parent / "presets"
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = ""
+    env_id: str | None = None          # default: the dataset's env
+    output: str = "runs/dt"
+    steps: int = 100_000               # gradient steps (paper: 10 x 10k)
+    batch_size: int = 64
+    context_length: int = 20           # K
+    hidden_size: int = 128
+    n_layer: int = 3
+    n_head: int = 1
+    activation_function: str = "relu"
+    dropout: float = 0.1
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10_000
+    grad_clip: float = 0.25
+    return_scale: float = 1000.0
+    max_ep_len: int = 1000
+    target_returns: list[float] = field(default_factory=lambda: [3600.0, 1800.0])
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 5_000
+    eval_every: int = 0                # 0: no evaluation during training
+    eval_episodes: int = 10
+    num_threads: int = 0               # 0: torch default
+
+    @classmethod
+    def from_sources(cls, preset: str | None, overrides: dict) -> "TrainConfig":
+        d = {}
+        if preset:
+            p = Path(preset) if Path(preset).suffix == ".json" else PRESETS / f"{preset}.json"
+            if not p.is_file():
+                have = ", ".join(sorted(x.stem for x in PRESETS.glob("*.json")))
+                raise DTError(f"unknown preset {preset!r}: choose one of {have}, or pass a .json file")
+            d.update(json.loads(p.read_text()))
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        names = {f.name: f for f in fields(cls)}
+        bad = sorted(set(d) - set(names))
+        if bad:
+            raise DTError(f"unknown training option(s): {', '.join(bad)}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self):
+        for name in ("steps", "batch_size", "context_length", "hidden_size", "n_layer", "n_head", "log_every",
+                     "checkpoint_every", "max_ep_len"):
+            if getattr(self, name) <= 0:
+                raise DTError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise DTError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.return_scale <= 0:
+            raise DTError(f"return_scale must be positive, got {self.return_scale}")
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def build_model(cfg: TrainConfig, ds, env_id: str | None):
+    from .model import DecisionTransformer, DecisionTransformerConfig
+    mean, std = ds.state_stats()
+    image = ds.observations.ndim > 2
+    rets = ds.episode_returns()
+    mc = DecisionTransformerConfig(
+        state_dim=int(np.prod(ds.observations.shape[1:])), act_dim=int(ds.action_space.n) if ds.discrete and ds.action_space is not None
+        else (int(ds.actions.max()) + 1 if ds.discrete else ds.actions.shape[1]),
+        hidden_size=cfg.hidden_size, max_ep_len=cfg.max_ep_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
+        activation_function=cfg.activation_function, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout, action_type="discrete" if ds.discrete else "continuous",
+        state_type="image" if image else "vector", state_shape=list(ds.observations.shape[1:]) if image else None,
+        context_length=cfg.context_length, return_scale=cfg.return_scale,
+        state_mean=None if image else [float(x) for x in mean], state_std=None if image else [float(x) for x in std],
+        env_id=env_id, target_returns=list(cfg.target_returns),
+        extra={"dataset": cfg.dataset, "dataset_best_return": float(rets.max()), "dataset_mean_return": float(rets.mean()),
+               "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score")})
+    return DecisionTransformer(mc)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print):
+        from .data import load_dataset
+        from .sampler import WindowSampler
+        self.cfg, self.progress, self.log = cfg, progress, log
+        self.run = Path(cfg.output)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        if not resume and (self.run / "checkpoints").exists():
+            raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
+        ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
+        env_id = cfg.env_id or ds.metadata.get("env_id")
+        if cfg.env_id:
+            import gymnasium as gym
+            try:
+                space = gym.make(cfg.env_id).observation_space
+            except gym.error.Error as e:
+                raise DTError(f"cannot make env {cfg.env_id!r}: {e}")
+            if tuple(space.shape) != tuple(ds.observations.shape[1:]):
+                raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
+                              f"{cfg.env_id} has {tuple(space.shape)}"
+                              + (f": the dataset was collected on {ds.metadata['env_id']}" if ds.metadata.get("env_id") else ""))
+        try:
+            self.run.mkdir(parents=True, exist_ok=True)
+            probe = self.run / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise DTError(f"cannot write to {self.run}: {e.strerror or e}")
+        self.ds, self.env_id = ds, env_id
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg, ds, env_id)
+        mc = self.model.config
+        self.sampler = WindowSampler(ds, K=cfg.context_length, batch_size=cfg.batch_size, scale=cfg.return_scale,
+                                     max_ep_len=cfg.max_ep_len, seed=cfg.seed,
+                                     state_mean=mc.state_mean, state_std=mc.state_std,
+                                     normalize=mc.state_type == "vector")
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=True)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+        self.step = 0
+        if resume:
+            self._restore()
+        else:
+            _write_json(self.run / "config.json", asdict(cfg))
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        from safetensors.torch import save_file
+
+        from .checkpoint import _atomic_dir_write, save_pretrained
+        ck = self.run / "checkpoints" / f"{self.step:08d}"
+        osd = self.opt.state_dict()
+        tensors = {"torch_rng": torch.get_rng_state()}
+        for pid, st in osd["state"].items():
+            for k, v in st.items():
+                tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+        meta = {"step": self.step, "param_groups": osd["param_groups"], "sched": self.sched.state_dict(),
+                "sampler": self.sampler.state_dict()}
+
+        def write(tmp: Path):
+            save_pretrained(self.model, tmp / "model")
+            for f in (tmp / "model").iterdir():
+                os.replace(f, tmp / f.name)
+            (tmp / "model").rmdir()
+            save_file(tensors, str(tmp / "trainer.safetensors"))
+            (tmp / "trainer.json").write_text(json.dumps(meta))
+        _atomic_dir_write(ck, write)
+        link = self.run / "checkpoints" / "last"
+        tmp = self.run / "checkpoints" / ".last.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(ck.name, tmp)
+        os.replace(tmp, link)
+        return ck
+
+    def _restore(self):
+        from safetensors.torch import load_file
+
+        from .checkpoint import _read_weights, load_state_dict_strict
+        link = self.run / "checkpoints" / "last"
+        if not link.exists():
+            raise DTError(f"{self.run}: no checkpoint to resume from (checkpoints/last is missing)")
+        ck = link.resolve()
+        saved = json.loads((self.run / "config.json").read_text())
+        if saved != asdict(self.cfg):
+            diff = sorted(k for k in saved if saved.get(k) != asdict(self.cfg).get(k) and k != "steps")
+            if diff:
+                raise DTError(f"--resume with different options ({', '.join(diff)}): a resumed run must match the "
+                              "original; only --steps may change")
+        load_state_dict_strict(self.model, _read_weights(ck), where=str(ck))
+        meta = json.loads((ck / "trainer.json").read_text())
+        t = load_file(str(ck / "trainer.safetensors"))
+        state = {}
+        for k, v in t.items():
+            if k.startswith("opt."):
+                _, pid, name = k.split(".", 2)
+                state.setdefault(int(pid), {})[name] = v
+        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        self.sched.load_state_dict(meta["sched"])
+        self.sampler.load_state_dict(meta["sampler"])
+        torch.set_rng_state(t["torch_rng"])
+        self.step = int(meta["step"])
+        if self.cfg.steps != saved.get("steps"):
+            _write_json(self.run / "config.json", asdict(self.cfg))
+        self.log(f"resumed {self.run} at step {self.step}")
+
+    # -- the loop -----------------------------------------------------------------------------
+    def loss_on(self, batch) -> torch.Tensor:
+        keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
+        pred = self.model.forward_actions(*(batch[k] for k in keys))      # (B, K, act_dim)
+        mask = batch["attention_mask"].bool()
+        if self.model.config.action_type == "discrete":
+            return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
+        return ((pred - batch["actions"]) ** 2)[mask].mean()
+
+    def train(self) -> dict:
+        from tqdm import tqdm
+        cfg = self.cfg
+        self.model.train()
+        metrics_path = self.run / "metrics.csv"
+        new = not metrics_path.exists()
+        mf = open(metrics_path, "a", newline="")
+        w = csv.writer(mf)
+        if new:
+            w.writerow(["step", "loss", "lr", "steps_per_s", "eval_target", "eval_return_mean", "eval_return_std"])
+        tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            tb = SummaryWriter(str(self.run / "tb"), purge_step=self.step + 1)
+        except ImportError:
+            pass
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
+                   mininterval=1.0, desc="train")
+        losses, t_last, s_last, last_loss = [], time.time(), self.step, float("nan")
+        try:
+            while self.step < cfg.steps:
+                batch = self.sampler.sample()
+                loss = self.loss_on(batch)
+                if not torch.isfinite(loss):
+                    raise DTError(f"loss became {loss.item()} at step {self.step}: lower --lr or check the dataset")
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                losses.append(loss.item())
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    now = time.time()
+                    sps = (self.step - s_last) / max(now - t_last, 1e-9)
+                    last_loss = float(np.mean(losses))
+                    lr = self.sched.get_last_lr()[0]
+                    w.writerow([self.step, f"{last_loss:.6g}", f"{lr:.6g}", f"{sps:.2f}", "", "", ""])
+                    mf.flush()
+                    if tb:
+                        tb.add_scalar("train/loss", last_loss, self.step)
+                        tb.add_scalar("train/lr", lr, self.step)
+                    bar.set_postfix_str(f"loss {last_loss:.4f}, {sps:.1f} steps/s", refresh=False)
+                    losses, t_last, s_last = [], now, self.step
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate(w, tb)
+                    mf.flush()
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            mf.close()
+            if tb:
+                tb.close()
+        return {"step": self.step, "loss": last_loss, "checkpoint": str(self.run / "checkpoints" / "last")}
+
+    def _evaluate(self, w, tb):
+        from .evaluate import evaluate
+        if self.env_id is None:
+            return
+        self.model.eval()
+        for tr in self.cfg.target_returns:
+            res = evaluate(self.model, self.env_id, [tr], episodes=self.cfg.eval_episodes,
+                           num_envs=min(self.cfg.eval_episodes, 10), seed=10_000)[0]
+            w.writerow([self.step, "", "", "", tr, f"{res['return_mean']:.4g}", f"{res['return_std']:.4g}"])
+            if tb:
+                tb.add_scalar(f"eval/return@{tr:g}", res["return_mean"], self.step)
+        self.model.train()
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
+    return Trainer(cfg, resume=resume, progress=progress, log=log).train()

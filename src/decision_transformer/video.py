@@ -1,0 +1,73 @@
+"""`dt video`: one episode rendered offscreen, with the target and running return overlaid.
+
+Rendering is headless through MuJoCo's EGL backend (MUJOCO_GL=egl, Mesa's software EGL is
+enough; set MUJOCO_GL=osmesa with libosmesa6 installed as the alternative). Output by suffix:
+.mp4 (imageio-ffmpeg) or .gif; written to a temp name and renamed, never half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DTError
+
+
+def _overlay(frame: np.ndarray, text: str) -> np.ndarray:
+    from PIL import Image, ImageDraw
+    img = Image.fromarray(frame)
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, img.width, 22], fill=(0, 0, 0))
+    d.text((6, 5), text, fill=(255, 255, 255))
+    return np.asarray(img)
+
+
+def record(model, env_id: str, target_return: float, output, seed: int = 0, max_steps: int = 1000,
+           fps: int = 30) -> tuple[Path, float, int]:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import gymnasium as gym
+    import imageio.v2 as imageio
+
+    from .agent import Agent
+    out = Path(output)
+    if out.suffix.lower() not in (".mp4", ".gif"):
+        raise DTError(f"{out}: the video must end in .mp4 or .gif")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DTError(f"cannot write to {out.parent}: {e.strerror or e}")
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+    except gym.error.Error as e:
+        raise DTError(f"cannot make env {env_id!r}: {e}")
+    agent = Agent(model, num_envs=1, target_return=target_return)
+    obs, _ = env.reset(seed=seed)
+    frames, ret, n = [], 0.0, 0
+    try:
+        first = env.render()
+    except Exception as e:
+        raise DTError(f"offscreen rendering failed ({type(e).__name__}: {str(e)[:160]}); "
+                      "MUJOCO_GL=egl needs libegl1 (Mesa), or use MUJOCO_GL=osmesa with libosmesa6")
+    frames.append(_overlay(first, f"target {target_return:.0f}   return {ret:8.1f}   t {n}"))
+    while n < max_steps:
+        obs, r, term, trunc, _ = env.step(agent.act(obs[None])[0])
+        agent.observe([r], [term or trunc])
+        ret += float(r)
+        n += 1
+        frames.append(_overlay(env.render(), f"target {target_return:.0f}   return {ret:8.1f}   t {n}"))
+        if term or trunc:
+            break
+    env.close()
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    try:
+        if out.suffix.lower() == ".gif":
+            imageio.mimsave(tmp, frames[::2], duration=2 / fps, loop=0)
+        else:
+            imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out, ret, n

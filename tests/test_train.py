@@ -1,0 +1,172 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import toyenv
+from decision_transformer.cli import main
+from decision_transformer.errors import DTError
+from decision_transformer.evaluate import evaluate
+from decision_transformer.train import TrainConfig, Trainer, train
+
+TOY = dict(env_id="LineReach-v0", context_length=5, hidden_size=32, n_layer=2, n_head=1, dropout=0.1,
+           lr=1e-3, warmup_steps=50, return_scale=10.0, max_ep_len=32, target_returns=[19.0, 9.0],
+           log_every=1, checkpoint_every=100)
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    return str(toyenv.make_dataset(tmp_path_factory.mktemp("toy") / "toy.npz"))
+
+
+def _cfg(data, out, **kw):
+    return TrainConfig.from_sources(None, {**TOY, "dataset": data, "output": str(out), **kw})
+
+
+def _losses(run):
+    rows = [r.split(",") for r in (Path(run) / "metrics.csv").read_text().splitlines()[1:]]
+    return [(int(r[0]), float(r[1])) for r in rows if r[1]]
+
+
+def test_dt_learns_and_follows_the_target(toy_data, tmp_path):
+    torch.set_num_threads(2)
+    res = train(_cfg(toy_data, tmp_path / "run", steps=600, log_every=10), progress=False)
+    losses = [l for _, l in _losses(tmp_path / "run")]
+    assert losses[-1] < 0.8 * losses[0]        # the loss falls (the random share of the actions is unlearnable)
+    from decision_transformer.checkpoint import from_pretrained
+    model = from_pretrained(tmp_path / "run" / "checkpoints" / "last")
+    hi, lo = evaluate(model, "LineReach-v0", [19.0, 9.0], episodes=30, num_envs=10, seed=1)
+    rnd = []
+    env = toyenv.LineReach()
+    rng = np.random.default_rng(0)
+    for ep in range(30):
+        env.reset(seed=1000 + ep); R = 0.0
+        for _ in range(20):
+            R += env.step(rng.uniform(-1, 1, 1))[1]
+        rnd.append(R)
+    assert hi["return_mean"] > np.mean(rnd) + 5                          # beats random clearly
+    assert hi["return_mean"] > lo["return_mean"] + 2                     # higher target, higher return
+
+
+def test_resume_continues_exactly_and_same_seed_same_weights(toy_data, tmp_path):
+    train(_cfg(toy_data, tmp_path / "full", steps=40, checkpoint_every=20), progress=False)
+    train(_cfg(toy_data, tmp_path / "cut", steps=20, checkpoint_every=20), progress=False)
+    cfg = TrainConfig(**json.loads((tmp_path / "cut" / "config.json").read_text()))
+    cfg.steps = 40
+    train(cfg, resume=True, progress=False, log=lambda *a: None)
+    assert _losses(tmp_path / "full") == _losses(tmp_path / "cut")
+    from safetensors.torch import load_file
+    a = load_file(str(tmp_path / "full" / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    train(_cfg(toy_data, tmp_path / "again", steps=40, checkpoint_every=20), progress=False)
+    c = load_file(str(tmp_path / "again" / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_sigkill_loses_at_most_one_checkpoint_interval(toy_data, tmp_path):
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "import sys, toyenv; from decision_transformer.cli import main; sys.exit(main())",
+           "train", "--dataset", toy_data, "--env", "LineReach-v0",
+           "--output", str(run), "--steps", "100000", "--checkpoint-every", "10", "--context-length", "5",
+           "--hidden-size", "32", "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--quiet"]
+    p = subprocess.Popen(cmd, cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "checkpoints" / "00000030").exists():
+        assert p.poll() is None, "training exited early"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    last = (run / "checkpoints" / "last").resolve()
+    step = int(last.name)
+    assert step >= 30
+    assert sorted(x.name for x in last.iterdir()) == ["config.json", "model.safetensors", "trainer.json",
+                                                      "trainer.safetensors"]
+    assert not [x for x in (run / "checkpoints").iterdir() if x.name.startswith(".") and x.name != ".last.tmp"]
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    cfg.steps = step + 10
+    res = train(cfg, resume=True, progress=False, log=lambda *a: None)
+    assert res["step"] == step + 10
+
+
+def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", toy_data, "--env", "LineReach-v0", "--output", str(run), "--steps", "20",
+                 "--context-length", "5", "--hidden-size", "32", "--n-layer", "1", "--max-ep-len", "32",
+                 "--return-scale", "10", "--target-return", "19", "9", "--quiet"]) == 0
+    assert main(["train", "--resume", str(run), "--steps", "25", "--quiet"]) == 0
+    ck = str(run / "checkpoints" / "last")
+    assert main(["eval", ck, "--target-return", "19", "--episodes", "4", "--num-envs", "2",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert ev["results"][0]["episodes"] == 4 and len(ev["results"][0]["return_ci95"]) == 2
+    assert main(["sweep", ck, "--targets", "5:19:3", "--episodes", "2", "--num-envs", "2",
+                 "--output", str(tmp_path / "sw")]) == 0
+    sw = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [r["target_return"] for r in sw["results"]] == [5.0, 12.0, 19.0]
+    assert (tmp_path / "sw" / "sweep.png").stat().st_size > 5000
+    assert main(["info", ck]) == 0
+    assert main(["export", ck, str(tmp_path / "exp")]) == 0
+    capsys.readouterr()
+
+
+def test_video_renders_headless(tmp_path):
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    cfg = DecisionTransformerConfig(state_dim=11, act_dim=3, n_layer=1, hidden_size=32, max_ep_len=1000,
+                                    return_scale=1000.0, env_id="Hopper-v5")
+    DecisionTransformer(cfg).save_pretrained(tmp_path / "ck")
+    assert main(["video", str(tmp_path / "ck"), "--target-return", "3600", "-o", str(tmp_path / "v.gif"),
+                 "--max-steps", "15"]) == 0
+    import imageio.v2 as imageio
+    frames = imageio.mimread(tmp_path / "v.gif")
+    assert len(frames) >= 5 and frames[0].shape[0] > 100
+    assert main(["video", str(tmp_path / "ck"), "--target-return", "1", "-o", str(tmp_path / "v.avi")]) == 2
+
+
+def test_bad_inputs_are_one_line_errors(toy_data, tmp_path, capsys):
+    def err(argv):
+        assert main(argv) == 2
+        lines = [x for x in capsys.readouterr().err.strip().splitlines() if not x.startswith("warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return lines[0]
+    assert "no such file" in err(["train", "--dataset", str(tmp_path / "none.npz"), "--output", str(tmp_path / "r1")])
+    assert "observations (2,) but Hopper-v5 has (11,)" in err(
+        ["train", "--dataset", str(_with_env(toy_data, tmp_path)), "--env", "Hopper-v5", "--output", str(tmp_path / "r2")])
+    assert not (tmp_path / "r2" / "checkpoints").exists()
+    assert "unknown preset 'fast'" in err(["train", "--dataset", toy_data, "--preset", "fast", "--output", str(tmp_path / "r3")])
+    ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(0o500)
+    if os.geteuid() != 0:                                             # root ignores permissions
+        assert "cannot write to" in err(["train", "--dataset", toy_data, "--output", str(ro / "run")])
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    DecisionTransformer(DecisionTransformerConfig(state_dim=11, act_dim=3, n_layer=1, hidden_size=32,
+                                                  env_id="Hopper-v5")).save_pretrained(tmp_path / "ck")
+    assert "cannot write to /proc/x/y" in err(["sweep", str(tmp_path / "ck"), "--targets", "1:2:2", "--output", "/proc/x/y"])
+    assert "expects observations of shape (11,) but LineReach-v0 gives (2,)" in err(
+        ["eval", str(tmp_path / "ck"), "--env", "LineReach-v0", "--target-return", "5", "--episodes", "1"])
+    assert "--target-return must be a number, got 'high'" in err(
+        ["eval", str(tmp_path / "ck"), "--target-return", "high", "--episodes", "1"])
+    assert "--targets '1:x:3'" in err(["sweep", str(tmp_path / "ck"), "--targets", "1:x:3", "--output", str(tmp_path / "s")])
+    train(_cfg(toy_data, tmp_path / "r4", steps=5), progress=False)
+    assert "already holds a run" in err(["train", "--dataset", toy_data, "--env", "LineReach-v0",
+                                         "--output", str(tmp_path / "r4")])
+    assert "only --steps may be given" in err(["train", "--resume", str(tmp_path / "r4"), "--lr", "0.1"])
+
+
+def _with_env(npz, tmp_path):
+    """The toy data as a Minari-less D4RL file that names its env (LineReach-v0)."""
+    import h5py
+    d = np.load(npz)
+    p = tmp_path / "toy.hdf5"
+    with h5py.File(p, "w") as f:
+        f["observations"], f["actions"], f["rewards"] = d["observations"], d["actions"], d["rewards"]
+        f["terminals"], f["timeouts"] = d["terminations"], d["truncations"]
+        f.attrs["env_id"] = "LineReach-v0"
+    return p
