@@ -153,7 +153,7 @@ def test_bad_inputs_are_one_line_errors(toy_data, tmp_path, capsys):
         ["eval", str(tmp_path / "ck"), "--env", "LineReach-v0", "--target-return", "5", "--episodes", "1"])
     assert "--target-return must be a number, got 'high'" in err(
         ["eval", str(tmp_path / "ck"), "--target-return", "high", "--episodes", "1"])
-    assert "--targets '1:x:3'" in err(["sweep", str(tmp_path / "ck"), "--targets", "1:x:3", "--output", str(tmp_path / "s")])
+    assert "--targets HI must be a number, got 'x'" in err(["sweep", str(tmp_path / "ck"), "--targets", "1:x:3", "--output", str(tmp_path / "s")])
     train(_cfg(toy_data, tmp_path / "r4", steps=5), progress=False)
     assert "already holds a run" in err(["train", "--dataset", toy_data, "--env", "LineReach-v0",
                                          "--output", str(tmp_path / "r4")])
