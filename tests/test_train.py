@@ -170,3 +170,23 @@ def _with_env(npz, tmp_path):
         f["terminals"], f["timeouts"] = d["terminations"], d["truncations"]
         f.attrs["env_id"] = "LineReach-v0"
     return p
+
+
+def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
+    from decision_transformer.checkpoint import from_pretrained
+    from decision_transformer.data import load_dataset
+    res = train(_cfg(toy_data, tmp_path / "bc", model="bc", steps=2000, log_every=100), progress=False)
+    bc = from_pretrained(tmp_path / "bc" / "checkpoints" / "last")
+    assert type(bc).__name__ == "BCModel"
+    r_bc = evaluate(bc, "LineReach-v0", [0.0], episodes=20, num_envs=10, seed=1)[0]["return_mean"]
+    t = Trainer(_cfg(toy_data, tmp_path / "pbc", model="bc", top_pct=20, steps=2000, log_every=100), progress=False)
+    full = load_dataset(toy_data)
+    assert t.ds.num_episodes == round(0.2 * full.num_episodes)
+    assert t.ds.episode_returns().min() >= np.percentile(full.episode_returns(), 79)
+    t.train()
+    pbc = from_pretrained(tmp_path / "pbc" / "checkpoints" / "last")
+    r_pbc = evaluate(pbc, "LineReach-v0", [0.0], episodes=20, num_envs=10, seed=1)[0]["return_mean"]
+    assert r_pbc > r_bc + 1 and r_pbc > 14     # cloning only good episodes beats cloning all of them
+    with pytest.raises(DTError, match="no transformers equivalent"):
+        from decision_transformer.checkpoint import export_transformers
+        export_transformers(tmp_path / "pbc" / "checkpoints" / "last", tmp_path / "x")

@@ -52,7 +52,7 @@ def transformers_config(cfg: DecisionTransformerConfig) -> dict:
 
 
 def is_transformers_compatible(cfg: DecisionTransformerConfig) -> bool:
-    return cfg.action_type == "continuous" and cfg.state_type == "vector"
+    return cfg.action_type == "continuous" and cfg.state_type == "vector" and cfg.model_type == "dt"
 
 
 def _atomic_dir_write(path: Path, write) -> Path:
@@ -91,8 +91,8 @@ def save_pretrained(model: DecisionTransformer, path, *, transformers_only: bool
         conf = {**transformers_config(cfg), **conf}
     elif transformers_only:
         raise CheckpointError(
-            f"a {cfg.action_type}-action, {cfg.state_type}-state model has no transformers equivalent "
-            "(DecisionTransformerModel is continuous actions + vector states only)")
+            f"a {cfg.action_type}-action, {cfg.state_type}-state {cfg.model_type} model has no transformers "
+            "equivalent (DecisionTransformerModel is a DT with continuous actions + vector states only)")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
     def write(tmp: Path):
@@ -140,6 +140,14 @@ def _read_weights(d: Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"{d / BIN}: holds a {type(sd).__name__}, not a state dict")
         return sd
     raise CheckpointError(f"{d}: no weights ({WEIGHTS} or {BIN}) in this directory")
+
+
+def build(cfg: DecisionTransformerConfig):
+    """The model a config describes: a DecisionTransformer, or the BC baseline."""
+    if cfg.model_type == "bc":
+        from .bc import BCModel
+        return BCModel(cfg)
+    return DecisionTransformer(cfg)
 
 
 def load_state_dict_strict(model: DecisionTransformer, sd: dict, where: str = "checkpoint") -> None:
@@ -194,7 +202,7 @@ def from_pretrained(source, *, state_mean=None, state_std=None, context_length=N
         v = getattr(cfg, k)
         if v is not None and len(v) != cfg.state_dim:
             raise CheckpointError(f"{k} has {len(v)} values but the model's state_dim is {cfg.state_dim}")
-    model = DecisionTransformer(cfg)
+    model = build(cfg)
     load_state_dict_strict(model, _read_weights(d), where=str(d))
     return model.to(map_location).eval()
 

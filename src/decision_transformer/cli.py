@@ -95,7 +95,7 @@ _TRAIN_OPTS = {  # option -> type, for `dt train` overrides of TrainConfig
     "steps": int, "batch_size": int, "context_length": int, "hidden_size": int, "n_layer": int, "n_head": int,
     "dropout": float, "lr": float, "weight_decay": float, "warmup_steps": int, "grad_clip": float,
     "return_scale": float, "max_ep_len": int, "seed": int, "log_every": int, "checkpoint_every": int,
-    "eval_every": int, "eval_episodes": int, "num_threads": int,
+    "eval_every": int, "eval_episodes": int, "num_threads": int, "model": str, "top_pct": float,
 }
 
 

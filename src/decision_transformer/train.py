@@ -57,6 +57,8 @@ class TrainConfig:
     eval_every: int = 0                # 0: no evaluation during training
     eval_episodes: int = 10
     num_threads: int = 0               # 0: torch default
+    model: str = "dt"                  # "dt", or "bc" (the MLP baseline of the official code)
+    top_pct: float = 100.0             # train on the top X% of episodes by return (%BC)
 
     @classmethod
     def from_sources(cls, preset: str | None, overrides: dict) -> "TrainConfig":
@@ -85,6 +87,10 @@ class TrainConfig:
             raise DTError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.return_scale <= 0:
             raise DTError(f"return_scale must be positive, got {self.return_scale}")
+        if self.model not in ("dt", "bc"):
+            raise DTError(f"--model must be dt or bc, got {self.model!r}")
+        if not 0 < self.top_pct <= 100:
+            raise DTError(f"--top-pct must be in (0, 100], got {self.top_pct}")
 
 
 def _write_json(path: Path, obj) -> None:
@@ -93,8 +99,20 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def top_episodes(ds, pct: float):
+    """The top `pct`% of episodes by return (at least one), in their original order."""
+    from .data import TrajectoryDataset
+    if pct >= 100:
+        return ds
+    n = max(1, int(round(ds.num_episodes * pct / 100)))
+    keep = np.sort(np.argsort(-ds.episode_returns(), kind="stable")[:n])
+    return TrajectoryDataset.from_episodes([ds.episode(int(i)) for i in keep], f"{ds.metadata.get('source')} top {pct}%",
+                                           ds.observation_space, ds.action_space, ds.metadata)
+
+
 def build_model(cfg: TrainConfig, ds, env_id: str | None):
-    from .model import DecisionTransformer, DecisionTransformerConfig
+    from .checkpoint import build
+    from .model import DecisionTransformerConfig
     mean, std = ds.state_stats()
     image = ds.observations.ndim > 2
     rets = ds.episode_returns()
@@ -109,8 +127,10 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None):
         state_mean=None if image else [float(x) for x in mean], state_std=None if image else [float(x) for x in std],
         env_id=env_id, target_returns=list(cfg.target_returns),
         extra={"dataset": cfg.dataset, "dataset_best_return": float(rets.max()), "dataset_mean_return": float(rets.mean()),
-               "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score")})
-    return DecisionTransformer(mc)
+               "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score"),
+               "top_pct": cfg.top_pct},
+        model_type=cfg.model)
+    return build(mc)
 
 
 class Trainer:
@@ -142,6 +162,7 @@ class Trainer:
             probe.unlink()
         except OSError as e:
             raise DTError(f"cannot write to {self.run}: {e.strerror or e}")
+        ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg, ds, env_id)
@@ -226,6 +247,8 @@ class Trainer:
         keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
         pred = self.model.forward_actions(*(batch[k] for k in keys))      # (B, K, act_dim)
         mask = batch["attention_mask"].bool()
+        if hasattr(self.model, "loss_positions"):                          # BC: the last step only
+            mask = self.model.loss_positions(mask)
         if self.model.config.action_type == "discrete":
             return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
         return ((pred - batch["actions"]) ** 2)[mask].mean()
