@@ -2,7 +2,7 @@
 states (left-padded with zeros, flattened) predicting the action at the last one. %BC is the
 same model trained on the top X% of episodes by return (`dt train --model bc --top-pct X`).
 
-It shares DecisionTransformerConfig (model_type="bc"; hidden_size, n_layer, resid_pdrop,
+It shares DecisionTransformerConfig (architecture="bc"; hidden_size, n_layer, resid_pdrop,
 context_length, state/action types and normalisation) so checkpoints, the Agent, `dt eval`
 and `dt sweep` work unchanged; the target return is ignored.
 """

@@ -52,7 +52,7 @@ def transformers_config(cfg: DecisionTransformerConfig) -> dict:
 
 
 def is_transformers_compatible(cfg: DecisionTransformerConfig) -> bool:
-    return cfg.action_type == "continuous" and cfg.state_type == "vector" and cfg.model_type == "dt"
+    return cfg.action_type == "continuous" and cfg.state_type == "vector" and cfg.architecture == "dt"
 
 
 def _atomic_dir_write(path: Path, write) -> Path:
@@ -91,7 +91,7 @@ def save_pretrained(model: DecisionTransformer, path, *, transformers_only: bool
         conf = {**transformers_config(cfg), **conf}
     elif transformers_only:
         raise CheckpointError(
-            f"a {cfg.action_type}-action, {cfg.state_type}-state {cfg.model_type} model has no transformers "
+            f"a {cfg.action_type}-action, {cfg.state_type}-state {cfg.architecture} model has no transformers "
             "equivalent (DecisionTransformerModel is a DT with continuous actions + vector states only)")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
@@ -144,7 +144,7 @@ def _read_weights(d: Path) -> dict[str, torch.Tensor]:
 
 def build(cfg: DecisionTransformerConfig):
     """The model a config describes: a DecisionTransformer, or the BC baseline."""
-    if cfg.model_type == "bc":
+    if cfg.architecture == "bc":
         from .bc import BCModel
         return BCModel(cfg)
     return DecisionTransformer(cfg)

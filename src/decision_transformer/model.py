@@ -57,11 +57,11 @@ class DecisionTransformerConfig:
     env_id: str | None = None
     target_returns: list[float] | None = None  # default evaluation targets (unscaled)
     extra: dict = field(default_factory=dict)  # free-form metadata (dataset, reference scores, ...)
-    model_type: str = "dt"           # "dt", or "bc" for the behaviour-cloning baseline (bc.py)
+    architecture: str = "dt"         # "dt", or "bc" for the behaviour-cloning baseline (bc.py)
 
     def __post_init__(self):
-        if self.model_type not in ("dt", "bc"):
-            raise ValueError(f"model_type must be 'dt' or 'bc', got {self.model_type!r}")
+        if self.architecture not in ("dt", "bc"):
+            raise ValueError(f"architecture must be 'dt' or 'bc', got {self.architecture!r}")
         if self.action_type not in ("continuous", "discrete"):
             raise ValueError(f"action_type must be 'continuous' or 'discrete', got {self.action_type!r}")
         if self.state_type not in ("vector", "image"):

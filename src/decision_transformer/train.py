@@ -129,7 +129,7 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None):
         extra={"dataset": cfg.dataset, "dataset_best_return": float(rets.max()), "dataset_mean_return": float(rets.mean()),
                "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score"),
                "top_pct": cfg.top_pct},
-        model_type=cfg.model)
+        architecture=cfg.model)
     return build(mc)
 
 
