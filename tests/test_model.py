@@ -130,3 +130,20 @@ def test_forward_actions_equals_forward_in_eval_and_with_dropout(pad):
     out = ours.forward_actions(*(batch[k] for k in ("states", "actions", "returns_to_go", "timesteps", "attention_mask")))
     out.sum().backward()
     assert out.shape == (3, 20, 3) and ours.embed_state.weight.grad.abs().sum() > 0
+
+
+def test_batched_inference_fused_linear_matches_forward():
+    """Many rows in inference mode take oneDNN's fused linear (+ReLU): same values to float precision."""
+    import decision_transformer.model as dm
+    _, ours = hf_and_ours()
+    batch = random_batch(12, 20, pad=[0, 3, 19] + [0] * 9)   # 12 x 59 tokens >= FUSED_MIN_ROWS
+    assert 12 * 59 >= dm.FUSED_MIN_ROWS
+    full = ours(**batch)[1][:, -1]                            # autograd-enabled forward: addmm path
+    fast = ours.predict_last_action(*(batch[k] for k in ("states", "actions", "returns_to_go", "timesteps", "attention_mask")))
+    assert (full - fast).abs().max() <= 1e-5
+    if dm._LINEAR_POINTWISE is not None:                      # and it really is the other kernel
+        with torch.inference_mode():
+            x = torch.randn(600, 128)
+            lin = ours.encoder.h[0].mlp.c_fc
+            ref = torch.relu(torch.addmm(lin.bias, x, lin.weight))
+            assert (lin(x, relu=True) - ref).abs().max() <= 1e-5
