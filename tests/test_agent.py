@@ -108,3 +108,35 @@ def test_env_checkpoint_dimension_mismatch_is_a_clear_error():
         agent.act(np.full((2, 11), np.nan))
     with pytest.raises(DTError, match="before act"):
         Agent(ours, target_return=1).observe([0.0])
+
+
+def test_cached_mode_equals_exact_until_the_window_slides_and_after_resets():
+    _, ours = _models()
+    lengths = [23, 57, 101]
+    envs, obs = zip(*[_env(n, seed=i) for i, n in enumerate(lengths)])
+    envs, obs = list(envs), np.stack(obs)
+    ex = Agent(ours, num_envs=3, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000)
+    ca = Agent(ours, num_envs=3, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, mode="cached")
+    since_reset = np.zeros(3, int)
+    late = 0.0
+    for step in range(130):
+        a, b = ex.act(obs), ca.act(obs)
+        d = np.abs(a - b).max(axis=1)
+        fresh = since_reset < 20                                # nothing has left the window yet
+        assert d[fresh].max(initial=0) <= 1e-5, (step, d)
+        late = max(late, d[~fresh].max(initial=0))
+        rewards, dones = np.zeros(3), np.zeros(3, bool)
+        for i, env in enumerate(envs):
+            obs[i], rewards[i], term, trunc, _ = env.step(a[i])
+            dones[i] = term or trunc
+            if dones[i]:
+                obs[i], _ = env.reset(seed=50 + step)
+        ex.observe(rewards, dones); ca.observe(rewards, dones)
+        since_reset = np.where(dones, 0, since_reset + 1)
+    assert 0 < late < 0.2                                       # approximate afterwards, not exact
+
+
+def test_cached_mode_bad_arguments():
+    _, ours = _models()
+    with pytest.raises(DTError, match="mode must be 'exact' or 'cached'"):
+        Agent(ours, target_return=1, mode="fast")

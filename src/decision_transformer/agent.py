@@ -25,7 +25,7 @@ from .model import DecisionTransformer
 class Agent:
     def __init__(self, model: DecisionTransformer, num_envs: int = 1, target_return=None,
                  state_mean=None, state_std=None, scale=None, context_length: int | None = None,
-                 deterministic: bool = True, seed: int | None = None):
+                 deterministic: bool = True, seed: int | None = None, mode: str = "exact"):
         cfg = model.config
         self.model = model.eval()
         self.cfg, self.N = cfg, int(num_envs)
@@ -49,6 +49,9 @@ class Agent:
             for name, v in (("state_mean", self.mean), ("state_std", self.std)):
                 if v.shape != (cfg.state_dim,):
                     raise DTError(f"{name} has {v.size} values but the checkpoint's state_dim is {cfg.state_dim}")
+        if mode not in ("exact", "cached"):
+            raise DTError(f"mode must be 'exact' or 'cached' (approximate, see cached.py), got {mode!r}")
+        self.mode = mode
         self.deterministic = deterministic
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
         N, K = self.N, self.K
@@ -64,6 +67,13 @@ class Agent:
         # token masks for c = 0..K real (most recent) steps in the window: (K+1, 1, 3K-1, 3K-1)
         steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
         self.mask_table = DecisionTransformer.token_mask(steps, 3 * K - 1).to(dev)
+        self.cache = None
+        if mode == "cached":
+            from .cached import KVCache
+            try:
+                self.cache = KVCache(model, N, K)
+            except ValueError as e:
+                raise DTError(str(e))
         self.target = np.zeros(N)
         self.rtg = np.zeros(N, dtype=np.float32)   # float32 like the blog's target_return tensor
         self.t = np.zeros(N, dtype=np.int64)
@@ -87,6 +97,8 @@ class Agent:
         ti = torch.as_tensor(idx, device=self.s.device)
         for buf in (self.s, self.a, self.R, self.ts, self.m):
             buf[ti] = 0
+        if self.cache is not None:
+            self.cache.reset(ti)
         self._acted = False
 
     def _check_obs(self, obs) -> np.ndarray:
@@ -125,11 +137,15 @@ class Agent:
         self.ts[:, p] = torch.from_numpy(np.minimum(self.t, self.cfg.max_ep_len - 1))
         self.m[:, p] = 1
         self.p = p = p + 1
-        real = np.minimum(self.t + 1, K)                  # real steps in each env's window
-        mask = None if real.min() == K else self.mask_table[torch.from_numpy(real)]
-        w = slice(p - K, p)
-        out = self.model.predict_last_action(self.s[:, w], self.a[:, w], self.R[:, w], self.ts[:, w],
-                                             token_mask=mask)   # (N, act_dim) or (N, n) logits
+        if self.cache is not None:                        # approximate: only the 3 new tokens
+            out = self.cache.step(self.s[:, p - 1], self.R[:, p - 1, 0], self.ts[:, p - 1], self.a[:, p - 2],
+                                  torch.from_numpy(self.t > 0))
+        else:
+            real = np.minimum(self.t + 1, K)              # real steps in each env's window
+            mask = None if real.min() == K else self.mask_table[torch.from_numpy(real)]
+            w = slice(p - K, p)
+            out = self.model.predict_last_action(self.s[:, w], self.a[:, w], self.R[:, w], self.ts[:, w],
+                                                 token_mask=mask)   # (N, act_dim) or (N, n) logits
         if self.discrete:
             if self.deterministic:
                 act = out.argmax(dim=-1)

@@ -189,8 +189,9 @@ def cmd_eval(a) -> None:
     if not targets:
         raise DTError("no target return: pass --target-return R [R ...]")
     res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
-                   ref_min=a.ref_min_score, ref_max=a.ref_max_score)
-    print(f"{a.checkpoint} on {env_id}, {a.episodes} episodes per target")
+                   ref_min=a.ref_min_score, ref_max=a.ref_max_score, mode=a.mode)
+    print(f"{a.checkpoint} on {env_id}, {a.episodes} episodes per target" +
+          (" (APPROXIMATE cached mode)" if a.mode == "cached" else ""))
     print(_results_table(res))
     if a.json:
         _write_json_atomic(a.json, {"checkpoint": str(a.checkpoint), "env_id": env_id, "results": res})
@@ -305,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ref-min-score", type=float)
     ev.add_argument("--ref-max-score", type=float)
     ev.add_argument("--json", help="write the results here")
+    ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
+                    help="exact (default) or cached: an approximate, faster KV-cache mode (see docs)")
     ev.set_defaults(func=cmd_eval)
     sw = sub.add_parser("sweep", help="achieved vs target return over a range of targets (PNG + JSON)")
     _eval_args(sw)

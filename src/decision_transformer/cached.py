@@ -1,0 +1,80 @@
+"""An APPROXIMATE, faster inference mode: a key/value cache that is not recomputed when the
+window slides (`Agent(..., mode="cached")`).
+
+Exact evaluation (the default) recomputes the whole window every step, because once the window
+slides every hidden state depends on where it starts. Here each step runs only its three new
+tokens (a_{t-1}, R_t, s_t) through the layers; they attend to the cached keys/values of the last
+3K-1 tokens, which were computed when those tokens arrived (with the context they had then).
+
+- Layer 0 is exact (a token's layer-0 keys/values depend on that token alone); deeper layers'
+  cached keys/values of older tokens carry context from before the window start.
+- For the first K steps of an episode nothing has left the window yet, so the actions equal the
+  exact mode's to float precision (tested); after that they differ slightly.
+The effect on returns must be measured per checkpoint (docs/performance.md has one measurement).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class KVCache:
+    def __init__(self, model, num_envs: int, K: int):
+        cfg = model.config
+        if cfg.architecture != "dt" or cfg.state_type != "vector":
+            raise ValueError("the cached mode supports vector-state Decision Transformers")
+        self.model, self.N, self.K = model, num_envs, K
+        self.C = 3 * K - 1                                          # tokens in the window
+        self.cap = 2 * self.C + 3                                  # ring: the window is a view
+        nh, H = cfg.n_head, cfg.hidden_size
+        dev = next(model.parameters()).device
+        shape = (num_envs, nh, self.cap, H // nh)
+        self.k = [torch.zeros(shape, device=dev) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=dev) for _ in range(cfg.n_layer)]
+        self.valid = torch.zeros(num_envs, self.cap, dtype=torch.bool, device=dev)
+        self.p = self.C                                            # next slot; window = [p - C, p)
+
+    def reset(self, envs) -> None:
+        self.valid[envs] = False
+
+    @torch.inference_mode()
+    def step(self, s, rtg, ts, prev_a, has_prev):
+        """s (N, S) normalised, rtg (N,) scaled, ts (N,) long, prev_a (N, A) or (N,) long,
+        has_prev (N,) bool -> the action output for s_t: (N, act_dim)."""
+        m, cfg = self.model, self.model.config
+        N, C = self.N, self.C
+        if self.p + 3 > self.cap:                                  # move the last C-3 tokens to the front
+            keep = slice(self.p - (C - 3), self.p)
+            for buf in self.k + self.v:
+                buf[:, :, :C - 3] = buf[:, :, keep].clone()
+            self.valid[:, :C - 3] = self.valid[:, keep].clone()
+            self.p = C - 3
+        p = self.p
+        t_prev = m.embed_timestep((ts - 1).clamp(min=0))           # (N, H)
+        t_now = m.embed_timestep(ts)
+        a_in = prev_a.long() if cfg.action_type == "discrete" else prev_a
+        x = torch.stack((m.embed_action(a_in) + t_prev, m.embed_return(rtg[:, None]) + t_now,
+                         m.embed_state(s) + t_now), dim=1)          # (N, 3, H): a_{t-1}, R_t, s_t
+        ln = m.embed_ln
+        x = F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias + m.encoder.wpe.weight[0], ln.eps)
+        self.valid[:, p] = has_prev
+        self.valid[:, p + 1:p + 3] = True
+        w = slice(p + 3 - C, p + 3)
+        slots = torch.arange(p + 3 - C, p + 3, device=x.device)
+        causal = slots[None, :] <= torch.arange(p, p + 3, device=x.device)[:, None]     # (3, C)
+        mask = (self.valid[:, None, w] & causal[None])             # (N, 3, C)
+        mask[:, 0, C - 3] = True                                   # a dummy a_{-1} query sees itself
+        mask = mask[:, None]                                       # (N, 1, 3, C)
+        nh = cfg.n_head
+        for l, blk in enumerate(m.encoder.h):
+            H = x.shape[-1]
+            q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H, dim=2)  # (N, 3, H) each
+            q, k, v = (z.view(N, 3, nh, H // nh).transpose(1, 2) for z in (q, k, v))
+            self.k[l][:, :, p:p + 3] = k
+            self.v[l][:, :, p:p + 3] = v
+            y = F.scaled_dot_product_attention(q, self.k[l][:, :, w], self.v[l][:, :, w], attn_mask=mask)
+            x = x + blk.attn.c_proj(y.transpose(1, 2).reshape(N, 3, H))
+            x = x + blk.mlp(blk.ln_2(x))
+        self.p = p + 3
+        return m.predict_action(m.encoder.ln_f(x[:, 2]))
