@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import write_json_atomic
+
 ALGOS = ("td3", "sac")
 
 # rl-zoo style hyper-parameters for MuJoCo locomotion.
@@ -28,12 +30,6 @@ HYPERS = {
     "td3": dict(learning_starts=10_000, batch_size=256, learning_rate=1e-3, train_freq=1, gradient_steps=1),
     "sac": dict(learning_starts=10_000, batch_size=256, learning_rate=3e-4, train_freq=1, gradient_steps=1),
 }
-
-
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 def _make(algo: str, env, seed: int):
@@ -101,7 +97,7 @@ def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_s
         model.save_replay_buffer(str(run / "state" / "replay.tmp.pkl"))
         os.replace(run / "state" / "replay.tmp.pkl", run / "state" / "replay.pkl")
         os.replace(run / "state" / "model.tmp.zip", run / "state" / "model.zip")
-        _atomic_json(prog_path, prog)
+        write_json_atomic(prog_path, prog)
         rec = {"steps": prog["steps"], "mean": float(np.mean(rets)), "std": float(np.std(rets)),
                "wall": round(prog["wall"], 1)}
         with open(run / "evals.jsonl", "a") as f:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .errors import CheckpointError
+from .fileio import why
 from .model import DecisionTransformer, DecisionTransformerConfig
 
 CONFIG = "config.json"
@@ -134,8 +135,8 @@ def _read_weights(d: Path) -> dict[str, torch.Tensor]:
         try:
             sd = torch.load(str(d / BIN), map_location="cpu", weights_only=True)
         except Exception as e:  # pickle errors come in many types
-            raise CheckpointError(f"{d / BIN}: cannot read with weights_only=True ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0] if str(e) else ''}); it is corrupt or not a plain state dict")
+            raise CheckpointError(f"{d / BIN}: cannot read with weights_only=True ({why(e)}); "
+                                  "it is corrupt or not a plain state dict")
         if not isinstance(sd, dict):
             raise CheckpointError(f"{d / BIN}: holds a {type(sd).__name__}, not a state dict")
         return sd
@@ -183,10 +184,9 @@ def resolve(source) -> Path:
         from huggingface_hub import snapshot_download
         return Path(snapshot_download(str(source), allow_patterns=[CONFIG, WEIGHTS, BIN, "README.md"]))
     except Exception as e:
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"{source}: not a local directory, and the Hugging Face Hub could not provide it "
-            f"({type(e).__name__}: {why[:200]}); download it where the Hub is reachable and pass the directory")
+            f"({why(e)}); download it where the Hub is reachable and pass the directory")
 
 
 def from_pretrained(source, *, state_mean=None, state_std=None, context_length=None,

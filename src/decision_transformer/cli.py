@@ -171,13 +171,11 @@ def _results_table(results) -> str:
 
 
 def _write_json_atomic(path, obj) -> None:
-    import json
+    from .fileio import write_json_atomic
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, obj)
     except OSError as e:
         raise DTError(f"cannot write {path}: {e.strerror or e}")
 

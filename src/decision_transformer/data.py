@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DTError
+from .fileio import why
 
 
 class DatasetError(DTError):
@@ -183,7 +184,7 @@ def _load_minari_id(dataset_id: str, download: bool) -> TrajectoryDataset:
     try:
         minari.download_dataset(dataset_id)
     except Exception as e:
-        raise DatasetError(f"{dataset_id}: download failed ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})")
+        raise DatasetError(f"{dataset_id}: download failed ({why(e)})")
     return _load_minari_dir(path)
 
 
@@ -215,8 +216,19 @@ def _load_minari_dir(path: Path) -> TrajectoryDataset:
     except DTError:
         raise
     except Exception as e:
-        raise DatasetError(f"{path}: cannot read the Minari dataset ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:200] if str(e) else ''}); it may be corrupt or truncated")
+        raise DatasetError(f"{path}: cannot read the Minari dataset ({why(e)}); it may be corrupt or truncated")
+
+
+def episode_bounds(term: np.ndarray, trunc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Episode boundaries of a flat transition stream split at term | trunc, and the truncation
+    flags with a trailing partial episode marked as truncated (cut, not terminal)."""
+    n = len(term)
+    ends = np.flatnonzero(term | trunc) + 1
+    bounds = np.concatenate([[0], ends, [n] if (len(ends) == 0 or ends[-1] != n) else []]).astype(np.int64)
+    trunc = trunc.copy()
+    if n and not (term[-1] or trunc[-1]):
+        trunc[-1] = True
+    return bounds, trunc
 
 
 def _split(where: str, obs, act, rew, term, trunc) -> list[Episode]:
@@ -224,11 +236,7 @@ def _split(where: str, obs, act, rew, term, trunc) -> list[Episode]:
     for name, v in (("observations", obs), ("actions", act), ("terminals", term), ("timeouts", trunc)):
         if len(v) != n:
             raise DatasetError(f"{where}: field {name}: length {len(v)} but {n} rewards")
-    ends = np.flatnonzero(term | trunc) + 1
-    bounds = np.concatenate([[0], ends, [n] if (len(ends) == 0 or ends[-1] != n) else []]).astype(np.int64)
-    trunc = trunc.copy()
-    if n and not (term[-1] or trunc[-1]):
-        trunc[-1] = True                                     # trailing partial episode: cut, not terminal
+    bounds, trunc = episode_bounds(term, trunc)
     return [Episode(obs[a:b], act[a:b], rew[a:b], term[a:b], trunc[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
@@ -251,7 +259,7 @@ def _load_d4rl(path: Path) -> TrajectoryDataset:
     except DTError:
         raise
     except Exception as e:
-        raise DatasetError(f"{path}: cannot read HDF5 ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+        raise DatasetError(f"{path}: cannot read HDF5 ({why(e)}); "
                            "the file is corrupt or truncated")
     eps = _split(str(path), obs, act, rew, term, trunc)
     return TrajectoryDataset.from_episodes(eps, str(path), metadata={"source": str(path), "format": "d4rl", **meta})
@@ -273,7 +281,7 @@ def _load_hf_rows(path: Path) -> TrajectoryDataset:
                 except pa.ArrowInvalid:
                     table = pa.ipc.open_file(src).read_all()
     except Exception as e:
-        raise DatasetError(f"{path}: cannot read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+        raise DatasetError(f"{path}: cannot read ({why(e)}); "
                            "the file is corrupt or truncated")
     missing = [k for k in ("observations", "actions", "rewards", "dones") if k not in table.column_names]
     if missing:
@@ -301,7 +309,7 @@ def _load_npz(path: Path) -> TrajectoryDataset:
         d = np.load(path, allow_pickle=False)
         fields = {k: d[k] for k in d.files}
     except Exception as e:
-        raise DatasetError(f"{path}: cannot read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+        raise DatasetError(f"{path}: cannot read ({why(e)}); "
                            "the file is corrupt or truncated")
     missing = [k for k in ("observations", "actions", "rewards", "terminations", "truncations") if k not in fields]
     if missing:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DTError
+from .fileio import write_json_atomic
 
 ENV = "Hopper-v5"
 
@@ -92,9 +93,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
                                          "ref_min_score": ref_min, "ref_max_score": ref_max},
               "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(run_dir)},
               "evaluation": results, "sweep": sweep, "video": video, "timings": timings}
-    tmp = out / "report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    os.replace(tmp, out / "report.json")
+    write_json_atomic(out / "report.json", report)
     from .cli import _results_table
     table = _results_table(results)
     md = [f"# Decision Transformer demo: {ENV}", "",

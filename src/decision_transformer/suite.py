@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DTError
+from .fileio import write_json_atomic
 from .policies import MLPActor, evaluate, sha256
 
 SUITE = Path(__file__).resolve().parents[2] / "suite"
@@ -97,9 +98,7 @@ def export_run(run_dir, env_id: str, suite_dir=SUITE, log=print) -> dict:
     entry["training"] = {"total_env_steps": prog["steps"], "wall_seconds": round(prog["wall"], 1),
                          "eval_curve_5ep": [[r["steps"], round(r["mean"], 1)] for r in _evals(run)]}
     manifest[env_id] = entry
-    tmp = manifest_path.with_name("manifest.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, manifest_path)
+    write_json_atomic(manifest_path, manifest)
     return entry
 
 
@@ -128,19 +127,15 @@ def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> 
 
 
 def _replay_episodes(path: Path) -> list[dict]:
+    from .data import episode_bounds
     with np.load(path, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}            # NpzFile decompresses on every access: once
-    ends = np.flatnonzero(d["terminations"] | d["truncations"]) + 1
-    n = len(d["rewards"])
-    bounds = np.concatenate([[0], ends, [n] if (len(ends) == 0 or ends[-1] != n) else []]).astype(int)
+    bounds, truncs = episode_bounds(d["terminations"], d["truncations"])
     eps = []
     for a, b in zip(bounds[:-1], bounds[1:]):
-        trunc = d["truncations"][a:b].copy()
-        if not (d["terminations"][b - 1] or trunc[-1]):
-            trunc[-1] = True                       # the buffer was cut at the medium point
         eps.append({"obs": list(d["observations"][a:b]) + [d["next_observations"][b - 1]],
                     "act": list(d["actions"][a:b]), "rew": d["rewards"][a:b].tolist(),
-                    "term": d["terminations"][a:b].tolist(), "trunc": trunc.tolist()})
+                    "term": d["terminations"][a:b].tolist(), "trunc": truncs[a:b].tolist()})
     return eps
 
 

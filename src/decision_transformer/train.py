@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .errors import DTError
+from .fileio import write_json_atomic
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -91,12 +92,6 @@ class TrainConfig:
             raise DTError(f"--model must be dt or bc, got {self.model!r}")
         if not 0 < self.top_pct <= 100:
             raise DTError(f"--top-pct must be in (0, 100], got {self.top_pct}")
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def top_episodes(ds, pct: float):
@@ -179,7 +174,7 @@ class Trainer:
         if resume:
             self._restore()
         else:
-            _write_json(self.run / "config.json", asdict(cfg))
+            write_json_atomic(self.run / "config.json", asdict(cfg))
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -239,7 +234,7 @@ class Trainer:
         torch.set_rng_state(t["torch_rng"])
         self.step = int(meta["step"])
         if self.cfg.steps != saved.get("steps"):
-            _write_json(self.run / "config.json", asdict(self.cfg))
+            write_json_atomic(self.run / "config.json", asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
 
     # -- the loop -----------------------------------------------------------------------------
