@@ -213,6 +213,12 @@ class Trainer:
         link = self.run / "checkpoints" / "last"
         if not link.exists():
             raise DTError(f"{self.run}: no checkpoint to resume from (checkpoints/last is missing)")
+        import shutil
+        for junk in (self.run / "checkpoints").glob(".*"):     # temp dirs of a write that was killed
+            if junk.is_dir() and not junk.is_symlink():
+                shutil.rmtree(junk, ignore_errors=True)
+            else:
+                junk.unlink(missing_ok=True)
         ck = link.resolve()
         saved = json.loads((self.run / "config.json").read_text())
         if saved != asdict(self.cfg):
