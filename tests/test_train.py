@@ -191,3 +191,16 @@ def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
     with pytest.raises(DTError, match="no transformers equivalent"):
         from decision_transformer.checkpoint import export_transformers
         export_transformers(tmp_path / "pbc" / "checkpoints" / "last", tmp_path / "x")
+
+
+def test_eval_a_transformers_directory_with_stats_on_the_command_line(tmp_path, capsys):
+    from transformers import DecisionTransformerConfig as HFConfig, DecisionTransformerModel
+    hf = DecisionTransformerModel(HFConfig(state_dim=2, act_dim=1, hidden_size=32, n_layer=1, max_ep_len=32))
+    hf.save_pretrained(tmp_path / "hf")                      # no mean/std/scale/env in a transformers dir
+    np.savetxt(tmp_path / "std.txt", [0.5, 0.5])
+    assert main(["eval", str(tmp_path / "hf"), "--env", "LineReach-v0", "--state-mean", "0.1", "-0.1",
+                 "--state-std", str(tmp_path / "std.txt"), "--scale", "10", "--target-return", "19",
+                 "--episodes", "2", "--num-envs", "2", "--json", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["results"][0]["episodes"] == 2
+    assert main(["eval", str(tmp_path / "hf"), "--target-return", "19", "--episodes", "1"]) == 2
+    assert "does not name its env: pass --env" in capsys.readouterr().err
