@@ -243,7 +243,7 @@ def cmd_demo(a) -> None:
     run_demo(a.output, train_steps=a.steps, progress=not a.quiet)
 
 
-def _eval_args(p, targets=True):
+def _eval_args(p):
     p.add_argument("checkpoint", help="checkpoint directory (ours or transformers) or Hub id")
     p.add_argument("--env", help="env id (default: the checkpoint's)")
     p.add_argument("--state-mean", nargs="+", help="numbers, or a file of them (transformers checkpoints)")
