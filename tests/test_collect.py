@@ -122,3 +122,11 @@ def test_cli_collect_info_and_errors(tmp_path, capsys):
         assert len(err) == 1 and msg in err[0], err
     assert main(["collect", "--env", "Hopper-v5", "--policy", "nope.pt", "--episodes", "1", "--output", "test/e-v0"]) == 2
     assert "use 'random'" in capsys.readouterr().err
+
+
+def test_discrete_actions_collect_and_load_compactly(tmp_path):
+    path = collect("CartPole-v1", "random", "test/cartpole-v0", episodes=5, num_envs=2, seed=0, progress=False,
+                   noise="epsilon:0.3")
+    ds = load_dataset(path)
+    assert ds.discrete and ds.actions.dtype == np.int64 and set(np.unique(ds.actions)) <= {0, 1}
+    assert ds.num_episodes == 5 and ds.observations.shape[1] == 4
