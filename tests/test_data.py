@@ -110,7 +110,7 @@ def test_d4rl_hdf5_splits_at_terminals_and_timeouts_and_keeps_a_partial_tail(tmp
     np.testing.assert_array_equal(ds.observations, obs)
 
 
-def test_hf_parquet_rows(tmp_path):
+def test_hf_parquet_and_arrow_rows(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
     eps = _episodes()
@@ -121,6 +121,14 @@ def test_hf_parquet_rows(tmp_path):
                       "rewards": [e.rewards.tolist() for e in eps], "dones": [e.terminations.tolist() for e in eps]})
     pq.write_table(table, tmp_path / "rows.parquet")
     _same(load_dataset(tmp_path / "rows.parquet"), eps)
+    with pa.OSFile(str(tmp_path / "rows.arrow"), "wb") as sink:     # the `datasets` cache format (IPC stream)
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+    _same(load_dataset(tmp_path / "rows.arrow"), eps)
+    with pa.OSFile(str(tmp_path / "file.arrow"), "wb") as sink:     # and the IPC file format
+        with pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+    _same(load_dataset(tmp_path / "file.arrow"), eps)
 
 
 def test_suite_npz_replay_loads():
