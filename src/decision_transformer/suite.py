@@ -54,7 +54,7 @@ def _replay_prefix(run: Path, steps: int) -> dict[str, np.ndarray]:
     """The first `steps` transitions of the run's SB3 replay buffer (our own file: trusted)."""
     with open(run / "state" / "replay.pkl", "rb") as f:
         buf = pickle.load(f)  # noqa: S301 - written by behaviour.py on this machine, never downloaded
-    if buf.full or buf.pos < steps:
+    if (buf.full and buf.pos != 0) or (not buf.full and buf.pos < steps):   # full at pos 0: nothing overwritten yet
         raise DTError(f"{run}: replay buffer holds {buf.pos} steps (full={buf.full}), need the first {steps}")
     obs, nxt = buf.observations[:steps, 0], buf.next_observations[:steps, 0]
     dones = buf.dones[:steps, 0].astype(bool)
