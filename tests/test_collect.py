@@ -4,7 +4,6 @@ import os
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 from decision_transformer import DecisionTransformer, DecisionTransformerConfig
 from decision_transformer.cli import main

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +98,5 @@ def test_suite_build_bad_arguments():
         build(["Ant-v5"])
     with pytest.raises(DTError, match="unknown level 'hard'"):
         build(["Hopper-v5"], ["hard"])
+    with pytest.raises(DTError, match="manifest.json not found.*DT_SUITE_DIR"):
+        build(["Hopper-v5"], suite_dir="/nonexistent/suite")

@@ -204,3 +204,31 @@ def test_eval_a_transformers_directory_with_stats_on_the_command_line(tmp_path, 
     assert json.loads((tmp_path / "e.json").read_text())["results"][0]["episodes"] == 2
     assert main(["eval", str(tmp_path / "hf"), "--target-return", "19", "--episodes", "1"]) == 2
     assert "does not name its env: pass --env" in capsys.readouterr().err
+
+
+def test_video_camera_follows_the_robot():
+    # gymnasium renders v5 locomotion envs with a FREE camera every frame; a hopper moved 4 m
+    # forward leaves that picture. With _follow_body it stays in the middle of the frame.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import gymnasium as gym
+    from decision_transformer.video import _follow_body
+
+    def robot_column(follow: bool):
+        env = gym.make("Hopper-v5", render_mode="rgb_array", width=240, height=240)
+        env.reset(seed=0)
+        env.render()
+        if follow:
+            _follow_body(env)
+        u = env.unwrapped
+        qpos = u.data.qpos.copy()
+        qpos[0] += 4.0
+        u.set_state(qpos, u.data.qvel.copy())
+        f = env.render().astype(int)
+        env.close()
+        orange = (f[..., 0] > f[..., 2] + 60) & (f[..., 0] > 120)     # the robot's brown-orange body
+        cols = np.flatnonzero(orange.any(axis=0))
+        return None if cols.size < 3 else cols.mean() / f.shape[1]
+
+    assert robot_column(follow=False) is None                     # walked out of the picture
+    c = robot_column(follow=True)
+    assert c is not None and 0.3 < c < 0.7

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     from .collect import rollout_episodes, write_minari
     from .evaluate import evaluate
     from .plots import sweep_plot
-    from .suite import NOISE, SUITE, reference_min_score
+    from .suite import NOISE, SUITE, load_manifest, reference_min_score
     from .train import TrainConfig, train
     from .video import record
 
@@ -36,7 +34,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
-    manifest = json.loads((SUITE / "manifest.json").read_text())
+    manifest = load_manifest()
     t0 = time.time()
     timings = {}
 

@@ -305,7 +305,6 @@ class DecisionTransformer(nn.Module):
     @staticmethod
     def token_mask(attention_mask, T: int):
         """(B, L) real-step mask -> (B, 1, T, T) bool: causal, real keys only, a query always sees itself."""
-        B = attention_mask.shape[0]
         keys = attention_mask.bool().repeat_interleave(3, dim=1)[:, :T]   # (B, T)
         causal = torch.ones(T, T, dtype=torch.bool, device=keys.device).tril_()
         return (causal & keys[:, None, None, :]) | torch.eye(T, dtype=torch.bool, device=keys.device)

@@ -26,7 +26,9 @@ from .errors import DTError
 from .fileio import write_json_atomic
 from .policies import MLPActor, evaluate, sha256
 
-SUITE = Path(__file__).resolve().parents[2] / "suite"
+# The committed policies live in the source checkout's suite/ (an editable install finds them);
+# DT_SUITE_DIR points elsewhere, e.g. for a wheel install next to a copy of suite/.
+SUITE = Path(os.environ.get("DT_SUITE_DIR") or Path(__file__).resolve().parents[2] / "suite")
 EVAL_EPISODES = 10
 
 
@@ -139,10 +141,18 @@ def _replay_episodes(path: Path) -> list[dict]:
     return eps
 
 
+def load_manifest(suite_dir=SUITE) -> dict:
+    p = Path(suite_dir) / "manifest.json"
+    if not p.is_file():
+        raise DTError(f"{p} not found: the suite's policies come with the source checkout; install it "
+                      "with `pip install -e .` from the repository, or set DT_SUITE_DIR to a copy of suite/")
+    return json.loads(p.read_text())
+
+
 def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progress: bool = True, log=print) -> dict:
     """Regenerate the suite's Minari datasets from the committed policies (no training)."""
     from .collect import _dataset_id, rollout_episodes, write_minari
-    manifest = json.loads((Path(suite_dir) / "manifest.json").read_text())
+    manifest = load_manifest(suite_dir)
     envs = list(envs or manifest)
     levels = list(levels or LEVELS)
     for e in envs:

@@ -24,6 +24,21 @@ def _overlay(frame: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(img)
 
 
+def _follow_body(env) -> None:
+    """Make the MuJoCo camera follow the robot. The v5 locomotion envs ask for it
+    (default_camera_config trackbodyid), but gymnasium renders with camera_id=-1, which resets
+    the camera to FREE on every frame, so the robot walks out of the picture."""
+    import mujoco
+    renderer = getattr(env.unwrapped, "mujoco_renderer", None)
+    if renderer is None or renderer.camera_id != -1:            # a named/fixed camera: leave it
+        return
+    cam = renderer._get_viewer("rgb_array").cam
+    renderer.camera_id = None                                  # render with our camera as set
+    cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+    if cam.trackbodyid < 1:
+        cam.trackbodyid = 1                                    # the first body after the world
+
+
 def record(model, env_id: str, target_return: float, output, seed: int = 0, max_steps: int = 1000,
            fps: int = 30) -> tuple[Path, float, int]:
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -46,6 +61,8 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     obs, _ = env.reset(seed=seed)
     frames, ret, n = [], 0.0, 0
     try:
+        env.render()
+        _follow_body(env)
         first = env.render()
     except Exception as e:
         raise DTError(f"offscreen rendering failed ({type(e).__name__}: {str(e)[:160]}); "
