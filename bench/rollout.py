@@ -8,6 +8,7 @@ Cases run in fresh processes, alternating (this machine is noisy; read the ratio
   env1    stepping Hopper-v5 alone (random actions), per step
   envN    a SyncVectorEnv of N Hopper-v5 envs alone, env-steps/s
   agentN  our Agent batched over the same N envs, env-steps/s
+  onnx, onnxN   our Agent, exact semantics, with backend="onnxruntime" (same math, ONNX Runtime)
   cached, cachedN   the same with Agent(mode="cached"): APPROXIMATE (KV cache not recomputed
           when the window slides; see decision_transformer/cached.py)
 Episodes use terminate_when_unhealthy=False so every episode is exactly --steps long.
@@ -52,16 +53,17 @@ def case(name: str, a) -> dict:
     from decision_transformer.reference import BlogEpisode
 
     mean, std = np.zeros(11), np.ones(11)
-    if name in ("blog", "agent", "cached", "env1"):
+    mode = "cached" if name.startswith("cached") else "exact"
+    backend = "onnxruntime" if name.startswith("onnx") else "torch"
+    if name in ("blog", "agent", "cached", "onnx", "env1"):
         hf, ours = _models()
         env = _env(a.steps)
         obs, _ = env.reset(seed=0)
         if name == "blog":
             pol = BlogEpisode(hf, mean, std, 3600.0, 1000.0, 20, 11, 3)
             act, obs_fn = pol.act, (lambda r, d: pol.observe(r))
-        elif name in ("agent", "cached"):
-            ag = Agent(ours, target_return=3600, state_mean=mean, state_std=std,
-                       mode="cached" if name == "cached" else "exact")
+        elif name in ("agent", "cached", "onnx"):
+            ag = Agent(ours, target_return=3600, state_mean=mean, state_std=std, mode=mode, backend=backend)
             act, obs_fn = (lambda o: ag.act(o[None])[0]), (lambda r, d: ag.observe([r], [d]))
         else:
             act, obs_fn = (lambda o: env.action_space.sample()), (lambda r, d: None)
@@ -85,8 +87,8 @@ def case(name: str, a) -> dict:
             obs, *_ = envs.step(envs.action_space.sample())
     else:
         _, ours = _models()
-        ag = Agent(ours, num_envs=N, target_return=3600, state_mean=mean, state_std=std,
-                   mode="cached" if name == "cachedN" else "exact")
+        ag = Agent(ours, num_envs=N, target_return=3600, state_mean=mean, state_std=std, mode=mode,
+                   backend=backend)
         for _ in range(25):                                    # past the first K steps: full windows
             obs, r, te, tr, _ = envs.step(ag.act(obs))
             ag.observe(r, te | tr)
@@ -111,21 +113,24 @@ def main():
     from _harness import alternate, median
 
     extra = ["--num-envs", str(a.num_envs), "--steps", str(a.steps)]
-    r = alternate(__file__, ["blog", "agent", "cached", "env1"], a.reps, *extra)
-    blog, agent, cached, env1 = (median(r[c], "ms_per_step") for c in ("blog", "agent", "cached", "env1"))
+    r = alternate(__file__, ["blog", "agent", "onnx", "cached", "env1"], a.reps, *extra)
+    blog, agent, onnx, cached, env1 = (median(r[c], "ms_per_step") for c in ("blog", "agent", "onnx", "cached", "env1"))
     print(f"N=1, {a.steps}-step Hopper-v5 episode (median of {a.reps}):")
     print(f"  blog loop  {blog:6.3f} ms/step   peak RSS {median(r['blog'], 'peak_rss_mb'):.0f} MB")
     print(f"  our Agent  {agent:6.3f} ms/step   peak RSS {median(r['agent'], 'peak_rss_mb'):.0f} MB")
     print(f"  env alone  {env1:6.3f} ms/step")
     print(f"  speed-up   {blog / agent:.2f}x  (goal >= 5x)")
+    print(f"  Agent, backend=onnxruntime {onnx:6.3f} ms/step: {blog / onnx:.2f}x the blog loop   "
+          f"peak RSS {median(r['onnx'], 'peak_rss_mb'):.0f} MB")
     print(f"  APPROXIMATE cached mode {cached:6.3f} ms/step: {blog / cached:.2f}x the blog loop")
-    r = alternate(__file__, ["envN", "agentN", "cachedN"], a.reps, *extra)
+    r = alternate(__file__, ["envN", "agentN", "onnxN", "cachedN"], a.reps, *extra)
     envN, agN = median(r["envN"], "env_steps_per_s"), median(r["agentN"], "env_steps_per_s")
-    caN = median(r["cachedN"], "env_steps_per_s")
+    caN, onN = median(r["cachedN"], "env_steps_per_s"), median(r["onnxN"], "env_steps_per_s")
     print(f"N={a.num_envs} batched, exact semantics (median of {a.reps}):")
     print(f"  envs alone {envN:8.0f} env-steps/s")
     print(f"  Agent+envs {agN:8.0f} env-steps/s   peak RSS {median(r['agentN'], 'peak_rss_mb'):.0f} MB")
     print(f"  fraction   {agN / envN:.0%} of raw env stepping (goal >= 40%)")
+    print(f"  backend=onnxruntime {onN:8.0f} env-steps/s = {onN / envN:.0%} of raw env stepping")
     print(f"  APPROXIMATE cached mode {caN:8.0f} env-steps/s = {caN / envN:.0%} of raw env stepping")
 
 

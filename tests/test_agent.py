@@ -30,10 +30,14 @@ def _blog(hf):
     return BlogEpisode(hf, MEAN, STD, target_return=3600.0, scale=1000.0, K=20, state_dim=11, act_dim=3)
 
 
-def test_single_env_matches_blog_loop_past_the_window():
+BACKENDS = ["torch", "onnxruntime"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_env_matches_blog_loop_past_the_window(backend):
     hf, ours = _models()
     env, obs = _env(130, seed=0)
-    agent = Agent(ours, num_envs=1, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000)
+    agent = Agent(ours, num_envs=1, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, backend=backend)
     blog = _blog(hf)
     worst, steps = 0.0, 0
     while True:
@@ -49,12 +53,13 @@ def test_single_env_matches_blog_loop_past_the_window():
     assert steps == 130 and worst <= 1e-5
 
 
-def test_four_envs_ending_at_different_steps_match_blog_loop():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_four_envs_ending_at_different_steps_match_blog_loop(backend):
     hf, ours = _models()
     lengths = [23, 57, 101, 140]
     envs, obs = zip(*[_env(n, seed=i) for i, n in enumerate(lengths)])
     envs, obs = list(envs), list(obs)
-    agent = Agent(ours, num_envs=4, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000)
+    agent = Agent(ours, num_envs=4, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, backend=backend)
     blogs = [_blog(hf) for _ in envs]
     worst, ends = 0.0, [0] * 4
     for step in range(180):
@@ -140,3 +145,30 @@ def test_cached_mode_bad_arguments():
     _, ours = _models()
     with pytest.raises(DTError, match="mode must be 'exact' or 'cached'"):
         Agent(ours, target_return=1, mode="fast")
+
+
+@pytest.mark.parametrize("image", [False, True])
+def test_onnx_backend_discrete_and_pixel_models_match_torch(image):
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    torch.manual_seed(0)
+    kw = dict(state_type="image", state_shape=[2, 84, 84]) if image else dict(state_dim=6)
+    cfg = DecisionTransformerConfig(act_dim=4, hidden_size=32, n_layer=2, n_head=2, context_length=5,
+                                    max_ep_len=50, return_scale=10.0, action_type="discrete", **kw)
+    m = DecisionTransformer(cfg)
+    agents = [Agent(m, num_envs=3, target_return=5.0, backend=b) for b in BACKENDS]
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        obs = rng.integers(0, 256, (3, 2, 84, 84), dtype=np.uint8) if image else rng.standard_normal((3, 6))
+        a, b = (ag.act(obs) for ag in agents)
+        assert np.array_equal(a, b)
+        r, d = rng.standard_normal(3), rng.random(3) < 0.15
+        for ag in agents:
+            ag.observe(r, d)
+
+
+def test_backend_bad_arguments():
+    _, ours = _models()
+    with pytest.raises(DTError, match="backend must be 'torch' or 'onnxruntime'"):
+        Agent(ours, target_return=1, backend="tvm")
+    with pytest.raises(DTError, match="runs the exact mode only"):
+        Agent(ours, target_return=1, mode="cached", backend="onnxruntime")

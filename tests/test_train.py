@@ -108,6 +108,10 @@ def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
                  "--json", str(tmp_path / "e.json")]) == 0
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["results"][0]["episodes"] == 4 and len(ev["results"][0]["return_ci95"]) == 2
+    assert main(["eval", ck, "--target-return", "19", "--episodes", "4", "--num-envs", "2", "--backend",
+                 "onnxruntime", "--json", str(tmp_path / "e2.json")]) == 0
+    ev2 = json.loads((tmp_path / "e2.json").read_text())
+    assert np.allclose(ev2["results"][0]["returns"], ev["results"][0]["returns"], atol=1e-3)
     assert main(["sweep", ck, "--targets", "5:19:3", "--episodes", "2", "--num-envs", "2",
                  "--output", str(tmp_path / "sw")]) == 0
     sw = json.loads((tmp_path / "sw" / "sweep.json").read_text())

@@ -25,7 +25,8 @@ from .model import DecisionTransformer
 class Agent:
     def __init__(self, model: DecisionTransformer, num_envs: int = 1, target_return=None,
                  state_mean=None, state_std=None, scale=None, context_length: int | None = None,
-                 deterministic: bool = True, seed: int | None = None, mode: str = "exact"):
+                 deterministic: bool = True, seed: int | None = None, mode: str = "exact",
+                 backend: str = "torch"):
         cfg = model.config
         self.model = model.eval()
         self.cfg, self.N = cfg, int(num_envs)
@@ -52,6 +53,10 @@ class Agent:
         if mode not in ("exact", "cached"):
             raise DTError(f"mode must be 'exact' or 'cached' (approximate, see cached.py), got {mode!r}")
         self.mode = mode
+        if backend not in ("torch", "onnxruntime"):
+            raise DTError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+        if backend == "onnxruntime" and mode != "exact":
+            raise DTError("backend='onnxruntime' runs the exact mode only; use mode='exact' or backend='torch'")
         self.deterministic = deterministic
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
         N, K = self.N, self.K
@@ -67,7 +72,11 @@ class Agent:
         # token masks for c = 0..K real (most recent) steps in the window: (K+1, 1, 3K-1, 3K-1)
         steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
         self.mask_table = DecisionTransformer.token_mask(steps, 3 * K - 1).to(dev)
-        self.cache = None
+        self.cache = self.onnx = None
+        if backend == "onnxruntime":
+            from .onnx_backend import OnnxLastAction
+            self.onnx = OnnxLastAction(model, self.K)
+            self.bias_np = self.onnx.bias(self.mask_table.cpu().numpy())
         if mode == "cached":
             from .cached import KVCache
             try:
@@ -142,10 +151,14 @@ class Agent:
                                   torch.from_numpy(self.t > 0))
         else:
             real = np.minimum(self.t + 1, K)              # real steps in each env's window
-            mask = None if real.min() == K else self.mask_table[torch.from_numpy(real)]
             w = slice(p - K, p)
-            out = self.model.predict_last_action(self.s[:, w], self.a[:, w], self.R[:, w], self.ts[:, w],
-                                                 token_mask=mask)   # (N, act_dim) or (N, n) logits
+            if self.onnx is not None:                     # same math through ONNX Runtime
+                out = torch.from_numpy(self.onnx(self.s[:, w].numpy(), self.a[:, w].numpy(), self.R[:, w].numpy(),
+                                                 self.ts[:, w].numpy(), self.bias_np[real]))
+            else:
+                mask = None if real.min() == K else self.mask_table[torch.from_numpy(real)]
+                out = self.model.predict_last_action(self.s[:, w], self.a[:, w], self.R[:, w], self.ts[:, w],
+                                                     token_mask=mask)   # (N, act_dim) or (N, n) logits
         if self.discrete:
             if self.deterministic:
                 act = out.argmax(dim=-1)

@@ -187,7 +187,7 @@ def cmd_eval(a) -> None:
     if not targets:
         raise DTError("no target return: pass --target-return R [R ...]")
     res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
-                   ref_min=a.ref_min_score, ref_max=a.ref_max_score, mode=a.mode)
+                   ref_min=a.ref_min_score, ref_max=a.ref_max_score, mode=a.mode, backend=a.backend)
     print(f"{a.checkpoint} on {env_id}, {a.episodes} episodes per target" +
           (" (APPROXIMATE cached mode)" if a.mode == "cached" else ""))
     print(_results_table(res))
@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="write the results here")
     ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
                     help="exact (default) or cached: an approximate, faster KV-cache mode (see docs)")
+    ev.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                    help="run the exact forward in PyTorch (default) or ONNX Runtime (same math, faster; "
+                         "pip install onnxruntime onnx)")
     ev.set_defaults(func=cmd_eval)
     sw = sub.add_parser("sweep", help="achieved vs target return over a range of targets (PNG + JSON)")
     _eval_args(sw)
