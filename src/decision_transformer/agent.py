@@ -61,13 +61,16 @@ class Agent:
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
         N, K = self.N, self.K
         W = self.W = 2 * K            # ring of 2K steps: the window is the view [p-K, p), O(1) per step
-        dev = next(model.parameters()).device
-        self.s = torch.zeros((N, W, *self.state_shape), dtype=torch.uint8 if self.image else torch.float32, device=dev)
-        self.a = torch.zeros((N, W), dtype=torch.long, device=dev) if self.discrete else \
-            torch.zeros((N, W, cfg.act_dim), dtype=torch.float32, device=dev)
-        self.R = torch.zeros((N, W, 1), dtype=torch.float32, device=dev)
-        self.ts = torch.zeros((N, W), dtype=torch.long, device=dev)
-        self.m = torch.zeros((N, W), dtype=torch.float32, device=dev)
+        self.dev = dev = next(model.parameters()).device
+        # host buffers in numpy (per-step writes are ~1 us numpy stores, not torch indexing ops),
+        # torch tensors viewing the same memory for the forward
+        self._s = np.zeros((N, W, *self.state_shape), dtype=np.uint8 if self.image else np.float32)
+        self._a = np.zeros((N, W), dtype=np.int64) if self.discrete else np.zeros((N, W, cfg.act_dim), np.float32)
+        self._R = np.zeros((N, W, 1), dtype=np.float32)
+        self._ts = np.zeros((N, W), dtype=np.int64)
+        self._m = np.zeros((N, W), dtype=np.float32)
+        self._bufs = (self._s, self._a, self._R, self._ts, self._m)
+        self.s, self.a, self.R, self.ts, self.m = (torch.from_numpy(b) for b in self._bufs)
         self.p = K
         # token masks for c = 0..K real (most recent) steps in the window: (K+1, 1, 3K-1, 3K-1)
         steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
@@ -103,11 +106,10 @@ class Agent:
             self.target[idx] = tr[idx]
         self.rtg[idx] = self.target[idx] / self.scale
         self.t[idx] = 0
-        ti = torch.as_tensor(idx, device=self.s.device)
-        for buf in (self.s, self.a, self.R, self.ts, self.m):
-            buf[ti] = 0
+        for buf in self._bufs:
+            buf[idx] = 0
         if self.cache is not None:
-            self.cache.reset(ti)
+            self.cache.reset(torch.as_tensor(idx, device=self.dev))
         self._acted = False
 
     def _check_obs(self, obs) -> np.ndarray:
@@ -129,36 +131,36 @@ class Agent:
         """obs (num_envs, *state_shape) -> actions (num_envs, act_dim), or (num_envs,) indices."""
         obs = self._check_obs(obs)
         K, p = self.K, self.p
-        bufs = (self.s, self.a, self.R, self.ts, self.m)
         if p == self.W:                                   # ring full: move the last K-1 steps to the front
-            for buf in bufs:
+            for buf in self._bufs:
                 buf[:, :K - 1] = buf[:, p - K + 1:p]
             p = K - 1
         if self.image:
-            self.s[:, p] = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.uint8))
+            self._s[:, p] = obs
+        elif self.mean is not None:
+            self._s[:, p] = (obs.astype(np.float64) - self.mean) / self.std
         else:
-            x = obs.astype(np.float64)
-            if self.mean is not None:
-                x = (x - self.mean) / self.std
-            self.s[:, p] = torch.from_numpy(x.astype(np.float32))
-        self.a[:, p] = 0
-        self.R[:, p, 0] = torch.from_numpy(self.rtg)
-        self.ts[:, p] = torch.from_numpy(np.minimum(self.t, self.cfg.max_ep_len - 1))
-        self.m[:, p] = 1
+            self._s[:, p] = obs
+        self._a[:, p] = 0
+        self._R[:, p, 0] = self.rtg
+        np.minimum(self.t, self.cfg.max_ep_len - 1, out=self._ts[:, p])
+        self._m[:, p] = 1
         self.p = p = p + 1
+        w = slice(p - K, p)
         if self.cache is not None:                        # approximate: only the 3 new tokens
-            out = self.cache.step(self.s[:, p - 1], self.R[:, p - 1, 0], self.ts[:, p - 1], self.a[:, p - 2],
-                                  torch.from_numpy(self.t > 0))
-        else:
+            dev = self.dev
+            out = self.cache.step(self.s[:, p - 1].to(dev), self.R[:, p - 1, 0].to(dev), self.ts[:, p - 1].to(dev),
+                                  self.a[:, p - 2].to(dev), torch.from_numpy(self.t > 0).to(dev))
+        elif self.onnx is not None:                       # exact, the same math through ONNX Runtime
             real = np.minimum(self.t + 1, K)              # real steps in each env's window
-            w = slice(p - K, p)
-            if self.onnx is not None:                     # same math through ONNX Runtime
-                out = torch.from_numpy(self.onnx(self.s[:, w].numpy(), self.a[:, w].numpy(), self.R[:, w].numpy(),
-                                                 self.ts[:, w].numpy(), self.bias_np[real]))
-            else:
-                mask = None if real.min() == K else self.mask_table[torch.from_numpy(real)]
-                out = self.model.predict_last_action(self.s[:, w], self.a[:, w], self.R[:, w], self.ts[:, w],
-                                                     token_mask=mask)   # (N, act_dim) or (N, n) logits
+            out = torch.from_numpy(self.onnx(self._s[:, w], self._a[:, w], self._R[:, w], self._ts[:, w],
+                                             self.bias_np[real]))
+        else:
+            real = np.minimum(self.t + 1, K)
+            mask = None if real.min() == K else self.mask_table[torch.from_numpy(real).to(self.dev)]
+            dev = self.dev
+            out = self.model.predict_last_action(self.s[:, w].to(dev), self.a[:, w].to(dev), self.R[:, w].to(dev),
+                                                 self.ts[:, w].to(dev), token_mask=mask)  # (N, act_dim) | logits
         if self.discrete:
             if self.deterministic:
                 act = out.argmax(dim=-1)
@@ -166,9 +168,10 @@ class Agent:
                 act = torch.multinomial(out.softmax(dim=-1), 1, generator=self.gen)[:, 0]
         else:
             act = out
-        self.a[:, p - 1] = act
+        act = act.cpu().numpy()
+        self._a[:, p - 1] = act
         self._acted = True
-        return act.cpu().numpy()
+        return act
 
     def observe(self, rewards, dones=None) -> None:
         """Rewards (num_envs,) of the actions just taken; envs with dones[i] start over."""
