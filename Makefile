@@ -32,6 +32,8 @@ bench: install
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/rollout.py
 	$(BIN)/python bench/sampler.py
+	$(BIN)/pip install -q -e ".[test,behaviour]"   # sbx + SB3 for the behaviour-training benchmark
+	$(BIN)/python bench/behaviour_libs.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
