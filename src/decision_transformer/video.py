@@ -37,6 +37,7 @@ def _follow_body(env) -> None:
     cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
     if cam.trackbodyid < 1:
         cam.trackbodyid = 1                                    # the first body after the world
+    cam.distance = max(cam.distance, 4.0)                      # the whole robot, below the overlay bar
 
 
 def record(model, env_id: str, target_return: float, output, seed: int = 0, max_steps: int = 1000,
