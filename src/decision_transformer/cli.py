@@ -305,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ref-max-score", type=float)
     ev.add_argument("--json", help="write the results here")
     ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
-                    help="exact (default) or cached: an approximate, faster KV-cache mode (see docs)")
+                    help="exact (default) or cached: an approximate, faster KV-cache mode that can change "
+                         "returns measurably (docs/performance.md); report exact numbers")
     ev.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
                     help="run the exact forward in PyTorch (default) or ONNX Runtime (same math, faster; "
                          "pip install onnxruntime onnx)")
