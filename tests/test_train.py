@@ -113,7 +113,7 @@ def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
     ev2 = json.loads((tmp_path / "e2.json").read_text())
     assert np.allclose(ev2["results"][0]["returns"], ev["results"][0]["returns"], atol=1e-3)
     assert main(["sweep", ck, "--targets", "5:19:3", "--episodes", "2", "--num-envs", "2",
-                 "--output", str(tmp_path / "sw")]) == 0
+                 "--output", str(tmp_path / "sw"), "--backend", "onnxruntime"]) == 0
     sw = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert [r["target_return"] for r in sw["results"]] == [5.0, 12.0, 19.0]
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 5000

@@ -210,6 +210,12 @@ def parse_targets(spec: str) -> list[float]:
     return [float(x) for x in np.linspace(lo, hi, n)]
 
 
+def _backend_arg(p) -> None:
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="run the exact forward in PyTorch (default) or ONNX Runtime (same math, faster; "
+                        "pip install onnxruntime onnx)")
+
+
 def cmd_sweep(a) -> None:
     from .evaluate import evaluate
     from .plots import sweep_plot
@@ -220,7 +226,8 @@ def cmd_sweep(a) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
-    res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed)
+    res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
+                   backend=a.backend)
     best = (model.config.extra or {}).get("dataset_best_return")
     _write_json_atomic(out / "sweep.json", {"checkpoint": str(a.checkpoint), "env_id": env_id,
                                             "dataset_best_return": best, "results": res})
@@ -307,9 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
                     help="exact (default) or cached: an approximate, faster KV-cache mode that can change "
                          "returns measurably (docs/performance.md); report exact numbers")
-    ev.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
-                    help="run the exact forward in PyTorch (default) or ONNX Runtime (same math, faster; "
-                         "pip install onnxruntime onnx)")
+    _backend_arg(ev)
     ev.set_defaults(func=cmd_eval)
     sw = sub.add_parser("sweep", help="achieved vs target return over a range of targets (PNG + JSON)")
     _eval_args(sw)
@@ -317,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--episodes", type=int, default=10)
     sw.add_argument("--num-envs", type=int, default=10)
     sw.add_argument("--output", required=True, help="output directory")
+    _backend_arg(sw)
     sw.set_defaults(func=cmd_sweep)
     vi = sub.add_parser("video", help="render one episode to .mp4 or .gif with the running return overlaid")
     _eval_args(vi)
