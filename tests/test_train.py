@@ -37,7 +37,7 @@ def _losses(run):
 
 def test_dt_learns_and_follows_the_target(toy_data, tmp_path):
     torch.set_num_threads(2)
-    res = train(_cfg(toy_data, tmp_path / "run", steps=600, log_every=10), progress=False)
+    train(_cfg(toy_data, tmp_path / "run", steps=600, log_every=10), progress=False)
     losses = [l for _, l in _losses(tmp_path / "run")]
     assert losses[-1] < 0.8 * losses[0]        # the loss falls (the random share of the actions is unlearnable)
     from decision_transformer.checkpoint import from_pretrained
@@ -180,7 +180,7 @@ def _with_env(npz, tmp_path):
 def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
     from decision_transformer.checkpoint import from_pretrained
     from decision_transformer.data import load_dataset
-    res = train(_cfg(toy_data, tmp_path / "bc", model="bc", steps=2000, log_every=100), progress=False)
+    train(_cfg(toy_data, tmp_path / "bc", model="bc", steps=2000, log_every=100), progress=False)
     bc = from_pretrained(tmp_path / "bc" / "checkpoints" / "last")
     assert type(bc).__name__ == "BCModel"
     r_bc = evaluate(bc, "LineReach-v0", [0.0], episodes=20, num_envs=10, seed=1)[0]["return_mean"]

@@ -82,6 +82,12 @@ class OnnxLastAction:
             raise DTError("backend='onnxruntime' needs ONNX Runtime: pip install onnxruntime onnx "
                           "(or the project's [onnx] extra)")
         cfg = model.config
+        if cfg.architecture != "dt":
+            raise DTError(f"backend='onnxruntime' runs Decision Transformers; this is a {cfg.architecture!r} "
+                          "model: use backend='torch'")
+        if next(model.parameters()).device.type != "cpu":
+            raise DTError("backend='onnxruntime' runs on the CPU: move the model there (model.cpu()) "
+                          "or use backend='torch'")
         N = 2                                                    # any batch: the axis is dynamic
         st = (N, K, *cfg.state_shape) if cfg.state_type == "image" else (N, K, cfg.state_dim)
         states = torch.zeros(st, dtype=torch.uint8 if cfg.state_type == "image" else torch.float32)
