@@ -177,3 +177,11 @@ def test_backend_bad_arguments():
     bc = BCModel(DecisionTransformerConfig(state_dim=11, act_dim=3, architecture="bc", context_length=5))
     with pytest.raises(DTError, match="runs Decision Transformers; this is a 'bc' model"):
         Agent(bc, target_return=1, backend="onnxruntime")
+
+
+def test_onnx_backend_without_onnxruntime_is_a_clear_error(monkeypatch):
+    import sys
+    _, ours = _models()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)      # `import onnxruntime` now fails
+    with pytest.raises(DTError, match="needs ONNX Runtime: pip install onnxruntime onnx"):
+        Agent(ours, target_return=1, backend="onnxruntime")
