@@ -9,6 +9,8 @@ Cases run in fresh processes, alternating (this machine is noisy; read the ratio
   envN    a SyncVectorEnv of N Hopper-v5 envs alone, env-steps/s
   agentN  our Agent batched over the same N envs, env-steps/s
   onnx, onnxN   our Agent, exact semantics, with backend="onnxruntime" (same math, ONNX Runtime)
+  env2N, pipeN, onnxpipeN   the N envs as 2 groups, one thread each, as `dt eval --threads 2`
+          runs them (decision_transformer/parallel.py): raw stepping, PyTorch, ONNX Runtime
   cached, cachedN   the same with Agent(mode="cached"): APPROXIMATE (KV cache not recomputed
           when the window slides; see decision_transformer/cached.py)
 Episodes use terminate_when_unhealthy=False so every episode is exactly --steps long.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +53,7 @@ def case(name: str, a) -> dict:
     import gymnasium as gym
 
     from decision_transformer import Agent
+    from decision_transformer.parallel import one_thread_per_group, run_in_threads, split
     from decision_transformer.reference import BlogEpisode
 
     mean, std = np.zeros(11), np.ones(11)
@@ -77,26 +81,38 @@ def case(name: str, a) -> dict:
         dt = time.perf_counter() - t0
         return {"steps": n, "ms_per_step": dt / n * 1e3}
     N = a.num_envs
-    envs = gym.vector.SyncVectorEnv([lambda: _env(a.steps) for _ in range(N)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    obs, _ = envs.reset(seed=0)
-    steps = 300
-    if name == "envN":
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            obs, *_ = envs.step(envs.action_space.sample())
-    else:
-        _, ours = _models()
-        ag = Agent(ours, num_envs=N, target_return=3600, state_mean=mean, state_std=std, mode=mode,
-                   backend=backend)
-        for _ in range(25):                                    # past the first K steps: full windows
-            obs, r, te, tr, _ = envs.step(ag.act(obs))
-            ag.observe(r, te | tr)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            obs, r, te, tr, _ = envs.step(ag.act(obs))
-            ag.observe(r, te | tr)
-    dt = time.perf_counter() - t0
+    G = 2 if name in ("env2N", "pipeN", "onnxpipeN") else 1     # env groups, one thread each (parallel.py)
+    steps, t0 = 300, []
+    start = threading.Barrier(G, action=lambda: t0.append(time.perf_counter()))
+    with one_thread_per_group(G):
+        groups = []
+        for n in split(N, G):
+            envs = gym.vector.SyncVectorEnv([lambda: _env(a.steps) for _ in range(n)],
+                                            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            ag = None
+            if not name.startswith("env"):
+                ag = Agent(_models()[1], num_envs=n, target_return=3600, state_mean=mean, state_std=std,
+                           mode=mode, backend=backend)
+            groups.append((envs, ag))
+
+        def run(group, stop):
+            envs, ag = group
+            obs, _ = envs.reset(seed=0)
+            if ag is None:
+                start.wait()
+                for _ in range(steps):
+                    obs, *_ = envs.step(envs.action_space.sample())
+                return time.perf_counter() - t0[0]
+            for _ in range(25):                                # past the first K steps: full windows
+                obs, r, te, tr, _ = envs.step(ag.act(obs))
+                ag.observe(r, te | tr)
+            start.wait()
+            for _ in range(steps):
+                obs, r, te, tr, _ = envs.step(ag.act(obs))
+                ag.observe(r, te | tr)
+            return time.perf_counter() - t0[0]
+
+        dt = max(run_in_threads(run, groups))
     return {"env_steps_per_s": steps * N / dt}
 
 
@@ -123,16 +139,19 @@ def main():
     print(f"  Agent, backend=onnxruntime {onnx:6.3f} ms/step: {blog / onnx:.2f}x the blog loop   "
           f"peak RSS {median(r['onnx'], 'peak_rss_mb'):.0f} MB")
     print(f"  APPROXIMATE cached mode {cached:6.3f} ms/step: {blog / cached:.2f}x the blog loop")
-    r = alternate(__file__, ["envN", "agentN", "onnxN", "cachedN"], a.reps, *extra)
-    envN, agN = median(r["envN"], "env_steps_per_s"), median(r["agentN"], "env_steps_per_s")
-    caN, onN = median(r["cachedN"], "env_steps_per_s"), median(r["onnxN"], "env_steps_per_s")
+    r = alternate(__file__, ["envN", "env2N", "agentN", "onnxN", "pipeN", "onnxpipeN", "cachedN"], a.reps, *extra)
+    m = {c: median(r[c], "env_steps_per_s") for c in r}
+    envN, env2N = m["envN"], m["env2N"]
     print(f"N={a.num_envs} batched, exact semantics (median of {a.reps}):")
-    print(f"  envs alone {envN:8.0f} env-steps/s")
-    print(f"  Agent+envs {agN:8.0f} env-steps/s   peak RSS {median(r['agentN'], 'peak_rss_mb'):.0f} MB")
-    print(f"  fraction   {agN / envN:.0%} of raw env stepping (goal >= 40%)")
-    print(f"  backend=onnxruntime {onN:8.0f} env-steps/s = {onN / envN:.0%} of raw env stepping")
-    print(f"  APPROXIMATE cached mode {caN:8.0f} env-steps/s = {caN / envN:.0%} of raw env stepping")
-
+    print(f"  envs alone, one thread        {envN:8.0f} env-steps/s")
+    print(f"  envs alone, 2 groups/threads  {env2N:8.0f} env-steps/s")
+    print(f"  Agent+envs {m['agentN']:8.0f} env-steps/s   peak RSS {median(r['agentN'], 'peak_rss_mb'):.0f} MB")
+    print(f"  fraction   {m['agentN'] / envN:.0%} of raw env stepping (goal >= 40%)")
+    print(f"  backend=onnxruntime {m['onnxN']:8.0f} env-steps/s = {m['onnxN'] / envN:.0%} of raw env stepping")
+    for c, label in (("pipeN", "PyTorch"), ("onnxpipeN", "onnxruntime")):
+        print(f"  2 env groups in 2 threads, {label:11s} {m[c]:8.0f} env-steps/s = {m[c] / envN:.0%} of raw "
+              f"one-thread stepping, {m[c] / env2N:.0%} of raw 2-thread stepping")
+    print(f"  APPROXIMATE cached mode {m['cachedN']:8.0f} env-steps/s = {m['cachedN'] / envN:.0%} of raw env stepping")
 
 if __name__ == "__main__":
     main()

@@ -24,34 +24,58 @@ def bootstrap_ci(x, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[
 
 
 def run_episodes(model, env_id: str, target_return: float, episodes: int, num_envs: int, seed: int,
-                 render_env=None, **agent_kw) -> tuple[np.ndarray, np.ndarray]:
+                 threads: int = 2, **agent_kw) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of `episodes` full episodes with the Agent at `target_return`.
 
-    Env i is reset with seed + i; episodes are counted in the order they finish, and envs stop
-    starting new episodes once enough are under way (so long episodes are not under-sampled)."""
+    Env i is reset with seed + i. The envs are split into `threads` groups (parallel.py), each
+    with its own Agent, stepped in its own thread, with its share of the episodes; results are
+    listed group by group. Within a group, episodes are counted in the order they finish, and
+    envs stop starting new episodes once enough are under way (so long episodes are not
+    under-sampled). Deterministic for a given (seed, num_envs, threads)."""
     import gymnasium as gym
 
     from .agent import Agent
+    from .parallel import one_thread_per_group, run_in_threads, split
+
+    if int(threads) < 1:
+        raise DTError(f"threads must be >= 1, got {threads}")
     num_envs = max(1, min(num_envs, episodes))
-    try:
-        envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    except gym.error.Error as e:
-        raise DTError(f"cannot make env {env_id!r}: {e}")
+    G = min(int(threads), num_envs)
+    sizes, quotas = split(num_envs, G), split(episodes, G)
     cfg = model.config
     want = (cfg.state_dim,) if cfg.state_type == "vector" else tuple(cfg.state_shape)
-    got = tuple(envs.single_observation_space.shape)
-    if int(np.prod(got)) != int(np.prod(want)):
-        raise DTError(f"the checkpoint expects observations of shape {want} but {env_id} gives {got}: "
-                      "evaluate it on the env it was trained on")
-    agent = Agent(model, num_envs=num_envs, target_return=target_return, **agent_kw)
+    groups = []
+    with one_thread_per_group(G):                     # agents built inside get one ORT thread each
+        try:
+            for g in range(G):
+                try:
+                    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(sizes[g])],
+                                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                except gym.error.Error as e:
+                    raise DTError(f"cannot make env {env_id!r}: {e}")
+                groups.append([envs])
+                got = tuple(envs.single_observation_space.shape)
+                if int(np.prod(got)) != int(np.prod(want)):
+                    raise DTError(f"the checkpoint expects observations of shape {want} but {env_id} gives {got}: "
+                                  "evaluate it on the env it was trained on")
+                agent = Agent(model, num_envs=sizes[g], target_return=target_return, **agent_kw)
+                groups[-1] += [agent, quotas[g], seed + sum(sizes[:g])]
+            out = run_in_threads(lambda grp, stop: _run_group(*grp, want, stop), groups)
+        finally:
+            for envs, *_ in groups:
+                envs.close()
+    return (np.concatenate([r for r, _ in out])[:episodes], np.concatenate([n for _, n in out])[:episodes])
+
+
+def _run_group(envs, agent, episodes: int, seed: int, obs_shape, stop) -> tuple[np.ndarray, np.ndarray]:
+    n = envs.num_envs
     obs, _ = envs.reset(seed=seed)
-    ret, length = np.zeros(num_envs), np.zeros(num_envs, dtype=np.int64)
-    active = np.ones(num_envs, bool)                  # env is running an episode we will count
-    started = num_envs
+    ret, length = np.zeros(n), np.zeros(n, dtype=np.int64)
+    active = np.ones(n, bool)                         # env is running an episode we will count
+    started = n
     returns, lengths = [], []
-    while len(returns) < episodes:
-        act = agent.act(obs.reshape(num_envs, *want))
+    while len(returns) < episodes and not stop.is_set():
+        act = agent.act(obs.reshape(n, *obs_shape))
         obs, r, term, trunc, _ = envs.step(act)
         done = term | trunc
         agent.observe(r, done)
@@ -67,19 +91,19 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
                 started += 1
         if not active.any():
             break
-    envs.close()
-    return np.asarray(returns[:episodes]), np.asarray(lengths[:episodes])
+    return np.asarray(returns[:episodes]), np.asarray(lengths[:episodes], dtype=np.int64)
 
 
 def evaluate(model, env_id: str, targets, episodes: int = 100, num_envs: int = 50, seed: int = 0,
-             ref_min: float | None = None, ref_max: float | None = None, **agent_kw) -> list[dict]:
+             ref_min: float | None = None, ref_max: float | None = None, threads: int = 2,
+             **agent_kw) -> list[dict]:
     extra = model.config.extra or {}
     refs_from = "given" if ref_max is not None else "checkpoint (dataset metadata)"
     ref_min = ref_min if ref_min is not None else extra.get("ref_min_score")
     ref_max = ref_max if ref_max is not None else extra.get("ref_max_score")
     out = []
     for tr in targets:
-        R, L = run_episodes(model, env_id, float(tr), episodes, num_envs, seed, **agent_kw)
+        R, L = run_episodes(model, env_id, float(tr), episodes, num_envs, seed, threads=threads, **agent_kw)
         lo, hi = bootstrap_ci(R)
         res = {"target_return": float(tr), "episodes": len(R), "return_mean": float(R.mean()),
                "return_std": float(R.std()), "return_ci95": [lo, hi], "length_mean": float(L.mean()),
