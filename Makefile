@@ -29,10 +29,11 @@ test-all: install
 	$(BIN)/python -m pytest -m ""
 
 bench: install
+	$(BIN)/pip install -q -e ".[test,behaviour,bench]"   # sbx + SB3 (behaviour_libs), threadpoolctl (gemm_floor)
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/rollout.py
+	$(BIN)/python bench/gemm_floor.py
 	$(BIN)/python bench/sampler.py
-	$(BIN)/pip install -q -e ".[test,behaviour]"   # sbx + SB3 for the behaviour-training benchmark
 	$(BIN)/python bench/behaviour_libs.py
 
 clean:
