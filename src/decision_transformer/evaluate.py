@@ -44,7 +44,7 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     sizes, quotas = split(num_envs, G), split(episodes, G)
     cfg = model.config
     want = (cfg.state_dim,) if cfg.state_type == "vector" else tuple(cfg.state_shape)
-    groups = []
+    opened, groups = [], []
     with one_thread_per_group(G):                     # agents built inside get one ORT thread each
         try:
             for g in range(G):
@@ -53,16 +53,16 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
                                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
                 except gym.error.Error as e:
                     raise DTError(f"cannot make env {env_id!r}: {e}")
-                groups.append([envs])
+                opened.append(envs)
                 got = tuple(envs.single_observation_space.shape)
                 if int(np.prod(got)) != int(np.prod(want)):
                     raise DTError(f"the checkpoint expects observations of shape {want} but {env_id} gives {got}: "
                                   "evaluate it on the env it was trained on")
                 agent = Agent(model, num_envs=sizes[g], target_return=target_return, **agent_kw)
-                groups[-1] += [agent, quotas[g], seed + sum(sizes[:g])]
+                groups.append((envs, agent, quotas[g], seed + sum(sizes[:g])))
             out = run_in_threads(lambda grp, stop: _run_group(*grp, want, stop), groups)
         finally:
-            for envs, *_ in groups:
+            for envs in opened:
                 envs.close()
     return (np.concatenate([r for r, _ in out])[:episodes], np.concatenate([n for _, n in out])[:episodes])
 
