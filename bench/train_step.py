@@ -54,7 +54,11 @@ def _model(which):
 
 
 def case(name: str, a) -> dict:
+    import os
+
     import torch
+    if name == "ours_serial":                  # ablation: the dropout kernel built without OpenMP
+        os.environ["DT_NATIVE_OPENMP"] = "0"
     if name == "peak":
         n = 2048
         x, y = torch.randn(n, n), torch.randn(n, n)
@@ -71,7 +75,7 @@ def case(name: str, a) -> dict:
     keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
 
     def step():
-        if name == "ours":   # our trainer's path: only what the action loss needs (forward_actions)
+        if name != "transformers":   # our trainer's path: only what the action loss needs (forward_actions)
             ap = model.forward_actions(*(batch[k] for k in keys))
         else:
             _, ap, _ = model(**batch, return_dict=False)
@@ -109,7 +113,7 @@ def main():
         return
     from _harness import alternate, median
     extra = ["--steps", str(a.steps)] + (["--profile"] if a.profile else [])
-    r = alternate(__file__, ["transformers", "ours", "peak"], a.reps, *extra)
+    r = alternate(__file__, ["transformers", "ours", "ours_serial", "peak"], a.reps, *extra)
     hf, ours, peak = median(r["transformers"], "ms_per_step"), median(r["ours"], "ms_per_step"), median(r["peak"], "gflops")
     gf = step_flops() / 1e9
     print(f"paper-config training step, {gf:.1f} GFLOP (median of {a.reps}); machine fp32 peak {peak:.0f} GFLOP/s")
@@ -117,6 +121,8 @@ def main():
         print(f"  {name:13s} {ms:7.1f} ms/step  {gf / ms * 1e3:6.1f} GFLOP/s = {gf / ms * 1e3 / peak:4.0%} of peak"
               f"   peak RSS {median(r[name], 'peak_rss_mb'):.0f} MB")
     print(f"  speed-up      {hf / ours:.2f}x  (goal >= 1.5x)")
+    serial = median(r["ours_serial"], "ms_per_step")
+    print(f"  ablation: ours with the single-threaded dropout kernel {serial:.1f} ms/step = {hf / serial:.2f}x")
     if a.profile:
         print("  our step, top ops by self time (ms/step):")
         for k, v in r["ours"][0]["profile"]:

@@ -71,3 +71,20 @@ def test_non_contiguous_input(path):
     torch.manual_seed(1)
     y = fast_dropout(x, 0.1)
     assert y.shape == x.shape and torch.all((y == 0) | torch.isclose(y, x / 0.9))
+
+
+def test_fused_kernel_gives_the_same_mask_on_any_number_of_threads():
+    if _native.load() is None:
+        pytest.skip("no C compiler here: the fused kernel is unavailable")
+    x = torch.randn(3776, 512)                 # above the kernel's OpenMP threshold (32,768 elements)
+    threads = torch.get_num_threads()
+    out = []
+    try:
+        for t in (1, 2, 3):
+            torch.set_num_threads(t)
+            torch.manual_seed(5)
+            out.append(fast_dropout(x, 0.1))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(out[0], out[1]) and torch.equal(out[0], out[2])
+    assert (out[0] != 0).float().mean().item() == pytest.approx(0.9, abs=0.002)

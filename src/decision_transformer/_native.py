@@ -39,12 +39,12 @@ def _cache_dir() -> Path:
     return Path(base) / "decision_transformer"
 
 
-def _build() -> Path | None:
+def _build(flags: list[str]) -> Path | None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         return None
     src = _SRC.read_bytes()
-    key = hashlib.sha256(src + " ".join(_FLAGS).encode() + _cpu_key().encode() + cc.encode()).hexdigest()[:16]
+    key = hashlib.sha256(src + " ".join(flags).encode() + _cpu_key().encode() + cc.encode()).hexdigest()[:16]
     out = _cache_dir() / f"dt_kernels-{key}.so"
     if out.is_file():
         return out
@@ -52,7 +52,7 @@ def _build() -> Path | None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        subprocess.run([cc, *_FLAGS, "-o", tmp, str(_SRC)], check=True, capture_output=True, timeout=120)
+        subprocess.run([cc, *flags, "-o", tmp, str(_SRC)], check=True, capture_output=True, timeout=120)
         os.replace(tmp, out)
     except (subprocess.SubprocessError, OSError):
         if os.path.exists(tmp):
@@ -69,7 +69,11 @@ def load():
     _tried = True
     if os.environ.get("DT_NATIVE", "1") == "0":
         return None
-    path = _build()
+    # OpenMP (torch's own libgomp, already loaded, runs the threads) where the compiler has it;
+    # DT_NATIVE_OPENMP=0 builds the single-threaded kernel
+    path = _build(_FLAGS + ["-fopenmp"]) if os.environ.get("DT_NATIVE_OPENMP", "1") != "0" else None
+    if path is None:
+        path = _build(_FLAGS)
     if path is None:
         return None
     try:

@@ -5,6 +5,9 @@
  * keep(i) = hash(i, seed) >= threshold, threshold = round(p * 2^32): P(drop) = p to within 2^-33.
  * The hash is two rounds of the "lowbias32" integer finaliser (Wellons), keyed by two 32-bit
  * seed words; the seed is drawn from torch's generator for every call.
+ *
+ * Built with -fopenmp where the compiler has it (see _native.py): the loops split over the
+ * OpenMP threads torch uses (same libgomp), with identical results for any thread count.
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -23,7 +26,8 @@ static inline uint32_t bits(uint32_t i, uint32_t s0, uint32_t s1) {
 /* out[i] = in[i] * scale if kept else 0; works in place (out == in). n < 2^32. */
 void dt_dropout_f32(const float *in, float *out, size_t n, uint32_t s0, uint32_t s1,
                     uint32_t threshold, float scale) {
-    for (size_t i = 0; i < n; i++) {
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) {
         float keep = bits((uint32_t)i, s0, s1) >= threshold ? scale : 0.0f;
         out[i] = in[i] * keep;
     }
@@ -31,5 +35,6 @@ void dt_dropout_f32(const float *in, float *out, size_t n, uint32_t s0, uint32_t
 
 /* the keep mask itself (1 = kept), for tests */
 void dt_keep_mask_u8(uint8_t *out, size_t n, uint32_t s0, uint32_t s1, uint32_t threshold) {
-    for (size_t i = 0; i < n; i++) out[i] = bits((uint32_t)i, s0, s1) >= threshold;
+    #pragma omp parallel for schedule(static) if (n >= 32768)
+    for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) out[i] = bits((uint32_t)i, s0, s1) >= threshold;
 }
