@@ -1,6 +1,6 @@
 """Training-step speed, paper config: ours vs transformers.DecisionTransformerModel.
 
-    python bench/train_step.py [--reps 3] [--steps 20] [--profile]
+    python bench/train_step.py [--reps 3] [--steps 20] [--profile] [--interleaved 40]
 
 K=20, hidden 128, 3 layers, 1 head, batch 64, dropout 0.1, ReLU, fused AdamW (lr 1e-4, wd 1e-4),
 grad clip 0.25, MSE on actions: the same loss and optimizer for both models. transformers runs
@@ -53,6 +53,27 @@ def _model(which):
     return DecisionTransformer(DecisionTransformerConfig(**kw)).train()
 
 
+def _setup(name: str):
+    """(model, one training step as a closure) for 'transformers' or ours."""
+    import torch
+    model, batch = _model(name), _batch()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4, fused=True)  # same for both
+    mask = batch["attention_mask"].bool()
+    keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
+
+    def step():
+        if name != "transformers":   # our trainer's path: only what the action loss needs (forward_actions)
+            ap = model.forward_actions(*(batch[k] for k in keys))
+        else:
+            _, ap, _ = model(**batch, return_dict=False)
+        loss = ((ap - batch["actions"]) ** 2)[mask].mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        opt.step()
+    return model, step
+
+
 def case(name: str, a) -> dict:
     import os
 
@@ -68,22 +89,9 @@ def case(name: str, a) -> dict:
         for _ in range(10):
             x @ y
         return {"gflops": 10 * 2 * n ** 3 / (time.perf_counter() - t0) / 1e9}
-    model, batch = _model(name), _batch()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4, fused=True)  # same for both
-    mask = batch["attention_mask"].bool()
-
-    keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
-
-    def step():
-        if name != "transformers":   # our trainer's path: only what the action loss needs (forward_actions)
-            ap = model.forward_actions(*(batch[k] for k in keys))
-        else:
-            _, ap, _ = model(**batch, return_dict=False)
-        loss = ((ap - batch["actions"]) ** 2)[mask].mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
-        opt.step()
+    if name == "interleaved":
+        return interleaved(a)
+    model, step = _setup(name)
     for _ in range(5):
         step()
     t0 = time.perf_counter()
@@ -101,12 +109,39 @@ def case(name: str, a) -> dict:
     return out
 
 
+def interleaved(a) -> dict:
+    """Both models in one process, their steps alternating (2 of one, then 2 of the other, the
+    order swapped every round): a slow phase of a noisy machine hits both alike. The ratio is
+    taken per round; its median and quartiles are reported."""
+    import statistics
+    runs = {n: _setup(n)[1] for n in ("transformers", "ours")}
+    for step in runs.values():
+        for _ in range(5):
+            step()
+    ratios, times = [], {n: [] for n in runs}
+    for r in range(a.steps):
+        order = list(runs) if r % 2 == 0 else list(runs)[::-1]
+        got = {}
+        for n in order:
+            t0 = time.perf_counter()
+            runs[n]()
+            runs[n]()
+            got[n] = (time.perf_counter() - t0) / 2 * 1e3
+            times[n].append(got[n])
+        ratios.append(got["transformers"] / got["ours"])
+    q = statistics.quantiles(ratios, n=4)
+    return {"ratio_median": statistics.median(ratios), "ratio_q1": q[0], "ratio_q3": q[2],
+            **{f"{n}_ms_median": statistics.median(v) for n, v in times.items()}, "rounds": a.steps}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--case")
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--interleaved", type=int, metavar="ROUNDS", default=0,
+                   help="also run both models in one process, steps alternating, for ROUNDS rounds")
     a = p.parse_args()
     if a.case:
         print(json.dumps(case(a.case, a)))
@@ -123,6 +158,12 @@ def main():
     print(f"  speed-up      {hf / ours:.2f}x  (goal >= 1.5x)")
     serial = median(r["ours_serial"], "ms_per_step")
     print(f"  ablation: ours with the single-threaded dropout kernel {serial:.1f} ms/step = {hf / serial:.2f}x")
+    if a.interleaved:
+        from _harness import run_case
+        r = run_case(__file__, "interleaved", "--steps", str(a.interleaved))
+        print(f"  same process, steps alternating, {r['rounds']} rounds: transformers {r['transformers_ms_median']:.1f} "
+              f"ms, ours {r['ours_ms_median']:.1f} ms; per-round ratio median {r['ratio_median']:.2f}x "
+              f"(quartiles {r['ratio_q1']:.2f}-{r['ratio_q3']:.2f})")
     if a.profile:
         print("  our step, top ops by self time (ms/step):")
         for k, v in r["ours"][0]["profile"]:
