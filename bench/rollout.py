@@ -11,6 +11,8 @@ Cases run in fresh processes, alternating (this machine is noisy; read the ratio
   onnx, onnxN   our Agent, exact semantics, with backend="onnxruntime" (same math, ONNX Runtime)
   env2N, pipeN, onnxpipeN   the N envs as 2 groups, one thread each, as `dt eval --threads 2`
           runs them (decision_transformer/parallel.py): raw stepping, PyTorch, ONNX Runtime
+  interleaved   blog, agent and onnx in ONE process, on three episodes advanced in turns of 50
+          steps, ratios per turn (robust to the machine's speed drifting between processes)
   cached, cachedN   the same with Agent(mode="cached"): APPROXIMATE (KV cache not recomputed
           when the window slides; see decision_transformer/cached.py)
 Episodes use terminate_when_unhealthy=False so every episode is exactly --steps long.
@@ -49,6 +51,39 @@ def _env(steps):
     return gym.make("Hopper-v5", terminate_when_unhealthy=False, max_episode_steps=steps)
 
 
+def interleaved(a) -> dict:
+    """N=1, all in one process: the blog loop, our Agent (PyTorch) and our Agent (ONNX Runtime),
+    each on its own Hopper-v5 episode, advanced in turns of 50 steps (order rotating), so a slow
+    phase of a noisy machine hits all alike; ratios are taken per turn, medians reported."""
+    import statistics
+
+    from decision_transformer import Agent
+    from decision_transformer.reference import BlogEpisode
+    hf, ours = _models()
+    mean, std = np.zeros(11), np.ones(11)
+    blog = BlogEpisode(hf, mean, std, 3600.0, 1000.0, 20, 11, 3)
+    runners = {"blog": (blog.act, lambda r, d: blog.observe(r))}
+    for b in ("torch", "onnxruntime"):
+        ag = Agent(ours, target_return=3600, state_mean=mean, state_std=std, backend=b)
+        runners[b] = ((lambda o, ag=ag: ag.act(o[None])[0]), (lambda r, d, ag=ag: ag.observe([r], [d])))
+    envs = {n: _env(a.steps) for n in runners}
+    obs = {n: envs[n].reset(seed=0)[0] for n in runners}
+    times = {n: [] for n in runners}
+    names = list(runners)
+    for turn in range(a.steps // 50):
+        for n in names[turn % 3:] + names[:turn % 3]:
+            act, observe = runners[n]
+            t0 = time.perf_counter()
+            for _ in range(50):
+                obs[n], r, term, trunc, _ = envs[n].step(act(obs[n]))
+                observe(r, term or trunc)
+            times[n].append((time.perf_counter() - t0) / 50 * 1e3)
+    out = {f"{n}_ms_median": statistics.median(v) for n, v in times.items()}
+    for n in ("torch", "onnxruntime"):
+        out[f"{n}_ratio_median"] = statistics.median(b / x for b, x in zip(times["blog"], times[n]))
+    return out
+
+
 def case(name: str, a) -> dict:
     import gymnasium as gym
 
@@ -56,6 +91,8 @@ def case(name: str, a) -> dict:
     from decision_transformer.parallel import one_thread_per_group, run_in_threads, split
     from decision_transformer.reference import BlogEpisode
 
+    if name == "interleaved":
+        return interleaved(a)
     mean, std = np.zeros(11), np.ones(11)
     mode = "cached" if name.startswith("cached") else "exact"
     backend = "onnxruntime" if name.startswith("onnx") else "torch"
@@ -139,6 +176,11 @@ def main():
     print(f"  Agent, backend=onnxruntime {onnx:6.3f} ms/step: {blog / onnx:.2f}x the blog loop   "
           f"peak RSS {median(r['onnx'], 'peak_rss_mb'):.0f} MB")
     print(f"  APPROXIMATE cached mode {cached:6.3f} ms/step: {blog / cached:.2f}x the blog loop")
+    from _harness import run_case
+    r1 = run_case(__file__, "interleaved", *extra)
+    print(f"  same process, 50-step turns: blog {r1['blog_ms_median']:.3f}, Agent {r1['torch_ms_median']:.3f}, "
+          f"onnxruntime {r1['onnxruntime_ms_median']:.3f} ms/step; per-turn ratio medians "
+          f"{r1['torch_ratio_median']:.2f}x and {r1['onnxruntime_ratio_median']:.2f}x")
     r = alternate(__file__, ["envN", "env2N", "agentN", "onnxN", "pipeN", "onnxpipeN", "cachedN"], a.reps, *extra)
     m = {c: median(r[c], "env_steps_per_s") for c in r}
     envN, env2N = m["envN"], m["env2N"]
