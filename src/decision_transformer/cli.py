@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -74,10 +73,8 @@ def cmd_data_info(a) -> None:
         ax.set_xlabel("episode return"); ax.set_ylabel("episodes")
         ax.set_title(f"{Path(str(a.source)).name}: {ds.num_episodes} episodes, {ds.num_steps} steps", fontsize=9)
         fig.tight_layout()
-        tmp = out.with_name(out.name + ".tmp.png")
-        fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-        os.replace(tmp, out)
+        from .plots import save
+        save(fig, out, dpi=100)
         print(f"histogram: {out}", file=sys.stderr)
 
 
@@ -264,6 +261,25 @@ def _eval_args(p):
     p.add_argument("--seed", type=int, default=0)
 
 
+def cmd_results(a) -> None:
+    from .results import Campaign
+    camp = Campaign(runs=a.runs, results=a.results, models=a.models)
+    if a.results_cmd == "run":
+        n = camp.run(only=a.only, wait=not a.no_wait)
+        print(f"{n} task(s) done; `dt results status` lists what is left")
+    elif a.results_cmd == "status":
+        st = camp.status()
+        for name, state in st:
+            if a.all or state != "done":
+                print(f"{state:<10} {name}")
+        done = sum(s == "done" for _, s in st)
+        print(f"{done}/{len(st)} tasks done")
+    else:
+        from .report import write_report
+        for path in write_report(camp):
+            print(f"wrote {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dt", description="Decision Transformer toolkit")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -352,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--env", required=True)
     se.add_argument("--run-dir", required=True)
     se.set_defaults(func=cmd_suite_export)
+    rs = sub.add_parser("results", help="the results campaign: every run, evaluation and sweep behind docs/results.md")
+    rsub = rs.add_subparsers(dest="results_cmd", required=True)
+    for name, hlp in (("run", "do every task not done yet (resumable; start one worker per free core)"),
+                      ("status", "list the tasks not done yet (--all: every task)"),
+                      ("report", "regenerate docs/results.md, its figures and the model cards from the run files")):
+        r = rsub.add_parser(name, help=hlp)
+        r.add_argument("--runs", default="runs/results", help="run directories with checkpoints (default runs/results)")
+        r.add_argument("--results", default="results",
+                       help="the small files the report is made from, committed (default results)")
+        r.add_argument("--models", default="models", help="the published checkpoints (default models)")
+        if name == "run":
+            r.add_argument("--only", help="only tasks whose name contains this, e.g. 'hopper' or 'eval:'")
+            r.add_argument("--no-wait", action="store_true",
+                           help="exit instead of waiting when the tasks left are held by other workers")
+        if name == "status":
+            r.add_argument("--all", action="store_true", help="list done tasks too")
+        r.set_defaults(func=cmd_results)
     return p
 
 

@@ -11,3 +11,7 @@ class DTError(Exception):
 
 class CheckpointError(DTError):
     """A checkpoint that cannot be read, or does not match the model/environment."""
+
+
+class RunBusy(DTError):
+    """A run directory that another process is writing (its lock is held)."""

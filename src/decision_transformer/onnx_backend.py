@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -20,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DTError
+
+_EXPORT = threading.Lock()   # torch.onnx.export keeps global state: one export at a time per process
 
 
 class _LastAction(torch.nn.Module):
@@ -100,7 +103,7 @@ class OnnxLastAction:
         was_training = model.training
         model.eval()
         try:
-            with warnings.catch_warnings():
+            with _EXPORT, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(_LastAction(model, T), args, buf, input_names=self.names, output_names=["action"],
                                   dynamic_axes={n: {0: "N"} for n in self.names + ["action"]},

@@ -1,4 +1,5 @@
-"""Plots: the sweep of achieved vs target return (paper Fig. 4), atomically written PNGs."""
+"""Plots: the sweep of achieved vs target return (paper Fig. 4), the learning curve and the score
+chart of docs/results.md. Every PNG is written atomically (`save`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,29 @@ import os
 from pathlib import Path
 
 
-def sweep_plot(results: list[dict], path, dataset_best: float | None = None, title: str = "") -> Path:
+def _plt():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def save(fig, path, dpi: int = 110) -> Path:
+    """Save a figure to a temp name beside `path`, then rename: never half a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    _plt().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _sweep_axes(ax, results, dataset_best=None, title="", legend=True):
     t = [r["target_return"] for r in results]
     m = [r["return_mean"] for r in results]
     lo = [r["return_ci95"][0] for r in results]
     hi = [r["return_ci95"][1] for r in results]
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
     ax.plot(t, m, "o-", color="tab:blue", label="achieved (mean)")
     ax.fill_between(t, lo, hi, color="tab:blue", alpha=0.2, label="95% CI of the mean")
     span = [min(t + m), max(t + m)]
@@ -24,11 +39,73 @@ def sweep_plot(results: list[dict], path, dataset_best: float | None = None, tit
     ax.set_xlabel("target return")
     ax.set_ylabel("achieved return")
     ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(fontsize=7)
+
+
+def sweep_plot(results: list[dict], path, dataset_best: float | None = None, title: str = "") -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    _sweep_axes(ax, results, dataset_best, title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def sweep_grid(panels: list[tuple[str, list[dict], float | None]], path, cols: int = 3) -> Path:
+    """Several sweeps side by side: panels are (title, results, dataset best return)."""
+    plt = _plt()
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, (title, res, best) in zip(axes.flat, panels):
+        _sweep_axes(ax, res, best, title, legend=ax is axes.flat[0])
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def curve_plot(steps, series: dict[str, tuple[list, list, list]], path, title: str = "",
+               ylabel: str = "normalised return (x100)", mark: int | None = None) -> Path:
+    """Lines with 95% CI bands: series name -> (means, lows, highs) at `steps`."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (m, lo, hi) in series.items():
+        line, = ax.plot(steps, m, "o-", label=name)
+        ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
+    if mark is not None:
+        ax.axvline(mark, color="grey", ls=":", label=f"chosen budget ({mark:,} steps)")
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def score_bars(groups: list[str], methods: dict[str, list], path, marks: dict[str, list] | None = None,
+               title: str = "") -> Path:
+    """Grouped bars: methods name -> per group (mean, lo, hi) or None (not run yet); marks name ->
+    per group a value drawn as a marker (e.g. the dataset's mean return)."""
+    import numpy as np
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(groups) * len(methods) / 2), 4.5))
+    x = np.arange(len(groups))
+    w = 0.8 / max(1, len(methods))
+    for i, (name, vals) in enumerate(methods.items()):
+        xs = x - 0.4 + w * (i + 0.5)
+        have = [j for j, v in enumerate(vals) if v is not None]
+        m = [vals[j][0] for j in have]
+        err = [[vals[j][0] - vals[j][1] for j in have], [vals[j][2] - vals[j][0] for j in have]]
+        ax.bar(xs[have], m, w, yerr=err, capsize=2, label=name)
+    for name, vals in (marks or {}).items():
+        have = [j for j, v in enumerate(vals) if v is not None]
+        ax.plot(x[have], [vals[j] for j in have], "k_", markersize=14, mew=2, label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("normalised return (x100)")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save(fig, path)

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DTError
-from .fileio import write_json_atomic
+from .errors import DTError, RunBusy
+from .fileio import Locked, try_lock, write_json_atomic
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -156,6 +156,13 @@ class Trainer:
             probe.unlink()
         except OSError as e:
             raise DTError(f"cannot write to {self.run}: {e.strerror or e}")
+        try:                                            # one writer per run directory
+            self._lock = try_lock(self.run / ".lock", f"dt train --output {self.run}")
+        except Locked as e:
+            raise RunBusy(f"{self.run} is in use by {e.holder}: wait for it to end, or train into another --output")
+        if not resume and (self.run / "checkpoints").exists():
+            self.close()
+            raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
         ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
@@ -174,6 +181,12 @@ class Trainer:
             self._restore()
         else:
             write_json_atomic(self.run / "config.json", asdict(cfg))
+
+    def close(self) -> None:
+        """Release the run directory's lock (also released when the process dies)."""
+        lock, self._lock = getattr(self, "_lock", None), None
+        if lock is not None:
+            lock.close()
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -308,6 +321,7 @@ class Trainer:
             mf.close()
             if tb:
                 tb.close()
+            self.close()
         return {"step": self.step, "loss": last_loss, "checkpoint": str(self.run / "checkpoints" / "last")}
 
     def _evaluate(self, w, tb):

@@ -41,7 +41,9 @@ def _follow_body(env) -> None:
 
 
 def record(model, env_id: str, target_return: float, output, seed: int = 0, max_steps: int = 1000,
-           fps: int = 30) -> tuple[Path, float, int]:
+           fps: int = 30, size: int | None = None, gif_every: int = 2) -> tuple[Path, float, int]:
+    """Render one episode; `size` renders SIZE x SIZE frames (default: the env's), a GIF keeps
+    every `gif_every`-th frame (played at the real speed)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     import gymnasium as gym
     import imageio.v2 as imageio
@@ -55,7 +57,7 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     except OSError as e:
         raise DTError(f"cannot write to {out.parent}: {e.strerror or e}")
     try:
-        env = gym.make(env_id, render_mode="rgb_array")
+        env = gym.make(env_id, render_mode="rgb_array", **({"width": size, "height": size} if size else {}))
     except gym.error.Error as e:
         raise DTError(f"cannot make env {env_id!r}: {e}")
     agent = Agent(model, num_envs=1, target_return=target_return)
@@ -81,7 +83,7 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
     try:
         if out.suffix.lower() == ".gif":
-            imageio.mimsave(tmp, frames[::2], duration=2 / fps, loop=0)
+            imageio.mimsave(tmp, frames[::gif_every], duration=1000 * gif_every / fps, loop=0)
         else:
             imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
         os.replace(tmp, out)

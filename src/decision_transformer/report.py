@@ -1,0 +1,438 @@
+"""`dt results report`: docs/results.md, its figures and the model cards, from the run files.
+
+Everything here is a function of the small JSON/CSV files the campaign (results.py) commits
+under `results/`; no number is typed by hand except the paper's published scores (PAPER_*),
+which are labelled as such. Runs that have not finished show as "pending", so the report can
+be regenerated at any point of the campaign.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import plots
+from . import results as C
+from .evaluate import bootstrap_ci
+from .fileio import write_json_atomic
+
+# Chen et al. (2021), Table 2: D4RL v2 normalised scores (x100), last checkpoint; BC as reported there.
+PAPER_DT = {("halfcheetah", "medium"): 42.6, ("halfcheetah", "medium-replay"): 36.6, ("halfcheetah", "medium-expert"): 86.8,
+            ("hopper", "medium"): 67.6, ("hopper", "medium-replay"): 82.7, ("hopper", "medium-expert"): 107.6,
+            ("walker2d", "medium"): 74.0, ("walker2d", "medium-replay"): 66.6, ("walker2d", "medium-expert"): 108.1}
+PAPER_BC = {("halfcheetah", "medium"): 43.1, ("hopper", "medium"): 63.9, ("walker2d", "medium"): 77.3,
+            ("hopper", "medium-replay"): 27.6, ("halfcheetah", "medium-expert"): 59.9,
+            ("hopper", "medium-expert"): 79.6, ("walker2d", "medium-expert"): 36.6}
+METHODS = {"dt": "DT", "bc": "BC", f"pbc{C.TOP_PCT:g}": f"{C.TOP_PCT:g}%BC"}
+
+
+def _read(p: Path):
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _norm(x, refs):
+    return 100.0 * (np.asarray(x, dtype=np.float64) - refs["min"]) / (refs["max"] - refs["min"])
+
+
+def _stat(scores) -> dict:
+    s = np.asarray(scores, dtype=np.float64)
+    lo, hi = bootstrap_ci(s)
+    return {"mean": float(s.mean()), "std": float(s.std()), "ci": [lo, hi], "n": int(len(s))}
+
+
+def _fmt(st, ci=True) -> str:
+    if st is None:
+        return "pending"
+    out = f"{st['mean']:.1f} ± {st['std']:.1f}"
+    return out + (f" [{st['ci'][0]:.1f}, {st['ci'][1]:.1f}]" if ci else "")
+
+
+class Collected:
+    """Everything the report needs, read from RESULTS."""
+
+    def __init__(self, camp):
+        R = camp.results
+        self.camp = camp
+        self.data = {(e, lv): _read(R / "datasets" / f"{e}-{lv}.json") for e in C.ENVS for lv in C.LEVELS}
+        self.evals = {}
+        for e in C.ENVS:
+            for lv in C.LEVELS:
+                for m in METHODS:
+                    seeds = (0,) if m == "dt" else C.BASELINE_SEEDS
+                    for s in seeds:
+                        self.evals[(m, e, lv, s)] = _read(R / C.run_name(m, e, lv, s) / "eval.json")
+
+    def score(self, method: str, env: str, level: str, target_index: int = 0) -> dict | None:
+        """Normalised episode scores pooled over the method's seeds (all must be done), at the
+        target with this index (BC ignores the target: its one evaluation)."""
+        seeds = (0,) if method == "dt" else C.BASELINE_SEEDS
+        evs = [self.evals[(method, env, level, s)] for s in seeds]
+        if any(ev is None for ev in evs):
+            return None
+        per_seed, pooled = [], []
+        for ev in evs:
+            r = ev["results"][min(target_index, len(ev["results"]) - 1)]
+            sc = _norm(r["returns"], r["refs"])
+            per_seed.append(float(sc.mean()))
+            pooled.extend(sc.tolist())
+        st = _stat(pooled)
+        st["seed_means"] = per_seed
+        st["target"] = evs[0]["results"][min(target_index, len(evs[0]["results"]) - 1)]["target_return"]
+        return st
+
+
+def _verdict(a, b) -> str:
+    if a is None or b is None:
+        return "pending"
+    if a["ci"][0] > b["ci"][1]:
+        return "DT above BC"
+    if a["ci"][1] < b["ci"][0]:
+        return "BC above DT"
+    return "no clear difference"
+
+
+def _paper_verdict(dt, bc, margin=5.0) -> str | None:
+    if dt is None or bc is None:
+        return None
+    return "DT above BC" if dt - bc > margin else "BC above DT" if bc - dt > margin else "no clear difference"
+
+
+def curve_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
+    env, level, steps = C.CURVE
+    run = C.run_name("dt", env, level, 0)
+    files = sorted((col.camp.results / run / "curve").glob("*.json"))
+    evs = [json.loads(f.read_text()) for f in files]
+    lines = ["## 1. How long to train: the learning curve", ""]
+    if not evs:
+        return lines + [f"Pending: the {steps:,}-step run on {C.dataset_id(env, level)} has no evaluated checkpoint yet.", ""], []
+    xs = [ev["checkpoint_step"] for ev in evs]
+    targets = [r["target_return"] for r in evs[0]["results"]]
+    series, table = {}, {}
+    for i, t in enumerate(targets):
+        sts = [_stat(_norm(ev["results"][i]["returns"], ev["results"][i]["refs"])) for ev in evs]
+        series[f"target {t:g}"] = ([s["mean"] for s in sts], [s["ci"][0] for s in sts], [s["ci"][1] for s in sts])
+        table[t] = sts
+    path = plots.curve_plot(xs, series, figs / "curve.png", mark=C.BUDGET,
+                             title=f"DT on {C.dataset_id(env, level)}: {C.CURVE_EPISODES} episodes per target per "
+                                   f"checkpoint, paper hyper-parameters, seed 0")
+    lines += [f"One paper-budget run ({steps:,} gradient steps, batch 64, lr 1e-4, 10k warm-up, seed 0) on "
+              f"`{C.dataset_id(env, level)}`, a checkpoint every {C.CHECKPOINT_EVERY:,} steps, each evaluated with "
+              f"{C.CURVE_EPISODES} episodes at both paper targets (exact mode, env seeds 0-{C.CURVE_EPISODES - 1}). "
+              f"Measured so far: {len(xs)} of {steps // C.CHECKPOINT_EVERY} checkpoints (up to step {max(xs):,}).", "",
+              "![learning curve](figures/curve.png)", "",
+              "| step | " + " | ".join(f"target {t:g}: normalised mean ± std [95% CI]" for t in targets) + " |",
+              "| --- | " + " | ".join("---" for _ in targets) + " |"]
+    for j, x in enumerate(xs):
+        lines.append(f"| {x:,} | " + " | ".join(_fmt(table[t][j]) for t in targets) + " |")
+    lines += ["", "**The budget.** " + _budget_text(xs, table, targets, steps), ""]
+    return lines, [path]
+
+
+def _budget_text(xs, table, targets, steps) -> str:
+    B = C.BUDGET
+    done = max(xs) >= steps
+    tail = [j for j, x in enumerate(xs) if x > max(xs) - 20_000 and x > B]
+    parts = []
+    at_b = [j for j, x in enumerate(xs) if x == B]
+    for t in targets:
+        b = table[t][at_b[0]]["mean"] if at_b else None
+        if tail and b is not None:
+            final = float(np.mean([table[t][j]["mean"] for j in tail]))
+            parts.append(f"at target {t:g}, {b:.1f} at step {B:,} against a mean of {final:.1f} over steps "
+                         f"{xs[tail[0]]:,}-{xs[tail[-1]]:,}" + (f" ({100 * b / final:.0f}%)" if final > 0 else ""))
+    txt = (f"Every other run trains for {B:,} gradient steps and is evaluated at that LAST checkpoint (not the best). "
+           "The published curves (shared notes §8: d3rlpy-benchmarks, min-decision-transformer) put DT at 85-100% of "
+           "its final D4RL score by 20k steps on all three medium datasets. ")
+    if parts:
+        txt += "Here, " + "; ".join(parts) + ". "
+    if not done:
+        txt += (f"The {steps:,}-step run is still training, so this comparison is provisional: the budget is "
+                "re-examined when the curve is complete. The learning-rate schedule has no decay, so raising the "
+                "budget later means resuming every run, not retraining it.")
+    return txt
+
+
+def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
+    lines = ["## 2. Scores: DT, BC and %BC on the 12 datasets", "",
+             f"Normalised score = 100 x (R - R_random) / (R_expert - R_random), per env: R_random is the mean return "
+             "of 100 uniform-random episodes and R_expert the suite expert's 10-episode mean (both in each dataset's "
+             "metadata, listed below). Every run is evaluated at its LAST checkpoint "
+             f"(step {C.BUDGET:,}), {C.EVAL_EPISODES} episodes per target, exact mode, env seeds "
+             f"0-{C.EVAL_EPISODES - 1}. DT: seed 0, at the paper's first (higher) target; its second target is in "
+             f"the next table. BC and {C.TOP_PCT:g}%BC: {len(C.BASELINE_SEEDS)} seeds, "
+             f"{C.EVAL_EPISODES} episodes each, pooled (mean ± std over episodes, 95% bootstrap CI of the mean); "
+             "they ignore the target. Dataset: mean and max normalised episode return.", "",
+             "| dataset | data mean / max | DT | BC | " + f"{C.TOP_PCT:g}%BC | DT vs BC | paper DT | paper BC |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    groups, bars = [], {v: [] for v in METHODS.values()}
+    marks = {"dataset mean": []}
+    verdicts = {}
+    for e in C.ENVS:
+        for lv in C.LEVELS:
+            d = col.data[(e, lv)]
+            sc = {m: col.score(m, e, lv) for m in METHODS}
+            v = _verdict(sc["dt"], sc["bc"])
+            verdicts[(e, lv)] = (v, _paper_verdict(PAPER_DT.get((e, lv)), PAPER_BC.get((e, lv))))
+            dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
+            p = lambda x: f"{x:.1f}" if x is not None else "-"
+            lines.append(f"| {C.dataset_id(e, lv)} | {dd} | {_fmt(sc['dt'])} | {_fmt(sc['bc'])} | "
+                         f"{_fmt(sc[f'pbc{C.TOP_PCT:g}'])} | {v} | {p(PAPER_DT.get((e, lv)))} | {p(PAPER_BC.get((e, lv)))} |")
+            groups.append(f"{e}-{lv}")
+            for m, name in METHODS.items():
+                s = sc[m]
+                bars[name].append((s["mean"], s["ci"][0], s["ci"][1]) if s else None)
+            marks["dataset mean"].append(d["normalized_mean_x100"] if d else None)
+    lines += ["", "The paper's columns are D4RL v2 numbers (Chen et al. 2021, Table 2) on a **different suite**: "
+              "D4RL's datasets (1M steps, SAC behaviour policies, v2 envs). Ours are v5 envs, our own TD3 behaviour "
+              "policies and 200k-step datasets (medium-replay: the replay buffer up to the medium policy), so only "
+              "the pattern can be compared, not the numbers. '-': not reported there.", ""]
+    path = plots.score_bars(groups, bars, figs / "results.png", marks,
+                             title=f"last checkpoint ({C.BUDGET:,} steps), {C.EVAL_EPISODES} episodes per run, "
+                                   "95% CI; DT at the first paper target")
+    lines += ["![scores](figures/results.png)", ""]
+    lines += _statement(verdicts)
+    lines += _second_target(col)
+    refs = ["", "Reference returns (from the datasets' metadata):", "",
+            "| env | R_random | R_expert |", "| --- | --- | --- |"]
+    for e, eid in C.ENVS.items():
+        d = next((col.data[(e, lv)] for lv in C.LEVELS if col.data[(e, lv)]), None)
+        if d:
+            refs.append(f"| {eid} | {d['ref_min_score']:.1f} | {d['ref_max_score']:.1f} |")
+    return lines + refs + [""], [path]
+
+
+def _statement(verdicts) -> list[str]:
+    by = {}
+    for k, (v, _) in verdicts.items():
+        by.setdefault(v, []).append(f"{k[0]} {k[1]}")
+    out = ["**Where DT beats BC.** A difference counts when the two 95% CIs do not overlap. "]
+    for v in ("DT above BC", "BC above DT", "no clear difference", "pending"):
+        if by.get(v):
+            out[-1] += f"{v}: {', '.join(by[v])} ({len(by[v])}). "
+    agree = [(k, v, pv) for k, (v, pv) in verdicts.items() if pv is not None and v != "pending"]
+    if agree:
+        same = [f"{k[0]} {k[1]}" for k, v, pv in agree if v == pv]
+        diff = [f"{k[0]} {k[1]} (ours: {v}; paper: {pv})" for k, v, pv in agree if v != pv]
+        out[-1] += (f"Against the paper's pattern (there, a gap over 5 points counts): on the {len(agree)} datasets "
+                    f"finished here that the paper reports, {len(same)} agree" +
+                    (f" ({', '.join(same)})" if same else "") + (f" and {len(diff)} differ: {'; '.join(diff)}" if diff else "") +
+                    ". The paper found DT about equal to BC on medium data, far above it on medium-replay "
+                    "(hopper 82.7 vs 27.6) and above it on medium-expert.")
+    return out + [""]
+
+
+def _second_target(col) -> list[str]:
+    out = ["DT at both paper targets (normalised, mean ± std [95% CI]):", "",
+           "| dataset | first target | second target |", "| --- | --- | --- |"]
+    for e in C.ENVS:
+        for lv in C.LEVELS:
+            a, b = col.score("dt", e, lv, 0), col.score("dt", e, lv, 1)
+            if a is None:
+                out.append(f"| {C.dataset_id(e, lv)} | pending | pending |")
+            else:
+                out.append(f"| {C.dataset_id(e, lv)} | {a['target']:g}: {_fmt(a)} | {b['target']:g}: {_fmt(b)} |")
+    return out
+
+
+def sweep_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
+    lines = ["## 3. Return conditioning (the paper's Figure 4)", "",
+             f"`dt sweep` of the DT checkpoints ({C.BUDGET:,} steps) on the medium-replay and medium-expert datasets: "
+             f"{C.SWEEP_POINTS} targets from the dataset's lowest episode return (0 if negative) to 1.2x its best, "
+             f"{C.SWEEP_EPISODES} episodes each (env seeds 1-{C.SWEEP_EPISODES}). Spearman's rho is the rank "
+             "correlation of target and achieved mean: 1 means achieved return rises with every step of the target.", "",
+             "| dataset | achieved at lowest → highest target | best achieved (target) | dataset best | rho |",
+             "| --- | --- | --- | --- | --- |"]
+    paths, panels = [], []
+    for e in C.ENVS:
+        for lv in C.SWEEP_LEVELS:
+            run = C.run_name("dt", e, lv, 0)
+            sw = _read(col.camp.results / run / "sweep.json")
+            if sw is None:
+                lines.append(f"| {C.dataset_id(e, lv)} | pending | | | |")
+                continue
+            res = sw["results"]
+            t = [r["target_return"] for r in res]
+            m = [r["return_mean"] for r in res]
+            best = int(np.argmax(m))
+            rho = _spearman(t, m)
+            title = f"{C.ENVS[e]} {lv}"
+            paths.append(plots.sweep_plot(res, figs / f"sweep-{e}-{lv}.png", sw["dataset_return_max"],
+                                           title=f"DT on {C.dataset_id(e, lv)} ({C.BUDGET:,} steps)"))
+            panels.append((title, res, sw["dataset_return_max"]))
+            lines.append(f"| {C.dataset_id(e, lv)} | {m[0]:.0f} ({t[0]:.0f}) → {m[-1]:.0f} ({t[-1]:.0f}) | "
+                         f"{m[best]:.0f} ({t[best]:.0f}) | {sw['dataset_return_max']:.0f} | {rho:.2f} |")
+    if panels:
+        paths.append(plots.sweep_grid(panels, figs / "sweeps.png"))
+        lines += ["", "![return conditioning](figures/sweeps.png)", "",
+                  "One figure per dataset: " + ", ".join(f"[{p.stem}](figures/{p.name})" for p in paths[:-1]) + "."]
+    return lines + [""], paths
+
+
+def _spearman(x, y) -> float:
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def status_section(camp) -> list[str]:
+    st = camp.status()
+    done = sum(s == "done" for _, s in st)
+    kinds = {}
+    for name, s in st:
+        k = name.split(":")[0]
+        kinds.setdefault(k, [0, 0])
+        kinds[k][0] += s == "done"
+        kinds[k][1] += 1
+    return ["## Campaign status", "",
+            f"{done} of {len(st)} tasks done when this page was generated (" +
+            ", ".join(f"{k} {a}/{b}" for k, (a, b) in kinds.items()) + "). `dt results status` lists the rest.", ""]
+
+
+def model_cards(col: Collected) -> list[Path]:
+    out = []
+    for e in C.ENVS:
+        for lv in C.PUBLISH_LEVELS:
+            d = col.camp.models / f"{e}-{lv}"
+            ev = col.evals[("dt", e, lv, 0)]
+            if ev is None or not (d / "model.safetensors").is_file():
+                continue
+            cfg = json.loads((d / "config.json").read_text())["decision_transformer"]
+            data = col.data[(e, lv)]
+            r0 = ev["results"][0]
+            res = {"env_id": ev["env_id"], "dataset": ev["dataset"], "checkpoint_step": ev["checkpoint_step"],
+                   "target_return": r0["target_return"], "mean_reward": r0["return_mean"], "std_reward": r0["return_std"],
+                   "n_eval_episodes": r0["episodes"], "normalized_score_x100": r0["normalized_x100"],
+                   "normalized_ci95": r0["normalized_ci95"], "refs": r0["refs"], "is_deterministic": True,
+                   "eval_datetime": ev["eval_date"],
+                   "all_targets": [{k: r[k] for k in ("target_return", "return_mean", "return_std", "return_ci95",
+                                                      "episodes", "normalized_x100")} for r in ev["results"]]}
+            write_json_atomic(d / "results.json", res)
+            (d / "README.md").write_text(_card(e, lv, cfg, res, data))
+            out += [d / "results.json", d / "README.md"]
+    return out
+
+
+def metric_value(res: dict) -> str:
+    """The model-index metric, Hub RL-card style: 'mean +/- std'."""
+    return f"{res['mean_reward']:.2f} +/- {res['std_reward']:.2f}"
+
+
+def _card(env, level, cfg, res, data) -> str:
+    name = f"decision-transformer-{env}-{level}"
+    ds = res["dataset"]
+    targets = cfg.get("target_returns") or []
+    rows = "\n".join(f"| {r['target_return']:g} | {r['return_mean']:.1f} ± {r['return_std']:.1f} | "
+                     f"[{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}] | {r['normalized_x100']:.1f} | {r['episodes']} |"
+                     for r in res["all_targets"])
+    fl = lambda v: "[" + ", ".join(f"{x:.6g}" for x in v) + "]"
+    dline = (f"{data['episodes']} episodes, {data['steps']:,} steps, episode return mean {data['return_mean']:.1f}, "
+             f"max {data['return_max']:.1f}") if data else ""
+    return f"""---
+library_name: decision-transformer
+pipeline_tag: reinforcement-learning
+tags:
+- decision-transformer
+- reinforcement-learning
+- offline-rl
+- {res['env_id']}
+model-index:
+- name: {name}
+  results:
+  - task:
+      type: reinforcement-learning
+      name: reinforcement-learning
+    dataset:
+      name: {ds}
+      type: {ds}
+    metrics:
+    - type: mean_reward
+      value: {metric_value(res)}
+      name: mean_reward
+      verified: false
+---
+
+# Decision Transformer: {res['env_id']}, {level}
+
+A Decision Transformer (Chen et al., 2021) trained offline on `{ds}`, this project's D4RL-style
+dataset ({dline}; built by `dt suite build`, docs/suite.md). It loads in this toolkit and in
+`transformers.DecisionTransformerModel`; the state statistics and the return scale are in config.json.
+Generated by `dt results report` from `results/` (docs/results.md); nothing here is typed by hand.
+
+## Evaluation
+
+Last checkpoint (step {res['checkpoint_step']:,}, not the best), {res['n_eval_episodes']} episodes per target,
+deterministic actions, env seeds 0-{res['n_eval_episodes'] - 1}, evaluated {res['eval_datetime']}.
+
+| target return | return (mean ± std) | 95% CI of the mean | normalised (x100) | episodes |
+| --- | --- | --- | --- | --- |
+{rows}
+
+Normalised = 100 x (R - {res['refs']['min']:.1f}) / ({res['refs']['max']:.1f} - {res['refs']['min']:.1f}): the references are
+the mean return of 100 uniform-random episodes and the suite expert's 10-episode mean on {res['env_id']}.
+These are not D4RL scores: v5 envs, our own behaviour policies, a 200k-step dataset.
+
+## Training
+
+```bash
+dt suite build --env {res['env_id']} --level {level}
+dt train --dataset {ds} --preset {env} --steps {res['checkpoint_step']} --checkpoint-every {C.CHECKPOINT_EVERY} \\
+         --num-threads 1 --seed 0 --output runs/{name}
+```
+
+Paper hyper-parameters: context K = {cfg['context_length']}, {cfg['n_layer']} layers, {cfg['n_head']} head, width {cfg['hidden_size']},
+dropout 0.1, AdamW lr 1e-4, weight decay 1e-4, 10k warm-up steps, gradient clip 0.25, batch 64, returns-to-go divided
+by {cfg['return_scale']:g}. `dt results run` reproduces this model with every other run of the results page.
+
+Target returns: {', '.join(f'{t:g}' for t in targets)} (the paper's). State mean: {fl(cfg['state_mean'])}.
+State std: {fl(cfg['state_std'])}.
+
+## Use
+
+```python
+import gymnasium as gym
+from decision_transformer import Agent, DecisionTransformer
+
+model = DecisionTransformer.from_pretrained("models/{env}-{level}")   # mean/std/scale/K from config.json
+env = gym.make("{res['env_id']}")
+agent = Agent(model, num_envs=1, target_return={targets[0] if targets else 0:g})
+obs, _ = env.reset(seed=0)
+done, ret = False, 0.0
+while not done:
+    obs, r, term, trunc, _ = env.step(agent.act(obs[None])[0])
+    agent.observe([r], [term or trunc])
+    ret, done = ret + r, term or trunc
+print(ret)
+```
+
+`transformers.DecisionTransformerModel.from_pretrained("models/{env}-{level}")` loads the same weights;
+normalise states with the config's `state_mean`/`state_std` and divide returns-to-go by `return_scale`.
+
+![replay](replay.gif)
+"""
+
+
+def write_report(camp, docs="docs") -> list[Path]:
+    docs = Path(docs)
+    figs = docs / "figures"
+    col = Collected(camp)
+    head = ["# Results: Decision Transformer on the dt suite", "",
+            "Generated by `dt results report` from the files under `results/`, which `dt results run` writes "
+            "(`make results` runs both). Do not edit by hand. Datasets: `dt suite build` (docs/suite.md). "
+            f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
+    written = []
+    body = []
+    for section in (curve_section, table_section, sweep_section):
+        lines, paths = section(col, figs)
+        body += lines
+        written += paths
+    md = head + status_section(camp) + body
+    p = docs / "results.md"
+    tmp = p.with_name(".results.md.tmp")
+    tmp.write_text("\n".join(md) + "\n")
+    tmp.replace(p)
+    return [p] + written + model_cards(col)
+

@@ -1,0 +1,331 @@
+"""`dt results`: the results campaign (issue #9), one resumable command.
+
+    dt results run       # train, evaluate, sweep and publish whatever is not done yet
+    dt results report    # regenerate docs/results.md, the figures and the model cards
+    dt results status    # what is done, running and left
+
+The campaign is a list of tasks (`plan()`), each with the files it writes and the tasks it
+needs. `run` goes down the list and does the first task that is not done, whose needs are
+done and that no other worker holds, then starts again from the top, so finished work is
+skipped and an interrupted training run is resumed from its last checkpoint. Every task holds
+a lock file while it runs (`RUNS/.locks/`), so several workers can share the list: start one
+per free core (`dt results run` twice). Each worker uses one thread (DEVELOPERS.md: a 2-thread
+job beside a busy core runs 3-4x slower).
+
+Two places:
+- RUNS (default `runs/results/`, not committed): run directories with every checkpoint;
+- RESULTS (default `results/`, committed): what the report is made from, small files only:
+  `datasets/<data>.json`, `<run>/{config.json, metrics.csv, eval.json, sweep.json}`,
+  `<curve run>/curve/<step>.json`.
+The nine published checkpoints are written to `models/<env>-<level>/` (`publish` tasks).
+
+The budget: DT's learning-rate schedule (linear warm-up, then constant) does not depend on the
+number of steps, and the sampler and dropout RNGs are consumed step by step, so the checkpoint
+at step B of a longer run is bit-identical to the last checkpoint of a run of B steps. The
+learning-curve run (hopper medium-replay, 100k steps, a checkpoint every 5k) therefore also
+provides that dataset's budget-B result, and a budget can be raised later by resuming.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import DTError, RunBusy
+from .fileio import Locked, try_lock, write_json_atomic
+
+ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5"}
+PRESETS = {"hopper": "hopper", "walker2d": "walker2d", "halfcheetah": "halfcheetah"}   # paper config + targets
+LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
+BUDGET = 20_000                   # gradient steps per run (docs/results.md: chosen from the curve)
+CHECKPOINT_EVERY = 5_000
+CURVE = ("hopper", "medium-replay", 100_000)     # the paper-budget learning-curve run
+CURVE_EPISODES = 20               # per target, per checkpoint of the curve
+EVAL_EPISODES = 100               # per target, the last checkpoint of every run
+BASELINE_SEEDS = (0, 1, 2)
+TOP_PCT = 10.0                    # %BC
+SWEEP_LEVELS = ("medium-replay", "medium-expert")
+SWEEP_POINTS, SWEEP_EPISODES = 10, 20
+PUBLISH_LEVELS = ("expert", "medium", "medium-replay")
+EVAL_SEED = 0
+GIF_SIZE, GIF_EVERY = 160, 4      # replay.gif: 160x160, every 4th frame (under 2 MB)
+
+
+def dataset_id(env: str, level: str) -> str:
+    """The suite's Minari id (`dt suite build`)."""
+    return f"dt/{env}/{level}-v0"
+
+
+def run_name(model: str, env: str, level: str, seed: int) -> str:
+    """dt-hopper-medium-s0, bc-hopper-medium-s1, pbc10-hopper-medium-s2"""
+    return f"{model}-{env}-{level}-s{seed}"
+
+
+def ckpt_name(step: int) -> str:
+    return f"{step:08d}"
+
+
+@dataclass
+class Task:
+    name: str
+    outputs: list[Path]                          # done when they all exist
+    action: Callable[[], None]
+    needs: list[str] = field(default_factory=list)
+    done_check: Callable[[], bool] | None = None
+
+    def done(self) -> bool:
+        if self.done_check is not None:
+            return self.done_check()
+        return all(p.exists() for p in self.outputs)
+
+
+class Campaign:
+    def __init__(self, runs="runs/results", results="results", models="models", log=print):
+        self.runs, self.results, self.models, self.log = Path(runs), Path(results), Path(models), log
+
+    # -- the plan ------------------------------------------------------------------------------
+    def plan(self) -> list[Task]:
+        tasks = []
+        for env in ENVS:
+            for level in LEVELS:
+                tasks.append(Task(f"data:{env}-{level}", [self.results / "datasets" / f"{env}-{level}.json"],
+                                  lambda e=env, lv=level: self.dataset_stats(e, lv)))
+        env, level, steps = CURVE
+        curve = run_name("dt", env, level, 0)
+        tasks.append(self._train_task(curve, env, level, "dt", 0, steps, name=f"curve-train:{curve}"))
+        for s in range(CHECKPOINT_EVERY, steps + 1, CHECKPOINT_EVERY):
+            out = self.results / curve / "curve" / f"{ckpt_name(s)}.json"
+            tasks.append(Task(f"curve-eval:{curve}@{s}", [out], lambda s=s: self.curve_eval(curve, s),
+                              done_check=None))
+            tasks[-1].ready = lambda s=s: (self.runs / curve / "checkpoints" / ckpt_name(s) / "model.safetensors").exists()
+        for env in ENVS:
+            for level in LEVELS:
+                dt = run_name("dt", env, level, 0)
+                tasks.append(self._train_task(dt, env, level, "dt", 0, BUDGET))
+                tasks.append(Task(f"eval:{dt}", [self.results / dt / "eval.json"], lambda r=dt: self.evaluate(r),
+                                  needs=[f"train:{dt}"]))
+                if level in PUBLISH_LEVELS:
+                    tasks.append(Task(f"publish:{env}-{level}",
+                                      [self.models / f"{env}-{level}" / f for f in ("model.safetensors", "replay.gif")],
+                                      lambda r=dt, e=env, lv=level: self.publish(r, e, lv), needs=[f"eval:{dt}"]))
+                if level in SWEEP_LEVELS:
+                    tasks.append(Task(f"sweep:{dt}", [self.results / dt / "sweep.json"],
+                                      lambda r=dt, e=env, lv=level: self.sweep(r, e, lv),
+                                      needs=[f"train:{dt}", f"data:{env}-{level}"]))
+                for model in ("bc", f"pbc{TOP_PCT:g}"):
+                    for seed in BASELINE_SEEDS:
+                        r = run_name(model, env, level, seed)
+                        tasks.append(self._train_task(r, env, level, model, seed, BUDGET))
+                        tasks.append(Task(f"eval:{r}", [self.results / r / "eval.json"], lambda r=r: self.evaluate(r),
+                                          needs=[f"train:{r}"]))
+        return tasks
+
+    def _train_task(self, run: str, env: str, level: str, model: str, seed: int, steps: int, name=None) -> Task:
+        ck = self.runs / run / "checkpoints" / ckpt_name(steps) / "model.safetensors"
+        return Task(name or f"train:{run}", [ck], lambda: self.train(run, env, level, model, seed, steps))
+
+    # -- the tasks -----------------------------------------------------------------------------
+    def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
+        from .train import TrainConfig
+        over = {"dataset": dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
+                "checkpoint_every": CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
+        if model != "dt":
+            over["model"] = "bc"
+            if model.startswith("pbc"):
+                over["top_pct"] = float(model[3:])
+        return TrainConfig.from_sources(PRESETS[env], over)
+
+    def train(self, run, env, level, model, seed, steps) -> None:
+        from .train import train
+        cfg = self.train_config(run, env, level, model, seed, steps)
+        rd = self.runs / run
+        if (rd / ".lock").exists():        # cheap check before loading the dataset; Trainer locks for real
+            try:
+                try_lock(rd / ".lock").close()
+            except Locked as e:
+                raise RunBusy(f"{rd} is in use by {e.holder}")
+        resume = (rd / "checkpoints" / "last").exists()
+        if resume:                         # a longer run (the curve) may already own this directory
+            saved = json.loads((rd / "config.json").read_text())
+            cfg.steps = max(steps, int(saved.get("steps", steps)))
+        train(cfg, resume=resume, progress=False, log=self.log)
+        self._copy_run_files(run)
+
+    def _copy_run_files(self, run: str) -> None:
+        out = self.results / run
+        out.mkdir(parents=True, exist_ok=True)
+        for f in ("config.json", "metrics.csv"):
+            if (self.runs / run / f).exists():
+                tmp = out / f".{f}.tmp"
+                shutil.copyfile(self.runs / run / f, tmp)
+                tmp.replace(out / f)
+
+    def _load(self, run: str, step: int):
+        from .checkpoint import from_pretrained
+        return from_pretrained(self.runs / run / "checkpoints" / ckpt_name(step))
+
+    def dataset_stats(self, env: str, level: str) -> None:
+        from .data import load_dataset
+        ds = load_dataset(dataset_id(env, level))
+        r = ds.episode_returns()
+        md = ds.metadata
+        lo, hi = md.get("ref_min_score"), md.get("ref_max_score")
+        norm = (lambda x: 100.0 * (x - lo) / (hi - lo)) if lo is not None and hi is not None else (lambda x: None)
+        write_json_atomic(_mk(self.results / "datasets") / f"{env}-{level}.json", {
+            "dataset": dataset_id(env, level), "env_id": ENVS[env], "episodes": ds.num_episodes, "steps": ds.num_steps,
+            "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
+            "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
+            "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
+
+    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED) -> dict:
+        from .evaluate import evaluate
+        model = self._load(run, step)
+        dt = model.config.architecture == "dt"
+        t0 = time.time()
+        res = evaluate(model, model.config.env_id, targets, episodes=episodes, num_envs=50, seed=seed, threads=1,
+                       backend="onnxruntime" if dt else "torch")
+        return {"run": run, "checkpoint_step": step, "env_id": model.config.env_id,
+                "dataset": (model.config.extra or {}).get("dataset"), "architecture": model.config.architecture,
+                "top_pct": (model.config.extra or {}).get("top_pct", 100.0), "mode": "exact", "seed": seed,
+                "backend": "onnxruntime" if dt else "torch", "episodes_per_target": episodes,
+                "eval_date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "eval_seconds": round(time.time() - t0, 1), "results": res}
+
+    def evaluate(self, run: str) -> None:
+        """The LAST checkpoint of the budget (step BUDGET), 100 episodes at each paper target.
+        BC ignores the target: it is evaluated once, at the first target."""
+        model = self._load(run, BUDGET)
+        targets = model.config.target_returns
+        if model.config.architecture != "dt":
+            targets = targets[:1]
+        out = self._evaluate(run, BUDGET, targets, EVAL_EPISODES)
+        self._copy_run_files(run)
+        write_json_atomic(_mk(self.results / run) / "eval.json", out)
+
+    def curve_eval(self, run: str, step: int) -> None:
+        model = self._load(run, step)
+        out = self._evaluate(run, step, model.config.target_returns, CURVE_EPISODES)
+        self._copy_run_files(run)
+        write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}.json", out)
+
+    def sweep_targets(self, env: str, level: str) -> list[float]:
+        d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
+        return [float(x) for x in np.linspace(max(0.0, d["return_min"]), 1.2 * d["return_max"], SWEEP_POINTS)]
+
+    def sweep(self, run: str, env: str, level: str) -> None:
+        out = self._evaluate(run, BUDGET, self.sweep_targets(env, level), SWEEP_EPISODES, seed=EVAL_SEED + 1)
+        d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
+        out["dataset_return_min"], out["dataset_return_max"] = d["return_min"], d["return_max"]
+        write_json_atomic(_mk(self.results / run) / "sweep.json", out)
+
+    def publish(self, run: str, env: str, level: str) -> None:
+        """models/<env>-<level>/: the budget checkpoint (config.json + model.safetensors) and a
+        replay GIF at the first paper target. The card and results.json come from `report`."""
+        import os
+        from .checkpoint import save_pretrained
+        from .video import record
+        model = self._load(run, BUDGET)
+        dest = self.models / f"{env}-{level}"
+        save_pretrained(model, dest)
+        gif = dest / "replay.gif"
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        record(model, model.config.env_id, model.config.target_returns[0], gif, max_steps=1000, fps=30,
+               size=GIF_SIZE, gif_every=GIF_EVERY)
+        if gif.stat().st_size > 2_000_000:
+            raise DTError(f"{gif} is {gif.stat().st_size / 1e6:.1f} MB, over the 2 MB budget")
+
+    # -- the worker ----------------------------------------------------------------------------
+    def status(self) -> list[tuple[str, str]]:
+        out = []
+        for t in self.plan():
+            if t.done():
+                out.append((t.name, "done"))
+                continue
+            try:
+                lk = try_lock(_mk(self.runs / ".locks") / f"{_safe(t.name)}.lock")
+                lk.close()
+                out.append((t.name, "todo"))
+            except Locked as e:
+                out.append((t.name, f"running ({e.holder})"))
+        return out
+
+    def _others_working(self) -> bool:
+        for f in (self.runs / ".locks").glob("*.lock"):
+            try:
+                try_lock(f).close()
+            except Locked:
+                return True
+        return False
+
+    def run(self, only: str | None = None, wait: bool = True, max_tasks: int | None = None) -> int:
+        """Do tasks until none is left (or none can be done by this worker); returns how many."""
+        import torch
+        torch.set_num_threads(1)
+        failed, n = set(), 0
+        while max_tasks is None or n < max_tasks:
+            tasks = [t for t in self.plan() if only is None or only in t.name]
+            by_name = {t.name: t for t in tasks}
+            pending = [t for t in tasks if t.name not in failed and not t.done()]
+            if not pending:
+                break
+            did = busy = others = False   # others: another worker holds a task we wait for
+            for t in pending:
+                if any(nd in by_name and not by_name[nd].done() for nd in t.needs):
+                    busy = True
+                    continue
+                if not getattr(t, "ready", lambda: True)():
+                    busy = True
+                    continue
+                try:
+                    lock = try_lock(_mk(self.runs / ".locks") / f"{_safe(t.name)}.lock", t.name)
+                except Locked:
+                    busy = others = True
+                    continue
+                try:
+                    if t.done():
+                        continue
+                    self.log(f"[{_now()}] {t.name} ...")
+                    t0 = time.time()
+                    t.action()
+                    self.log(f"[{_now()}] {t.name} done in {time.time() - t0:.0f} s")
+                    n += 1
+                    did = True
+                except RunBusy as e:        # its run directory is held by another worker's task
+                    self.log(f"[{_now()}] {t.name}: {e}; later")
+                    busy = others = True
+                    continue
+                except DTError as e:
+                    self.log(f"[{_now()}] {t.name} FAILED: {e}")
+                    failed.add(t.name)
+                    continue
+                finally:
+                    lock.close()
+                break
+            if not did:
+                if busy and wait and (others or self._others_working()):
+                    time.sleep(30)
+                    continue
+                break
+        if failed:
+            raise DTError(f"{len(failed)} task(s) failed: {', '.join(sorted(failed))}")
+        return n
+
+
+def _mk(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _safe(name: str) -> str:
+    return name.replace(":", "_").replace("@", "_").replace("/", "_")
+
+
+def _now() -> str:
+    return datetime.datetime.now().strftime("%H:%M:%S")

@@ -1,0 +1,209 @@
+"""The results campaign (`dt results`), its report, the published checkpoints and the run lock."""
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import toyenv
+from decision_transformer import results as C
+from decision_transformer.cli import main
+from decision_transformer.errors import RunBusy
+from decision_transformer.train import TrainConfig, Trainer, train
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = sorted(p for p in (ROOT / "models").glob("*") if (p / "config.json").is_file())
+TOY = dict(env_id="LineReach-v0", context_length=5, hidden_size=32, n_layer=2, n_head=1, dropout=0.1,
+           lr=1e-3, warmup_steps=50, return_scale=10.0, max_ep_len=32, target_returns=[19.0, 9.0], log_every=10)
+
+
+@pytest.fixture(scope="module")
+def toy_h5(tmp_path_factory):
+    """Toy data as a D4RL file that names its env and its reference returns."""
+    import h5py
+    d = tmp_path_factory.mktemp("toy")
+    npz = np.load(toyenv.make_dataset(d / "toy.npz", episodes=100))
+    p = d / "toy.hdf5"
+    with h5py.File(p, "w") as f:
+        f["observations"], f["actions"], f["rewards"] = npz["observations"], npz["actions"], npz["rewards"]
+        f["terminals"], f["timeouts"] = npz["terminations"], npz["truncations"]
+        f.attrs["env_id"], f.attrs["ref_min_score"], f.attrs["ref_max_score"] = "LineReach-v0", 7.0, 19.0
+    preset = d / "toy.json"
+    preset.write_text(json.dumps(TOY))
+    return p, preset
+
+
+@pytest.fixture
+def tiny_campaign(toy_h5, tmp_path, monkeypatch):
+    """The real campaign code on a toy plan: one env, one level, 20-step budget."""
+    data, preset = toy_h5
+    for k, v in dict(ENVS={"toy": "LineReach-v0"}, PRESETS={"toy": str(preset)}, LEVELS=("mixed",), BUDGET=20,
+                     CHECKPOINT_EVERY=10, CURVE=("toy", "mixed", 30), CURVE_EPISODES=4, EVAL_EPISODES=6,
+                     BASELINE_SEEDS=(0, 1), SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3, SWEEP_EPISODES=3,
+                     PUBLISH_LEVELS=()).items():
+        monkeypatch.setattr(C, k, v)
+    monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
+    return C.Campaign(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
+                      log=lambda *a: None)
+
+
+def test_plan_covers_the_issue_and_is_consistent():
+    tasks = C.Campaign(runs="/nonexistent", results="/nonexistent").plan()
+    names = [t.name for t in tasks]
+    assert len(names) == len(set(names))
+    assert all(nd in names for t in tasks for nd in t.needs)
+    kinds = lambda k: [n for n in names if n.startswith(k + ":")]
+    assert len(kinds("train")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS))      # DT + BC + %BC, 12 datasets
+    assert len(kinds("eval")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS))
+    assert len(kinds("curve-eval")) == C.CURVE[2] // C.CHECKPOINT_EVERY
+    assert len(kinds("publish")) == 9 and len(kinds("sweep")) == 6
+    assert names.index("curve-train:dt-hopper-medium-replay-s0") < names.index("train:dt-walker2d-medium-s0")
+
+
+def test_campaign_runs_skips_and_resumes(tiny_campaign):
+    camp = tiny_campaign
+    n = camp.run()
+    # every task ran but the curve run's dataset's budget training: the curve run made its checkpoint
+    assert n == len(camp.plan()) - 1
+    assert all(s == "done" for _, s in camp.status())
+    ev = json.loads((camp.results / "dt-toy-mixed-s0" / "eval.json").read_text())
+    assert ev["checkpoint_step"] == 20 and [r["target_return"] for r in ev["results"]] == [19.0, 9.0]
+    assert all(r["episodes"] == 6 and len(r["returns"]) == 6 and "normalized_x100" in r for r in ev["results"])
+    bc = json.loads((camp.results / "pbc10-toy-mixed-s1" / "eval.json").read_text())
+    assert bc["architecture"] == "bc" and bc["top_pct"] == 10.0 and len(bc["results"]) == 1
+    assert sorted(p.name for p in (camp.results / "dt-toy-mixed-s0" / "curve").glob("*.json")) == \
+        ["00000010.json", "00000020.json", "00000030.json"]
+    assert camp.run() == 0                             # everything done: nothing is redone
+    # losing an evaluation redoes only it; raising the budget resumes the runs instead of retraining
+    (camp.results / "bc-toy-mixed-s1" / "eval.json").unlink()
+    assert camp.run() == 1
+    before = (camp.runs / "bc-toy-mixed-s0" / "metrics.csv").read_text()
+    C.BUDGET = 30
+    camp.run(only="train:bc-toy-mixed-s0")
+    after = (camp.runs / "bc-toy-mixed-s0" / "metrics.csv").read_text()
+    assert after.startswith(before) and after.splitlines()[-1].startswith("30,")
+
+
+def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
+    from decision_transformer.report import write_report
+    camp = tiny_campaign
+    camp.run()
+    written = write_report(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    for f in ("curve.png", "results.png", "sweeps.png", "sweep-toy-mixed.png"):
+        assert (tmp_path / "docs" / "figures" / f).stat().st_size > 1000 and any(p.name == f for p in written)
+    # the DT cell is exactly what eval.json implies: 100 (R - 7) / (19 - 7), pooled, mean ± std
+    ev = json.loads((camp.results / "dt-toy-mixed-s0" / "eval.json").read_text())["results"][0]
+    s = 100 * (np.array(ev["returns"]) - 7.0) / 12.0
+    row = next(line for line in md.splitlines() if line.startswith(f"| {C.dataset_id('toy', 'mixed')} |"))
+    assert f"| {s.mean():.1f} ± {s.std():.1f} [" in row
+    # BC pools both seeds' episodes
+    bcs = np.concatenate([100 * (np.array(json.loads((camp.results / f"bc-toy-mixed-s{k}" / "eval.json").read_text())
+                                          ["results"][0]["returns"]) - 7.0) / 12.0 for k in (0, 1)])
+    assert f"| {bcs.mean():.1f} ± {bcs.std():.1f} [" in row
+    assert "pending" not in row and "Measured so far: 3 of 3 checkpoints" in md
+    # a missing run shows as pending, never as a number
+    (camp.results / "pbc10-toy-mixed-s0" / "eval.json").unlink()
+    write_report(camp, docs=tmp_path / "docs")
+    row = next(line for line in (tmp_path / "docs" / "results.md").read_text().splitlines()
+               if line.startswith(f"| {C.dataset_id('toy', 'mixed')} |"))
+    assert row.split("|")[5].strip() == "pending"
+
+
+def test_checkpoint_at_budget_equals_a_run_of_that_length(toy_h5, tmp_path):
+    """The campaign reads the budget-B result of the learning-curve run from its step-B checkpoint."""
+    from safetensors.torch import load_file
+    data, preset = toy_h5
+    cfg = lambda out, steps: TrainConfig.from_sources(str(preset), {"dataset": str(data), "output": str(tmp_path / out),
+                                                                    "steps": steps, "checkpoint_every": 20})
+    train(cfg("long", 60), progress=False)
+    train(cfg("short", 20), progress=False)
+    a = load_file(str(tmp_path / "long" / "checkpoints" / "00000020" / "model.safetensors"))
+    b = load_file(str(tmp_path / "short" / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_directory_has_one_writer(toy_h5, tmp_path, capsys):
+    data, preset = toy_h5
+    cfg = TrainConfig.from_sources(str(preset), {"dataset": str(data), "output": str(tmp_path / "r"), "steps": 10})
+    first = Trainer(cfg, progress=False)
+    with pytest.raises(RunBusy, match=r"is in use by pid \d+ \(dt train --output .*r\)"):
+        Trainer(cfg, progress=False)
+    assert main(["train", "--dataset", str(data), "--preset", str(preset), "--steps", "10",
+                 "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "in use by pid" in err and len(err.splitlines()) == 1
+    first.train()                                      # the holder finishes; the lock is released
+    cfg.steps = 20
+    train(cfg, resume=True, progress=False, log=lambda *a: None)
+    assert (tmp_path / "r" / "checkpoints" / "00000020").is_dir()
+
+
+def test_two_workers_share_the_plan(tiny_campaign):
+    """Two workers in parallel do every task once (a task's lock keeps the other away)."""
+    camp = tiny_campaign
+    done = []
+    camp.log = lambda msg: done.append(msg.split("] ", 1)[1].split(" done in")[0]) if " done in " in msg else None
+    errors = []
+
+    def work():
+        try:
+            C.Campaign(camp.runs, camp.results, camp.models, log=camp.log).run()
+        except Exception as e:             # surfaced below
+            errors.append(e)
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(done) == sorted(t.name for t in camp.plan() if t.name != "train:dt-toy-mixed-s0")   # once each
+    assert all(s == "done" for _, s in camp.status())
+
+
+@pytest.mark.skipif(not MODELS, reason="no published checkpoint under models/ yet")
+@pytest.mark.parametrize("d", MODELS, ids=[p.name for p in MODELS])
+def test_published_checkpoints_load_in_both_libraries_and_cards_match(d):
+    from transformers import DecisionTransformerModel
+
+    from decision_transformer import DecisionTransformer
+    from decision_transformer.report import metric_value
+    env, level = d.name.split("-", 1)
+    assert env in C.ENVS and level in C.PUBLISH_LEVELS
+    ours = DecisionTransformer.from_pretrained(d)
+    hf = DecisionTransformerModel.from_pretrained(d).eval()
+    cfg = ours.config
+    assert cfg.state_mean and cfg.state_std and cfg.return_scale == 1000.0 and cfg.env_id == C.ENVS[env]
+    g = torch.Generator().manual_seed(0)
+    B, L = 2, cfg.context_length
+    batch = dict(states=torch.randn(B, L, cfg.state_dim, generator=g), actions=torch.rand(B, L, cfg.act_dim, generator=g),
+                 returns_to_go=torch.rand(B, L, 1, generator=g) * 3, timesteps=torch.arange(L).repeat(B, 1),
+                 attention_mask=torch.ones(B, L))
+    with torch.no_grad():
+        a = ours(**batch)[1]
+        b = hf(**batch, return_dict=False)[1]
+    assert torch.allclose(a, b, atol=1e-5)
+    # the card and results.json say what the committed evaluation says
+    res = json.loads((d / "results.json").read_text())
+    ev = json.loads((ROOT / "results" / C.run_name("dt", env, level, 0) / "eval.json").read_text())
+    r0 = ev["results"][0]
+    assert (res["mean_reward"], res["std_reward"], res["n_eval_episodes"], res["target_return"]) == \
+        (r0["return_mean"], r0["return_std"], r0["episodes"], r0["target_return"])
+    assert res["normalized_score_x100"] == r0["normalized_x100"] and res["checkpoint_step"] == ev["checkpoint_step"]
+    card = (d / "README.md").read_text()
+    head = card.split("---")[1]
+    for line in ("library_name: decision-transformer", "pipeline_tag: reinforcement-learning", "- offline-rl",
+                 "- decision-transformer", f"- {cfg.env_id}", f"name: {ev['dataset']}", "type: mean_reward",
+                 f"value: {metric_value(res)}"):
+        assert line in head, line
+    for r in res["all_targets"]:
+        assert f"| {r['target_return']:g} | {r['return_mean']:.1f} ± {r['return_std']:.1f} |" in card
+    assert (d / "replay.gif").stat().st_size < 2_000_000
+
+
+def test_models_folder_stays_small():
+    total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file()) if (ROOT / "models").is_dir() else 0
+    assert total < 60e6
