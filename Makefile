@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all demo bench results report clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ test: install
 
 test-all: install
 	$(BIN)/python -m pytest -m ""
+
+# Every training, evaluation and sweep behind docs/results.md and models/ (issue #9): days of CPU
+# time, resumable (rerun to continue), WORKERS one-thread workers sharing the task list; then the report.
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+results: install
+	pids=; for i in $$(seq $(WORKERS)); do \
+	  OMP_NUM_THREADS=1 MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/dt results run & pids="$$pids $$!"; sleep 5; \
+	done; for p in $$pids; do wait $$p || exit 1; done
+	$(BIN)/dt results report
+
+report: install
+	$(BIN)/dt results report
 
 bench: install
 	$(BIN)/pip install -q -e ".[test,behaviour,bench]"   # sbx + SB3 (behaviour_libs), threadpoolctl (gemm_floor)

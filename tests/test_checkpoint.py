@@ -172,3 +172,26 @@ def test_export_refuses_architectures_transformers_lacks(tmp_path):
     with pytest.raises(CheckpointError, match="no transformers equivalent"):
         export_transformers(tmp_path / "d", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_export_never_deletes_what_it_did_not_write(tmp_path, capsys):
+    from decision_transformer.cli import main
+    _, model = hf_and_ours()
+    save_pretrained(model, tmp_path / "ours")
+    src = str(tmp_path / "ours")
+    other = tmp_path / "data"
+    other.mkdir()
+    (other / "keep.txt").write_text("precious")
+    plain = tmp_path / "notes.txt"
+    plain.write_text("precious")
+    for dest in (other, plain):
+        assert main(["export", src, str(dest)]) == 2
+        assert "already exists" in capsys.readouterr().err
+        assert main(["export", src, str(dest), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert "not a checkpoint directory" in err and len(err.strip().splitlines()) == 1
+    assert (other / "keep.txt").read_text() == "precious" and plain.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "notes.txt", "ours"]     # no debris
+    assert main(["export", src, str(tmp_path / "exp")]) == 0
+    assert main(["export", src, str(tmp_path / "exp")]) == 2                  # exists: refused
+    assert main(["export", src, str(tmp_path / "exp"), "--overwrite"]) == 0   # a checkpoint dir: replaced

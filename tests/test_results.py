@@ -207,3 +207,27 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d):
 def test_models_folder_stays_small():
     total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file()) if (ROOT / "models").is_dir() else 0
     assert total < 60e6
+
+
+@pytest.mark.skipif(not (C.MODELS / "hopper-medium-replay" / "model.safetensors").is_file(),
+                    reason="models/hopper-medium-replay is not published yet")
+def test_demo_sweeps_the_pretrained_checkpoint(tmp_path, monkeypatch):
+    """`dt demo` end to end at toy sizes: the report's sweep comes from the committed checkpoint."""
+    from decision_transformer.demo import PRETRAINED, SWEEP_TARGETS, run_demo
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    rep = run_demo(tmp_path / "demo", steps_per_level=300, train_steps=10, episodes=2, video_steps=3,
+                   progress=False, log=lambda *a: None)
+    assert rep["sweep"]["checkpoint"] == f"models/{PRETRAINED}"
+    assert [r["target_return"] for r in rep["sweep"]["results"]] == SWEEP_TARGETS
+    assert rep["training"]["steps"] == 10
+    md = (tmp_path / "demo" / "report.md").read_text()
+    assert f"pretrained checkpoint models/{PRETRAINED}" in md and (tmp_path / "demo" / "sweep.png").stat().st_size > 1000
+
+
+def test_demo_without_the_pretrained_checkpoint_fails_first(tmp_path, monkeypatch):
+    from decision_transformer import demo
+    from decision_transformer.errors import DTError
+    monkeypatch.setattr(C, "MODELS", tmp_path / "nowhere")
+    with pytest.raises(DTError, match="pretrained checkpoint is missing.*DT_MODELS_DIR"):
+        demo.run_demo(tmp_path / "demo", progress=False, log=lambda *a: None)
+    assert not (tmp_path / "demo" / "data").exists()                  # nothing collected

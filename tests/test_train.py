@@ -133,6 +133,8 @@ def test_video_renders_headless(tmp_path):
     import imageio.v2 as imageio
     frames = imageio.mimread(tmp_path / "v.gif")
     assert len(frames) >= 5 and frames[0].shape[0] > 100
+    from PIL import Image
+    assert Image.open(tmp_path / "v.gif").info["duration"] == 70      # every 2nd step at 30 fps: ~real speed (GIF: 10 ms units)
     assert main(["video", str(tmp_path / "ck"), "--target-return", "1", "-o", str(tmp_path / "v.avi")]) == 2
 
 

@@ -207,7 +207,23 @@ def from_pretrained(source, *, state_mean=None, state_std=None, context_length=N
     return model.to(map_location).eval()
 
 
-def export_transformers(source, out) -> Path:
-    """Write a directory that `transformers.DecisionTransformerModel.from_pretrained` loads."""
+def export_transformers(source, out, overwrite: bool = False) -> Path:
+    """Write a directory that `transformers.DecisionTransformerModel.from_pretrained` loads.
+
+    An existing `out` is never touched unless `overwrite`, and even then only if it is a
+    checkpoint directory (config.json + weights, nothing else but a model card): the export
+    never deletes what it did not write."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise CheckpointError(f"{out} already exists: choose another output, or pass --overwrite to replace "
+                                  "a checkpoint directory there")
+        extra = sorted(p.name for p in out.iterdir() if p.name not in (CONFIG, WEIGHTS, BIN, "README.md")) \
+            if out.is_dir() and not out.is_symlink() else None
+        if extra is None or not (out / CONFIG).is_file() or extra:
+            raise CheckpointError(f"{out} is not a checkpoint directory (" +
+                                  ("it holds " + ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
+                                   if extra else "no config.json + weights" if extra is not None else "not a directory") +
+                                  "): --overwrite only replaces a checkpoint directory; choose another output")
     model = from_pretrained(source)
     return save_pretrained(model, out, transformers_only=True)

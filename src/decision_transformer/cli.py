@@ -14,7 +14,7 @@ def cmd_export(a) -> None:
 
     if a.format != "transformers":
         raise DTError(f"unknown export format {a.format!r}: the only format is 'transformers'")
-    out = export_transformers(a.checkpoint, a.output)
+    out = export_transformers(a.checkpoint, a.output, overwrite=a.overwrite)
     print(f"wrote {out} (loadable with transformers.DecisionTransformerModel.from_pretrained)")
 
 
@@ -263,7 +263,7 @@ def _eval_args(p):
 
 def cmd_results(a) -> None:
     from .results import Campaign
-    camp = Campaign(runs=a.runs, results=a.results, models=a.models)
+    camp = Campaign(runs=a.runs, results=a.results, **({"models": a.models} if a.models else {}))
     if a.results_cmd == "run":
         n = camp.run(only=a.only, wait=not a.no_wait)
         print(f"{n} task(s) done; `dt results status` lists what is left")
@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export a checkpoint for another library")
     e.add_argument("checkpoint", help="checkpoint directory or Hub id")
     e.add_argument("--format", default="transformers", help="target format (transformers)")
-    e.add_argument("output", help="output directory (written atomically)")
+    e.add_argument("output", help="output directory (written atomically; must not exist unless --overwrite)")
+    e.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is a checkpoint directory")
     e.set_defaults(func=cmd_export)
     i = sub.add_parser("info", help="print a checkpoint's configuration")
     i.add_argument("checkpoint")
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--runs", default="runs/results", help="run directories with checkpoints (default runs/results)")
         r.add_argument("--results", default="results",
                        help="the small files the report is made from, committed (default results)")
-        r.add_argument("--models", default="models", help="the published checkpoints (default models)")
+        r.add_argument("--models", help="the published checkpoints (default: the checkout's models/, or $DT_MODELS_DIR)")
         if name == "run":
             r.add_argument("--only", help="only tasks whose name contains this, e.g. 'hopper' or 'eval:'")
             r.add_argument("--no-wait", action="store_true",

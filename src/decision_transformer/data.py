@@ -32,6 +32,10 @@ class DatasetError(DTError):
     pass
 
 
+class MissingDataset(DatasetError):
+    """A Minari id with no local copy."""
+
+
 @dataclass
 class Episode:
     observations: np.ndarray   # (T, *obs_shape)
@@ -179,8 +183,11 @@ def _load_minari_id(dataset_id: str, download: bool) -> TrajectoryDataset:
     if (path / "data").is_dir():
         return _load_minari_dir(path)
     if not download:
-        raise DatasetError(f"{dataset_id}: not a file, and no Minari dataset of that id under {path.parent} "
-                           "(set MINARI_DATASETS_PATH, or pass download=True / --download where the network is reachable)")
+        how = ("build it with `dt suite build` (the suite's datasets are made here, not downloaded)"
+               if dataset_id.startswith("dt/") else
+               "set MINARI_DATASETS_PATH to where it is, or fetch it with `minari download "
+               f"{dataset_id}` on a machine that reaches the network and copy it here")
+        raise MissingDataset(f"{dataset_id}: not a file, and no Minari dataset of that id under {path.parent}: {how}")
     try:
         minari.download_dataset(dataset_id)
     except Exception as e:

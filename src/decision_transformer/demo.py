@@ -3,7 +3,9 @@
 1. collect a small Hopper-v5 medium-expert dataset with the committed suite policies
    (suite/Hopper-v5/{medium,expert}.safetensors, Gaussian noise 0.1), as a Minari dataset;
 2. train a Decision Transformer on it (preset `demo`: paper architecture, 3k steps);
-3. evaluate at two target returns, sweep achieved vs target, record a short video;
+3. evaluate it at two target returns; sweep achieved vs target return with a committed
+   pretrained checkpoint (models/hopper-medium-replay, 20k steps: a 3k-step model does not
+   follow its target yet), record a short video;
 4. write REPORT/{report.json, report.md, sweep.png, video.mp4} and print a results table.
 """
 
@@ -18,6 +20,8 @@ from .errors import DTError
 from .fileio import write_json_atomic
 
 ENV = "Hopper-v5"
+PRETRAINED = "hopper-medium-replay"               # models/<this>: the sweep's checkpoint
+SWEEP_TARGETS = [500.0, 1500.0, 2500.0, 3500.0]
 
 
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
@@ -35,6 +39,13 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
     manifest = load_manifest()
+    from .results import MODELS
+    pre = MODELS / PRETRAINED                 # inputs first: a missing one fails before any work
+    if not (pre / "model.safetensors").is_file() or not (pre / "results.json").is_file():
+        raise DTError(f"{pre}: the pretrained checkpoint is missing; run the demo from a checkout of the repository "
+                      "or set DT_MODELS_DIR to a copy of its models/ folder")
+    import json
+    pre_steps = json.loads((pre / "results.json").read_text())["checkpoint_step"]
     t0 = time.time()
     timings = {}
 
@@ -64,14 +75,16 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     timings["train_s"] = round(time.time() - t1, 1)
 
     from .checkpoint import from_pretrained
+    from .cli import _results_table
     model = from_pretrained(run_dir / "checkpoints" / "last")
     log(f"[3/4] evaluating at target returns {cfg.target_returns} ({episodes} episodes each) and sweeping")
     t2 = time.time()
     results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0)
-    sweep = evaluate(model, ENV, [500.0, 1500.0, 2500.0, 3500.0], episodes=max(3, episodes // 2),
-                     num_envs=max(3, episodes // 2), seed=1)
-    best = (model.config.extra or {}).get("dataset_best_return")
-    sweep_plot(sweep, out / "sweep.png", best, title=f"DT ({cfg.steps} steps) on {ENV}")
+    pretrained = from_pretrained(pre)
+    sweep = evaluate(pretrained, ENV, SWEEP_TARGETS, episodes=max(3, episodes // 2), num_envs=max(3, episodes // 2),
+                     seed=1)
+    best = (pretrained.config.extra or {}).get("dataset_best_return")
+    sweep_plot(sweep, out / "sweep.png", best, title=f"pretrained DT (models/{PRETRAINED}) on {ENV}")
     timings["eval_s"] = round(time.time() - t2, 1)
 
     log("[4/4] recording a video")
@@ -90,18 +103,23 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
                                          "return_mean": float(data_returns.mean()), "return_max": float(data_returns.max()),
                                          "ref_min_score": ref_min, "ref_max_score": ref_max},
               "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(run_dir)},
-              "evaluation": results, "sweep": sweep, "video": video, "timings": timings}
+              "evaluation": results, "sweep": {"checkpoint": f"models/{PRETRAINED}", "results": sweep},
+              "video": video, "timings": timings}
     write_json_atomic(out / "report.json", report)
-    from .cli import _results_table
     table = _results_table(results)
     md = [f"# Decision Transformer demo: {ENV}", "",
           f"Dataset: {len(eps)} episodes, {report['dataset']['steps']} steps (medium + expert suite policies), "
           f"mean return {data_returns.mean():.0f}, best {data_returns.max():.0f}.",
           f"Training: {tr['step']} steps, final loss {tr['loss']:.4f} ({timings['train_s']:.0f} s).", "",
-          "```", table, "```", "", "![sweep](sweep.png)", "",
+          "```", table, "```", "",
+          f"Return conditioning, with the pretrained checkpoint models/{PRETRAINED} (trained {pre_steps:,} steps "
+          f"on the suite's {PRETRAINED.split('-', 1)[1]} data, docs/results.md): achieved vs target return.", "",
+          "```", _results_table(sweep), "```", "", "![sweep](sweep.png)", "",
           f"Video: {video.get('file', video.get('error'))}", "", f"Timings: {timings}"]
     (out / "report.md").write_text("\n".join(md) + "\n")
     log("")
     log(table)
+    log(f"\nreturn conditioning, pretrained models/{PRETRAINED}:")
+    log(_results_table(sweep))
     log(f"\nreport: {out / 'report.md'} (+ report.json, sweep.png, video.mp4); total {timings['total_s']:.0f} s")
     return report

@@ -30,8 +30,9 @@ class Locked(Exception):
         self.path, self.holder = path, holder
 
 
-def try_lock(path, what: str = ""):
-    """Take an exclusive advisory lock on `path` (created if missing) without waiting.
+def try_lock(path, what: str = "", wait: bool = False):
+    """Take an exclusive advisory lock on `path` (created if missing), without waiting (or
+    waiting for it, with `wait`).
 
     Returns an open file: the lock is held until it is closed or the process dies (the kernel
     releases flock locks of dead processes, so a killed run never leaves a stale lock). The
@@ -40,7 +41,7 @@ def try_lock(path, what: str = ""):
     path = Path(path)
     f = open(path, "a+")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         f.seek(0)
         holder = f.read().strip() or "another process"

@@ -311,7 +311,8 @@ def model_cards(col: Collected) -> list[Path]:
                    "all_targets": [{k: r[k] for k in ("target_return", "return_mean", "return_std", "return_ci95",
                                                       "episodes", "normalized_x100")} for r in ev["results"]]}
             write_json_atomic(d / "results.json", res)
-            (d / "README.md").write_text(_card(e, lv, cfg, res, data))
+            tc = json.loads((col.camp.results / C.run_name("dt", e, lv, 0) / "config.json").read_text())
+            (d / "README.md").write_text(_card(e, lv, cfg, res, data, tc))
             out += [d / "results.json", d / "README.md"]
     return out
 
@@ -321,7 +322,7 @@ def metric_value(res: dict) -> str:
     return f"{res['mean_reward']:.2f} +/- {res['std_reward']:.2f}"
 
 
-def _card(env, level, cfg, res, data) -> str:
+def _card(env, level, cfg, res, data, tc) -> str:
     name = f"decision-transformer-{env}-{level}"
     ds = res["dataset"]
     targets = cfg.get("target_returns") or []
@@ -383,9 +384,11 @@ dt train --dataset {ds} --preset {env} --steps {res['checkpoint_step']} --checkp
          --num-threads 1 --seed 0 --output runs/{name}
 ```
 
-Paper hyper-parameters: context K = {cfg['context_length']}, {cfg['n_layer']} layers, {cfg['n_head']} head, width {cfg['hidden_size']},
-dropout 0.1, AdamW lr 1e-4, weight decay 1e-4, 10k warm-up steps, gradient clip 0.25, batch 64, returns-to-go divided
-by {cfg['return_scale']:g}. `dt results run` reproduces this model with every other run of the results page.
+Hyper-parameters (the paper's, from the run's config.json): context K = {tc['context_length']}, {tc['n_layer']} layers,
+{tc['n_head']} head(s), width {tc['hidden_size']}, dropout {tc['dropout']:g}, AdamW lr {tc['lr']:g}, weight decay
+{tc['weight_decay']:g}, {tc['warmup_steps']:,} linear warm-up steps, gradient clip {tc['grad_clip']:g}, batch {tc['batch_size']},
+returns-to-go divided by {tc['return_scale']:g}. `dt results run` reproduces this model with every other run of the
+results page.
 
 Target returns: {', '.join(f'{t:g}' for t in targets)} (the paper's). State mean: {fl(cfg['state_mean'])}.
 State std: {fl(cfg['state_std'])}.

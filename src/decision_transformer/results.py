@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ import numpy as np
 from .errors import DTError, RunBusy
 from .fileio import Locked, try_lock, write_json_atomic
 
+# The published checkpoints live in the checkout's models/ (DT_MODELS_DIR points elsewhere).
+MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
 ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5"}
 PRESETS = {"hopper": "hopper", "walker2d": "walker2d", "halfcheetah": "halfcheetah"}   # paper config + targets
 LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
@@ -55,7 +58,7 @@ SWEEP_LEVELS = ("medium-replay", "medium-expert")
 SWEEP_POINTS, SWEEP_EPISODES = 10, 20
 PUBLISH_LEVELS = ("expert", "medium", "medium-replay")
 EVAL_SEED = 0
-GIF_SIZE, GIF_EVERY = 160, 4      # replay.gif: 160x160, every 4th frame (under 2 MB)
+GIF_SIZE, GIF_EVERY, GIF_COLORS = 128, 4, 32   # replay.gif: 128x128, every 4th step, 32 colours (< 2 MB)
 
 
 def dataset_id(env: str, level: str) -> str:
@@ -87,7 +90,7 @@ class Task:
 
 
 class Campaign:
-    def __init__(self, runs="runs/results", results="results", models="models", log=print):
+    def __init__(self, runs="runs/results", results="results", models=MODELS, log=print):
         self.runs, self.results, self.models, self.log = Path(runs), Path(results), Path(models), log
 
     # -- the plan ------------------------------------------------------------------------------
@@ -151,6 +154,7 @@ class Campaign:
                 try_lock(rd / ".lock").close()
             except Locked as e:
                 raise RunBusy(f"{rd} is in use by {e.holder}")
+        self.dataset(env, level)           # built here if missing (a fresh clone has results/datasets/ already)
         resume = (rd / "checkpoints" / "last").exists()
         if resume:                         # a longer run (the curve) may already own this directory
             saved = json.loads((rd / "config.json").read_text())
@@ -171,9 +175,22 @@ class Campaign:
         from .checkpoint import from_pretrained
         return from_pretrained(self.runs / run / "checkpoints" / ckpt_name(step))
 
+    def dataset(self, env: str, level: str):
+        """The suite dataset, built first if this machine lacks it (`dt suite build`, deterministic)."""
+        from .data import MissingDataset, load_dataset
+        try:
+            return load_dataset(dataset_id(env, level))
+        except MissingDataset:
+            with try_lock(_mk(self.runs / ".locks") / f"build_{env}-{level}.lock", "dt suite build", wait=True):
+                try:
+                    return load_dataset(dataset_id(env, level))      # another worker built it meanwhile
+                except MissingDataset:
+                    from .suite import build
+                    build([ENVS[env]], [level], progress=False, log=self.log)
+                    return load_dataset(dataset_id(env, level))
+
     def dataset_stats(self, env: str, level: str) -> None:
-        from .data import load_dataset
-        ds = load_dataset(dataset_id(env, level))
+        ds = self.dataset(env, level)
         r = ds.episode_returns()
         md = ds.metadata
         lo, hi = md.get("ref_min_score"), md.get("ref_max_score")
@@ -228,7 +245,6 @@ class Campaign:
     def publish(self, run: str, env: str, level: str) -> None:
         """models/<env>-<level>/: the budget checkpoint (config.json + model.safetensors) and a
         replay GIF at the first paper target. The card and results.json come from `report`."""
-        import os
         from .checkpoint import save_pretrained
         from .video import record
         model = self._load(run, BUDGET)
@@ -237,9 +253,11 @@ class Campaign:
         gif = dest / "replay.gif"
         os.environ.setdefault("MUJOCO_GL", "egl")
         record(model, model.config.env_id, model.config.target_returns[0], gif, max_steps=1000, fps=30,
-               size=GIF_SIZE, gif_every=GIF_EVERY)
+               size=GIF_SIZE, gif_every=GIF_EVERY, gif_colors=GIF_COLORS)
         if gif.stat().st_size > 2_000_000:
-            raise DTError(f"{gif} is {gif.stat().st_size / 1e6:.1f} MB, over the 2 MB budget")
+            size = gif.stat().st_size
+            gif.unlink()                   # not done: the task reruns once the settings are fixed
+            raise DTError(f"{gif} was {size / 1e6:.1f} MB, over the 2 MB budget: lower GIF_SIZE or GIF_COLORS")
 
     # -- the worker ----------------------------------------------------------------------------
     def status(self) -> list[tuple[str, str]]:
