@@ -119,7 +119,19 @@ def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 5000
     assert main(["info", ck]) == 0
     assert main(["export", ck, str(tmp_path / "exp")]) == 0
+    # the run directory itself stands for its last checkpoint, wherever a checkpoint is accepted
+    assert main(["eval", str(run), "--target-return", "19", "--episodes", "4", "--num-envs", "2",
+                 "--json", str(tmp_path / "e3.json")]) == 0
+    assert json.loads((tmp_path / "e3.json").read_text())["results"] == ev["results"]
     capsys.readouterr()
+    assert main(["info", str(run)]) == 0 and '"context_length": 5' in capsys.readouterr().out
+    from decision_transformer.collect import _Policy
+    import gymnasium as gym
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make("LineReach-v0")])
+    assert _Policy(str(run), "LineReach-v0", envs, target_return=19).agent is not None      # dt collect --policy RUN
+    (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+    assert main(["eval", str(tmp_path / "empty")]) == 2
+    assert "run directory without a finished checkpoint" in capsys.readouterr().err
 
 
 def test_video_renders_headless(tmp_path):
@@ -238,3 +250,17 @@ def test_video_camera_follows_the_robot():
     assert robot_column(follow=False) is None                     # walked out of the picture
     c = robot_column(follow=True)
     assert c is not None and 0.3 < c < 0.7
+
+
+def test_resume_after_a_kill_never_logs_a_step_twice(toy_data, tmp_path):
+    import shutil
+    run = tmp_path / "r"
+    train(_cfg(toy_data, run, steps=30, checkpoint_every=20, log_every=1), progress=False)
+    shutil.rmtree(run / "checkpoints" / "00000030")          # as if killed after logging step 30, before its checkpoint
+    (run / "checkpoints" / "last").unlink()
+    os.symlink("00000020", run / "checkpoints" / "last")
+    cfg = TrainConfig(**json.loads((run / "config.json").read_text()))
+    cfg.steps = 40
+    train(cfg, resume=True, progress=False, log=lambda *a: None)
+    steps = [s for s, _ in _losses(run)]
+    assert steps == list(range(1, 41))

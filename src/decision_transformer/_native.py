@@ -15,8 +15,9 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
+
+from .fileio import atomic_path
 
 _SRC = Path(__file__).resolve().parent / "csrc" / "dropout.c"
 _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c99"]
@@ -49,14 +50,10 @@ def _build(flags: list[str]) -> Path | None:
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
     try:
-        subprocess.run([cc, *flags, "-o", tmp, str(_SRC)], check=True, capture_output=True, timeout=120)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            subprocess.run([cc, *flags, "-o", str(tmp), str(_SRC)], check=True, capture_output=True, timeout=120)
     except (subprocess.SubprocessError, OSError):
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         return None
     return out
 

@@ -15,13 +15,12 @@ checkpoint intact. Resuming loads model + buffer and continues the step count.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .fileio import write_json_atomic
+from .fileio import atomic_path, write_json_atomic
 
 ALGOS = ("td3", "sac")
 
@@ -91,12 +90,11 @@ def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_s
         prog["wall"] += time.time() - t0
         rets = evaluate_policy_returns(model, env_id, eval_episodes, seed=10_000 + prog["steps"])
         snap = run / "snapshots" / f"{prog['steps']:08d}.zip"
-        model.save(str(snap) + ".tmp.zip")
-        os.replace(str(snap) + ".tmp.zip", snap)
-        model.save(str(run / "state" / "model.tmp.zip"))
-        model.save_replay_buffer(str(run / "state" / "replay.tmp.pkl"))
-        os.replace(run / "state" / "replay.tmp.pkl", run / "state" / "replay.pkl")
-        os.replace(run / "state" / "model.tmp.zip", run / "state" / "model.zip")
+        with atomic_path(snap) as tmp:
+            model.save(str(tmp))
+        with atomic_path(run / "state" / "model.zip") as tm, atomic_path(run / "state" / "replay.pkl") as tr:
+            model.save(str(tm))
+            model.save_replay_buffer(str(tr))
         write_json_atomic(prog_path, prog)
         rec = {"steps": prog["steps"], "mean": float(np.mean(rets)), "std": float(np.std(rets)),
                "wall": round(prog["wall"], 1)}

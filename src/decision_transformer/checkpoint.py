@@ -14,16 +14,13 @@ Loading is strict, and `.bin` files are only read with `torch.load(weights_only=
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .errors import CheckpointError
-from .fileio import why
+from .fileio import atomic_dir, why
 from .model import DecisionTransformer, DecisionTransformerConfig
 
 CONFIG = "config.json"
@@ -56,31 +53,13 @@ def is_transformers_compatible(cfg: DecisionTransformerConfig) -> bool:
     return cfg.action_type == "continuous" and cfg.state_type == "vector" and cfg.architecture == "dt"
 
 
-def _atomic_dir_write(path: Path, write) -> Path:
-    """Call write(tmp_dir), then move tmp_dir to `path`, replacing it only once complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)                  # mkdtemp makes 0700; a checkpoint is a normal dir
-    try:
-        write(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
 def save_pretrained(model: DecisionTransformer, path, *, transformers_only: bool = False) -> Path:
     """Write `path/config.json` + `path/model.safetensors` atomically (temp dir + rename)."""
+    return atomic_dir(Path(path), lambda tmp: write_checkpoint_files(model, tmp, transformers_only=transformers_only))
+
+
+def write_checkpoint_files(model: DecisionTransformer, d: Path, *, transformers_only: bool = False) -> None:
+    """config.json + model.safetensors into the (temporary) directory d."""
     from safetensors.torch import save_file
 
     cfg = model.config
@@ -95,12 +74,8 @@ def save_pretrained(model: DecisionTransformer, path, *, transformers_only: bool
             f"a {cfg.action_type}-action, {cfg.state_type}-state {cfg.architecture} model has no transformers "
             "equivalent (DecisionTransformerModel is a DT with continuous actions + vector states only)")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-
-    def write(tmp: Path):
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        (tmp / CONFIG).write_text(json.dumps(conf, indent=2) + "\n")
-
-    return _atomic_dir_write(Path(path), write)
+    save_file(tensors, str(d / WEIGHTS), metadata={"format": "pt"})
+    (d / CONFIG).write_text(json.dumps(conf, indent=2) + "\n")
 
 
 def _read_config(d: Path) -> DecisionTransformerConfig:
@@ -172,9 +147,15 @@ def load_state_dict_strict(model: DecisionTransformer, sd: dict, where: str = "c
 
 
 def resolve(source) -> Path:
-    """A local directory, or a Hub id downloaded (or found in the local cache) with huggingface_hub."""
+    """A local checkpoint directory, a `dt train` run directory (its last checkpoint), or a Hub id
+    downloaded (or found in the local cache) with huggingface_hub."""
     p = Path(source)
     if p.is_dir():
+        if (p / "checkpoints").is_dir() and not (p / WEIGHTS).is_file() and not (p / BIN).is_file():  # a run dir
+            last = p / "checkpoints" / "last"
+            if not last.exists():
+                raise CheckpointError(f"{p}: a run directory without a finished checkpoint yet (no checkpoints/last)")
+            return last.resolve()
         return p
     if p.exists():
         raise CheckpointError(f"{p}: is a file; a checkpoint is a directory with {CONFIG} + {WEIGHTS}")

@@ -61,7 +61,8 @@ def cmd_data_info(a) -> None:
             "env_id": md.get("env_id"), "ref_min_score": md.get("ref_min_score"), "ref_max_score": md.get("ref_max_score")}
     if info["ref_max_score"] is not None and info["ref_min_score"] is not None:
         lo, hi = info["ref_min_score"], info["ref_max_score"]
-        info["normalized_return_x100"] = float(100 * (r.mean() - lo) / (hi - lo))
+        from .evaluate import normalized
+        info["normalized_return_x100"] = normalized(float(r.mean()), lo, hi)
     print(json.dumps(info, indent=1))
     if a.plot != "none":
         import matplotlib

@@ -117,7 +117,6 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
                      num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
                      progress: bool = True) -> tuple[list[dict], bool]:
     """Finished episodes as dicts of lists (obs has T+1 entries), and whether Ctrl-C stopped it."""
-    import gymnasium as gym
     from tqdm import tqdm
 
     if (episodes is None) == (steps is None):
@@ -125,11 +124,8 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     if (episodes or steps) <= 0:
         raise DTError("--episodes / --steps must be positive")
     noise_kind = parse_noise(noise)
-    try:
-        envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(num_envs)],
-                                        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    except gym.error.Error as e:
-        raise DTError(f"cannot make env {env_id!r}: {e}")
+    from .envs import make_vec
+    envs = make_vec(env_id, num_envs)
     pol = _Policy(policy, env_id, envs, target_return, seed)
     space = envs.single_action_space
     rng = np.random.default_rng(seed + 1)

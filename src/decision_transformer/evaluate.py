@@ -23,6 +23,14 @@ def bootstrap_ci(x, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[
     return float(lo), float(hi)
 
 
+def normalized(returns, ref_min: float, ref_max: float):
+    """The normalised score x100: 100 x (R - ref_min) / (ref_max - ref_min), for a number or an
+    array (D4RL's convention; Minari's get_normalized_score gives the 0-1 fraction instead)."""
+    if isinstance(returns, (int, float)):
+        return 100.0 * (returns - ref_min) / (ref_max - ref_min)
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
+
+
 def run_episodes(model, env_id: str, target_return: float, episodes: int, num_envs: int, seed: int,
                  threads: int = 2, **agent_kw) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of `episodes` full episodes with the Agent at `target_return`.
@@ -32,7 +40,7 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     listed group by group. Within a group, episodes are counted in the order they finish, and
     envs stop starting new episodes once enough are under way (so long episodes are not
     under-sampled). Deterministic for a given (seed, num_envs, threads)."""
-    import gymnasium as gym
+    from .envs import make_vec
 
     from .agent import Agent
     from .parallel import one_thread_per_group, run_in_threads, split
@@ -48,11 +56,7 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     with one_thread_per_group(G):                     # agents built inside get one ORT thread each
         try:
             for g in range(G):
-                try:
-                    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(sizes[g])],
-                                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-                except gym.error.Error as e:
-                    raise DTError(f"cannot make env {env_id!r}: {e}")
+                envs = make_vec(env_id, sizes[g])
                 opened.append(envs)
                 got = tuple(envs.single_observation_space.shape)
                 if int(np.prod(got)) != int(np.prod(want)):
@@ -109,7 +113,7 @@ def evaluate(model, env_id: str, targets, episodes: int = 100, num_envs: int = 5
                "return_std": float(R.std()), "return_ci95": [lo, hi], "length_mean": float(L.mean()),
                "returns": [round(float(x), 3) for x in R]}
         if ref_min is not None and ref_max is not None and ref_max != ref_min:
-            norm = lambda x: 100.0 * (x - ref_min) / (ref_max - ref_min)
+            norm = lambda x: normalized(float(x), ref_min, ref_max)
             res.update({"normalized_x100": norm(R.mean()), "normalized_ci95": [norm(lo), norm(hi)],
                         "refs": {"min": ref_min, "max": ref_max, "from": refs_from}})
         out.append(res)

@@ -1,18 +1,64 @@
-"""Small shared file helpers: atomic JSON writes and one-line reasons for errors."""
+"""Small shared file helpers: atomic writes (files and directories), advisory locks, and
+one-line reasons for errors. Every file the toolkit writes goes through `atomic_path` or
+`atomic_dir`: readers see the old version or the new one, never half of one, and a failure
+leaves no temp file behind."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_json_atomic(path, obj, indent: int | None = 1) -> Path:
-    """Write JSON to a temp name beside `path`, then rename: readers never see half a file."""
+@contextmanager
+def atomic_path(path):
+    """Yield a hidden temp path beside `path` with the same suffix (so libraries that append one,
+    like numpy's .npz or SB3's .zip, keep the name); when the block succeeds, rename it onto
+    `path`; when it fails, remove it."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=indent) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
+
+
+def write_json_atomic(path, obj, indent: int | None = 1) -> Path:
+    """Write JSON atomically: readers never see half a file."""
+    return write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def atomic_dir(path, write) -> Path:
+    """Call write(tmp_dir), then move tmp_dir to `path`, replacing it only once complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)                  # mkdtemp makes 0700; a checkpoint is a normal dir
+    try:
+        write(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return path
 
 

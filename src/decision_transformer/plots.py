@@ -3,7 +3,6 @@ chart of docs/results.md. Every PNG is written atomically (`save`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
@@ -16,12 +15,14 @@ def _plt():
 
 def save(fig, path, dpi: int = 110) -> Path:
     """Save a figure to a temp name beside `path`, then rename: never half a PNG."""
+    from .fileio import atomic_path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    _plt().close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        _plt().close(fig)
     return path
 
 

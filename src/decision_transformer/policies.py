@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DTError
+from .fileio import atomic_path
 
 
 _ACTS = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
@@ -57,10 +58,8 @@ class MLPActor:
             tensors[f"l{i}.weight"], tensors[f"l{i}.bias"] = w, b
         tensors["action_low"], tensors["action_high"] = self.low, self.high
         meta = {k: json.dumps(v) for k, v in self.meta.items()}
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path) -> "MLPActor":
@@ -102,8 +101,8 @@ def sha256(path) -> str:
 
 def evaluate(policy, env_id: str, episodes: int = 10, seed: int = 0) -> list[float]:
     """Undiscounted returns of `episodes` episodes, env seeds seed, seed+1, ..."""
-    import gymnasium as gym
-    env = gym.make(env_id)
+    from .envs import make_env
+    env = make_env(env_id)
     out = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
@@ -184,8 +183,8 @@ def from_sb3_zip(path, env_id: str | None = None) -> MLPActor:
     if low is None or high is None:
         if env_id is None:
             raise DTError(f"{path}: the zip does not state its action bounds in plain form; pass the env id")
-        import gymnasium as gym
-        sp = gym.make(env_id).action_space
+        from .envs import make_env
+        sp = make_env(env_id).action_space
         low, high = sp.low, sp.high
     return MLPActor(layers, np.asarray(low, np.float32).reshape(-1), np.asarray(high, np.float32).reshape(-1),
                     {"source": str(path), "algo": kind, "activation": act, "squash": squash, "env_id": env_id})

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import plots
 from . import results as C
-from .evaluate import bootstrap_ci
-from .fileio import write_json_atomic
+from .evaluate import bootstrap_ci, normalized
+from .fileio import write_json_atomic, write_text_atomic
 
 # Chen et al. (2021), Table 2: D4RL v2 normalised scores (x100), last checkpoint; BC as reported there.
 PAPER_DT = {("halfcheetah", "medium"): 42.6, ("halfcheetah", "medium-replay"): 36.6, ("halfcheetah", "medium-expert"): 86.8,
@@ -34,7 +34,7 @@ def _read(p: Path):
 
 
 def _norm(x, refs):
-    return 100.0 * (np.asarray(x, dtype=np.float64) - refs["min"]) / (refs["max"] - refs["min"])
+    return normalized(x, refs["min"], refs["max"])
 
 
 def _stat(scores) -> dict:
@@ -312,7 +312,7 @@ def model_cards(col: Collected) -> list[Path]:
                                                       "episodes", "normalized_x100")} for r in ev["results"]]}
             write_json_atomic(d / "results.json", res)
             tc = json.loads((col.camp.results / C.run_name("dt", e, lv, 0) / "config.json").read_text())
-            (d / "README.md").write_text(_card(e, lv, cfg, res, data, tc))
+            write_text_atomic(d / "README.md", _card(e, lv, cfg, res, data, tc))
             out += [d / "results.json", d / "README.md"]
     return out
 
@@ -433,9 +433,6 @@ def write_report(camp, docs="docs") -> list[Path]:
         body += lines
         written += paths
     md = head + status_section(camp) + body
-    p = docs / "results.md"
-    tmp = p.with_name(".results.md.tmp")
-    tmp.write_text("\n".join(md) + "\n")
-    tmp.replace(p)
+    p = write_text_atomic(docs / "results.md", "\n".join(md) + "\n")
     return [p] + written + model_cards(col)
 

@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import DTError, RunBusy
-from .fileio import Locked, try_lock, write_json_atomic
+from .fileio import Locked, atomic_path, try_lock, write_json_atomic
 
 # The published checkpoints live in the checkout's models/ (DT_MODELS_DIR points elsewhere).
 MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
@@ -167,9 +167,8 @@ class Campaign:
         out.mkdir(parents=True, exist_ok=True)
         for f in ("config.json", "metrics.csv"):
             if (self.runs / run / f).exists():
-                tmp = out / f".{f}.tmp"
-                shutil.copyfile(self.runs / run / f, tmp)
-                tmp.replace(out / f)
+                with atomic_path(out / f) as tmp:
+                    shutil.copyfile(self.runs / run / f, tmp)
 
     def _load(self, run: str, step: int):
         from .checkpoint import from_pretrained
@@ -194,7 +193,8 @@ class Campaign:
         r = ds.episode_returns()
         md = ds.metadata
         lo, hi = md.get("ref_min_score"), md.get("ref_max_score")
-        norm = (lambda x: 100.0 * (x - lo) / (hi - lo)) if lo is not None and hi is not None else (lambda x: None)
+        from .evaluate import normalized
+        norm = (lambda x: normalized(x, lo, hi)) if lo is not None and hi is not None else (lambda x: None)
         write_json_atomic(_mk(self.results / "datasets") / f"{env}-{level}.json", {
             "dataset": dataset_id(env, level), "env_id": ENVS[env], "episodes": ds.num_episodes, "steps": ds.num_steps,
             "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),

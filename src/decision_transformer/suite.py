@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DTError
-from .fileio import write_json_atomic
+from .fileio import atomic_path, write_json_atomic
 from .policies import MLPActor, evaluate, sha256
 
 # The committed policies live in the source checkout's suite/ (an editable install finds them);
@@ -89,9 +89,8 @@ def export_run(run_dir, env_id: str, suite_dir=SUITE, log=print) -> dict:
     med = levels["medium"]["steps"]
     replay = _replay_prefix(run, med)
     rp = out / "medium_replay.npz"
-    tmp = out / "medium_replay.tmp.npz"
-    np.savez_compressed(tmp, **replay)
-    os.replace(tmp, rp)
+    with atomic_path(rp) as tmp:
+        np.savez_compressed(tmp, **replay)
     entry["medium-replay"] = {"file": f"{env_id}/{rp.name}", "sha256": sha256(rp), "algorithm": f"sbx-{prog['algo']}",
                               "env_steps": med, "seed": prog["seed"], "transitions": med,
                               "episodes": int((replay["terminations"] | replay["truncations"]).sum()),
@@ -152,6 +151,7 @@ def load_manifest(suite_dir=SUITE) -> dict:
 def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progress: bool = True, log=print) -> dict:
     """Regenerate the suite's Minari datasets from the committed policies (no training)."""
     from .collect import _dataset_id, rollout_episodes, write_minari
+    from .evaluate import normalized
     manifest = load_manifest(suite_dir)
     envs = list(envs or manifest)
     levels = list(levels or LEVELS)
@@ -195,7 +195,7 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
             rets = [sum(e["rew"]) for e in eps]
             out[did] = {"path": str(path), "episodes": len(eps), "steps": steps, "return_mean": float(np.mean(rets))}
             log(f"  {did}: {len(eps)} episodes, {steps} steps, return {np.mean(rets):.0f} "
-                f"(normalised {100 * (np.mean(rets) - ref_min) / (ref_max - ref_min):.1f})")
+                f"(normalised {normalized(float(np.mean(rets)), ref_min, ref_max):.1f})")
         log(f"{env_id}: built in {time.time() - t0:.0f} s")
     return out
 

@@ -140,11 +140,8 @@ class Trainer:
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
         env_id = cfg.env_id or ds.metadata.get("env_id")
         if cfg.env_id:
-            import gymnasium as gym
-            try:
-                space = gym.make(cfg.env_id).observation_space
-            except gym.error.Error as e:
-                raise DTError(f"cannot make env {cfg.env_id!r}: {e}")
+            from .envs import make_env
+            space = make_env(cfg.env_id).observation_space
             if tuple(space.shape) != tuple(ds.observations.shape[1:]):
                 raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
                               f"{cfg.env_id} has {tuple(space.shape)}"
@@ -192,7 +189,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         from safetensors.torch import save_file
 
-        from .checkpoint import _atomic_dir_write, save_pretrained
+        from .checkpoint import write_checkpoint_files
+        from .fileio import atomic_dir, atomic_path
         ck = self.run / "checkpoints" / f"{self.step:08d}"
         osd = self.opt.state_dict()
         tensors = {"torch_rng": torch.get_rng_state()}
@@ -203,19 +201,12 @@ class Trainer:
                 "sampler": self.sampler.state_dict()}
 
         def write(tmp: Path):
-            save_pretrained(self.model, tmp / "model")
-            for f in (tmp / "model").iterdir():
-                os.replace(f, tmp / f.name)
-            (tmp / "model").rmdir()
+            write_checkpoint_files(self.model, tmp)
             save_file(tensors, str(tmp / "trainer.safetensors"))
             (tmp / "trainer.json").write_text(json.dumps(meta))
-        _atomic_dir_write(ck, write)
-        link = self.run / "checkpoints" / "last"
-        tmp = self.run / "checkpoints" / ".last.tmp"
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        os.symlink(ck.name, tmp)
-        os.replace(tmp, link)
+        atomic_dir(ck, write)
+        with atomic_path(self.run / "checkpoints" / "last") as tmp:      # `last` moves only once ck is complete
+            os.symlink(ck.name, tmp)
         return ck
 
     def _restore(self):
@@ -251,9 +242,22 @@ class Trainer:
         self.sampler.load_state_dict(meta["sampler"])
         torch.set_rng_state(t["torch_rng"])
         self.step = int(meta["step"])
+        self._truncate_metrics()
         if self.cfg.steps != saved.get("steps"):
             write_json_atomic(self.run / "config.json", asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
+
+    def _truncate_metrics(self) -> None:
+        """Drop metrics rows logged after the checkpoint we resume from: the resumed run logs those
+        steps again, so metrics.csv never holds a step twice."""
+        from .fileio import write_text_atomic
+        path = self.run / "metrics.csv"
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= self.step]
+        if len(keep) != len(lines):
+            write_text_atomic(path, "".join(keep))
 
     # -- the loop -----------------------------------------------------------------------------
     def loss_on(self, batch) -> torch.Tensor:

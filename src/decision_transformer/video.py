@@ -47,7 +47,7 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     per frame, which keeps a 1000-step episode small (models/*/replay.gif: 128 px, every 4th, 32
     colours: ~1.4 MB for Hopper)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    import gymnasium as gym
+    from .envs import make_env
     import imageio.v2 as imageio
 
     from .agent import Agent
@@ -58,10 +58,7 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DTError(f"cannot write to {out.parent}: {e.strerror or e}")
-    try:
-        env = gym.make(env_id, render_mode="rgb_array", **({"width": size, "height": size} if size else {}))
-    except gym.error.Error as e:
-        raise DTError(f"cannot make env {env_id!r}: {e}")
+    env = make_env(env_id, render_mode="rgb_array", **({"width": size, "height": size} if size else {}))
     agent = Agent(model, num_envs=1, target_return=target_return)
     obs, _ = env.reset(seed=seed)
     frames, ret, n = [], 0.0, 0
@@ -85,8 +82,8 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
         if term or trunc:
             break
     env.close()
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    try:
+    from .fileio import atomic_path
+    with atomic_path(out) as tmp:
         if gif:
             from PIL import Image
             pal = [Image.fromarray(f).quantize(colors=gif_colors, method=Image.Quantize.MEDIANCUT) for f in frames]
@@ -94,8 +91,4 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
                         duration=10 * round(100 * every / fps))          # GIF stores centiseconds
         else:
             imageio.mimsave(tmp, frames, fps=fps, macro_block_size=1)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out, ret, n
