@@ -43,39 +43,15 @@ def cmd_collect(a) -> None:
 def cmd_data_info(a) -> None:
     import json
 
-    import numpy as np
-
-    from .data import load_dataset
+    from .data import describe, load_dataset
 
     ds = load_dataset(a.source)
-    r, L = ds.episode_returns(), ds.lengths
-    md = ds.metadata
-    info = {"source": str(a.source), "episodes": ds.num_episodes, "steps": ds.num_steps,
-            "observation_shape": list(ds.observations.shape[1:]),
-            "actions": ("discrete" if ds.discrete else f"continuous {ds.actions.shape[1]}"),
-            "return": {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()),
-                       "p25": float(np.percentile(r, 25)), "median": float(np.median(r)),
-                       "p75": float(np.percentile(r, 75)), "max": float(r.max())},
-            "length": {"mean": float(L.mean()), "min": int(L.min()), "max": int(L.max())},
-            "terminations": int(ds.terminations.sum()), "truncations": int(ds.truncations.sum()),
-            "env_id": md.get("env_id"), "ref_min_score": md.get("ref_min_score"), "ref_max_score": md.get("ref_max_score")}
-    if info["ref_max_score"] is not None and info["ref_min_score"] is not None:
-        lo, hi = info["ref_min_score"], info["ref_max_score"]
-        from .evaluate import normalized
-        info["normalized_return_x100"] = normalized(float(r.mean()), lo, hi)
-    print(json.dumps(info, indent=1))
+    print(json.dumps(describe(ds, str(a.source)), indent=1))
     if a.plot != "none":
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from .plots import return_histogram
         out = Path(a.plot or f"{Path(str(a.source).rstrip('/')).name.replace('/', '_')}-returns.png")
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(r, bins=min(50, max(5, ds.num_episodes // 5)), color="tab:blue")
-        ax.set_xlabel("episode return"); ax.set_ylabel("episodes")
-        ax.set_title(f"{Path(str(a.source)).name}: {ds.num_episodes} episodes, {ds.num_steps} steps", fontsize=9)
-        fig.tight_layout()
-        from .plots import save
-        save(fig, out, dpi=100)
+        return_histogram(ds.episode_returns(), out,
+                         f"{Path(str(a.source)).name}: {ds.num_episodes} episodes, {ds.num_steps} steps")
         print(f"histogram: {out}", file=sys.stderr)
 
 
@@ -156,18 +132,6 @@ def _load_for_eval(a):
     return model, env_id
 
 
-def _results_table(results) -> str:
-    lines = [f"{'target':>10} {'return':>18} {'95% CI':>21} {'length':>7} {'normalised':>11}"]
-    for r in results:
-        n = f"{r['normalized_x100']:.1f}" if "normalized_x100" in r else "-"
-        lines.append(f"{r['target_return']:>10.0f} {r['return_mean']:>10.1f} ± {r['return_std']:<6.1f}"
-                     f" [{r['return_ci95'][0]:>8.1f}, {r['return_ci95'][1]:>8.1f}] {r['length_mean']:>7.0f} {n:>11}")
-    if results and "refs" in results[0]:
-        ref = results[0]["refs"]
-        lines.append(f"normalised = 100 x (R - {ref['min']:.1f}) / ({ref['max']:.1f} - {ref['min']:.1f}), refs from {ref['from']}")
-    return "\n".join(lines)
-
-
 def _write_json_atomic(path, obj) -> None:
     from .fileio import write_json_atomic
     path = Path(path)
@@ -179,7 +143,7 @@ def _write_json_atomic(path, obj) -> None:
 
 
 def cmd_eval(a) -> None:
-    from .evaluate import evaluate
+    from .evaluate import evaluate, results_table
     model, env_id = _load_for_eval(a)
     targets = [_number(x, "--target-return") for x in (a.target_return or model.config.target_returns or [])]
     if not targets:
@@ -189,7 +153,7 @@ def cmd_eval(a) -> None:
                    threads=a.threads)
     print(f"{a.checkpoint} on {env_id}, {a.episodes} episodes per target" +
           (" (APPROXIMATE cached mode)" if a.mode == "cached" else ""))
-    print(_results_table(res))
+    print(results_table(res))
     if a.json:
         _write_json_atomic(a.json, {"checkpoint": str(a.checkpoint), "env_id": env_id, "results": res})
 
@@ -220,7 +184,7 @@ def _runtime_args(p) -> None:
 
 
 def cmd_sweep(a) -> None:
-    from .evaluate import evaluate
+    from .evaluate import evaluate, results_table
     from .plots import sweep_plot
     targets = parse_targets(a.targets)
     model, env_id = _load_for_eval(a)
@@ -236,7 +200,7 @@ def cmd_sweep(a) -> None:
                                             "dataset_best_return": best, "results": res})
     ck = Path(str(a.checkpoint)).resolve()
     sweep_plot(res, out / "sweep.png", best, title=f"{ck.parent.parent.name}/{ck.name} on {env_id}")
-    print(_results_table(res))
+    print(results_table(res))
     print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
 
 

@@ -155,6 +155,25 @@ def _check_episode(e: Episode, where: str, i: int) -> None:
 # Loaders
 # ---------------------------------------------------------------------------------------------
 
+def describe(ds: "TrajectoryDataset", source: str) -> dict:
+    """Episodes, steps, shapes, the return distribution and reference scores (`dt data info`)."""
+    from .evaluate import normalized
+    r, L = ds.episode_returns(), ds.lengths
+    md = ds.metadata
+    info = {"source": source, "episodes": ds.num_episodes, "steps": ds.num_steps,
+            "observation_shape": list(ds.observations.shape[1:]),
+            "actions": ("discrete" if ds.discrete else f"continuous {ds.actions.shape[1]}"),
+            "return": {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()),
+                       "p25": float(np.percentile(r, 25)), "median": float(np.median(r)),
+                       "p75": float(np.percentile(r, 75)), "max": float(r.max())},
+            "length": {"mean": float(L.mean()), "min": int(L.min()), "max": int(L.max())},
+            "terminations": int(ds.terminations.sum()), "truncations": int(ds.truncations.sum()),
+            "env_id": md.get("env_id"), "ref_min_score": md.get("ref_min_score"), "ref_max_score": md.get("ref_max_score")}
+    if info["ref_max_score"] is not None and info["ref_min_score"] is not None:
+        info["normalized_return_x100"] = normalized(float(r.mean()), info["ref_min_score"], info["ref_max_score"])
+    return info
+
+
 def load_dataset(source, download: bool = False) -> TrajectoryDataset:
     p = Path(str(source))
     if p.is_dir():

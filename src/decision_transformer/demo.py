@@ -27,7 +27,7 @@ SWEEP_TARGETS = [500.0, 1500.0, 2500.0, 3500.0]
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
              episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print) -> dict:
     from .collect import rollout_episodes, write_minari
-    from .evaluate import evaluate
+    from .evaluate import evaluate, results_table
     from .plots import sweep_plot
     from .suite import NOISE, SUITE, load_manifest, reference_min_score
     from .train import TrainConfig, train
@@ -75,7 +75,6 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     timings["train_s"] = round(time.time() - t1, 1)
 
     from .checkpoint import from_pretrained
-    from .cli import _results_table
     model = from_pretrained(run_dir / "checkpoints" / "last")
     log(f"[3/4] evaluating at target returns {cfg.target_returns} ({episodes} episodes each) and sweeping")
     t2 = time.time()
@@ -106,7 +105,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
               "evaluation": results, "sweep": {"checkpoint": f"models/{PRETRAINED}", "results": sweep},
               "video": video, "timings": timings}
     write_json_atomic(out / "report.json", report)
-    table = _results_table(results)
+    table = results_table(results)
     md = [f"# Decision Transformer demo: {ENV}", "",
           f"Dataset: {len(eps)} episodes, {report['dataset']['steps']} steps (medium + expert suite policies), "
           f"mean return {data_returns.mean():.0f}, best {data_returns.max():.0f}.",
@@ -114,12 +113,12 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
           "```", table, "```", "",
           f"Return conditioning, with the pretrained checkpoint models/{PRETRAINED} (trained {pre_steps:,} steps "
           f"on the suite's {PRETRAINED.split('-', 1)[1]} data, docs/results.md): achieved vs target return.", "",
-          "```", _results_table(sweep), "```", "", "![sweep](sweep.png)", "",
+          "```", results_table(sweep), "```", "", "![sweep](sweep.png)", "",
           f"Video: {video.get('file', video.get('error'))}", "", f"Timings: {timings}"]
     (out / "report.md").write_text("\n".join(md) + "\n")
     log("")
     log(table)
     log(f"\nreturn conditioning, pretrained models/{PRETRAINED}:")
-    log(_results_table(sweep))
+    log(results_table(sweep))
     log(f"\nreport: {out / 'report.md'} (+ report.json, sweep.png, video.mp4); total {timings['total_s']:.0f} s")
     return report

@@ -98,6 +98,19 @@ def _run_group(envs, agent, episodes: int, seed: int, obs_shape, stop) -> tuple[
     return np.asarray(returns[:episodes]), np.asarray(lengths[:episodes], dtype=np.int64)
 
 
+def results_table(results: list[dict]) -> str:
+    """The per-target results of `evaluate` as a text table (dt eval, dt sweep, dt demo)."""
+    lines = [f"{'target':>10} {'return':>18} {'95% CI':>21} {'length':>7} {'normalised':>11}"]
+    for r in results:
+        n = f"{r['normalized_x100']:.1f}" if "normalized_x100" in r else "-"
+        lines.append(f"{r['target_return']:>10.0f} {r['return_mean']:>10.1f} ± {r['return_std']:<6.1f}"
+                     f" [{r['return_ci95'][0]:>8.1f}, {r['return_ci95'][1]:>8.1f}] {r['length_mean']:>7.0f} {n:>11}")
+    if results and "refs" in results[0]:
+        ref = results[0]["refs"]
+        lines.append(f"normalised = 100 x (R - {ref['min']:.1f}) / ({ref['max']:.1f} - {ref['min']:.1f}), refs from {ref['from']}")
+    return "\n".join(lines)
+
+
 def evaluate(model, env_id: str, targets, episodes: int = 100, num_envs: int = 50, seed: int = 0,
              ref_min: float | None = None, ref_max: float | None = None, threads: int = 2,
              **agent_kw) -> list[dict]:

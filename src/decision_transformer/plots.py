@@ -65,6 +65,18 @@ def sweep_grid(panels: list[tuple[str, list[dict], float | None]], path, cols: i
     return save(fig, path)
 
 
+def return_histogram(returns, path, title: str = "") -> Path:
+    """Histogram of episode returns (`dt data info --plot`)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(returns, bins=min(50, max(5, len(returns) // 5)), color="tab:blue")
+    ax.set_xlabel("episode return")
+    ax.set_ylabel("episodes")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save(fig, path, dpi=100)
+
+
 def curve_plot(steps, series: dict[str, tuple[list, list, list]], path, title: str = "",
                ylabel: str = "normalised return (x100)", mark: int | None = None) -> Path:
     """Lines with 95% CI bands: series name -> (means, lows, highs) at `steps`."""
