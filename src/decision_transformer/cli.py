@@ -65,37 +65,25 @@ def cmd_suite_export(a) -> None:
     export_run(a.run_dir, a.env)
 
 
-_TRAIN_OPTS = {  # option -> type, for `dt train` overrides of TrainConfig
-    "steps": int, "batch_size": int, "context_length": int, "hidden_size": int, "n_layer": int, "n_head": int,
-    "dropout": float, "lr": float, "weight_decay": float, "warmup_steps": int, "grad_clip": float,
-    "return_scale": float, "max_ep_len": int, "seed": int, "log_every": int, "checkpoint_every": int,
-    "eval_every": int, "eval_episodes": int, "num_threads": int, "model": str, "top_pct": float,
-}
-
-
 def cmd_train(a) -> None:
     import json
 
+    from .options import given
     from .train import TrainConfig, train
 
-    over = {k: getattr(a, k) for k in _TRAIN_OPTS}
+    over = given(a, TrainConfig)
     if a.resume:
         saved = Path(a.resume) / "config.json"
         if not saved.is_file():
             raise DTError(f"{a.resume}: not a run directory (no config.json)")
         cfg = TrainConfig(**json.loads(saved.read_text()))
-        if a.steps is not None:
-            cfg.steps = a.steps
-        others = [k for k, v in over.items() if v is not None and k != "steps"] + \
-            [k for k in ("dataset", "env", "preset", "output") if getattr(a, k) is not None]
+        others = sorted(k for k in over if k != "steps") + (["preset"] if a.preset else [])
         if others:
             raise DTError(f"--resume takes the run's saved options; only --steps may be given (got {', '.join(others)})")
+        if "steps" in over:
+            cfg.steps = over["steps"]
+        cfg.validate()
     else:
-        if not a.dataset:
-            raise DTError("--dataset is required (a Minari id or directory, a D4RL .hdf5, parquet rows or .npz)")
-        over.update(dataset=a.dataset, env_id=a.env, output=a.output or "runs/dt")
-        if a.target_return:
-            over["target_returns"] = [_number(x, "--target-return") for x in a.target_return]
         cfg = TrainConfig.from_sources(a.preset, over)
     res = train(cfg, resume=bool(a.resume), progress=not a.quiet)
     print(f"trained to step {res['step']}: loss {res['loss']:.4f}; checkpoint {res['checkpoint']}")
@@ -218,12 +206,13 @@ def cmd_demo(a) -> None:
 
 
 def _eval_args(p):
-    p.add_argument("checkpoint", help="checkpoint directory (ours or transformers) or Hub id")
+    p.add_argument("checkpoint", help="checkpoint directory (ours or transformers), run directory (its last "
+                                      "checkpoint) or Hub id")
     p.add_argument("--env", help="env id (default: the checkpoint's)")
     p.add_argument("--state-mean", nargs="+", help="numbers, or a file of them (transformers checkpoints)")
-    p.add_argument("--state-std", nargs="+")
+    p.add_argument("--state-std", nargs="+", help="numbers, or a file of them (transformers checkpoints)")
     p.add_argument("--scale", type=float, help="return scale (default: the checkpoint's, else 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="env i is reset with seed + i (default 0)")
 
 
 def cmd_results(a) -> None:
@@ -255,22 +244,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is a checkpoint directory")
     e.set_defaults(func=cmd_export)
     i = sub.add_parser("info", help="print a checkpoint's configuration")
-    i.add_argument("checkpoint")
+    i.add_argument("checkpoint", help="checkpoint directory, run directory (its last checkpoint) or Hub id")
     i.set_defaults(func=cmd_info)
     c = sub.add_parser("collect", help="run a policy in vectorised envs and write a Minari dataset")
     c.add_argument("--env", required=True, help="gymnasium env id, e.g. Hopper-v5")
     c.add_argument("--policy", required=True, help="random | ACTOR.safetensors | SB3.zip | DT checkpoint dir")
     g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("--episodes", type=int)
+    g.add_argument("--episodes", type=int, help="collect this many finished episodes")
     g.add_argument("--steps", type=int, help="collect finished episodes until this many steps")
     c.add_argument("--output", required=True, help="Minari id (namespace/name-v0) or a directory")
-    c.add_argument("--num-envs", type=int, default=8)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--num-envs", type=int, default=8, help="vectorised envs stepped together (default 8)")
+    c.add_argument("--seed", type=int, default=0, help="env i is reset with seed + i; seeds the noise too (default 0)")
     c.add_argument("--noise", help="gaussian:SIGMA or epsilon:EPS")
     c.add_argument("--target-return", type=float, help="for a DT checkpoint policy")
-    c.add_argument("--ref-min-score", type=float)
-    c.add_argument("--ref-max-score", type=float)
-    c.add_argument("--overwrite", action="store_true")
+    c.add_argument("--ref-min-score", type=float, help="reference return of a random policy, stored in the "
+                                                        "dataset's metadata for normalised scores")
+    c.add_argument("--ref-max-score", type=float, help="reference return of an expert, stored likewise")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --output")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_collect)
     d = sub.add_parser("data", help="dataset tools")
@@ -279,24 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("source", help="Minari id or directory, D4RL .hdf5, parquet/arrow rows, .npz")
     di.add_argument("--plot", help="histogram PNG path (default SOURCE-returns.png; 'none' to skip)")
     di.set_defaults(func=cmd_data_info)
-    t = sub.add_parser("train", help="train a Decision Transformer on an offline dataset")
-    t.add_argument("--dataset", help="Minari id or directory, D4RL .hdf5, parquet/arrow rows, .npz")
-    t.add_argument("--env", help="env id for evaluation (default: the dataset's)")
-    t.add_argument("--preset", help="paper, hopper, walker2d, halfcheetah, demo, or a .json file")
-    t.add_argument("--output", help="run directory (default runs/dt)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where its last checkpoint left it")
-    t.add_argument("--target-return", nargs="+", help="evaluation targets stored with the model")
-    t.add_argument("--quiet", action="store_true")
-    for k, typ in _TRAIN_OPTS.items():
-        t.add_argument("--" + k.replace("_", "-"), dest=k, type=typ)
+    t = sub.add_parser("train", help="train a Decision Transformer on an offline dataset",
+                       description="Every option below is a TrainConfig field (train.py); a preset fills them first, "
+                                   "flags given here override it.")
+    t.add_argument("--preset", help="paper, hopper, walker2d, halfcheetah, demo, or a .json file of options "
+                                    "(default: none, the defaults below)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where its last checkpoint left it "
+                                                       "(only --steps may be given with it)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .options import add_arguments
+    from .train import TrainConfig
+    add_arguments(t, TrainConfig)
     t.set_defaults(func=cmd_train)
     ev = sub.add_parser("eval", help="evaluate a checkpoint in the env at target returns")
     _eval_args(ev)
     ev.add_argument("--target-return", nargs="+", help="one or more target returns (default: the checkpoint's)")
-    ev.add_argument("--episodes", type=int, default=100)
-    ev.add_argument("--num-envs", type=int, default=50)
-    ev.add_argument("--ref-min-score", type=float)
-    ev.add_argument("--ref-max-score", type=float)
+    ev.add_argument("--episodes", type=int, default=100, help="episodes per target (default 100)")
+    ev.add_argument("--num-envs", type=int, default=50, help="vectorised envs, batched in one forward (default 50)")
+    ev.add_argument("--ref-min-score", type=float, help="random-policy return for the normalised score "
+                                                         "(default: the checkpoint's dataset metadata)")
+    ev.add_argument("--ref-max-score", type=float, help="expert return for the normalised score (default: likewise)")
     ev.add_argument("--json", help="write the results here")
     ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
                     help="exact (default) or cached: an approximate, faster KV-cache mode that can change "
@@ -306,33 +298,33 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="achieved vs target return over a range of targets (PNG + JSON)")
     _eval_args(sw)
     sw.add_argument("--targets", required=True, help="LO:HI:N")
-    sw.add_argument("--episodes", type=int, default=10)
-    sw.add_argument("--num-envs", type=int, default=10)
+    sw.add_argument("--episodes", type=int, default=10, help="episodes per target (default 10)")
+    sw.add_argument("--num-envs", type=int, default=10, help="vectorised envs (default 10)")
     sw.add_argument("--output", required=True, help="output directory")
     _runtime_args(sw)
     sw.set_defaults(func=cmd_sweep)
     vi = sub.add_parser("video", help="render one episode to .mp4 or .gif with the running return overlaid")
     _eval_args(vi)
-    vi.add_argument("--target-return", required=True)
+    vi.add_argument("--target-return", required=True, help="the return to condition on (unscaled)")
     vi.add_argument("-o", "--output", required=True, help="out.mp4 or out.gif")
-    vi.add_argument("--max-steps", type=int, default=1000)
-    vi.add_argument("--fps", type=int, default=30)
+    vi.add_argument("--max-steps", type=int, default=1000, help="stop after this many steps (default 1000)")
+    vi.add_argument("--fps", type=int, default=30, help="playback frames per second (default 30)")
     vi.set_defaults(func=cmd_video)
     de = sub.add_parser("demo", help="collect -> train -> evaluate -> sweep -> video on a small Hopper default")
-    de.add_argument("--output", default="reports/demo")
+    de.add_argument("--output", default="reports/demo", help="report directory (default reports/demo)")
     de.add_argument("--steps", type=int, help="training steps (default: preset demo)")
-    de.add_argument("--quiet", action="store_true")
+    de.add_argument("--quiet", action="store_true", help="no progress bars")
     de.set_defaults(func=cmd_demo)
     su = sub.add_parser("suite", help="the D4RL-style dataset suite")
     ssub = su.add_subparsers(dest="suite_cmd", required=True)
     sb = ssub.add_parser("build", help="regenerate the suite's Minari datasets from the committed policies")
     sb.add_argument("--env", nargs="*", help="env ids (default: every env in suite/manifest.json)")
     sb.add_argument("--level", nargs="*", help="random medium medium-replay expert medium-expert (default: all)")
-    sb.add_argument("--quiet", action="store_true")
+    sb.add_argument("--quiet", action="store_true", help="no progress bars")
     sb.set_defaults(func=cmd_suite_build)
     se = ssub.add_parser("export", help="pick and commit the levels of a behaviour-training run")
-    se.add_argument("--env", required=True)
-    se.add_argument("--run-dir", required=True)
+    se.add_argument("--env", required=True, help="env id of the behaviour-training run")
+    se.add_argument("--run-dir", required=True, help="the run directory of python -m decision_transformer.behaviour")
     se.set_defaults(func=cmd_suite_export)
     rs = sub.add_parser("results", help="the results campaign: every run, evaluation and sweep behind docs/results.md")
     rsub = rs.add_subparsers(dest="results_cmd", required=True)

@@ -88,6 +88,7 @@ class DecisionTransformerConfig:
 
 _ACT = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh"),
         "gelu_new": lambda x: F.gelu(x, approximate="tanh"), "gelu_exact": F.gelu, "tanh": torch.tanh, "silu": F.silu}
+ACTIVATIONS = tuple(_ACT)
 
 
 # Inference on many rows (batched evaluation): oneDNN's linear with the bias and ReLU fused into

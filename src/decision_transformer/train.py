@@ -19,7 +19,7 @@ import csv
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -27,38 +27,46 @@ import torch
 
 from .errors import DTError, RunBusy
 from .fileio import Locked, try_lock, write_json_atomic
+from .model import ACTIVATIONS
+from .options import check, option
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
 
 @dataclass
 class TrainConfig:
-    dataset: str = ""
-    env_id: str | None = None          # default: the dataset's env
-    output: str = "runs/dt"
-    steps: int = 100_000               # gradient steps (paper: 10 x 10k)
-    batch_size: int = 64
-    context_length: int = 20           # K
-    hidden_size: int = 128
-    n_layer: int = 3
-    n_head: int = 1
-    activation_function: str = "relu"
-    dropout: float = 0.1
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10_000
-    grad_clip: float = 0.25
-    return_scale: float = 1000.0
-    max_ep_len: int = 1000
-    target_returns: list[float] = field(default_factory=lambda: [3600.0, 1800.0])
-    seed: int = 0
-    log_every: int = 100
-    checkpoint_every: int = 5_000
-    eval_every: int = 0                # 0: no evaluation during training
-    eval_episodes: int = 10
-    num_threads: int = 0               # 0: torch default
-    model: str = "dt"                  # "dt", or "bc" (the MLP baseline of the official code)
-    top_pct: float = 100.0             # train on the top X% of episodes by return (%BC)
+    """Every training option, declared once (options.py): `dt train`'s flags, their help and the
+    validation of presets, saved configs and the Python API all come from these fields."""
+    dataset: str = option("", "Minari id or directory, D4RL .hdf5, parquet/arrow rows or .npz to train on",
+                          default_text="none, required")
+    env_id: str | None = option(None, "env id for evaluation", flag="--env", default_text="the dataset's env")
+    output: str = option("runs/dt", "run directory: config, metrics, TensorBoard events, checkpoints")
+    steps: int = option(100_000, "gradient steps (the paper: 10 x 10k)", range="[1, inf)")
+    batch_size: int = option(64, "windows per gradient step", range="[1, inf)")
+    context_length: int = option(20, "K, timesteps per window", range="[1, inf)")
+    hidden_size: int = option(128, "embedding width (a multiple of --n-head)", range="[1, inf)")
+    n_layer: int = option(3, "transformer blocks", range="[1, inf)")
+    n_head: int = option(1, "attention heads", range="[1, inf)")
+    activation_function: str = option("relu", "MLP activation", choices=ACTIVATIONS)
+    dropout: float = option(0.1, "dropout on embeddings, attention and residuals", range="[0, 1)")
+    lr: float = option(1e-4, "peak learning rate (AdamW)", range="(0, inf)")
+    weight_decay: float = option(1e-4, "AdamW weight decay", range="[0, inf)")
+    warmup_steps: int = option(10_000, "linear learning-rate warm-up steps, then constant", range="[0, inf)")
+    grad_clip: float = option(0.25, "gradient-norm clip", range="(0, inf)")
+    return_scale: float = option(1000.0, "returns-to-go are divided by this (1000 for MuJoCo)", range="(0, inf)")
+    max_ep_len: int = option(1000, "rows of the timestep embedding (longest episode)", range="[1, inf)")
+    target_returns: list[float] = option(help="evaluation targets stored with the model (unscaled)",
+                                         flag="--target-return", factory=lambda: [3600.0, 1800.0])
+    seed: int = option(0, "seed of the weights, the sampler and dropout", range="[0, inf)")
+    log_every: int = option(100, "steps between metrics rows", range="[1, inf)")
+    checkpoint_every: int = option(5_000, "steps between checkpoints (each is kept)", range="[1, inf)")
+    eval_every: int = option(0, "steps between evaluations during training (0: none)", range="[0, inf)")
+    eval_episodes: int = option(10, "episodes per target in those evaluations", range="[1, inf)")
+    num_threads: int = option(0, "torch threads (0: torch's default; one per job when jobs share cores)",
+                              range="[0, inf)")
+    model: str = option("dt", "dt, or bc: the MLP baseline of the official code", choices=("dt", "bc"))
+    top_pct: float = option(100.0, "train on the top X%% of episodes by return (%%BC with --model bc)",
+                            range="(0, 100]")
 
     @classmethod
     def from_sources(cls, preset: str | None, overrides: dict) -> "TrainConfig":
@@ -79,18 +87,11 @@ class TrainConfig:
         return cfg
 
     def validate(self):
-        for name in ("steps", "batch_size", "context_length", "hidden_size", "n_layer", "n_head", "log_every",
-                     "checkpoint_every", "max_ep_len"):
-            if getattr(self, name) <= 0:
-                raise DTError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0 <= self.dropout < 1:
-            raise DTError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.return_scale <= 0:
-            raise DTError(f"return_scale must be positive, got {self.return_scale}")
-        if self.model not in ("dt", "bc"):
-            raise DTError(f"--model must be dt or bc, got {self.model!r}")
-        if not 0 < self.top_pct <= 100:
-            raise DTError(f"--top-pct must be in (0, 100], got {self.top_pct}")
+        check(self)
+        if self.hidden_size % self.n_head:
+            raise DTError(f"--hidden-size {self.hidden_size} is not a multiple of --n-head {self.n_head}")
+        if not self.dataset:
+            raise DTError("--dataset is required (a Minari id or directory, a D4RL .hdf5, parquet rows or .npz)")
 
 
 def top_episodes(ds, pct: float):
