@@ -82,11 +82,11 @@ def test_four_envs_ending_at_different_steps_match_blog_loop(backend):
 def test_agent_is_o_k_per_step_and_buffers_do_not_grow():
     _, ours = _models()
     agent = Agent(ours, num_envs=2, target_return=1000, scale=1000)
-    ptrs = [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts, agent.m)]
+    ptrs = [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts)]
     for _ in range(50):
         agent.act(np.zeros((2, 11)))
         agent.observe([1.0, 2.0], [False, False])
-    assert [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts, agent.m)] == ptrs
+    assert [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts)] == ptrs
     assert agent.s.shape == (2, 40, 11)          # a ring of 2K steps, allocated once
     assert agent.t.tolist() == [50, 50]
     np.testing.assert_allclose(agent.rtg, [1.0 - 0.05, 1.0 - 0.1], rtol=1e-5)

@@ -191,6 +191,7 @@ def _with_env(npz, tmp_path):
     return p
 
 
+@pytest.mark.slow        # two 2,000-step trainings; BC/%BC plumbing runs fast in test_results' campaign tests
 def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
     from decision_transformer.checkpoint import from_pretrained
     from decision_transformer.data import load_dataset

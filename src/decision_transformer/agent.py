@@ -68,9 +68,8 @@ class Agent:
         self._a = np.zeros((N, W), dtype=np.int64) if self.discrete else np.zeros((N, W, cfg.act_dim), np.float32)
         self._R = np.zeros((N, W, 1), dtype=np.float32)
         self._ts = np.zeros((N, W), dtype=np.int64)
-        self._m = np.zeros((N, W), dtype=np.float32)
-        self._bufs = (self._s, self._a, self._R, self._ts, self._m)
-        self.s, self.a, self.R, self.ts, self.m = (torch.from_numpy(b) for b in self._bufs)
+        self._bufs = (self._s, self._a, self._R, self._ts)      # the attention mask comes from mask_table
+        self.s, self.a, self.R, self.ts = (torch.from_numpy(b) for b in self._bufs)
         self.p = K
         # token masks for c = 0..K real (most recent) steps in the window: (K+1, 1, 3K-1, 3K-1)
         steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
@@ -144,7 +143,6 @@ class Agent:
         self._a[:, p] = 0
         self._R[:, p, 0] = self.rtg
         np.minimum(self.t, self.cfg.max_ep_len - 1, out=self._ts[:, p])
-        self._m[:, p] = 1
         self.p = p = p + 1
         w = slice(p - K, p)
         if self.cache is not None:                        # approximate: only the 3 new tokens
