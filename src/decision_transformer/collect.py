@@ -115,8 +115,9 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
 
 def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, steps: int | None = None,
                      num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
-                     progress: bool = True) -> tuple[list[dict], bool]:
-    """Finished episodes as dicts of lists (obs has T+1 entries), and whether Ctrl-C stopped it."""
+                     progress: bool = True) -> tuple[list, bool]:
+    """Finished episodes (data.Episode, final observation included), and whether Ctrl-C stopped it."""
+    from .data import Episode
     from tqdm import tqdm
 
     if (episodes is None) == (steps is None):
@@ -130,8 +131,8 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     space = envs.single_action_space
     rng = np.random.default_rng(seed + 1)
     obs, _ = envs.reset(seed=seed)
-    cur = [{"obs": [o], "act": [], "rew": [], "term": [], "trunc": []} for o in obs]
-    done_eps: list[dict] = []
+    cur = [([o], [], [], [], []) for o in obs]         # per env: observations (T+1), actions, rewards, terms, truncs
+    done_eps: list[Episode] = []
     n_steps = 0
     goal = episodes or steps
     bar = tqdm(total=goal, unit="ep" if episodes else "step", disable=not progress, dynamic_ncols=True,
@@ -150,17 +151,16 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
             nobs, rew, term, trunc, info = envs.step(act)
             pol.observe(rew, term | trunc)
             for i in range(num_envs):
-                c = cur[i]
-                c["act"].append(act[i]); c["rew"].append(float(rew[i]))
-                c["term"].append(bool(term[i])); c["trunc"].append(bool(trunc[i]))
+                o, a, r, te, tr = cur[i]
+                a.append(act[i]); r.append(float(rew[i])); te.append(bool(term[i])); tr.append(bool(trunc[i]))
                 if term[i] or trunc[i]:
-                    c["obs"].append(info["final_obs"][i])
-                    done_eps.append(c)
-                    n_steps += len(c["rew"])
-                    bar.update(min(1 if episodes else len(c["rew"]), goal - bar.n))
-                    cur[i] = {"obs": [nobs[i]], "act": [], "rew": [], "term": [], "trunc": []}
+                    o.append(info["final_obs"][i])
+                    done_eps.append(Episode.from_steps(o, a, r, te, tr))
+                    n_steps += len(r)
+                    bar.update(min(1 if episodes else len(r), goal - bar.n))
+                    cur[i] = ([nobs[i]], [], [], [], [])
                 else:
-                    c["obs"].append(nobs[i])
+                    o.append(nobs[i])
             obs = nobs
             bar.set_postfix_str(f"{n_steps / max(time.time() - t0, 1e-9):.0f} steps/s, {len(done_eps)} episodes",
                                 refresh=False)
@@ -177,11 +177,13 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
 
 
 def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite) -> Path:
-    """Write episode dicts with Minari's writer into a temp dir beside `final`, then rename it into place."""
+    """Write episodes (data.Episode with their final observation) with Minari's writer into a temp
+    dir beside `final`, then rename it into place."""
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
-    bufs = [EpisodeBuffer(id=k, observations=list(np.asarray(e["obs"])), actions=list(np.asarray(e["act"])),
-                          rewards=e["rew"], terminations=e["term"], truncations=e["trunc"]) for k, e in enumerate(eps)]
+    bufs = [EpisodeBuffer(id=k, observations=list(e.observations) + [e.final_observation], actions=list(e.actions),
+                          rewards=e.rewards.tolist(), terminations=e.terminations.tolist(),
+                          truncations=e.truncations.tolist()) for k, e in enumerate(eps)]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp_root = Path(tempfile.mkdtemp(prefix=".collect-", dir=final.parent))
     old = os.environ.get("MINARI_DATASETS_PATH")

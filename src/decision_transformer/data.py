@@ -38,14 +38,28 @@ class MissingDataset(DatasetError):
 
 @dataclass
 class Episode:
+    """The one episode representation: T steps, observation t is the one action t was taken in.
+    Minari stores T+1 observations; the last one, seen after the final step, is kept apart."""
     observations: np.ndarray   # (T, *obs_shape)
     actions: np.ndarray        # (T, act_dim) float or (T,) int
     rewards: np.ndarray        # (T,)
     terminations: np.ndarray   # (T,) bool
     truncations: np.ndarray    # (T,) bool
+    final_observation: np.ndarray | None = None   # (*obs_shape,) after the last step, when known
 
     def __len__(self):
         return len(self.rewards)
+
+    @property
+    def episode_return(self) -> float:
+        return float(np.sum(self.rewards, dtype=np.float64))
+
+    @classmethod
+    def from_steps(cls, observations, actions, rewards, terminations, truncations) -> "Episode":
+        """From per-step lists with T+1 observations (the reset one first, the final one last)."""
+        return cls(np.asarray(observations[:-1]), np.asarray(actions), np.asarray(rewards, dtype=np.float64),
+                   np.asarray(terminations, dtype=bool), np.asarray(truncations, dtype=bool),
+                   np.asarray(observations[-1]))
 
 
 @dataclass

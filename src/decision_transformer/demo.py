@@ -96,9 +96,9 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     timings["video_s"] = round(time.time() - t3, 1)
     timings["total_s"] = round(time.time() - t0, 1)
 
-    data_returns = np.array([sum(e["rew"]) for e in eps])
+    data_returns = np.array([e.episode_return for e in eps])
     report = {"env_id": ENV, "dataset": {"path": str(data_dir), "episodes": len(eps),
-                                         "steps": int(sum(len(e["rew"]) for e in eps)),
+                                         "steps": int(sum(len(e) for e in eps)),
                                          "return_mean": float(data_returns.mean()), "return_max": float(data_returns.max()),
                                          "ref_min_score": ref_min, "ref_max_score": ref_max},
               "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(run_dir)},

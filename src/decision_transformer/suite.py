@@ -124,19 +124,18 @@ def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> 
     """Mean return of the uniform random policy (D4RL's REF_MIN_SCORE recipe)."""
     from .collect import rollout_episodes
     eps, _ = rollout_episodes(env_id, "random", episodes=episodes, num_envs=NUM_ENVS, seed=seed, progress=False)
-    return float(np.mean([sum(e["rew"]) for e in eps]))
+    return float(np.mean([e.episode_return for e in eps]))
 
 
-def _replay_episodes(path: Path) -> list[dict]:
-    from .data import episode_bounds
+def _replay_episodes(path: Path) -> list:
+    from .data import Episode, episode_bounds
     with np.load(path, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}            # NpzFile decompresses on every access: once
     bounds, truncs = episode_bounds(d["terminations"], d["truncations"])
     eps = []
     for a, b in zip(bounds[:-1], bounds[1:]):
-        eps.append({"obs": list(d["observations"][a:b]) + [d["next_observations"][b - 1]],
-                    "act": list(d["actions"][a:b]), "rew": d["rewards"][a:b].tolist(),
-                    "term": d["terminations"][a:b].tolist(), "trunc": truncs[a:b].tolist()})
+        eps.append(Episode(d["observations"][a:b], d["actions"][a:b], d["rewards"][a:b].astype(np.float64),
+                           d["terminations"][a:b].astype(bool), truncs[a:b].astype(bool), d["next_observations"][b - 1]))
     return eps
 
 
@@ -191,8 +190,8 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
                       "medium-expert": "medium + expert"}.get(lv, f"suite/{entry.get(lv, {}).get('file')} with {NOISE} noise")
             path = write_minari(did, _dataset_id(did)[1], eps, env_id, ref_min, ref_max,
                                 f"dt suite build: {lv} ({recipe})", overwrite)
-            steps = sum(len(e["rew"]) for e in eps)
-            rets = [sum(e["rew"]) for e in eps]
+            steps = sum(len(e) for e in eps)
+            rets = [e.episode_return for e in eps]
             out[did] = {"path": str(path), "episodes": len(eps), "steps": steps, "return_mean": float(np.mean(rets))}
             log(f"  {did}: {len(eps)} episodes, {steps} steps, return {np.mean(rets):.0f} "
                 f"(normalised {normalized(float(np.mean(rets)), ref_min, ref_max):.1f})")
