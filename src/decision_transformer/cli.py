@@ -77,6 +77,7 @@ def cmd_train(a) -> None:
         if not saved.is_file():
             raise DTError(f"{a.resume}: not a run directory (no config.json)")
         cfg = TrainConfig(**json.loads(saved.read_text()))
+        cfg.output = a.resume                   # the run continues where it is now, even if moved
         others = sorted(k for k in over if k != "steps") + (["preset"] if a.preset else [])
         if others:
             raise DTError(f"--resume takes the run's saved options; only --steps may be given (got {', '.join(others)})")

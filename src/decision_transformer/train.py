@@ -84,6 +84,8 @@ class TrainConfig:
             raise DTError(f"unknown training option(s): {', '.join(bad)}")
         cfg = cls(**d)
         cfg.validate()
+        if Path(cfg.dataset).exists():          # a local file or directory: recorded absolutely, so the run resumes
+            cfg.dataset = str(Path(cfg.dataset).resolve())                   # from any working directory
         return cfg
 
     def validate(self):
@@ -226,7 +228,8 @@ class Trainer:
         ck = link.resolve()
         saved = json.loads((self.run / "config.json").read_text())
         if saved != asdict(self.cfg):
-            diff = sorted(k for k in saved if saved.get(k) != asdict(self.cfg).get(k) and k != "steps")
+            # the run continues where its directory is now (a moved or copied run writes to itself)
+            diff = sorted(k for k in saved if saved.get(k) != asdict(self.cfg).get(k) and k not in ("steps", "output"))
             if diff:
                 raise DTError(f"--resume with different options ({', '.join(diff)}): a resumed run must match the "
                               "original; only --steps may change")
@@ -244,7 +247,7 @@ class Trainer:
         torch.set_rng_state(t["torch_rng"])
         self.step = int(meta["step"])
         self._truncate_metrics()
-        if self.cfg.steps != saved.get("steps"):
+        if self.cfg.steps != saved.get("steps") or self.cfg.output != saved.get("output"):
             write_json_atomic(self.run / "config.json", asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
 
