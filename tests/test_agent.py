@@ -172,9 +172,8 @@ def test_backend_bad_arguments():
         Agent(ours, target_return=1, backend="tvm")
     with pytest.raises(DTError, match="runs the exact mode only"):
         Agent(ours, target_return=1, mode="cached", backend="onnxruntime")
-    from decision_transformer import DecisionTransformerConfig
-    from decision_transformer.bc import BCModel
-    bc = BCModel(DecisionTransformerConfig(state_dim=11, act_dim=3, architecture="bc", context_length=5))
+    from decision_transformer import BCConfig, BCModel
+    bc = BCModel(BCConfig(state_dim=11, act_dim=3, context_length=5))
     with pytest.raises(DTError, match="runs Decision Transformers; this is a 'bc' model"):
         Agent(bc, target_return=1, backend="onnxruntime")
 

@@ -1,9 +1,10 @@
 """Decision Transformer: offline RL as sequence modelling, weight-compatible with `transformers`."""
 
+from .bc import BCConfig, BCModel  # noqa: E402  (registers "bc"; the registry is policy.py)
 from .model import DecisionTransformer, DecisionTransformerConfig
 
 __version__ = "0.1.0"
-__all__ = ["DecisionTransformer", "DecisionTransformerConfig", "Agent", "__version__"]
+__all__ = ["DecisionTransformer", "DecisionTransformerConfig", "BCModel", "BCConfig", "Agent", "__version__"]
 
 
 def __getattr__(name):  # lazy: importing the package must not pull gymnasium/numpy-heavy bits

@@ -2,30 +2,53 @@
 states (left-padded with zeros, flattened) predicting the action at the last one. %BC is the
 same model trained on the top X% of episodes by return (`dt train --model bc --top-pct X`).
 
-It shares DecisionTransformerConfig (architecture="bc"; hidden_size, n_layer, resid_pdrop,
-context_length, state/action types and normalisation) so checkpoints, the Agent, `dt eval`
-and `dt sweep` work unchanged; the target return is ignored.
+Its config is a PolicyConfig (policy.py) plus the MLP's width, depth and dropout; the model is
+registered as "bc", so checkpoints, the Agent, `dt eval` and `dt sweep` take it like any policy.
+The target return is ignored.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
-from .model import DecisionTransformerConfig
+from .policy import PolicyConfig, register
+
+
+@dataclass
+class BCConfig(PolicyConfig):
+    hidden_size: int = 128
+    n_layer: int = 3
+    dropout: float = 0.1
+    architecture: str = "bc"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.state_type != "vector":
+            raise ValueError("the BC baseline takes vector states")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BCConfig":
+        if "dropout" not in d and "resid_pdrop" in d:      # BC checkpoints written before BCConfig existed
+            d = {**d, "dropout": d["resid_pdrop"]}
+        return super().from_dict(d)
+
+    @classmethod
+    def from_training(cls, opts, **policy) -> "BCConfig":
+        return cls(hidden_size=opts.hidden_size, n_layer=opts.n_layer, dropout=opts.dropout, **policy)
 
 
 class BCModel(nn.Module):
-    def __init__(self, config: DecisionTransformerConfig):
+    def __init__(self, config: BCConfig):
         super().__init__()
         cfg = self.config = config
-        if cfg.state_type != "vector":
-            raise ValueError("the BC baseline takes vector states")
         H, K = cfg.hidden_size, cfg.context_length
         layers = [nn.Linear(K * cfg.state_dim, H)]
         for _ in range(cfg.n_layer - 1):
-            layers += [nn.ReLU(), nn.Dropout(cfg.resid_pdrop), nn.Linear(H, H)]
-        layers += [nn.ReLU(), nn.Dropout(cfg.resid_pdrop), nn.Linear(H, cfg.act_dim)]
+            layers += [nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(H, H)]
+        layers += [nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(H, cfg.act_dim)]
         if cfg.action_type == "continuous" and cfg.action_tanh:
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
@@ -46,6 +69,7 @@ class BCModel(nn.Module):
 
     @staticmethod
     def loss_positions(attention_mask):
+        """Only the last step counts: the MLP predicts that one."""
         m = torch.zeros_like(attention_mask, dtype=torch.bool)
         m[:, -1] = True
         return m
@@ -58,3 +82,6 @@ class BCModel(nn.Module):
     def save_pretrained(self, path, **kw):
         from .checkpoint import save_pretrained
         return save_pretrained(self, path, **kw)
+
+
+register("bc", BCConfig, BCModel)

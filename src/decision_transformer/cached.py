@@ -18,11 +18,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .model import DecisionTransformer
+
 
 class KVCache:
     def __init__(self, model, num_envs: int, K: int):
         cfg = model.config
-        if cfg.architecture != "dt" or cfg.state_type != "vector":
+        if not isinstance(model, DecisionTransformer) or cfg.state_type != "vector":
             raise ValueError("the cached mode supports vector-state Decision Transformers")
         self.model, self.N, self.K = model, num_envs, K
         self.C = 3 * K - 1                                          # tokens in the window

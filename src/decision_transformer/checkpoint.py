@@ -21,7 +21,7 @@ import torch
 
 from .errors import CheckpointError
 from .fileio import atomic_dir, why
-from .model import DecisionTransformer, DecisionTransformerConfig
+from .policy import PolicyConfig, build, config_from_dict, lookup
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -33,7 +33,7 @@ _METADATA = ("context_length", "return_scale", "state_mean", "state_std", "env_i
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def transformers_config(cfg: DecisionTransformerConfig) -> dict:
+def transformers_config(cfg) -> dict:
     """The keys `transformers.DecisionTransformerConfig` reads (model_type included)."""
     return {
         "model_type": "decision_transformer", "architectures": ["DecisionTransformerModel"],
@@ -49,16 +49,16 @@ def transformers_config(cfg: DecisionTransformerConfig) -> dict:
     }
 
 
-def is_transformers_compatible(cfg: DecisionTransformerConfig) -> bool:
+def is_transformers_compatible(cfg: PolicyConfig) -> bool:
     return cfg.action_type == "continuous" and cfg.state_type == "vector" and cfg.architecture == "dt"
 
 
-def save_pretrained(model: DecisionTransformer, path, *, transformers_only: bool = False) -> Path:
+def save_pretrained(model, path, *, transformers_only: bool = False) -> Path:
     """Write `path/config.json` + `path/model.safetensors` atomically (temp dir + rename)."""
     return atomic_dir(Path(path), lambda tmp: write_checkpoint_files(model, tmp, transformers_only=transformers_only))
 
 
-def write_checkpoint_files(model: DecisionTransformer, d: Path, *, transformers_only: bool = False) -> None:
+def write_checkpoint_files(model, d: Path, *, transformers_only: bool = False) -> None:
     """config.json + model.safetensors into the (temporary) directory d."""
     from safetensors.torch import save_file
 
@@ -78,7 +78,7 @@ def write_checkpoint_files(model: DecisionTransformer, d: Path, *, transformers_
     (d / CONFIG).write_text(json.dumps(conf, indent=2) + "\n")
 
 
-def _read_config(d: Path) -> DecisionTransformerConfig:
+def _read_config(d: Path) -> PolicyConfig:
     p = d / CONFIG
     if not p.is_file():
         raise CheckpointError(f"{d}: no {CONFIG} here; a checkpoint is a directory with {CONFIG} + {WEIGHTS}")
@@ -87,13 +87,13 @@ def _read_config(d: Path) -> DecisionTransformerConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{p}: not valid JSON ({e}); the checkpoint is corrupt, re-save or re-download it")
     try:
-        if "decision_transformer" in raw:                      # ours
-            return DecisionTransformerConfig.from_dict(raw["decision_transformer"])
+        if "decision_transformer" in raw:                      # ours: any registered model
+            return config_from_dict(raw["decision_transformer"])
         if raw.get("model_type") not in (None, "decision_transformer"):
             raise CheckpointError(f"{p}: model_type is {raw.get('model_type')!r}, not a Decision Transformer")
         d2 = dict(raw)                                          # a transformers config
         d2["context_length"] = int(raw.get("max_length") or DEFAULT_K)
-        return DecisionTransformerConfig.from_dict(d2)
+        return lookup("dt")[0].from_dict(d2)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{p}: invalid configuration ({e})")
 
@@ -118,15 +118,7 @@ def _read_weights(d: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{d}: no weights ({WEIGHTS} or {BIN}) in this directory")
 
 
-def build(cfg: DecisionTransformerConfig):
-    """The model a config describes: a DecisionTransformer, or the BC baseline."""
-    if cfg.architecture == "bc":
-        from .bc import BCModel
-        return BCModel(cfg)
-    return DecisionTransformer(cfg)
-
-
-def load_state_dict_strict(model: DecisionTransformer, sd: dict, where: str = "checkpoint") -> None:
+def load_state_dict_strict(model, sd: dict, where: str = "checkpoint") -> None:
     """Load or fail naming every missing, unexpected or wrongly shaped tensor."""
     sd = {k: v for k, v in sd.items() if not _IGNORED.match(k)}
     own = model.state_dict()
@@ -171,7 +163,7 @@ def resolve(source) -> Path:
 
 
 def from_pretrained(source, *, state_mean=None, state_std=None, context_length=None,
-                    return_scale=None, env_id=None, map_location="cpu") -> DecisionTransformer:
+                    return_scale=None, env_id=None, map_location="cpu"):
     """Load a checkpoint (see module doc); keyword arguments fill or override evaluation metadata."""
     d = resolve(source)
     cfg = _read_config(d)

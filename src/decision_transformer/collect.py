@@ -117,8 +117,9 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
                      num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
                      progress: bool = True) -> tuple[list, bool]:
     """Finished episodes (data.Episode, final observation included), and whether Ctrl-C stopped it."""
-    from .data import Episode
     from tqdm import tqdm
+
+    from .data import Episode
 
     if (episodes is None) == (steps is None):
         raise DTError("give exactly one of --episodes N or --steps N")

@@ -40,9 +40,8 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     listed group by group. Within a group, episodes are counted in the order they finish, and
     envs stop starting new episodes once enough are under way (so long episodes are not
     under-sampled). Deterministic for a given (seed, num_envs, threads)."""
-    from .envs import make_vec
-
     from .agent import Agent
+    from .envs import make_vec
     from .parallel import one_thread_per_group, run_in_threads, split
 
     if int(threads) < 1:

@@ -18,22 +18,20 @@ disagree there); real positions match it to float precision.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .dropout import FastDropout, fast_dropout
+from .policy import PolicyConfig, register
 
 
 @dataclass
-class DecisionTransformerConfig:
-    state_dim: int = 17             # vector states: features; image states: C*H*W (set from state_shape)
-    act_dim: int = 4                # continuous: action dimensions; discrete: number of actions
+class DecisionTransformerConfig(PolicyConfig):
+    """The policy fields (policy.py) plus the transformer's; field names are `transformers`'."""
     hidden_size: int = 128
-    max_ep_len: int = 4096          # rows of the timestep embedding
-    action_tanh: bool = True        # continuous head squashed to [-1, 1]
     n_layer: int = 3
     n_head: int = 1
     n_inner: int | None = None      # MLP width, None = 4 * hidden_size
@@ -45,45 +43,21 @@ class DecisionTransformerConfig:
     initializer_range: float = 0.02
     n_positions: int = 1024         # rows of the (row-0-only) GPT-2 position table
     vocab_size: int = 1
-    # --- beyond `transformers`: modalities ---
-    action_type: str = "continuous"  # or "discrete" (actions are indices, head gives logits)
-    state_type: str = "vector"       # or "image" (Nature-DQN conv encoder, states (C, H, W))
-    state_shape: list[int] | None = None  # image states: [C, H, W], e.g. [4, 84, 84]
-    # --- what evaluation needs (all optional for a bare model) ---
-    context_length: int = 20         # K, timesteps per window
-    return_scale: float | None = None  # returns-to-go are divided by this (1000 for MuJoCo)
-    state_mean: list[float] | None = None
-    state_std: list[float] | None = None
-    env_id: str | None = None
-    target_returns: list[float] | None = None  # default evaluation targets (unscaled)
-    extra: dict = field(default_factory=dict)  # free-form metadata (dataset, reference scores, ...)
-    architecture: str = "dt"         # "dt", or "bc" for the behaviour-cloning baseline (bc.py)
+    architecture: str = "dt"
 
     def __post_init__(self):
-        if self.architecture not in ("dt", "bc"):
-            raise ValueError(f"architecture must be 'dt' or 'bc', got {self.architecture!r}")
-        if self.action_type not in ("continuous", "discrete"):
-            raise ValueError(f"action_type must be 'continuous' or 'discrete', got {self.action_type!r}")
-        if self.state_type not in ("vector", "image"):
-            raise ValueError(f"state_type must be 'vector' or 'image', got {self.state_type!r}")
-        if self.state_type == "image":
-            if not self.state_shape or len(self.state_shape) != 3:
-                raise ValueError("state_type='image' needs state_shape=[C, H, W], e.g. [4, 84, 84]")
-            self.state_shape = [int(v) for v in self.state_shape]
-            self.state_dim = math.prod(self.state_shape)
+        super().__post_init__()
         if self.hidden_size % self.n_head:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by n_head {self.n_head}")
         if self.activation_function not in _ACT:
             raise ValueError(f"activation_function must be one of {sorted(_ACT)}, got {self.activation_function!r}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, d: dict) -> "DecisionTransformerConfig":
-        """Build from our config.json or a `transformers` one (unknown keys are ignored)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_training(cls, opts, **policy) -> "DecisionTransformerConfig":
+        """From the training options (train.TrainConfig) and the policy fields the data gives."""
+        return cls(hidden_size=opts.hidden_size, n_layer=opts.n_layer, n_head=opts.n_head,
+                   activation_function=opts.activation_function, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout,
+                   attn_pdrop=opts.dropout, **policy)
 
 
 _ACT = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh"),
@@ -358,6 +332,11 @@ class DecisionTransformer(nn.Module):
         x = self.encoder(x, token_mask, query=slice(T - 1, T))     # (B, 1, H)
         return self.predict_action(x[:, 0])
 
+    @staticmethod
+    def loss_positions(attention_mask):
+        """Every real (unpadded) step counts in the loss."""
+        return attention_mask.bool()
+
     # Checkpoint I/O lives in checkpoint.py; these are the familiar entry points.
     def save_pretrained(self, path, **kw):
         from .checkpoint import save_pretrained
@@ -367,3 +346,6 @@ class DecisionTransformer(nn.Module):
     def from_pretrained(cls, source, **kw) -> "DecisionTransformer":
         from .checkpoint import from_pretrained
         return from_pretrained(source, **kw)
+
+
+register("dt", DecisionTransformerConfig, DecisionTransformer)

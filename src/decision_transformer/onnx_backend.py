@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import DTError
+from .model import DecisionTransformer
 
 _EXPORT = threading.Lock()   # torch.onnx.export keeps global state: one export at a time per process
 
@@ -85,7 +86,7 @@ class OnnxLastAction:
             raise DTError("backend='onnxruntime' needs ONNX Runtime: pip install onnxruntime onnx "
                           "(or the project's [onnx] extra)")
         cfg = model.config
-        if cfg.architecture != "dt":
+        if not isinstance(model, DecisionTransformer):
             raise DTError(f"backend='onnxruntime' runs Decision Transformers; this is a {cfg.architecture!r} "
                           "model: use backend='torch'")
         if next(model.parameters()).device.type != "cpu":

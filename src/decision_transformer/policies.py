@@ -16,7 +16,6 @@ import numpy as np
 from .errors import DTError
 from .fileio import atomic_path
 
-
 _ACTS = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
          "leakyrelu": lambda x: np.where(x > 0, x, 0.01 * x), "silu": lambda x: x / (1 + np.exp(-x)),
          "gelu": lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))}

@@ -108,26 +108,24 @@ def top_episodes(ds, pct: float):
 
 
 def build_model(cfg: TrainConfig, ds, env_id: str | None):
-    from .checkpoint import build
-    from .model import DecisionTransformerConfig
+    """The registered model `cfg.model` names, with the policy fields the data gives."""
+    from .policy import build, lookup
     mean, std = ds.state_stats()
     image = ds.observations.ndim > 2
     rets = ds.episode_returns()
-    mc = DecisionTransformerConfig(
-        state_dim=int(np.prod(ds.observations.shape[1:])), act_dim=int(ds.action_space.n) if ds.discrete and ds.action_space is not None
+    policy = dict(
+        state_dim=int(np.prod(ds.observations.shape[1:])),
+        act_dim=int(ds.action_space.n) if ds.discrete and ds.action_space is not None
         else (int(ds.actions.max()) + 1 if ds.discrete else ds.actions.shape[1]),
-        hidden_size=cfg.hidden_size, max_ep_len=cfg.max_ep_len, n_layer=cfg.n_layer, n_head=cfg.n_head,
-        activation_function=cfg.activation_function, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-        attn_pdrop=cfg.dropout, action_type="discrete" if ds.discrete else "continuous",
+        max_ep_len=cfg.max_ep_len, action_type="discrete" if ds.discrete else "continuous",
         state_type="image" if image else "vector", state_shape=list(ds.observations.shape[1:]) if image else None,
         context_length=cfg.context_length, return_scale=cfg.return_scale,
         state_mean=None if image else [float(x) for x in mean], state_std=None if image else [float(x) for x in std],
         env_id=env_id, target_returns=list(cfg.target_returns),
         extra={"dataset": cfg.dataset, "dataset_best_return": float(rets.max()), "dataset_mean_return": float(rets.mean()),
                "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score"),
-               "top_pct": cfg.top_pct},
-        architecture=cfg.model)
-    return build(mc)
+               "top_pct": cfg.top_pct})
+    return build(lookup(cfg.model)[0].from_training(cfg, **policy))
 
 
 class Trainer:
@@ -267,9 +265,7 @@ class Trainer:
     def loss_on(self, batch) -> torch.Tensor:
         keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
         pred = self.model.forward_actions(*(batch[k] for k in keys))      # (B, K, act_dim)
-        mask = batch["attention_mask"].bool()
-        if hasattr(self.model, "loss_positions"):                          # BC: the last step only
-            mask = self.model.loss_positions(mask)
+        mask = self.model.loss_positions(batch["attention_mask"])          # BC: the last step only
         if self.model.config.action_type == "discrete":
             return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
         return ((pred - batch["actions"]) ** 2)[mask].mean()

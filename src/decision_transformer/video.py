@@ -47,10 +47,10 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     per frame, which keeps a 1000-step episode small (models/*/replay.gif: 128 px, every 4th, 32
     colours: ~1.4 MB for Hopper)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    from .envs import make_env
     import imageio.v2 as imageio
 
     from .agent import Agent
+    from .envs import make_env
     out = Path(output)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise DTError(f"{out}: the video must end in .mp4 or .gif")

@@ -1,0 +1,93 @@
+"""What every model is to the rest of the toolkit: a policy config and a registry of models.
+
+A registered model is an nn.Module with
+- `config`: a PolicyConfig subclass (its `architecture` names the model in the registry);
+- `forward_actions(states, actions, returns_to_go, timesteps, attention_mask) -> (B, L, act_dim)`:
+  what training fits (MSE for continuous actions, cross-entropy on logits for discrete ones);
+- `loss_positions(attention_mask) -> bool mask`: which of those positions the loss counts;
+- `predict_last_action(states, actions, returns_to_go, timesteps, attention_mask=None,
+  token_mask=None) -> (B, act_dim)`: the action at the window's last step, what the Agent and
+  evaluate() call.
+
+Checkpoints store `config.to_dict()`; loading dispatches on its `architecture` (`config_from_dict`,
+`build`). Models register themselves when their module is imported, and the package imports
+them all, so this module imports none of them: no import cycle.
+
+To add a model: a PolicyConfig subclass with `architecture = "<name>"` and `from_training`, a
+module with the interface above, and `register("<name>", Config, Model)` at the module's end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import CheckpointError
+
+
+@dataclass
+class PolicyConfig:
+    """The fields every policy shares: its spaces and what evaluation needs."""
+    state_dim: int = 17             # vector states: features; image states: C*H*W (set from state_shape)
+    act_dim: int = 4                # continuous: action dimensions; discrete: number of actions
+    max_ep_len: int = 4096          # rows of the timestep embedding (timesteps are clamped below it)
+    action_tanh: bool = True        # continuous head squashed to [-1, 1]
+    action_type: str = "continuous"  # or "discrete" (actions are indices, head gives logits)
+    state_type: str = "vector"       # or "image" (states (C, H, W) uint8 frames)
+    state_shape: list[int] | None = None  # image states: [C, H, W], e.g. [4, 84, 84]
+    # --- what evaluation needs (all optional for a bare model) ---
+    context_length: int = 20         # K, timesteps per window
+    return_scale: float | None = None  # returns-to-go are divided by this (1000 for MuJoCo)
+    state_mean: list[float] | None = None
+    state_std: list[float] | None = None
+    env_id: str | None = None
+    target_returns: list[float] | None = None  # default evaluation targets (unscaled)
+    extra: dict = field(default_factory=dict)  # free-form metadata (dataset, reference scores, ...)
+    architecture: str = ""           # the registry name, set by each subclass
+
+    def __post_init__(self):
+        if self.action_type not in ("continuous", "discrete"):
+            raise ValueError(f"action_type must be 'continuous' or 'discrete', got {self.action_type!r}")
+        if self.state_type not in ("vector", "image"):
+            raise ValueError(f"state_type must be 'vector' or 'image', got {self.state_type!r}")
+        if self.state_type == "image":
+            if not self.state_shape or len(self.state_shape) != 3:
+                raise ValueError("state_type='image' needs state_shape=[C, H, W], e.g. [4, 84, 84]")
+            self.state_shape = [int(v) for v in self.state_shape]
+            self.state_dim = math.prod(self.state_shape)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Build from a saved config (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+_REGISTRY: dict[str, tuple[type, type]] = {}
+
+
+def register(name: str, config_cls: type, model_cls: type) -> None:
+    _REGISTRY[name] = (config_cls, model_cls)
+
+
+def lookup(name: str) -> tuple[type, type]:
+    if name not in _REGISTRY:
+        raise CheckpointError(f"unknown model architecture {name!r}: this version knows {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def architectures() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def config_from_dict(d: dict) -> PolicyConfig:
+    """The config a saved dict describes (files without `architecture` are Decision Transformers)."""
+    return lookup(d.get("architecture") or "dt")[0].from_dict(d)
+
+
+def build(cfg: PolicyConfig):
+    """The (freshly initialised) model a config describes."""
+    return lookup(cfg.architecture)[1](cfg)

@@ -1,0 +1,72 @@
+"""The package's structure: no import cycles (function-level imports included), models by registry."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "src" / "decision_transformer"
+
+
+def _imports() -> dict[str, set[str]]:
+    """module -> the package modules it imports, anywhere in its body."""
+    mods = {p.stem for p in PKG.glob("*.py")}
+    graph = {}
+    for p in PKG.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    deps.add(node.module.split(".")[0])
+                else:
+                    deps |= {a.name for a in node.names if a.name in mods}
+        graph[p.stem] = deps & mods - {p.stem}
+    return graph
+
+
+def _cycle(graph):
+    state, stack = {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (c := visit(m)):
+                return c
+        state[n] = 2
+        stack.pop()
+        return None
+    for n in sorted(graph):
+        if n not in state and (c := visit(n)):
+            return c
+    return None
+
+
+def test_no_import_cycles():
+    graph = _imports()
+    graph.pop("__init__", None)          # the package re-exports; it is imported by everything, imports few
+    c = _cycle(graph)
+    assert c is None, " -> ".join(c)
+
+
+def test_models_by_registry_and_a_clear_error_for_unknown_ones(tmp_path):
+    import json
+
+    from decision_transformer import BCConfig, BCModel, DecisionTransformer, DecisionTransformerConfig
+    from decision_transformer.checkpoint import from_pretrained, save_pretrained
+    from decision_transformer.errors import CheckpointError
+    from decision_transformer.policy import architectures, build, lookup
+    assert architectures() == ["bc", "dt"]
+    assert lookup("dt") == (DecisionTransformerConfig, DecisionTransformer) and lookup("bc") == (BCConfig, BCModel)
+    bc = build(BCConfig(state_dim=3, act_dim=2, context_length=4, hidden_size=8, n_layer=2, dropout=0.2))
+    save_pretrained(bc, tmp_path / "bc")
+    saved = json.loads((tmp_path / "bc" / "config.json").read_text())["decision_transformer"]
+    assert saved["architecture"] == "bc" and saved["dropout"] == 0.2 and "n_head" not in saved
+    again = from_pretrained(tmp_path / "bc")
+    assert isinstance(again, BCModel) and again.config == bc.config
+    saved["architecture"] = "mamba"
+    (tmp_path / "bc" / "config.json").write_text(json.dumps({"decision_transformer": saved}))
+    with pytest.raises(CheckpointError, match="unknown model architecture 'mamba': this version knows bc, dt"):
+        from_pretrained(tmp_path / "bc")
