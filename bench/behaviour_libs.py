@@ -33,7 +33,7 @@ def one_case(lib: str, algo: str, steps: int) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.noise import NormalActionNoise
 
-    from decision_transformer.behaviour import HYPERS
+    from decision_transformer.suite.behaviour import HYPERS
 
     torch.set_num_threads(1)
     if lib == "sbx":

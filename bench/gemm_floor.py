@@ -37,7 +37,9 @@ def shapes(rows: int, cache: bool = False) -> list[tuple[int, int, int]]:
 
 def gemm_time(sh, reps: int, threads: int) -> tuple[float, float]:
     """Best of 5 rounds, seconds per pass over `sh`: (numpy, torch), both on `threads` threads."""
-    from threadpoolctl import threadpool_limits        # numpy's OpenBLAS keeps its own thread pool
+    from threadpoolctl import (
+        threadpool_limits,  # numpy's OpenBLAS keeps its own thread pool
+    )
     torch.set_num_threads(threads)
     with threadpool_limits(limits=threads, user_api="blas"):
         return _gemm_time(sh, reps)
@@ -86,7 +88,7 @@ def blog_time(steps: int = 1000) -> float:
     import gymnasium as gym
     from transformers import DecisionTransformerConfig, DecisionTransformerModel
 
-    from decision_transformer.reference import BlogEpisode
+    from decision_transformer.inference.reference import BlogEpisode
     torch.manual_seed(0)
     hf = DecisionTransformerModel(DecisionTransformerConfig(state_dim=11, act_dim=3, hidden_size=128, max_ep_len=1000,
                                                             n_layer=3, n_head=1)).eval()

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def _models():
     import torch
-    from transformers import DecisionTransformerConfig as HFConfig, DecisionTransformerModel
+    from transformers import DecisionTransformerConfig as HFConfig
+    from transformers import DecisionTransformerModel
 
     from decision_transformer import DecisionTransformer, DecisionTransformerConfig
 
@@ -58,7 +59,7 @@ def interleaved(a) -> dict:
     import statistics
 
     from decision_transformer import Agent
-    from decision_transformer.reference import BlogEpisode
+    from decision_transformer.inference.reference import BlogEpisode
     hf, ours = _models()
     mean, std = np.zeros(11), np.ones(11)
     blog = BlogEpisode(hf, mean, std, 3600.0, 1000.0, 20, 11, 3)
@@ -88,8 +89,12 @@ def case(name: str, a) -> dict:
     import gymnasium as gym
 
     from decision_transformer import Agent
-    from decision_transformer.parallel import one_thread_per_group, run_in_threads, split
-    from decision_transformer.reference import BlogEpisode
+    from decision_transformer.evaluation.parallel import (
+        one_thread_per_group,
+        run_in_threads,
+        split,
+    )
+    from decision_transformer.inference.reference import BlogEpisode
 
     if name == "interleaved":
         return interleaved(a)

@@ -47,8 +47,8 @@ def official_style_get_batch(ds, rtg, mean, std, rng, B=64, K=20, max_ep_len=100
 
 def main():
     sys.path.insert(0, str(ROOT / "bench"))
-    from decision_transformer.data import load_dataset
-    from decision_transformer.sampler import WindowSampler
+    from decision_transformer.data.datasets import load_dataset
+    from decision_transformer.data.sampler import WindowSampler
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
@@ -67,7 +67,7 @@ def main():
         for _ in range(n):
             official_style_get_batch(ds, sp.rtg, sp.state_mean, sp.state_std, rng)
         loop.append((time.perf_counter() - t0) / n * 1e3)
-    from train_step import _model, _batch  # one training step of ours, same process
+    from train_step import _batch, _model  # one training step of ours, same process
     model, batch = _model("ours"), _batch()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")

@@ -2,11 +2,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from conftest import hf_and_ours
+
 from decision_transformer import Agent
 from decision_transformer.errors import DTError
-from decision_transformer.reference import BlogEpisode
+from decision_transformer.inference.reference import BlogEpisode
 
 MEAN = np.linspace(-0.5, 0.5, 11)
 STD = np.linspace(0.5, 2.0, 11)

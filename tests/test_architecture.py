@@ -6,21 +6,27 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "decision_transformer"
+ROOT = "decision_transformer"
 
 
 def _imports() -> dict[str, set[str]]:
-    """module -> the package modules it imports, anywhere in its body."""
-    mods = {p.stem for p in PKG.glob("*.py")}
+    """module (dotted, under the package) -> the package modules it imports, anywhere in its body."""
+    mods = {".".join(p.relative_to(PKG).with_suffix("").parts) for p in PKG.rglob("*.py")}
     graph = {}
-    for p in PKG.glob("*.py"):
+    for p in PKG.rglob("*.py"):
+        name = ".".join(p.relative_to(PKG).with_suffix("").parts)
         deps = set()
         for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    deps.add(node.module.split(".")[0])
-                else:
-                    deps |= {a.name for a in node.names if a.name in mods}
-        graph[p.stem] = deps & mods - {p.stem}
+            if isinstance(node, ast.ImportFrom) and node.level:
+                raise AssertionError(f"{name}: relative import; use absolute decision_transformer.* imports")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(ROOT):
+                mod = node.module[len(ROOT) + 1:]
+                for a in node.names:                      # `from decision_transformer.report import plots`
+                    if f"{mod}.{a.name}".lstrip(".") in mods:
+                        deps.add(f"{mod}.{a.name}".lstrip("."))
+                    elif mod in mods:
+                        deps.add(mod)
+        graph[name] = {d for d in deps if not d.endswith("__init__") and d} - {name}
     return graph
 
 
@@ -46,7 +52,7 @@ def _cycle(graph):
 
 def test_no_import_cycles():
     graph = _imports()
-    graph.pop("__init__", None)          # the package re-exports; it is imported by everything, imports few
+    graph = {k: v for k, v in graph.items() if not k.endswith("__init__")}   # package re-exports, not dependencies
     c = _cycle(graph)
     assert c is None, " -> ".join(c)
 
@@ -54,10 +60,15 @@ def test_no_import_cycles():
 def test_models_by_registry_and_a_clear_error_for_unknown_ones(tmp_path):
     import json
 
-    from decision_transformer import BCConfig, BCModel, DecisionTransformer, DecisionTransformerConfig
-    from decision_transformer.checkpoint import from_pretrained, save_pretrained
+    from decision_transformer import (
+        BCConfig,
+        BCModel,
+        DecisionTransformer,
+        DecisionTransformerConfig,
+    )
     from decision_transformer.errors import CheckpointError
-    from decision_transformer.policy import architectures, build, lookup
+    from decision_transformer.models.checkpoint import from_pretrained, save_pretrained
+    from decision_transformer.models.policy import architectures, build, lookup
     assert architectures() == ["bc", "dt"]
     assert lookup("dt") == (DecisionTransformerConfig, DecisionTransformer) and lookup("bc") == (BCConfig, BCModel)
     bc = build(BCConfig(state_dim=3, act_dim=2, context_length=4, hidden_size=8, n_layer=2, dropout=0.2))

@@ -5,11 +5,15 @@ import sys
 
 import pytest
 import torch
-
 from conftest import hf_and_ours, random_batch
+
 from decision_transformer import DecisionTransformer, DecisionTransformerConfig
-from decision_transformer.checkpoint import export_transformers, from_pretrained, save_pretrained
 from decision_transformer.errors import CheckpointError
+from decision_transformer.models.checkpoint import (
+    export_transformers,
+    from_pretrained,
+    save_pretrained,
+)
 
 
 def _same_outputs(a, b, batch=None):

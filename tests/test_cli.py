@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from decision_transformer.cli import build_parser, main
-from decision_transformer.train import TrainConfig
+from decision_transformer.training.trainer import TrainConfig
 
 
 def _subparsers(p, path=()):

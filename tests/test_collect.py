@@ -7,9 +7,9 @@ import pytest
 
 from decision_transformer import DecisionTransformer, DecisionTransformerConfig
 from decision_transformer.cli import main
-from decision_transformer.collect import collect
-from decision_transformer.data import load_dataset
+from decision_transformer.data.datasets import load_dataset
 from decision_transformer.errors import DTError
+from decision_transformer.suite.collect import collect
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,8 @@ def test_random_collect_is_aligned_and_deterministic(tmp_path):
 
 def test_collect_from_an_sb3_zip_uses_its_actor(tmp_path):
     from stable_baselines3 import TD3
-    from decision_transformer.policies import from_sb3_zip
+
+    from decision_transformer.suite.policies import from_sb3_zip
     m = TD3("MlpPolicy", "Pendulum-v1", seed=0, policy_kwargs={"net_arch": [32, 32]})
     m.save(tmp_path / "td3.zip")
     path = collect("Pendulum-v1", str(tmp_path / "td3.zip"), "test/td3-v0", episodes=2, num_envs=2, progress=False,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 import toyenv  # noqa: F401  (registers LineReach-v0)
-from decision_transformer.checkpoint import from_pretrained
+
+from decision_transformer.models.checkpoint import from_pretrained
 
 FIX = Path(__file__).parent / "fixtures"
 REF = json.loads((FIX / "reference_actions.json").read_text())

@@ -4,7 +4,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from decision_transformer.data import DatasetError, Episode, TrajectoryDataset, load_dataset
+from decision_transformer.data.datasets import (
+    DatasetError,
+    Episode,
+    TrajectoryDataset,
+    load_dataset,
+)
 
 LENGTHS = [7, 1, 12, 5]
 
@@ -132,7 +137,7 @@ def test_hf_parquet_and_arrow_rows(tmp_path):
 
 
 def test_suite_npz_replay_loads():
-    from decision_transformer.suite import SUITE
+    from decision_transformer.suite.build import SUITE
     manifest = json.loads((SUITE / "manifest.json").read_text())
     e = manifest["Hopper-v5"]["medium-replay"]
     ds = load_dataset(SUITE / e["file"])

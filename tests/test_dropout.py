@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from decision_transformer import _native
-from decision_transformer.dropout import FastDropout, fast_dropout, fused_keep_mask, keep_mask
+from decision_transformer.models import _native
+from decision_transformer.models.dropout import (
+    FastDropout,
+    fast_dropout,
+    fused_keep_mask,
+    keep_mask,
+)
 
 
 @pytest.fixture(params=["fused", "torch"])

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import hf_and_ours, random_batch
+
 from decision_transformer import DecisionTransformer, DecisionTransformerConfig
 
 
@@ -134,7 +134,7 @@ def test_forward_actions_equals_forward_in_eval_and_with_dropout(pad):
 
 def test_batched_inference_fused_linear_matches_forward():
     """Many rows in inference mode take oneDNN's fused linear (+ReLU): same values to float precision."""
-    import decision_transformer.model as dm
+    import decision_transformer.models.dt as dm
     _, ours = hf_and_ours()
     batch = random_batch(12, 20, pad=[0, 3, 19] + [0] * 9)   # 12 x 59 tokens >= FUSED_MIN_ROWS
     assert 12 * 59 >= dm.FUSED_MIN_ROWS

@@ -5,12 +5,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 import toyenv  # noqa: F401  (registers LineReach-v0)
+
 from decision_transformer import DecisionTransformer, DecisionTransformerConfig
 from decision_transformer.errors import DTError
-from decision_transformer.evaluate import run_episodes
-from decision_transformer.parallel import one_thread_per_group, run_in_threads, split
+from decision_transformer.evaluation.evaluate import run_episodes
+from decision_transformer.evaluation.parallel import (
+    one_thread_per_group,
+    run_in_threads,
+    split,
+)
 
 
 def _model():

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 import toyenv
+
 from decision_transformer import results as C
 from decision_transformer.cli import main
 from decision_transformer.errors import RunBusy
-from decision_transformer.train import TrainConfig, Trainer, train
+from decision_transformer.training.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = sorted(p for p in (ROOT / "models").glob("*") if (p / "config.json").is_file())
@@ -88,7 +88,7 @@ def test_campaign_runs_skips_and_resumes(tiny_campaign):
 
 
 def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
-    from decision_transformer.report import write_report
+    from decision_transformer.report.page import write_report
     camp = tiny_campaign
     camp.run()
     written = write_report(camp, docs=tmp_path / "docs")
@@ -170,7 +170,7 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d):
     from transformers import DecisionTransformerModel
 
     from decision_transformer import DecisionTransformer
-    from decision_transformer.report import metric_value
+    from decision_transformer.report.page import metric_value
     env, level = d.name.split("-", 1)
     assert env in C.ENVS and level in C.PUBLISH_LEVELS
     ours = DecisionTransformer.from_pretrained(d)

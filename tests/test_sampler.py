@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from decision_transformer.data import Episode, TrajectoryDataset
-from decision_transformer.sampler import WindowSampler, returns_to_go
+from decision_transformer.data.datasets import Episode, TrajectoryDataset
+from decision_transformer.data.sampler import WindowSampler, returns_to_go
 
 
 def _ds(lengths=(3, 25, 40, 1, 19), seed=0):

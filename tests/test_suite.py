@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from decision_transformer.errors import DTError
-from decision_transformer.policies import MLPActor, evaluate, sha256
-from decision_transformer.suite import SUITE, pick_levels
+from decision_transformer.suite.build import SUITE, pick_levels
+from decision_transformer.suite.policies import MLPActor, evaluate, sha256
 
 MANIFEST = json.loads((SUITE / "manifest.json").read_text())
 
@@ -68,8 +68,8 @@ def test_actor_save_load_roundtrip_and_bad_input(tmp_path):
 
 
 def test_suite_build_small_and_deterministic(tmp_path, monkeypatch):
-    import decision_transformer.suite as suite
-    from decision_transformer.data import load_dataset
+    import decision_transformer.suite.build as suite
+    from decision_transformer.data.datasets import load_dataset
     monkeypatch.setattr(suite, "SIZES", {"random": 500, "medium": 1500, "expert": 1500})
     monkeypatch.setattr(suite, "reference_min_score", lambda env_id: 16.0)
     out = {}
@@ -93,7 +93,7 @@ def test_suite_build_small_and_deterministic(tmp_path, monkeypatch):
 
 
 def test_suite_build_bad_arguments():
-    from decision_transformer.suite import build
+    from decision_transformer.suite.build import build
     with pytest.raises(DTError, match="no committed policies for Ant-v5"):
         build(["Ant-v5"])
     with pytest.raises(DTError, match="unknown level 'hard'"):

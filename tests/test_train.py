@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 import toyenv
+
 from decision_transformer.cli import main
 from decision_transformer.errors import DTError
-from decision_transformer.evaluate import evaluate
-from decision_transformer.train import TrainConfig, Trainer, train
+from decision_transformer.evaluation.evaluate import evaluate
+from decision_transformer.training.trainer import TrainConfig, Trainer, train
 
 TOY = dict(env_id="LineReach-v0", context_length=5, hidden_size=32, n_layer=2, n_head=1, dropout=0.1,
            lr=1e-3, warmup_steps=50, return_scale=10.0, max_ep_len=32, target_returns=[19.0, 9.0],
@@ -40,7 +40,7 @@ def test_dt_learns_and_follows_the_target(toy_data, tmp_path):
     train(_cfg(toy_data, tmp_path / "run", steps=600, log_every=10), progress=False)
     losses = [l for _, l in _losses(tmp_path / "run")]
     assert losses[-1] < 0.8 * losses[0]        # the loss falls (the random share of the actions is unlearnable)
-    from decision_transformer.checkpoint import from_pretrained
+    from decision_transformer.models.checkpoint import from_pretrained
     model = from_pretrained(tmp_path / "run" / "checkpoints" / "last")
     hi, lo = evaluate(model, "LineReach-v0", [19.0, 9.0], episodes=30, num_envs=10, seed=1)
     rnd = []
@@ -125,8 +125,9 @@ def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
     assert json.loads((tmp_path / "e3.json").read_text())["results"] == ev["results"]
     capsys.readouterr()
     assert main(["info", str(run)]) == 0 and '"context_length": 5' in capsys.readouterr().out
-    from decision_transformer.collect import _Policy
     import gymnasium as gym
+
+    from decision_transformer.suite.collect import _Policy
     envs = gym.vector.SyncVectorEnv([lambda: gym.make("LineReach-v0")])
     assert _Policy(str(run), "LineReach-v0", envs, target_return=19).agent is not None      # dt collect --policy RUN
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
@@ -193,8 +194,8 @@ def _with_env(npz, tmp_path):
 
 @pytest.mark.slow        # two 2,000-step trainings; BC/%BC plumbing runs fast in test_results' campaign tests
 def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
-    from decision_transformer.checkpoint import from_pretrained
-    from decision_transformer.data import load_dataset
+    from decision_transformer.data.datasets import load_dataset
+    from decision_transformer.models.checkpoint import from_pretrained
     train(_cfg(toy_data, tmp_path / "bc", model="bc", steps=2000, log_every=100), progress=False)
     bc = from_pretrained(tmp_path / "bc" / "checkpoints" / "last")
     assert type(bc).__name__ == "BCModel"
@@ -208,12 +209,13 @@ def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
     r_pbc = evaluate(pbc, "LineReach-v0", [0.0], episodes=20, num_envs=10, seed=1)[0]["return_mean"]
     assert r_pbc > r_bc + 1 and r_pbc > 14     # cloning only good episodes beats cloning all of them
     with pytest.raises(DTError, match="no transformers equivalent"):
-        from decision_transformer.checkpoint import export_transformers
+        from decision_transformer.models.checkpoint import export_transformers
         export_transformers(tmp_path / "pbc" / "checkpoints" / "last", tmp_path / "x")
 
 
 def test_eval_a_transformers_directory_with_stats_on_the_command_line(tmp_path, capsys):
-    from transformers import DecisionTransformerConfig as HFConfig, DecisionTransformerModel
+    from transformers import DecisionTransformerConfig as HFConfig
+    from transformers import DecisionTransformerModel
     hf = DecisionTransformerModel(HFConfig(state_dim=2, act_dim=1, hidden_size=32, n_layer=1, max_ep_len=32))
     hf.save_pretrained(tmp_path / "hf")                      # no mean/std/scale/env in a transformers dir
     np.savetxt(tmp_path / "std.txt", [0.5, 0.5])
@@ -230,7 +232,8 @@ def test_video_camera_follows_the_robot():
     # forward leaves that picture. With _follow_body it stays in the middle of the frame.
     os.environ.setdefault("MUJOCO_GL", "egl")
     import gymnasium as gym
-    from decision_transformer.video import _follow_body
+
+    from decision_transformer.report.video import _follow_body
 
     def robot_column(follow: bool):
         env = gym.make("Hopper-v5", render_mode="rgb_array", width=240, height=240)

@@ -1,7 +1,10 @@
 """Decision Transformer: offline RL as sequence modelling, weight-compatible with `transformers`."""
 
-from .bc import BCConfig, BCModel  # noqa: E402  (registers "bc"; the registry is policy.py)
-from .model import DecisionTransformer, DecisionTransformerConfig
+from decision_transformer.models.bc import BCConfig, BCModel  # noqa: E402  (registers "bc"; the registry is policy.py)
+from decision_transformer.models.dt import (
+    DecisionTransformer,
+    DecisionTransformerConfig,
+)
 
 __version__ = "0.1.0"
 __all__ = ["DecisionTransformer", "DecisionTransformerConfig", "BCModel", "BCConfig", "Agent", "__version__"]
@@ -9,6 +12,6 @@ __all__ = ["DecisionTransformer", "DecisionTransformerConfig", "BCModel", "BCCon
 
 def __getattr__(name):  # lazy: importing the package must not pull gymnasium/numpy-heavy bits
     if name == "Agent":
-        from .agent import Agent
+        from decision_transformer.inference.agent import Agent
         return Agent
     raise AttributeError(name)

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import DTError
+from decision_transformer.errors import DTError
 
 
 def cmd_export(a) -> None:
-    from .checkpoint import export_transformers
+    from decision_transformer.models.checkpoint import export_transformers
 
     if a.format != "transformers":
         raise DTError(f"unknown export format {a.format!r}: the only format is 'transformers'")
@@ -21,7 +21,7 @@ def cmd_export(a) -> None:
 def cmd_info(a) -> None:
     import json
 
-    from .checkpoint import from_pretrained
+    from decision_transformer.models.checkpoint import from_pretrained
 
     m = from_pretrained(a.checkpoint)
     n = sum(p.numel() for p in m.parameters())
@@ -29,12 +29,12 @@ def cmd_info(a) -> None:
 
 
 def cmd_collect(a) -> None:
-    from .collect import collect
+    from decision_transformer.suite.collect import collect
 
     path = collect(a.env, a.policy, a.output, episodes=a.episodes, steps=a.steps, num_envs=a.num_envs,
                    seed=a.seed, noise=a.noise, target_return=a.target_return, ref_min_score=a.ref_min_score,
                    ref_max_score=a.ref_max_score, progress=not a.quiet, overwrite=a.overwrite)
-    from .data import load_dataset
+    from decision_transformer.data.datasets import load_dataset
     ds = load_dataset(path)
     r = ds.episode_returns()
     print(f"wrote {path}: {ds.num_episodes} episodes, {ds.num_steps} steps, return {r.mean():.1f} ± {r.std():.1f}")
@@ -43,12 +43,12 @@ def cmd_collect(a) -> None:
 def cmd_data_info(a) -> None:
     import json
 
-    from .data import describe, load_dataset
+    from decision_transformer.data.datasets import describe, load_dataset
 
     ds = load_dataset(a.source)
     print(json.dumps(describe(ds, str(a.source)), indent=1))
     if a.plot != "none":
-        from .plots import return_histogram
+        from decision_transformer.report.plots import return_histogram
         out = Path(a.plot or f"{Path(str(a.source).rstrip('/')).name.replace('/', '_')}-returns.png")
         return_histogram(ds.episode_returns(), out,
                          f"{Path(str(a.source)).name}: {ds.num_episodes} episodes, {ds.num_steps} steps")
@@ -56,20 +56,20 @@ def cmd_data_info(a) -> None:
 
 
 def cmd_suite_build(a) -> None:
-    from .suite import build
+    from decision_transformer.suite.build import build
     build(a.env, a.level, progress=not a.quiet)
 
 
 def cmd_suite_export(a) -> None:
-    from .suite import export_run
+    from decision_transformer.suite.build import export_run
     export_run(a.run_dir, a.env)
 
 
 def cmd_train(a) -> None:
     import json
 
-    from .options import given
-    from .train import TrainConfig, train
+    from decision_transformer.options import given
+    from decision_transformer.training.trainer import TrainConfig, train
 
     over = given(a, TrainConfig)
     if a.resume:
@@ -103,7 +103,7 @@ def _number(x, what) -> float:
 def _load_for_eval(a):
     import numpy as np
 
-    from .checkpoint import from_pretrained
+    from decision_transformer.models.checkpoint import from_pretrained
     kw = {}
     for name in ("state_mean", "state_std"):
         v = getattr(a, name, None)
@@ -122,7 +122,7 @@ def _load_for_eval(a):
 
 
 def _write_json_atomic(path, obj) -> None:
-    from .fileio import write_json_atomic
+    from decision_transformer.fileio import write_json_atomic
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def _write_json_atomic(path, obj) -> None:
 
 
 def cmd_eval(a) -> None:
-    from .evaluate import evaluate, results_table
+    from decision_transformer.evaluation.evaluate import evaluate, results_table
     model, env_id = _load_for_eval(a)
     targets = [_number(x, "--target-return") for x in (a.target_return or model.config.target_returns or [])]
     if not targets:
@@ -173,8 +173,8 @@ def _runtime_args(p) -> None:
 
 
 def cmd_sweep(a) -> None:
-    from .evaluate import evaluate, results_table
-    from .plots import sweep_plot
+    from decision_transformer.evaluation.evaluate import evaluate, results_table
+    from decision_transformer.report.plots import sweep_plot
     targets = parse_targets(a.targets)
     model, env_id = _load_for_eval(a)
     out = Path(a.output)
@@ -194,7 +194,7 @@ def cmd_sweep(a) -> None:
 
 
 def cmd_video(a) -> None:
-    from .video import record
+    from decision_transformer.report.video import record
     model, env_id = _load_for_eval(a)
     path, ret, n = record(model, env_id, _number(a.target_return, "--target-return"), a.output, seed=a.seed,
                           max_steps=a.max_steps, fps=a.fps)
@@ -202,7 +202,7 @@ def cmd_video(a) -> None:
 
 
 def cmd_demo(a) -> None:
-    from .demo import run_demo
+    from decision_transformer.demo import run_demo
     run_demo(a.output, train_steps=a.steps, progress=not a.quiet)
 
 
@@ -217,7 +217,7 @@ def _eval_args(p):
 
 
 def cmd_results(a) -> None:
-    from .results import Campaign
+    from decision_transformer.results import Campaign
     camp = Campaign(runs=a.runs, results=a.results, **({"models": a.models} if a.models else {}))
     if a.results_cmd == "run":
         n = camp.run(only=a.only, wait=not a.no_wait)
@@ -230,7 +230,7 @@ def cmd_results(a) -> None:
         done = sum(s == "done" for _, s in st)
         print(f"{done}/{len(st)} tasks done")
     else:
-        from .report import write_report
+        from decision_transformer.report.page import write_report
         for path in write_report(camp):
             print(f"wrote {path}")
 
@@ -278,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where its last checkpoint left it "
                                                        "(only --steps may be given with it)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    from .options import add_arguments
-    from .train import TrainConfig
+    from decision_transformer.options import add_arguments
+    from decision_transformer.training.trainer import TrainConfig
     add_arguments(t, TrainConfig)
     t.set_defaults(func=cmd_train)
     ev = sub.add_parser("eval", help="evaluate a checkpoint in the env at target returns")
@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.set_defaults(func=cmd_suite_build)
     se = ssub.add_parser("export", help="pick and commit the levels of a behaviour-training run")
     se.add_argument("--env", required=True, help="env id of the behaviour-training run")
-    se.add_argument("--run-dir", required=True, help="the run directory of python -m decision_transformer.behaviour")
+    se.add_argument("--run-dir", required=True, help="the run directory of python -m decision_transformer.suite.behaviour")
     se.set_defaults(func=cmd_suite_export)
     rs = sub.add_parser("results", help="the results campaign: every run, evaluation and sweep behind docs/results.md")
     rsub = rs.add_subparsers(dest="results_cmd", required=True)

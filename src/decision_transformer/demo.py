@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTError
-from .fileio import write_json_atomic
+from decision_transformer.errors import DTError
+from decision_transformer.fileio import write_json_atomic
 
 ENV = "Hopper-v5"
 PRETRAINED = "hopper-medium-replay"               # models/<this>: the sweep's checkpoint
@@ -26,12 +26,17 @@ SWEEP_TARGETS = [500.0, 1500.0, 2500.0, 3500.0]
 
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
              episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print) -> dict:
-    from .collect import rollout_episodes, write_minari
-    from .evaluate import evaluate, results_table
-    from .plots import sweep_plot
-    from .suite import NOISE, SUITE, load_manifest, reference_min_score
-    from .train import TrainConfig, train
-    from .video import record
+    from decision_transformer.evaluation.evaluate import evaluate, results_table
+    from decision_transformer.report.plots import sweep_plot
+    from decision_transformer.report.video import record
+    from decision_transformer.suite.build import (
+        NOISE,
+        SUITE,
+        load_manifest,
+        reference_min_score,
+    )
+    from decision_transformer.suite.collect import rollout_episodes, write_minari
+    from decision_transformer.training.trainer import TrainConfig, train
 
     out = Path(output)
     try:
@@ -39,7 +44,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
     manifest = load_manifest()
-    from .results import MODELS
+    from decision_transformer.results import MODELS
     pre = MODELS / PRETRAINED                 # inputs first: a missing one fails before any work
     if not (pre / "model.safetensors").is_file() or not (pre / "results.json").is_file():
         raise DTError(f"{pre}: the pretrained checkpoint is missing; run the demo from a checkout of the repository "
@@ -74,7 +79,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     tr = train(cfg, progress=progress, log=log)
     timings["train_s"] = round(time.time() - t1, 1)
 
-    from .checkpoint import from_pretrained
+    from decision_transformer.models.checkpoint import from_pretrained
     model = from_pretrained(run_dir / "checkpoints" / "last")
     log(f"[3/4] evaluating at target returns {cfg.target_returns} ({episodes} episodes each) and sweeping")
     t2 = time.time()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import DTError
+from decision_transformer.errors import DTError
 
 
 def make_env(env_id: str, **kwargs):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, field, fields
 
-from .errors import DTError
+from decision_transformer.errors import DTError
 
 
 def option(default=MISSING, help: str = "", *, range: str | None = None, choices=None, flag: str | None = None,

@@ -39,8 +39,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import DTError, RunBusy
-from .fileio import Locked, atomic_path, try_lock, write_json_atomic
+from decision_transformer.errors import DTError, RunBusy
+from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
 
 # The published checkpoints live in the checkout's models/ (DT_MODELS_DIR points elsewhere).
 MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
@@ -136,7 +136,7 @@ class Campaign:
 
     # -- the tasks -----------------------------------------------------------------------------
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
-        from .train import TrainConfig
+        from decision_transformer.training.trainer import TrainConfig
         over = {"dataset": dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
                 "checkpoint_every": CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
         if model != "dt":
@@ -146,7 +146,7 @@ class Campaign:
         return TrainConfig.from_sources(PRESETS[env], over)
 
     def train(self, run, env, level, model, seed, steps) -> None:
-        from .train import train
+        from decision_transformer.training.trainer import train
         cfg = self.train_config(run, env, level, model, seed, steps)
         rd = self.runs / run
         if (rd / ".lock").exists():        # cheap check before loading the dataset; Trainer locks for real
@@ -171,12 +171,15 @@ class Campaign:
                     shutil.copyfile(self.runs / run / f, tmp)
 
     def _load(self, run: str, step: int):
-        from .checkpoint import from_pretrained
+        from decision_transformer.models.checkpoint import from_pretrained
         return from_pretrained(self.runs / run / "checkpoints" / ckpt_name(step))
 
     def dataset(self, env: str, level: str):
         """The suite dataset, built first if this machine lacks it (`dt suite build`, deterministic)."""
-        from .data import MissingDataset, load_dataset
+        from decision_transformer.data.datasets import (
+            MissingDataset,
+            load_dataset,
+        )
         try:
             return load_dataset(dataset_id(env, level))
         except MissingDataset:
@@ -184,7 +187,7 @@ class Campaign:
                 try:
                     return load_dataset(dataset_id(env, level))      # another worker built it meanwhile
                 except MissingDataset:
-                    from .suite import build
+                    from decision_transformer.suite.build import build
                     build([ENVS[env]], [level], progress=False, log=self.log)
                     return load_dataset(dataset_id(env, level))
 
@@ -193,7 +196,7 @@ class Campaign:
         r = ds.episode_returns()
         md = ds.metadata
         lo, hi = md.get("ref_min_score"), md.get("ref_max_score")
-        from .evaluate import normalized
+        from decision_transformer.evaluation.evaluate import normalized
         norm = (lambda x: normalized(x, lo, hi)) if lo is not None and hi is not None else (lambda x: None)
         write_json_atomic(_mk(self.results / "datasets") / f"{env}-{level}.json", {
             "dataset": dataset_id(env, level), "env_id": ENVS[env], "episodes": ds.num_episodes, "steps": ds.num_steps,
@@ -202,7 +205,7 @@ class Campaign:
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
 
     def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED) -> dict:
-        from .evaluate import evaluate
+        from decision_transformer.evaluation.evaluate import evaluate
         model = self._load(run, step)
         dt = model.config.architecture == "dt"
         t0 = time.time()
@@ -245,8 +248,8 @@ class Campaign:
     def publish(self, run: str, env: str, level: str) -> None:
         """models/<env>-<level>/: the budget checkpoint (config.json + model.safetensors) and a
         replay GIF at the first paper target. The card and results.json come from `report`."""
-        from .checkpoint import save_pretrained
-        from .video import record
+        from decision_transformer.models.checkpoint import save_pretrained
+        from decision_transformer.report.video import record
         model = self._load(run, BUDGET)
         dest = self.models / f"{env}-{level}"
         save_pretrained(model, dest)

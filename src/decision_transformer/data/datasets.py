@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTError
-from .fileio import why
+from decision_transformer.errors import DTError
+from decision_transformer.fileio import why
 
 
 class DatasetError(DTError):
@@ -171,7 +171,7 @@ def _check_episode(e: Episode, where: str, i: int) -> None:
 
 def describe(ds: "TrajectoryDataset", source: str) -> dict:
     """Episodes, steps, shapes, the return distribution and reference scores (`dt data info`)."""
-    from .evaluate import normalized
+    from decision_transformer.evaluation.evaluate import normalized
     r, L = ds.episode_returns(), ds.lengths
     md = ds.metadata
     info = {"source": source, "episodes": ds.num_episodes, "steps": ds.num_steps,

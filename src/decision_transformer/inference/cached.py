@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .model import DecisionTransformer
+from decision_transformer.models.dt import DecisionTransformer
 
 
 class KVCache:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import DTError
-from .model import DecisionTransformer
+from decision_transformer.errors import DTError
+from decision_transformer.models.dt import DecisionTransformer
 
 
 class Agent:
@@ -76,11 +76,11 @@ class Agent:
         self.mask_table = DecisionTransformer.token_mask(steps, 3 * K - 1).to(dev)
         self.cache = self.onnx = None
         if backend == "onnxruntime":
-            from .onnx_backend import OnnxLastAction
+            from decision_transformer.inference.onnx import OnnxLastAction
             self.onnx = OnnxLastAction(model, self.K)
             self.bias_np = self.onnx.bias(self.mask_table.cpu().numpy())
         if mode == "cached":
-            from .cached import KVCache
+            from decision_transformer.inference.cached import KVCache
             try:
                 self.cache = KVCache(model, N, K)
             except ValueError as e:

@@ -15,7 +15,7 @@ def _plt():
 
 def save(fig, path, dpi: int = 110) -> Path:
     """Save a figure to a temp name beside `path`, then rename: never half a PNG."""
-    from .fileio import atomic_path
+    from decision_transformer.fileio import atomic_path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

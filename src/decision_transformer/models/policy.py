@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from .errors import CheckpointError
+from decision_transformer.errors import CheckpointError
 
 
 @dataclass

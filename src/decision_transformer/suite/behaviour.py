@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path, write_json_atomic
+from decision_transformer.fileio import atomic_path, write_json_atomic
 
 ALGOS = ("td3", "sac")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTError
-from .fileio import atomic_path
+from decision_transformer.errors import DTError
+from decision_transformer.fileio import atomic_path
 
 _ACTS = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "elu": lambda x: np.where(x > 0, x, np.expm1(x)),
          "leakyrelu": lambda x: np.where(x > 0, x, 0.01 * x), "silu": lambda x: x / (1 + np.exp(-x)),
@@ -100,7 +100,7 @@ def sha256(path) -> str:
 
 def evaluate(policy, env_id: str, episodes: int = 10, seed: int = 0) -> list[float]:
     """Undiscounted returns of `episodes` episodes, env seeds seed, seed+1, ..."""
-    from .envs import make_env
+    from decision_transformer.envs import make_env
     env = make_env(env_id)
     out = []
     for ep in range(episodes):
@@ -182,7 +182,7 @@ def from_sb3_zip(path, env_id: str | None = None) -> MLPActor:
     if low is None or high is None:
         if env_id is None:
             raise DTError(f"{path}: the zip does not state its action bounds in plain form; pass the env id")
-        from .envs import make_env
+        from decision_transformer.envs import make_env
         sp = make_env(env_id).action_space
         low, high = sp.low, sp.high
     return MLPActor(layers, np.asarray(low, np.float32).reshape(-1), np.asarray(high, np.float32).reshape(-1),

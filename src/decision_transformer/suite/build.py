@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTError
-from .fileio import atomic_path, write_json_atomic
-from .policies import MLPActor, evaluate, sha256
+from decision_transformer.errors import DTError
+from decision_transformer.fileio import atomic_path, write_json_atomic
+from decision_transformer.suite.policies import MLPActor, evaluate, sha256
 
 # The committed policies live in the source checkout's suite/ (an editable install finds them);
 # DT_SUITE_DIR points elsewhere, e.g. for a wheel install next to a copy of suite/.
-SUITE = Path(os.environ.get("DT_SUITE_DIR") or Path(__file__).resolve().parents[2] / "suite")
+SUITE = Path(os.environ.get("DT_SUITE_DIR") or Path(__file__).resolve().parents[3] / "suite")
 EVAL_EPISODES = 10
 
 
@@ -122,13 +122,13 @@ def dataset_id(env_id: str, level: str) -> str:
 
 def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> float:
     """Mean return of the uniform random policy (D4RL's REF_MIN_SCORE recipe)."""
-    from .collect import rollout_episodes
+    from decision_transformer.suite.collect import rollout_episodes
     eps, _ = rollout_episodes(env_id, "random", episodes=episodes, num_envs=NUM_ENVS, seed=seed, progress=False)
     return float(np.mean([e.episode_return for e in eps]))
 
 
 def _replay_episodes(path: Path) -> list:
-    from .data import Episode, episode_bounds
+    from decision_transformer.data.datasets import Episode, episode_bounds
     with np.load(path, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}            # NpzFile decompresses on every access: once
     bounds, truncs = episode_bounds(d["terminations"], d["truncations"])
@@ -149,8 +149,12 @@ def load_manifest(suite_dir=SUITE) -> dict:
 
 def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progress: bool = True, log=print) -> dict:
     """Regenerate the suite's Minari datasets from the committed policies (no training)."""
-    from .collect import _dataset_id, rollout_episodes, write_minari
-    from .evaluate import normalized
+    from decision_transformer.evaluation.evaluate import normalized
+    from decision_transformer.suite.collect import (
+        _dataset_id,
+        rollout_episodes,
+        write_minari,
+    )
     manifest = load_manifest(suite_dir)
     envs = list(envs or manifest)
     levels = list(levels or LEVELS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import DTError
+from decision_transformer.errors import DTError
 
 
 def bootstrap_ci(x, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -40,9 +40,13 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     listed group by group. Within a group, episodes are counted in the order they finish, and
     envs stop starting new episodes once enough are under way (so long episodes are not
     under-sampled). Deterministic for a given (seed, num_envs, threads)."""
-    from .agent import Agent
-    from .envs import make_vec
-    from .parallel import one_thread_per_group, run_in_threads, split
+    from decision_transformer.envs import make_vec
+    from decision_transformer.evaluation.parallel import (
+        one_thread_per_group,
+        run_in_threads,
+        split,
+    )
+    from decision_transformer.inference.agent import Agent
 
     if int(threads) < 1:
         raise DTError(f"threads must be >= 1, got {threads}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import _native
+from decision_transformer.models import _native
 
 
 def _threshold(p: float) -> int:

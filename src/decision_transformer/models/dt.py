@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dropout import FastDropout, fast_dropout
-from .policy import PolicyConfig, register
+from decision_transformer.models.dropout import FastDropout, fast_dropout
+from decision_transformer.models.policy import PolicyConfig, register
 
 
 @dataclass
@@ -339,12 +339,12 @@ class DecisionTransformer(nn.Module):
 
     # Checkpoint I/O lives in checkpoint.py; these are the familiar entry points.
     def save_pretrained(self, path, **kw):
-        from .checkpoint import save_pretrained
+        from decision_transformer.models.checkpoint import save_pretrained
         return save_pretrained(self, path, **kw)
 
     @classmethod
     def from_pretrained(cls, source, **kw) -> "DecisionTransformer":
-        from .checkpoint import from_pretrained
+        from decision_transformer.models.checkpoint import from_pretrained
         return from_pretrained(source, **kw)
 
 

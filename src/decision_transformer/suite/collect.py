@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTError
+from decision_transformer.errors import DTError
 
 
 def parse_noise(spec: str | None):
@@ -45,16 +45,16 @@ class _Policy:
         if spec == "random":
             self.fn = lambda obs: self._random(len(obs))
         elif p.suffix == ".safetensors":
-            from .policies import MLPActor
+            from decision_transformer.suite.policies import MLPActor
             self.fn = MLPActor.load(p)
         elif p.suffix == ".zip":
-            from .policies import from_sb3_zip
+            from decision_transformer.suite.policies import from_sb3_zip
             if not p.is_file():
                 raise DTError(f"{p}: no such policy file")
             self.fn = from_sb3_zip(p, env_id)
         elif p.is_dir():
-            from .agent import Agent
-            from .checkpoint import from_pretrained
+            from decision_transformer.inference.agent import Agent
+            from decision_transformer.models.checkpoint import from_pretrained
             model = from_pretrained(p)
             obs_dim = int(np.prod(envs.single_observation_space.shape))
             if model.config.state_type == "vector" and model.config.state_dim != obs_dim:
@@ -119,14 +119,14 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     """Finished episodes (data.Episode, final observation included), and whether Ctrl-C stopped it."""
     from tqdm import tqdm
 
-    from .data import Episode
+    from decision_transformer.data.datasets import Episode
 
     if (episodes is None) == (steps is None):
         raise DTError("give exactly one of --episodes N or --steps N")
     if (episodes or steps) <= 0:
         raise DTError("--episodes / --steps must be positive")
     noise_kind = parse_noise(noise)
-    from .envs import make_vec
+    from decision_transformer.envs import make_vec
     envs = make_vec(env_id, num_envs)
     pol = _Policy(policy, env_id, envs, target_return, seed)
     space = envs.single_action_space

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DTError, RunBusy
-from .fileio import Locked, try_lock, write_json_atomic
-from .model import ACTIVATIONS
-from .options import check, option
+from decision_transformer.errors import DTError, RunBusy
+from decision_transformer.fileio import Locked, try_lock, write_json_atomic
+from decision_transformer.models.dt import ACTIVATIONS
+from decision_transformer.options import check, option
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -98,7 +98,7 @@ class TrainConfig:
 
 def top_episodes(ds, pct: float):
     """The top `pct`% of episodes by return (at least one), in their original order."""
-    from .data import TrajectoryDataset
+    from decision_transformer.data.datasets import TrajectoryDataset
     if pct >= 100:
         return ds
     n = max(1, int(round(ds.num_episodes * pct / 100)))
@@ -109,7 +109,7 @@ def top_episodes(ds, pct: float):
 
 def build_model(cfg: TrainConfig, ds, env_id: str | None):
     """The registered model `cfg.model` names, with the policy fields the data gives."""
-    from .policy import build, lookup
+    from decision_transformer.models.policy import build, lookup
     mean, std = ds.state_stats()
     image = ds.observations.ndim > 2
     rets = ds.episode_returns()
@@ -130,8 +130,8 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print):
-        from .data import load_dataset
-        from .sampler import WindowSampler
+        from decision_transformer.data.datasets import load_dataset
+        from decision_transformer.data.sampler import WindowSampler
         self.cfg, self.progress, self.log = cfg, progress, log
         self.run = Path(cfg.output)
         if cfg.num_threads:
@@ -141,7 +141,7 @@ class Trainer:
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
         env_id = cfg.env_id or ds.metadata.get("env_id")
         if cfg.env_id:
-            from .envs import make_env
+            from decision_transformer.envs import make_env
             space = make_env(cfg.env_id).observation_space
             if tuple(space.shape) != tuple(ds.observations.shape[1:]):
                 raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
@@ -190,8 +190,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         from safetensors.torch import save_file
 
-        from .checkpoint import write_checkpoint_files
-        from .fileio import atomic_dir, atomic_path
+        from decision_transformer.fileio import atomic_dir, atomic_path
+        from decision_transformer.models.checkpoint import write_checkpoint_files
         ck = self.run / "checkpoints" / f"{self.step:08d}"
         osd = self.opt.state_dict()
         tensors = {"torch_rng": torch.get_rng_state()}
@@ -213,7 +213,10 @@ class Trainer:
     def _restore(self):
         from safetensors.torch import load_file
 
-        from .checkpoint import _read_weights, load_state_dict_strict
+        from decision_transformer.models.checkpoint import (
+            _read_weights,
+            load_state_dict_strict,
+        )
         link = self.run / "checkpoints" / "last"
         if not link.exists():
             raise DTError(f"{self.run}: no checkpoint to resume from (checkpoints/last is missing)")
@@ -252,7 +255,7 @@ class Trainer:
     def _truncate_metrics(self) -> None:
         """Drop metrics rows logged after the checkpoint we resume from: the resumed run logs those
         steps again, so metrics.csv never holds a step twice."""
-        from .fileio import write_text_atomic
+        from decision_transformer.fileio import write_text_atomic
         path = self.run / "metrics.csv"
         if not path.is_file():
             return
@@ -329,7 +332,7 @@ class Trainer:
         return {"step": self.step, "loss": last_loss, "checkpoint": str(self.run / "checkpoints" / "last")}
 
     def _evaluate(self, w, tb):
-        from .evaluate import evaluate
+        from decision_transformer.evaluation.evaluate import evaluate
         if self.env_id is None:
             return
         self.model.eval()

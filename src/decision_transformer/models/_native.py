@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .fileio import atomic_path
+from decision_transformer.fileio import atomic_path
 
 _SRC = Path(__file__).resolve().parent / "csrc" / "dropout.c"
 _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c99"]

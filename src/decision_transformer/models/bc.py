@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .policy import PolicyConfig, register
+from decision_transformer.models.policy import PolicyConfig, register
 
 
 @dataclass
@@ -80,7 +80,7 @@ class BCModel(nn.Module):
         return self._last(states)                   # padded states are already zero in the Agent
 
     def save_pretrained(self, path, **kw):
-        from .checkpoint import save_pretrained
+        from decision_transformer.models.checkpoint import save_pretrained
         return save_pretrained(self, path, **kw)
 
 

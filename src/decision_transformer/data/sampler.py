@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import TrajectoryDataset
+from decision_transformer.data.datasets import TrajectoryDataset
 
 
 def returns_to_go(ds: TrajectoryDataset) -> np.ndarray:

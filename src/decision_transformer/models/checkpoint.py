@@ -19,9 +19,14 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
-from .fileio import atomic_dir, why
-from .policy import PolicyConfig, build, config_from_dict, lookup
+from decision_transformer.errors import CheckpointError
+from decision_transformer.fileio import atomic_dir, why
+from decision_transformer.models.policy import (
+    PolicyConfig,
+    build,
+    config_from_dict,
+    lookup,
+)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots
-from . import results as C
-from .evaluate import bootstrap_ci, normalized
-from .fileio import write_json_atomic, write_text_atomic
+from decision_transformer import results as C
+from decision_transformer.evaluation.evaluate import bootstrap_ci, normalized
+from decision_transformer.fileio import write_json_atomic, write_text_atomic
+from decision_transformer.report import plots
 
 # Chen et al. (2021), Table 2: D4RL v2 normalised scores (x100), last checkpoint; BC as reported there.
 PAPER_DT = {("halfcheetah", "medium"): 42.6, ("halfcheetah", "medium-replay"): 36.6, ("halfcheetah", "medium-expert"): 86.8,

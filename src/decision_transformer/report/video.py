@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DTError
+from decision_transformer.errors import DTError
 
 
 def _overlay(frame: np.ndarray, text: str) -> np.ndarray:
@@ -49,8 +49,8 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     os.environ.setdefault("MUJOCO_GL", "egl")
     import imageio.v2 as imageio
 
-    from .agent import Agent
-    from .envs import make_env
+    from decision_transformer.envs import make_env
+    from decision_transformer.inference.agent import Agent
     out = Path(output)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise DTError(f"{out}: the video must end in .mp4 or .gif")
@@ -82,7 +82,7 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
         if term or trunc:
             break
     env.close()
-    from .fileio import atomic_path
+    from decision_transformer.fileio import atomic_path
     with atomic_path(out) as tmp:
         if gif:
             from PIL import Image

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DTError
-from .model import DecisionTransformer
+from decision_transformer.errors import DTError
+from decision_transformer.models.dt import DecisionTransformer
 
 _EXPORT = threading.Lock()   # torch.onnx.export keeps global state: one export at a time per process
 

@@ -1,0 +1,2 @@
+"""Models: the policy interface and registry (policy.py), the Decision Transformer (dt.py), the BC
+baseline (bc.py), checkpoint I/O (checkpoint.py) and the fused dropout kernel (dropout.py, csrc/)."""
