@@ -28,6 +28,7 @@ import torch
 from decision_transformer.errors import DTError, RunBusy
 from decision_transformer.fileio import Locked, try_lock, write_json_atomic
 from decision_transformer.models.dt import ACTIVATIONS
+from decision_transformer.models.policy import architectures
 from decision_transformer.options import check, option
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -64,7 +65,8 @@ class TrainConfig:
     eval_episodes: int = option(10, "episodes per target in those evaluations", range="[1, inf)")
     num_threads: int = option(0, "torch threads (0: torch's default; one per job when jobs share cores)",
                               range="[0, inf)")
-    model: str = option("dt", "dt, or bc: the MLP baseline of the official code", choices=("dt", "bc"))
+    model: str = option("dt", "a registered model: dt, or bc (the MLP baseline of the official code)",
+                        choices=architectures())
     top_pct: float = option(100.0, "train on the top X%% of episodes by return (%%BC with --model bc)",
                             range="(0, 100]")
 
