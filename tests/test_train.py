@@ -177,7 +177,9 @@ def test_bad_inputs_are_one_line_errors(toy_data, tmp_path, capsys):
     train(_cfg(toy_data, tmp_path / "r4", steps=5), progress=False)
     assert "already holds a run" in err(["train", "--dataset", toy_data, "--env", "LineReach-v0",
                                          "--output", str(tmp_path / "r4")])
-    assert "only --steps may be given" in err(["train", "--resume", str(tmp_path / "r4"), "--lr", "0.1"])
+    assert "--resume with different options (lr): a resumed run keeps its options; only --steps may change" in err(
+        ["train", "--resume", str(tmp_path / "r4"), "--lr", "0.1"])
+    assert "not a run directory (no config.json)" in err(["train", "--resume", str(tmp_path / "nothing")])
 
 
 def _with_env(npz, tmp_path):

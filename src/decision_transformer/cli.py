@@ -66,24 +66,17 @@ def cmd_suite_export(a) -> None:
 
 
 def cmd_train(a) -> None:
-    import json
-
     from decision_transformer.options import given
     from decision_transformer.training.trainer import TrainConfig, train
 
     over = given(a, TrainConfig)
     if a.resume:
-        saved = Path(a.resume) / "config.json"
-        if not saved.is_file():
-            raise DTError(f"{a.resume}: not a run directory (no config.json)")
-        cfg = TrainConfig(**json.loads(saved.read_text()))
+        from decision_transformer.rundir import RunDir
+        if a.preset:
+            raise DTError("--resume takes the run's saved options; --preset cannot be given with it")
+        cfg = TrainConfig(**{**RunDir(a.resume).read_config(), **over})
         cfg.output = a.resume                   # the run continues where it is now, even if moved
-        others = sorted(k for k in over if k != "steps") + (["preset"] if a.preset else [])
-        if others:
-            raise DTError(f"--resume takes the run's saved options; only --steps may be given (got {', '.join(others)})")
-        if "steps" in over:
-            cfg.steps = over["steps"]
-        cfg.validate()
+        cfg.validate()                          # the trainer applies the resume rule (rundir.py)
     else:
         cfg = TrainConfig.from_sources(a.preset, over)
     res = train(cfg, resume=bool(a.resume), progress=not a.quiet)

@@ -41,6 +41,7 @@ import numpy as np
 
 from decision_transformer.errors import DTError, RunBusy
 from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
+from decision_transformer.rundir import RunDir
 
 # The published checkpoints live in the checkout's models/ (DT_MODELS_DIR points elsewhere).
 MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
@@ -148,17 +149,14 @@ class Campaign:
     def train(self, run, env, level, model, seed, steps) -> None:
         from decision_transformer.training.trainer import train
         cfg = self.train_config(run, env, level, model, seed, steps)
-        rd = self.runs / run
-        if (rd / ".lock").exists():        # cheap check before loading the dataset; Trainer locks for real
-            try:
-                try_lock(rd / ".lock").close()
-            except Locked as e:
-                raise RunBusy(f"{rd} is in use by {e.holder}")
-        self.dataset(env, level)           # built here if missing (a fresh clone has results/datasets/ already)
-        resume = (rd / "checkpoints" / "last").exists()
-        if resume:                         # a longer run (the curve) may already own this directory
-            saved = json.loads((rd / "config.json").read_text())
-            cfg.steps = max(steps, int(saved.get("steps", steps)))
+        rd = RunDir(self.runs / run)
+        holder = rd.busy_by()                  # cheap check before loading the dataset; the trainer locks for real
+        if holder:
+            raise RunBusy(f"{rd.path} is in use by {holder}")
+        self.dataset(env, level)               # built here if missing (a fresh clone has results/datasets/ already)
+        resume = rd.last.exists()
+        if resume:                             # a longer run (the curve) may already own this directory
+            cfg.steps = max(steps, int(rd.read_config().get("steps", steps)))
         train(cfg, resume=resume, progress=False, log=self.log)
         self._copy_run_files(run)
 

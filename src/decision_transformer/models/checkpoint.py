@@ -27,6 +27,7 @@ from decision_transformer.models.policy import (
     config_from_dict,
     lookup,
 )
+from decision_transformer.rundir import checkpoint_of
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -103,7 +104,7 @@ def _read_config(d: Path) -> PolicyConfig:
         raise CheckpointError(f"{p}: invalid configuration ({e})")
 
 
-def _read_weights(d: Path) -> dict[str, torch.Tensor]:
+def read_weights(d: Path) -> dict[str, torch.Tensor]:
     if (d / WEIGHTS).is_file():
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -148,12 +149,7 @@ def resolve(source) -> Path:
     downloaded (or found in the local cache) with huggingface_hub."""
     p = Path(source)
     if p.is_dir():
-        if (p / "checkpoints").is_dir() and not (p / WEIGHTS).is_file() and not (p / BIN).is_file():  # a run dir
-            last = p / "checkpoints" / "last"
-            if not last.exists():
-                raise CheckpointError(f"{p}: a run directory without a finished checkpoint yet (no checkpoints/last)")
-            return last.resolve()
-        return p
+        return checkpoint_of(p)                    # a run directory stands for its last checkpoint
     if p.exists():
         raise CheckpointError(f"{p}: is a file; a checkpoint is a directory with {CONFIG} + {WEIGHTS}")
     if not _HUB_ID.match(str(source)):
@@ -181,7 +177,7 @@ def from_pretrained(source, *, state_mean=None, state_std=None, context_length=N
         if v is not None and len(v) != cfg.state_dim:
             raise CheckpointError(f"{k} has {len(v)} values but the model's state_dim is {cfg.state_dim}")
     model = build(cfg)
-    load_state_dict_strict(model, _read_weights(d), where=str(d))
+    load_state_dict_strict(model, read_weights(d), where=str(d))
     return model.to(map_location).eval()
 
 

@@ -1,15 +1,8 @@
-"""`dt train`: train a Decision Transformer on an offline dataset, resumably.
+"""`dt train`: train a registered model on an offline dataset, resumably.
 
-Run directory:
-    RUN/config.json            the resolved, typed TrainConfig
-    RUN/metrics.csv            step, loss, lr, steps/s (+ eval columns when evaluating)
-    RUN/tb/                    TensorBoard events
-    RUN/checkpoints/<step>/    our checkpoint format (config.json + model.safetensors), plus
-                               trainer.safetensors + trainer.json (optimizer, RNG states) to resume
-    RUN/checkpoints/last       symlink to the newest complete checkpoint
-Every checkpoint is written atomically (temp dir + rename; `last` is replaced atomically), so a
-run killed with SIGKILL loses at most one checkpoint interval, and `--resume RUN` continues with
-the exact losses an uninterrupted run would have produced (model, optimizer, LR schedule, torch and
+TrainConfig declares every option once (options.py). The run directory's layout, its lock, its
+atomic checkpoints and the resume rule belong to rundir.py. `--resume RUN` continues with the
+exact losses an uninterrupted run would have produced (model, optimizer, LR schedule, torch and
 sampler RNG states are all restored).
 """
 
@@ -17,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from decision_transformer.errors import DTError, RunBusy
-from decision_transformer.fileio import Locked, try_lock, write_json_atomic
+from decision_transformer.errors import DTError
 from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
 from decision_transformer.options import check, option
+from decision_transformer.rundir import RunDir
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
@@ -136,9 +128,10 @@ class Trainer:
         from decision_transformer.data.sampler import WindowSampler
         self.cfg, self.progress, self.log = cfg, progress, log
         self.run = Path(cfg.output)
+        self.rundir = RunDir(self.run)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        if not resume and (self.run / "checkpoints").exists():
+        if not resume and self.rundir.is_run():
             raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
         env_id = cfg.env_id or ds.metadata.get("env_id")
@@ -149,20 +142,7 @@ class Trainer:
                 raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
                               f"{cfg.env_id} has {tuple(space.shape)}"
                               + (f": the dataset was collected on {ds.metadata['env_id']}" if ds.metadata.get("env_id") else ""))
-        try:
-            self.run.mkdir(parents=True, exist_ok=True)
-            probe = self.run / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise DTError(f"cannot write to {self.run}: {e.strerror or e}")
-        try:                                            # one writer per run directory
-            self._lock = try_lock(self.run / ".lock", f"dt train --output {self.run}")
-        except Locked as e:
-            raise RunBusy(f"{self.run} is in use by {e.holder}: wait for it to end, or train into another --output")
-        if not resume and (self.run / "checkpoints").exists():
-            self.close()
-            raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
+        self.rundir.open(resume, f"dt train --output {self.run}")       # one writer per run directory
         ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
@@ -180,21 +160,17 @@ class Trainer:
         if resume:
             self._restore()
         else:
-            write_json_atomic(self.run / "config.json", asdict(cfg))
+            self.rundir.write_config(asdict(cfg))
 
     def close(self) -> None:
         """Release the run directory's lock (also released when the process dies)."""
-        lock, self._lock = getattr(self, "_lock", None), None
-        if lock is not None:
-            lock.close()
+        self.rundir.close()
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         from safetensors.torch import save_file
 
-        from decision_transformer.fileio import atomic_dir, atomic_path
         from decision_transformer.models.checkpoint import write_checkpoint_files
-        ck = self.run / "checkpoints" / f"{self.step:08d}"
         osd = self.opt.state_dict()
         tensors = {"torch_rng": torch.get_rng_state()}
         for pid, st in osd["state"].items():
@@ -207,36 +183,18 @@ class Trainer:
             write_checkpoint_files(self.model, tmp)
             save_file(tensors, str(tmp / "trainer.safetensors"))
             (tmp / "trainer.json").write_text(json.dumps(meta))
-        atomic_dir(ck, write)
-        with atomic_path(self.run / "checkpoints" / "last") as tmp:      # `last` moves only once ck is complete
-            os.symlink(ck.name, tmp)
-        return ck
+        return self.rundir.save_checkpoint(self.step, write)
 
     def _restore(self):
         from safetensors.torch import load_file
 
         from decision_transformer.models.checkpoint import (
-            _read_weights,
             load_state_dict_strict,
+            read_weights,
         )
-        link = self.run / "checkpoints" / "last"
-        if not link.exists():
-            raise DTError(f"{self.run}: no checkpoint to resume from (checkpoints/last is missing)")
-        import shutil
-        for junk in (self.run / "checkpoints").glob(".*"):     # temp dirs of a write that was killed
-            if junk.is_dir() and not junk.is_symlink():
-                shutil.rmtree(junk, ignore_errors=True)
-            else:
-                junk.unlink(missing_ok=True)
-        ck = link.resolve()
-        saved = json.loads((self.run / "config.json").read_text())
-        if saved != asdict(self.cfg):
-            # the run continues where its directory is now (a moved or copied run writes to itself)
-            diff = sorted(k for k in saved if saved.get(k) != asdict(self.cfg).get(k) and k not in ("steps", "output"))
-            if diff:
-                raise DTError(f"--resume with different options ({', '.join(diff)}): a resumed run must match the "
-                              "original; only --steps may change")
-        load_state_dict_strict(self.model, _read_weights(ck), where=str(ck))
+        saved = self.rundir.check_resume(asdict(self.cfg))             # the resume rule, in one place
+        ck = self.rundir.last_checkpoint()
+        load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
         meta = json.loads((ck / "trainer.json").read_text())
         t = load_file(str(ck / "trainer.safetensors"))
         state = {}
@@ -249,22 +207,10 @@ class Trainer:
         self.sampler.load_state_dict(meta["sampler"])
         torch.set_rng_state(t["torch_rng"])
         self.step = int(meta["step"])
-        self._truncate_metrics()
-        if self.cfg.steps != saved.get("steps") or self.cfg.output != saved.get("output"):
-            write_json_atomic(self.run / "config.json", asdict(self.cfg))
+        self.rundir.truncate_metrics(self.step)
+        if saved != asdict(self.cfg):                                  # new --steps, or a moved run
+            self.rundir.write_config(asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
-
-    def _truncate_metrics(self) -> None:
-        """Drop metrics rows logged after the checkpoint we resume from: the resumed run logs those
-        steps again, so metrics.csv never holds a step twice."""
-        from decision_transformer.fileio import write_text_atomic
-        path = self.run / "metrics.csv"
-        if not path.is_file():
-            return
-        lines = path.read_text().splitlines(keepends=True)
-        keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= self.step]
-        if len(keep) != len(lines):
-            write_text_atomic(path, "".join(keep))
 
     # -- the loop -----------------------------------------------------------------------------
     def loss_on(self, batch) -> torch.Tensor:
@@ -279,7 +225,7 @@ class Trainer:
         from tqdm import tqdm
         cfg = self.cfg
         self.model.train()
-        metrics_path = self.run / "metrics.csv"
+        metrics_path = self.rundir.metrics
         new = not metrics_path.exists()
         mf = open(metrics_path, "a", newline="")
         w = csv.writer(mf)
@@ -288,7 +234,7 @@ class Trainer:
         tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
-            tb = SummaryWriter(str(self.run / "tb"), purge_step=self.step + 1)
+            tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
         except ImportError:
             pass
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
@@ -331,7 +277,7 @@ class Trainer:
             if tb:
                 tb.close()
             self.close()
-        return {"step": self.step, "loss": last_loss, "checkpoint": str(self.run / "checkpoints" / "last")}
+        return {"step": self.step, "loss": last_loss, "checkpoint": str(self.rundir.last)}
 
     def _evaluate(self, w, tb):
         from decision_transformer.evaluation.evaluate import evaluate

@@ -1,0 +1,147 @@
+"""The run directory of `dt train`: its layout, its lock, its checkpoints and the resume rule.
+
+    RUN/config.json            the resolved TrainConfig
+    RUN/metrics.csv            step, loss, lr, steps/s (+ evaluation rows); never a step twice
+    RUN/tb/                    TensorBoard events
+    RUN/checkpoints/<step>/    config.json + model.safetensors (a checkpoint any command loads)
+                               + trainer.safetensors + trainer.json (optimizer, schedule, RNG states)
+    RUN/checkpoints/last       symlink to the newest complete checkpoint
+    RUN/.lock                  held by the one process writing the run
+
+Checkpoints are written atomically (temp dir + rename, then `last` is replaced), so a run killed
+with SIGKILL loses at most one checkpoint interval. Wherever a checkpoint is accepted, the run
+directory stands for its last checkpoint (`checkpoint_of`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from decision_transformer.errors import DTError, RunBusy
+from decision_transformer.fileio import (
+    Locked,
+    atomic_dir,
+    atomic_path,
+    try_lock,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+# The resume rule: a resumed run keeps its options; only the number of steps may change, and the
+# run continues where its directory is now (a moved or copied run writes to itself).
+MAY_CHANGE_ON_RESUME = ("steps", "output")
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.metrics = self.path / "metrics.csv"
+        self.tb = self.path / "tb"
+        self.checkpoints = self.path / "checkpoints"
+        self.last = self.checkpoints / "last"
+        self._lock = None
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"{step:08d}"
+
+    def is_run(self) -> bool:
+        return self.checkpoints.is_dir()
+
+    def busy_by(self) -> str | None:
+        """Who holds the run's lock (None when nobody does)."""
+        if not (self.path / ".lock").exists():
+            return None
+        try:
+            try_lock(self.path / ".lock").close()
+            return None
+        except Locked as e:
+            return e.holder
+
+    # -- writing ------------------------------------------------------------------------------
+    def open(self, resume: bool, what: str) -> None:
+        """Make the directory writable and take its lock; refuse a second writer, and a new run
+        over an old one."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise DTError(f"cannot write to {self.path}: {e.strerror or e}")
+        try:
+            self._lock = try_lock(self.path / ".lock", what)
+        except Locked as e:
+            raise RunBusy(f"{self.path} is in use by {e.holder}: wait for it to end, or train into another --output")
+        if not resume and self.is_run():
+            self.close()
+            raise DTError(f"{self.path} already holds a run: pass --resume {self.path} to continue it, or another --output")
+
+    def close(self) -> None:
+        """Release the lock (the kernel also releases it when the process dies)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
+
+    def write_config(self, cfg: dict) -> None:
+        write_json_atomic(self.config, cfg)
+
+    def read_config(self) -> dict:
+        if not self.config.is_file():
+            raise DTError(f"{self.path}: not a run directory (no config.json)")
+        return json.loads(self.config.read_text())
+
+    def save_checkpoint(self, step: int, write) -> Path:
+        """write(tmp_dir) fills a checkpoint; it becomes checkpoints/<step>, then `last` points at it."""
+        ck = atomic_dir(self.checkpoint(step), write)
+        with atomic_path(self.last) as tmp:                  # `last` moves only once ck is complete
+            os.symlink(ck.name, tmp)
+        return ck
+
+    # -- resuming -----------------------------------------------------------------------------
+    @staticmethod
+    def resume_conflicts(saved: dict, new: dict) -> list[str]:
+        """The options a resumed run would change against the rule."""
+        return sorted(k for k in set(saved) | set(new) if saved.get(k) != new.get(k) and k not in MAY_CHANGE_ON_RESUME)
+
+    def check_resume(self, new: dict) -> dict:
+        saved = self.read_config()
+        bad = self.resume_conflicts(saved, new)
+        if bad:
+            raise DTError(f"--resume with different options ({', '.join(bad)}): a resumed run keeps its options; "
+                          "only --steps may change")
+        return saved
+
+    def last_checkpoint(self) -> Path:
+        """The newest complete checkpoint, after clearing what a killed write left behind."""
+        if not self.last.exists():
+            raise DTError(f"{self.path}: no checkpoint to resume from (checkpoints/last is missing)")
+        for junk in self.checkpoints.glob(".*"):              # temp dirs of a write that was killed
+            if junk.is_dir() and not junk.is_symlink():
+                shutil.rmtree(junk, ignore_errors=True)
+            else:
+                junk.unlink(missing_ok=True)
+        return self.last.resolve()
+
+    def truncate_metrics(self, step: int) -> None:
+        """Drop metrics rows past `step` (logged after the checkpoint a run resumes from): the
+        resumed run logs those steps again, so metrics.csv never holds a step twice."""
+        if not self.metrics.is_file():
+            return
+        lines = self.metrics.read_text().splitlines(keepends=True)
+        keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]
+        if len(keep) != len(lines):
+            write_text_atomic(self.metrics, "".join(keep))
+
+
+def checkpoint_of(path: Path) -> Path:
+    """A run directory stands for its last checkpoint; any other path stands for itself."""
+    run = RunDir(path)
+    if run.is_run() and not (Path(path) / "model.safetensors").is_file() and not (Path(path) / "pytorch_model.bin").is_file():
+        if not run.last.exists():
+            raise DTError(f"{path}: a run directory without a finished checkpoint yet (no checkpoints/last)")
+        return run.last.resolve()
+    return Path(path)
