@@ -59,3 +59,37 @@ def test_bad_values_in_a_preset_file_are_caught_too(tmp_path, capsys):
     (tmp_path / "p.json").write_text('{"context_length": 5.5, "lr": -1}')
     assert main(["train", "--dataset", "x", "--preset", str(tmp_path / "p.json")]) == 2
     assert "--context-length must be an integer, got 5.5" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def hopper_ck(tmp_path_factory):
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    d = tmp_path_factory.mktemp("ck") / "ck"
+    DecisionTransformer(DecisionTransformerConfig(state_dim=11, act_dim=3, n_layer=1, hidden_size=16, max_ep_len=1000,
+                                                  return_scale=1000.0, env_id="Hopper-v5", target_returns=[3600.0],
+                                                  state_mean=[0.0] * 11, state_std=[1.0] * 11)).save_pretrained(d)
+    return str(d)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["eval", "{ck}", "--episodes", "0"], "--episodes and --num-envs must be >= 1, got 0 and 50"),
+    (["eval", "{ck}", "--num-envs", "0", "--episodes", "2"], "--episodes and --num-envs must be >= 1, got 2 and 0"),
+    (["eval", "{ck}", "--target-return=-1e30", "--episodes", "2", "--num-envs", "2"], "the model produced NaN/inf actions"),
+    (["sweep", "{ck}", "--targets", "1:2:2", "--episodes", "0", "--output", "{tmp}/s"], "--episodes and --num-envs must be >= 1"),
+    (["video", "{ck}", "--target-return", "1", "-o", "{tmp}/v.gif", "--fps", "0"], "--fps and --max-steps must be >= 1"),
+    (["video", "{ck}", "--target-return", "1", "-o", "{tmp}/v.gif", "--max-steps", "0"], "--fps and --max-steps must be >= 1"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "0", "--output", "{tmp}/c"], "--episodes must be >= 1, got 0"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--steps", "-5", "--output", "{tmp}/c"], "--steps must be >= 1, got -5"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--num-envs", "0", "--output", "{tmp}/c"],
+     "--num-envs must be >= 1, got 0"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--noise", "gaussian:1..2", "--output",
+      "{tmp}/c"], "bad --noise 'gaussian:1..2'"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--output", "noversion"],
+     "bad output 'noversion': a Minari id like"),
+])
+def test_bad_numbers_elsewhere_are_one_line_errors_and_write_nothing(argv, msg, hopper_ck, tmp_path, capsys):
+    argv = [a.format(ck=hopper_ck, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and msg in err and "\n" not in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -169,6 +169,8 @@ def cmd_sweep(a) -> None:
     from decision_transformer.evaluation.evaluate import evaluate, results_table
     from decision_transformer.report.plots import sweep_plot
     targets = parse_targets(a.targets)
+    if a.episodes < 1 or a.num_envs < 1:                # before the output directory is made
+        raise DTError(f"--episodes and --num-envs must be >= 1, got {a.episodes} and {a.num_envs}")
     model, env_id = _load_for_eval(a)
     out = Path(a.output)
     try:

@@ -50,6 +50,8 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
 
     if int(threads) < 1:
         raise DTError(f"threads must be >= 1, got {threads}")
+    if episodes < 1 or num_envs < 1:
+        raise DTError(f"--episodes and --num-envs must be >= 1, got {episodes} and {num_envs}")
     num_envs = max(1, min(num_envs, episodes))
     G = min(int(threads), num_envs)
     sizes, quotas = split(num_envs, G), split(episodes, G)

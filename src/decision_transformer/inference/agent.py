@@ -167,6 +167,11 @@ class Agent:
         else:
             act = out
         act = act.cpu().numpy()
+        if not self.discrete and not np.isfinite(act).all():
+            bad = np.flatnonzero(~np.isfinite(act).all(axis=1))
+            raise DTError(f"the model produced NaN/inf actions (env {bad[0]}, return-to-go "
+                          f"{float(self._R[bad[0], p - 1, 0]) * self.scale:.4g}): a target return far outside what it was "
+                          "trained on, or corrupt weights")
         self._a[:, p - 1] = act
         self._acted = True
         return act

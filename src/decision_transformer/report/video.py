@@ -52,6 +52,8 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     from decision_transformer.envs import make_env
     from decision_transformer.inference.agent import Agent
     out = Path(output)
+    if fps < 1 or max_steps < 1:
+        raise DTError(f"--fps and --max-steps must be >= 1, got {fps} and {max_steps}")
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise DTError(f"{out}: the video must end in .mp4 or .gif")
     try:

@@ -29,7 +29,11 @@ def parse_noise(spec: str | None):
     if not spec:
         return None
     m = re.fullmatch(r"(gaussian|epsilon):([0-9.eE+-]+)", spec)
-    if not m or not 0 <= float(m.group(2)) <= (1 if m.group(1) == "epsilon" else 10):
+    try:
+        v = float(m.group(2)) if m else None
+    except ValueError:
+        v = None
+    if v is None or not 0 <= v <= (1 if m.group(1) == "epsilon" else 10):
         raise DTError(f"bad --noise {spec!r}: use gaussian:SIGMA (e.g. gaussian:0.1) or epsilon:EPS (0-1)")
     return m.group(1), float(m.group(2))
 
@@ -88,7 +92,7 @@ def _dataset_id(output: str) -> tuple[str, Path]:
     try:
         if parse_dataset_id(output)[2] is None:
             raise ValueError
-    except ValueError:
+    except (ValueError, TypeError):                     # minari raises TypeError for ids without -vN
         raise DTError(f"bad output {output!r}: a Minari id like 'hopper/medium-v0' (namespace/name-vN) or a directory path")
     return output, Path(get_dataset_path(output))
 
@@ -123,8 +127,11 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
 
     if (episodes is None) == (steps is None):
         raise DTError("give exactly one of --episodes N or --steps N")
-    if (episodes or steps) <= 0:
-        raise DTError("--episodes / --steps must be positive")
+    name, n = ("episodes", episodes) if episodes is not None else ("steps", steps)
+    if n <= 0:
+        raise DTError(f"--{name} must be >= 1, got {n}")
+    if num_envs < 1:
+        raise DTError(f"--num-envs must be >= 1, got {num_envs}")
     noise_kind = parse_noise(noise)
     from decision_transformer.envs import make_vec
     envs = make_vec(env_id, num_envs)
