@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import subprocess
 import sys
@@ -199,3 +200,33 @@ def test_export_never_deletes_what_it_did_not_write(tmp_path, capsys):
     assert main(["export", src, str(tmp_path / "exp")]) == 0
     assert main(["export", src, str(tmp_path / "exp")]) == 2                  # exists: refused
     assert main(["export", src, str(tmp_path / "exp"), "--overwrite"]) == 0   # a checkpoint dir: replaced
+
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda c: c.__setitem__("state_std", [0.0] * 11), "state_std must be > 0, got 0"),
+    (lambda c: c.__setitem__("return_scale", 0), "return_scale must be > 0, got 0"),
+    (lambda c: c.__setitem__("context_length", 5.5), "context_length must be an integer, got 5.5"),
+    (lambda c: c.__setitem__("hidden_size", -16), "hidden_size must be >= 1, got -16"),
+    (lambda c: c.pop("state_dim"), "no state_dim in the configuration"),
+    (lambda c: c.__setitem__("max_ep_len", 0), "max_ep_len must be >= 1, got 0"),
+    (lambda c: c.__setitem__("state_mean", ["nan"] + [0.0] * 10), "state_mean must be a number, got 'nan'"),
+    (lambda c: c.__setitem__("act_dim", "three"), "act_dim must be an integer, got 'three'"),
+    (lambda c: c.__setitem__("resid_pdrop", 1.5), "resid_pdrop must be in [0, 1), got 1.5"),
+    (None, "not a checkpoint configuration (a JSON object is expected)"),
+])
+def test_bad_checkpoint_configs_are_one_line_errors(edit, msg, tmp_path, capsys):
+    from decision_transformer.cli import main
+    _, ours = hf_and_ours()
+    ours.config.state_mean, ours.config.state_std, ours.config.return_scale = [0.0] * 11, [1.0] * 11, 1000.0
+    save_pretrained(ours, tmp_path / "ck")
+    raw = json.loads((tmp_path / "ck" / "config.json").read_text())
+    if edit is None:
+        raw = [1, 2]
+    else:
+        edit(raw["decision_transformer"])
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError, match=re.escape(msg)):
+        from_pretrained(tmp_path / "ck")
+    assert main(["info", str(tmp_path / "ck")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err

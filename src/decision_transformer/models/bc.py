@@ -15,13 +15,14 @@ import torch
 import torch.nn as nn
 
 from decision_transformer.models.policy import PolicyConfig, register
+from decision_transformer.options import option
 
 
 @dataclass
 class BCConfig(PolicyConfig):
-    hidden_size: int = 128
-    n_layer: int = 3
-    dropout: float = 0.1
+    hidden_size: int = option(128, "MLP width", range="[1, inf)", cli=False)
+    n_layer: int = option(3, "MLP layers", range="[1, inf)", cli=False)
+    dropout: float = option(0.1, "dropout", range="[0, 1)", cli=False)
     architecture: str = "bc"
 
     def __post_init__(self):

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from decision_transformer.errors import CheckpointError
+from decision_transformer.errors import CheckpointError, DTError
 from decision_transformer.fileio import atomic_dir, why
 from decision_transformer.models.policy import (
     PolicyConfig,
     build,
     config_from_dict,
-    lookup,
 )
 from decision_transformer.rundir import checkpoint_of
 
@@ -92,15 +91,22 @@ def _read_config(d: Path) -> PolicyConfig:
         raw = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{p}: not valid JSON ({e}); the checkpoint is corrupt, re-save or re-download it")
+    if not isinstance(raw, dict) or not isinstance(raw.get("decision_transformer", {}), dict):
+        raise CheckpointError(f"{p}: not a checkpoint configuration (a JSON object is expected)")
     try:
         if "decision_transformer" in raw:                      # ours: any registered model
-            return config_from_dict(raw["decision_transformer"])
-        if raw.get("model_type") not in (None, "decision_transformer"):
-            raise CheckpointError(f"{p}: model_type is {raw.get('model_type')!r}, not a Decision Transformer")
-        d2 = dict(raw)                                          # a transformers config
-        d2["context_length"] = int(raw.get("max_length") or DEFAULT_K)
-        return lookup("dt")[0].from_dict(d2)
-    except (TypeError, ValueError) as e:
+            d = raw["decision_transformer"]
+        else:
+            if raw.get("model_type") not in (None, "decision_transformer"):
+                raise CheckpointError(f"{p}: model_type is {raw.get('model_type')!r}, not a Decision Transformer")
+            d = {**raw, "architecture": "dt", "context_length": int(raw.get("max_length") or DEFAULT_K)}
+        missing = [k for k in ("state_dim", "act_dim") if k not in d]
+        if missing:
+            raise CheckpointError(f"{p}: no {' or '.join(missing)} in the configuration; the file is incomplete")
+        return config_from_dict(d)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, DTError) as e:
         raise CheckpointError(f"{p}: invalid configuration ({e})")
 
 

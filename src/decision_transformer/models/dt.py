@@ -26,22 +26,23 @@ import torch.nn.functional as F
 
 from decision_transformer.models.dropout import FastDropout, fast_dropout
 from decision_transformer.models.policy import PolicyConfig, register
+from decision_transformer.options import option
 
 
 @dataclass
 class DecisionTransformerConfig(PolicyConfig):
     """The policy fields (policy.py) plus the transformer's; field names are `transformers`'."""
-    hidden_size: int = 128
-    n_layer: int = 3
-    n_head: int = 1
-    n_inner: int | None = None      # MLP width, None = 4 * hidden_size
+    hidden_size: int = option(128, "embedding width", range="[1, inf)", cli=False)
+    n_layer: int = option(3, "transformer blocks", range="[1, inf)", cli=False)
+    n_head: int = option(1, "attention heads", range="[1, inf)", cli=False)
+    n_inner: int | None = option(None, "MLP width (None: 4 x hidden_size)", range="[1, inf)", cli=False)
     activation_function: str = "relu"
-    resid_pdrop: float = 0.1
-    embd_pdrop: float = 0.1
-    attn_pdrop: float = 0.1
-    layer_norm_epsilon: float = 1e-5
-    initializer_range: float = 0.02
-    n_positions: int = 1024         # rows of the (row-0-only) GPT-2 position table
+    resid_pdrop: float = option(0.1, "residual dropout", range="[0, 1)", cli=False)
+    embd_pdrop: float = option(0.1, "embedding dropout", range="[0, 1)", cli=False)
+    attn_pdrop: float = option(0.1, "attention dropout", range="[0, 1)", cli=False)
+    layer_norm_epsilon: float = option(1e-5, "LayerNorm epsilon", range="(0, inf)", cli=False)
+    initializer_range: float = option(0.02, "std of the initial weights", range="[0, inf)", cli=False)
+    n_positions: int = option(1024, "rows of the (row-0-only) GPT-2 position table", range="[1, inf)", cli=False)
     vocab_size: int = 1
     architecture: str = "dt"
 

@@ -22,39 +22,49 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from decision_transformer.errors import CheckpointError
+from decision_transformer.errors import CheckpointError, DTError
+from decision_transformer.options import check, option
 
 
 @dataclass
 class PolicyConfig:
-    """The fields every policy shares: its spaces and what evaluation needs."""
-    state_dim: int = 17             # vector states: features; image states: C*H*W (set from state_shape)
-    act_dim: int = 4                # continuous: action dimensions; discrete: number of actions
-    max_ep_len: int = 4096          # rows of the timestep embedding (timesteps are clamped below it)
+    """The fields every policy shares: its spaces and what evaluation needs. Declared with their
+    valid ranges (options.py), so a config from any source, a checkpoint file included, is checked."""
+    state_dim: int = option(17, "vector states: features; image states: C*H*W (set from state_shape)",
+                            range="[1, inf)", cli=False)
+    act_dim: int = option(4, "continuous: action dimensions; discrete: number of actions", range="[1, inf)", cli=False)
+    max_ep_len: int = option(4096, "rows of the timestep embedding (timesteps are clamped below it)",
+                             range="[1, inf)", cli=False)
     action_tanh: bool = True        # continuous head squashed to [-1, 1]
-    action_type: str = "continuous"  # or "discrete" (actions are indices, head gives logits)
-    state_type: str = "vector"       # or "image" (states (C, H, W) uint8 frames)
-    state_shape: list[int] | None = None  # image states: [C, H, W], e.g. [4, 84, 84]
+    action_type: str = option("continuous", "or discrete (actions are indices, the head gives logits)",
+                              choices=("continuous", "discrete"), cli=False)
+    state_type: str = option("vector", "or image (states (C, H, W) uint8 frames)", choices=("vector", "image"), cli=False)
+    state_shape: list[int] | None = option(None, "image states: [C, H, W], e.g. [4, 84, 84]", range="[1, inf)", cli=False)
     # --- what evaluation needs (all optional for a bare model) ---
-    context_length: int = 20         # K, timesteps per window
-    return_scale: float | None = None  # returns-to-go are divided by this (1000 for MuJoCo)
-    state_mean: list[float] | None = None
-    state_std: list[float] | None = None
-    env_id: str | None = None
-    target_returns: list[float] | None = None  # default evaluation targets (unscaled)
+    context_length: int = option(20, "K, timesteps per window", range="[1, inf)", cli=False)
+    return_scale: float | None = option(None, "returns-to-go are divided by this (1000 for MuJoCo)",
+                                        range="(0, inf)", cli=False)
+    state_mean: list[float] | None = option(None, "per-feature state mean", cli=False)
+    state_std: list[float] | None = option(None, "per-feature state std", range="(0, inf)", cli=False)
+    env_id: str | None = option(None, "the env the policy acts in", cli=False)
+    target_returns: list[float] | None = option(None, "default evaluation targets (unscaled)", cli=False)
     extra: dict = field(default_factory=dict)  # free-form metadata (dataset, reference scores, ...)
     architecture: str = ""           # the registry name, set by each subclass
 
     def __post_init__(self):
-        if self.action_type not in ("continuous", "discrete"):
-            raise ValueError(f"action_type must be 'continuous' or 'discrete', got {self.action_type!r}")
-        if self.state_type not in ("vector", "image"):
-            raise ValueError(f"state_type must be 'vector' or 'image', got {self.state_type!r}")
+        try:
+            check(self)
+        except DTError as e:                     # a bad value in Python code: the Pythonic exception
+            raise ValueError(str(e)) from None
         if self.state_type == "image":
             if not self.state_shape or len(self.state_shape) != 3:
                 raise ValueError("state_type='image' needs state_shape=[C, H, W], e.g. [4, 84, 84]")
             self.state_shape = [int(v) for v in self.state_shape]
             self.state_dim = math.prod(self.state_shape)
+        for k in ("state_mean", "state_std"):
+            v = getattr(self, k)
+            if v is not None and self.state_type == "vector" and len(v) != self.state_dim:
+                raise ValueError(f"{k} has {len(v)} values but state_dim is {self.state_dim}")
 
     def to_dict(self) -> dict:
         return asdict(self)
