@@ -195,8 +195,11 @@ def test_bad_inputs(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match="no such file"):
         load_dataset(tmp_path / "missing.hdf5")
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "nothing"))
-    with pytest.raises(DatasetError, match=r"mujoco/hopper/expert-v0: not a file, and no Minari dataset of that id"):
+    with pytest.raises(DatasetError, match=r"mujoco/hopper/expert-v0: not a file, and no Minari dataset of that id"
+                                           r".*minari download mujoco/hopper/expert-v0"):
         load_dataset("mujoco/hopper/expert-v0")
+    with pytest.raises(DatasetError, match=r"dt/hopper/medium-v0: .*build it with `dt suite build`"):
+        load_dataset("dt/hopper/medium-v0")
     (tmp_path / "x.parquet").write_bytes(b"PAR1garbage")
     with pytest.raises(DatasetError, match="x.parquet: cannot read"):
         load_dataset(tmp_path / "x.parquet")
