@@ -93,3 +93,24 @@ def test_bad_numbers_elsewhere_are_one_line_errors_and_write_nothing(argv, msg, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and msg in err and "\n" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_action_dimension_mismatch_is_caught_before_training(tmp_path, capsys):
+    import toyenv
+    data = toyenv.make_dataset(tmp_path / "toy.npz", episodes=5)             # 1-D actions
+    assert main(["train", "--dataset", str(data), "--env", "Hopper-v5", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "has 1-dimensional actions but Hopper-v5 takes 3-dimensional actions" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_info_into_a_closed_pipe_is_quiet(tmp_path):
+    import subprocess
+    import sys
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    n = 30_000                        # state_mean/std print one number per line: far more than a pipe buffer
+    DecisionTransformer(DecisionTransformerConfig(state_dim=n, act_dim=3, n_layer=1, hidden_size=4, state_mean=[0.0] * n,
+                                                  state_std=[1.0] * n)).save_pretrained(tmp_path / "ck")
+    p = subprocess.run(f"{sys.executable} -m decision_transformer.cli info {tmp_path / 'ck'} | head -1", shell=True,
+                       capture_output=True, text=True)
+    assert p.stdout.strip() == "{" and "Error" not in p.stderr and "Traceback" not in p.stderr

@@ -137,7 +137,13 @@ class Trainer:
         env_id = cfg.env_id or ds.metadata.get("env_id")
         if cfg.env_id:
             from decision_transformer.envs import make_env
-            space = make_env(cfg.env_id).observation_space
+            env = make_env(cfg.env_id)
+            space, aspace = env.observation_space, env.action_space
+            env.close()
+            if ds.discrete != hasattr(aspace, "n") or (not ds.discrete and tuple(aspace.shape) != tuple(ds.actions.shape[1:])):
+                have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
+                want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
+                raise DTError(f"dataset {cfg.dataset} has {have} actions but {cfg.env_id} takes {want} actions")
             if tuple(space.shape) != tuple(ds.observations.shape[1:]):
                 raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
                               f"{cfg.env_id} has {tuple(space.shape)}"
