@@ -115,9 +115,11 @@ def curve_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
         sts = [_stat(_norm(ev["results"][i]["returns"], ev["results"][i]["refs"])) for ev in evs]
         series[f"target {t:g}"] = ([s["mean"] for s in sts], [s["ci"][0] for s in sts], [s["ci"][1] for s in sts])
         table[t] = sts
-    path = plots.curve_plot(xs, series, figs / "curve.png", mark=C.BUDGET,
-                             title=f"DT on {C.dataset_id(env, level)}: {C.CURVE_EPISODES} episodes per target per "
-                                   f"checkpoint, paper hyper-parameters, seed 0")
+    data = col.data[(env, level)]
+    path = plots.curve_plot(xs, series, figs / "curve.png", mark=C.BUDGET, xmax=steps,
+                            hlines={"dataset mean": data["normalized_mean_x100"]} if data else None,
+                            title=f"DT on {C.dataset_id(env, level)}, seed 0: {C.CURVE_EPISODES} episodes per target "
+                                  "per checkpoint")
     lines += [f"One paper-budget run ({steps:,} gradient steps, batch 64, lr 1e-4, 10k warm-up, seed 0) on "
               f"`{C.dataset_id(env, level)}`, a checkpoint every {C.CHECKPOINT_EVERY:,} steps, each evaluated with "
               f"{C.CURVE_EPISODES} episodes at both paper targets (exact mode, env seeds 0-{C.CURVE_EPISODES - 1}). "
@@ -168,7 +170,7 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
              "| dataset | data mean / max | DT | BC | " + f"{C.TOP_PCT:g}%BC | DT vs BC | paper DT | paper BC |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     groups, bars = [], {v: [] for v in METHODS.values()}
-    marks = {"dataset mean": []}
+    marks = {"dataset mean": [], "paper DT (D4RL: another suite)": []}
     verdicts = {}
     for e in C.ENVS:
         for lv in C.LEVELS:
@@ -185,6 +187,7 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
                 s = sc[m]
                 bars[name].append((s["mean"], s["ci"][0], s["ci"][1]) if s else None)
             marks["dataset mean"].append(d["normalized_mean_x100"] if d else None)
+            marks["paper DT (D4RL: another suite)"].append(PAPER_DT.get((e, lv)))
     lines += ["", "The paper's columns are D4RL v2 numbers (Chen et al. 2021, Table 2) on a **different suite**: "
               "D4RL's datasets (1M steps, SAC behaviour policies, v2 envs). Ours are v5 envs, our own TD3 behaviour "
               "policies and 200k-step datasets (medium-replay: the replay buffer up to the medium policy), so only "

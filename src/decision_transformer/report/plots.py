@@ -78,10 +78,16 @@ def return_histogram(returns, path, title: str = "") -> Path:
 
 
 def curve_plot(steps, series: dict[str, tuple[list, list, list]], path, title: str = "",
-               ylabel: str = "normalised return (x100)", mark: int | None = None) -> Path:
-    """Lines with 95% CI bands: series name -> (means, lows, highs) at `steps`."""
+               ylabel: str = "normalised return (x100)", mark: int | None = None, xmax: int | None = None,
+               hlines: dict[str, float] | None = None) -> Path:
+    """Lines with 95% CI bands: series name -> (means, lows, highs) at `steps`; `hlines` are
+    labelled reference levels (e.g. the dataset's mean)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, y in (hlines or {}).items():
+        ax.axhline(y, color="black", lw=1, ls="--", alpha=0.6, label=name)
+    if xmax:
+        ax.set_xlim(0, xmax * 1.02)
     for name, (m, lo, hi) in series.items():
         line, = ax.plot(steps, m, "o-", label=name)
         ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
@@ -102,7 +108,7 @@ def score_bars(groups: list[str], methods: dict[str, list], path, marks: dict[st
     per group a value drawn as a marker (e.g. the dataset's mean return)."""
     import numpy as np
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(groups) * len(methods) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7, 0.85 * len(groups)), 4.8))
     x = np.arange(len(groups))
     w = 0.8 / max(1, len(methods))
     for i, (name, vals) in enumerate(methods.items()):
@@ -111,14 +117,16 @@ def score_bars(groups: list[str], methods: dict[str, list], path, marks: dict[st
         m = [vals[j][0] for j in have]
         err = [[vals[j][0] - vals[j][1] for j in have], [vals[j][2] - vals[j][0] for j in have]]
         ax.bar(xs[have], m, w, yerr=err, capsize=2, label=name)
-    for name, vals in (marks or {}).items():
+    for (name, vals), style in zip((marks or {}).items(), (("_", 14), ("x", 7), ("+", 8))):
         have = [j for j, v in enumerate(vals) if v is not None]
-        ax.plot(x[have], [vals[j] for j in have], "k_", markersize=14, mew=2, label=name)
+        ax.plot(x[have], [vals[j] for j in have], style[0], color="black" if style[0] == "_" else "dimgrey",
+                markersize=style[1], mew=2, ls="none", label=name)
     ax.set_xticks(x)
     ax.set_xticklabels(groups, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("normalised return (x100)")
     ax.axhline(0, color="black", lw=0.5)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_ylim(top=ax.get_ylim()[1] * 1.25)                 # room for the legend above the bars
+    ax.legend(fontsize=8, ncol=5, loc="upper left")
     fig.tight_layout()
     return save(fig, path)
