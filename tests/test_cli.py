@@ -96,8 +96,12 @@ def test_bad_numbers_elsewhere_are_one_line_errors_and_write_nothing(argv, msg, 
 
 
 def test_action_dimension_mismatch_is_caught_before_training(tmp_path, capsys):
-    import toyenv
-    data = toyenv.make_dataset(tmp_path / "toy.npz", episodes=5)             # 1-D actions
+    import numpy as np
+    n = 40                                                    # Hopper's observations, but 1-D actions
+    data = tmp_path / "toy.npz"
+    np.savez(data, observations=np.zeros((n, 11), np.float32), next_observations=np.zeros((n, 11), np.float32),
+             actions=np.zeros((n, 1), np.float32), rewards=np.zeros(n, np.float32), terminations=np.arange(n) % 20 == 19,
+             truncations=np.zeros(n, bool))
     assert main(["train", "--dataset", str(data), "--env", "Hopper-v5", "--output", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "has 1-dimensional actions but Hopper-v5 takes 3-dimensional actions" in err

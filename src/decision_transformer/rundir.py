@@ -51,6 +51,11 @@ class RunDir:
     def is_run(self) -> bool:
         return self.checkpoints.is_dir()
 
+    def has_checkpoint(self) -> bool:
+        """A run with a finished checkpoint: it can be resumed, not started over. A run that died
+        before its first checkpoint (e.g. a full disk) is started over by the same command."""
+        return self.last.exists()
+
     def busy_by(self) -> str | None:
         """Who holds the run's lock (None when nobody does)."""
         if not (self.path / ".lock").exists():
@@ -76,9 +81,21 @@ class RunDir:
             self._lock = try_lock(self.path / ".lock", what)
         except Locked as e:
             raise RunBusy(f"{self.path} is in use by {e.holder}: wait for it to end, or train into another --output")
-        if not resume and self.is_run():
+        if not resume and self.has_checkpoint():
             self.close()
             raise DTError(f"{self.path} already holds a run: pass --resume {self.path} to continue it, or another --output")
+        if not resume:                           # starting over a run that never finished a checkpoint
+            self.truncate_metrics(0)
+            if self.checkpoints.is_dir():
+                self.last_checkpoint_debris()
+
+    def last_checkpoint_debris(self) -> None:
+        """Remove what a killed or failed checkpoint write left behind (hidden temp entries)."""
+        for junk in self.checkpoints.glob(".*"):
+            if junk.is_dir() and not junk.is_symlink():
+                shutil.rmtree(junk, ignore_errors=True)
+            else:
+                junk.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Release the lock (the kernel also releases it when the process dies)."""
@@ -118,18 +135,18 @@ class RunDir:
     def last_checkpoint(self) -> Path:
         """The newest complete checkpoint, after clearing what a killed write left behind."""
         if not self.last.exists():
-            raise DTError(f"{self.path}: no checkpoint to resume from (checkpoints/last is missing)")
-        for junk in self.checkpoints.glob(".*"):              # temp dirs of a write that was killed
-            if junk.is_dir() and not junk.is_symlink():
-                shutil.rmtree(junk, ignore_errors=True)
-            else:
-                junk.unlink(missing_ok=True)
+            raise DTError(f"{self.path}: no checkpoint to resume from (checkpoints/last is missing); "
+                          "start it over with the same command without --resume")
+        self.last_checkpoint_debris()
         return self.last.resolve()
 
     def truncate_metrics(self, step: int) -> None:
         """Drop metrics rows past `step` (logged after the checkpoint a run resumes from): the
         resumed run logs those steps again, so metrics.csv never holds a step twice."""
         if not self.metrics.is_file():
+            return
+        if step == 0:                              # starting over: a new file, header included
+            self.metrics.unlink()
             return
         lines = self.metrics.read_text().splitlines(keepends=True)
         keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]

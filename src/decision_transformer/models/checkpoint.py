@@ -14,6 +14,7 @@ Loading is strict, and `.bin` files are only read with `torch.load(weights_only=
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -65,8 +66,6 @@ def save_pretrained(model, path, *, transformers_only: bool = False) -> Path:
 
 def write_checkpoint_files(model, d: Path, *, transformers_only: bool = False) -> None:
     """config.json + model.safetensors into the (temporary) directory d."""
-    from safetensors.torch import save_file
-
     cfg = model.config
     if transformers_only:  # evaluation metadata rides along as extra keys, which transformers keeps
         conf = {k: getattr(cfg, k) for k in _METADATA}
@@ -79,7 +78,7 @@ def write_checkpoint_files(model, d: Path, *, transformers_only: bool = False) -
             f"a {cfg.action_type}-action, {cfg.state_type}-state {cfg.architecture} model has no transformers "
             "equivalent (DecisionTransformerModel is a DT with continuous actions + vector states only)")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(d / WEIGHTS), metadata={"format": "pt"})
+    save_tensors(tensors, d / WEIGHTS, metadata={"format": "pt"})
     (d / CONFIG).write_text(json.dumps(conf, indent=2) + "\n")
 
 
@@ -108,6 +107,22 @@ def _read_config(d: Path) -> PolicyConfig:
         raise
     except (TypeError, ValueError, DTError) as e:
         raise CheckpointError(f"{p}: invalid configuration ({e})")
+
+
+def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
+    """safetensors' save_file, with its I/O errors raised as OSError (a full disk is ENOSPC), so
+    callers handle every failed write the same way."""
+    import errno
+
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        msg = str(e)
+        if "os error 28" in msg:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise OSError(f"cannot write {path}: {msg}") from None
 
 
 def read_weights(d: Path) -> dict[str, torch.Tensor]:

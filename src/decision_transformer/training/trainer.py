@@ -131,7 +131,7 @@ class Trainer:
         self.rundir = RunDir(self.run)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        if not resume and self.rundir.is_run():
+        if not resume and self.rundir.has_checkpoint():
             raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
         env_id = cfg.env_id or ds.metadata.get("env_id")
@@ -140,14 +140,14 @@ class Trainer:
             env = make_env(cfg.env_id)
             space, aspace = env.observation_space, env.action_space
             env.close()
-            if ds.discrete != hasattr(aspace, "n") or (not ds.discrete and tuple(aspace.shape) != tuple(ds.actions.shape[1:])):
-                have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
-                want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
-                raise DTError(f"dataset {cfg.dataset} has {have} actions but {cfg.env_id} takes {want} actions")
             if tuple(space.shape) != tuple(ds.observations.shape[1:]):
                 raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
                               f"{cfg.env_id} has {tuple(space.shape)}"
                               + (f": the dataset was collected on {ds.metadata['env_id']}" if ds.metadata.get("env_id") else ""))
+            if ds.discrete != hasattr(aspace, "n") or (not ds.discrete and tuple(aspace.shape) != tuple(ds.actions.shape[1:])):
+                have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
+                want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
+                raise DTError(f"dataset {cfg.dataset} has {have} actions but {cfg.env_id} takes {want} actions")
         self.rundir.open(resume, f"dt train --output {self.run}")       # one writer per run directory
         ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
@@ -174,9 +174,10 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        from safetensors.torch import save_file
-
-        from decision_transformer.models.checkpoint import write_checkpoint_files
+        from decision_transformer.models.checkpoint import (
+            save_tensors,
+            write_checkpoint_files,
+        )
         osd = self.opt.state_dict()
         tensors = {"torch_rng": torch.get_rng_state()}
         for pid, st in osd["state"].items():
@@ -187,7 +188,7 @@ class Trainer:
 
         def write(tmp: Path):
             write_checkpoint_files(self.model, tmp)
-            save_file(tensors, str(tmp / "trainer.safetensors"))
+            save_tensors(tensors, tmp / "trainer.safetensors")
             (tmp / "trainer.json").write_text(json.dumps(meta))
         return self.rundir.save_checkpoint(self.step, write)
 
@@ -228,6 +229,16 @@ class Trainer:
         return ((pred - batch["actions"]) ** 2)[mask].mean()
 
     def train(self) -> dict:
+        """Train to cfg.steps; an I/O failure (a full disk, lost permissions) is one line that says
+        how to continue, and leaves the run resumable from its last checkpoint."""
+        try:
+            return self._train()
+        except OSError as e:
+            raise DTError(self._io_failure(e)) from None
+        finally:
+            self.close()
+
+    def _train(self) -> dict:
         from tqdm import tqdm
         cfg = self.cfg
         self.model.train()
@@ -279,11 +290,18 @@ class Trainer:
                     self.save_checkpoint()
         finally:
             bar.close()
-            mf.close()
             if tb:
                 tb.close()
-            self.close()
+            mf.close()
         return {"step": self.step, "loss": last_loss, "checkpoint": str(self.rundir.last)}
+
+    def _io_failure(self, e: OSError) -> str:
+        what = f"{self.run}: {e.strerror or e} while training (step {self.step})"
+        if self.rundir.has_checkpoint():
+            last = int(self.rundir.last.resolve().name)
+            return (f"{what}; the run is intact up to its last checkpoint (step {last}): fix it, then "
+                    f"`dt train --resume {self.run}`")
+        return f"{what}, before its first checkpoint; fix it, then run the same command again"
 
     def _evaluate(self, w, tb):
         from decision_transformer.evaluation.evaluate import evaluate

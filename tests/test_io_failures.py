@@ -1,0 +1,83 @@
+"""I/O failures on a real, small filesystem (a tmpfs mounted for the test; skipped where the test
+cannot mount one): one clear line, no debris, and a run that can be continued."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import toyenv
+from decision_transformer.cli import main
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def _resize(mnt, size):
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+
+def _train(data, out, steps, resume=False):
+    if resume:
+        return main(["train", "--resume", str(out), "--steps", str(steps), "--quiet"])
+    return main(["train", "--dataset", str(data), "--env", "LineReach-v0", "--output", str(out), "--steps", str(steps),
+                 "--checkpoint-every", "5", "--log-every", "1", "--context-length", "4", "--hidden-size", "32",
+                 "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--num-threads", "1", "--quiet"])
+
+
+def _hidden(d: Path):
+    return [p for p in d.rglob(".*") if p.name != ".lock"]
+
+
+def test_a_full_disk_during_training_is_one_line_and_the_run_continues(small_fs, tmp_path, capsys):
+    data = toyenv.make_dataset(tmp_path / "toy.npz", episodes=20)
+    run = small_fs / "run"
+    # 400 KB: the first checkpoint (~600 KB with the optimizer state) does not fit
+    assert _train(data, run, 10) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    assert "No space left on device" in err and "before its first checkpoint" in err and "same command again" in err
+    assert not _hidden(run)                                   # no temp checkpoint left filling the disk
+    _resize(small_fs, "4m")                                   # space freed: the same command starts it over
+    assert _train(data, run, 10) == 0
+    steps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 11))                        # the failed attempt's rows are gone
+    # a full disk after a checkpoint: the run stays resumable from it
+    filler = small_fs / "filler"
+    free = os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize
+    filler.write_bytes(b"\0" * max(0, free - 100_000))
+    capsys.readouterr()
+    assert _train(data, run, 20, resume=True) == 2
+    err = capsys.readouterr().err.strip()
+    assert "No space left on device" in err and "last checkpoint (step 10)" in err and "--resume" in err, err
+    assert (run / "checkpoints" / "last").resolve().name == "00000010" and not _hidden(run)
+    filler.unlink()
+    assert _train(data, run, 20, resume=True) == 0
+    assert (run / "checkpoints" / "last").resolve().name == "00000020"
+    steps = [int(r.split(",")[0]) for r in (run / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 21))
+
+
+def test_json_output_on_a_full_disk_leaves_no_empty_file(small_fs, tmp_path, capsys):
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=8, max_ep_len=32,
+                                                  return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0],
+                                                  state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(
+        tmp_path / "ck")
+    (small_fs / "filler").write_bytes(b"\0" * (os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize))
+    assert main(["eval", str(tmp_path / "ck"), "--episodes", "2", "--num-envs", "2", "--json",
+                 str(small_fs / "e.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot write") and "No space left on device" in err[-1]
+    assert sorted(p.name for p in small_fs.iterdir()) == ["filler"]          # no e.json, no 0-byte temp
