@@ -111,6 +111,7 @@ def test_action_dimension_mismatch_is_caught_before_training(tmp_path, capsys):
 def test_info_into_a_closed_pipe_is_quiet(tmp_path):
     import subprocess
     import sys
+
     from decision_transformer import DecisionTransformer, DecisionTransformerConfig
     n = 30_000                        # state_mean/std print one number per line: far more than a pipe buffer
     DecisionTransformer(DecisionTransformerConfig(state_dim=n, act_dim=3, n_layer=1, hidden_size=4, state_mean=[0.0] * n,

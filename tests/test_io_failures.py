@@ -1,15 +1,13 @@
 """I/O failures on a real, small filesystem (a tmpfs mounted for the test; skipped where the test
 cannot mount one): one clear line, no debris, and a run that can be continued."""
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-
 import toyenv
+
 from decision_transformer.cli import main
 
 

@@ -1,6 +1,7 @@
 """The results campaign (`dt results`), its report, the published checkpoints and the run lock."""
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -231,3 +232,17 @@ def test_demo_without_the_pretrained_checkpoint_fails_first(tmp_path, monkeypatc
     with pytest.raises(DTError, match="pretrained checkpoint is missing.*DT_MODELS_DIR"):
         demo.run_demo(tmp_path / "demo", progress=False, log=lambda *a: None)
     assert not (tmp_path / "demo" / "data").exists()                  # nothing collected
+
+
+def test_status_names_the_worker_and_the_step(tiny_campaign):
+    from decision_transformer.fileio import try_lock
+    camp = tiny_campaign
+    camp.run(only="data:")
+    camp.run(only="train:bc-toy-mixed-s0")
+    (camp.runs / ".locks").mkdir(exist_ok=True)
+    with try_lock(camp.runs / ".locks" / "train_bc-toy-mixed-s1.lock", "train:bc-toy-mixed-s1"):
+        import shutil
+        shutil.copytree(camp.runs / "bc-toy-mixed-s0", camp.runs / "bc-toy-mixed-s1")   # a run in flight
+        st = dict(camp.status())
+    assert st["train:bc-toy-mixed-s1"] == f"running (pid {os.getpid()}, step 20 of 20)"
+    assert st["train:bc-toy-mixed-s0"] == "done" and st["eval:bc-toy-mixed-s1"] == "todo"

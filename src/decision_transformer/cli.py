@@ -221,7 +221,7 @@ def cmd_results(a) -> None:
         st = camp.status()
         for name, state in st:
             if a.all or state != "done":
-                print(f"{state:<10} {name}")
+                print(f"{name:<46} {state}")
         done = sum(s == "done" for _, s in st)
         print(f"{done}/{len(st)} tasks done")
     else:

@@ -272,8 +272,19 @@ class Campaign:
                 lk.close()
                 out.append((t.name, "todo"))
             except Locked as e:
-                out.append((t.name, f"running ({e.holder})"))
+                out.append((t.name, f"running ({e.holder.split(' (')[0]}{self._progress(t.name)})"))
         return out
+
+    def _progress(self, task: str) -> str:
+        """', step N of M' for a training task, from its run's metrics."""
+        if "train:" not in task:
+            return ""
+        rd = RunDir(self.runs / task.split(":", 1)[1])
+        try:
+            last = rd.metrics.read_text().strip().splitlines()[-1].split(",")[0]
+            return f", step {int(last):,} of {int(rd.read_config()['steps']):,}"
+        except (OSError, ValueError, KeyError, IndexError, DTError):
+            return ""
 
     def _others_working(self) -> bool:
         for f in (self.runs / ".locks").glob("*.lock"):
