@@ -241,8 +241,12 @@ def test_status_names_the_worker_and_the_step(tiny_campaign):
     camp.run(only="train:bc-toy-mixed-s0")
     (camp.runs / ".locks").mkdir(exist_ok=True)
     with try_lock(camp.runs / ".locks" / "train_bc-toy-mixed-s1.lock", "train:bc-toy-mixed-s1"):
-        import shutil
-        shutil.copytree(camp.runs / "bc-toy-mixed-s0", camp.runs / "bc-toy-mixed-s1")   # a run in flight
+        run = camp.runs / "bc-toy-mixed-s1"                  # a run in flight, before its first checkpoint
+        run.mkdir()
+        (run / "config.json").write_text((camp.runs / "bc-toy-mixed-s0" / "config.json").read_text())
+        rows = (camp.runs / "bc-toy-mixed-s0" / "metrics.csv").read_text().splitlines()
+        (run / "metrics.csv").write_text("\n".join(rows[:2]) + "\n")
         st = dict(camp.status())
-    assert st["train:bc-toy-mixed-s1"] == f"running (pid {os.getpid()}, step 20 of 20)"
+    step = int(rows[1].split(",")[0])
+    assert st["train:bc-toy-mixed-s1"] == f"running (pid {os.getpid()}, step {step} of 20)"
     assert st["train:bc-toy-mixed-s0"] == "done" and st["eval:bc-toy-mixed-s1"] == "todo"
