@@ -85,8 +85,10 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     t2 = time.time()
     results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0)
     pretrained = from_pretrained(pre)
+    import importlib.util
+    fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))   # same math, ~2x faster here
     sweep = evaluate(pretrained, ENV, SWEEP_TARGETS, episodes=max(3, episodes // 2), num_envs=max(3, episodes // 2),
-                     seed=1)
+                     seed=1, backend="onnxruntime" if fast else "torch")
     best = (pretrained.config.extra or {}).get("dataset_best_return")
     sweep_plot(sweep, out / "sweep.png", best, title=f"pretrained DT (models/{PRETRAINED}) on {ENV}")
     timings["eval_s"] = round(time.time() - t2, 1)
