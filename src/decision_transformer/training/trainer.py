@@ -70,7 +70,13 @@ class TrainConfig:
             if not p.is_file():
                 have = ", ".join(sorted(x.stem for x in PRESETS.glob("*.json")))
                 raise DTError(f"unknown preset {preset!r}: choose one of {have}, or pass a .json file")
-            d.update(json.loads(p.read_text()))
+            try:
+                loaded = json.loads(p.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise DTError(f"preset {p}: not valid JSON ({e})")
+            if not isinstance(loaded, dict):
+                raise DTError(f"preset {p}: a preset is a JSON object of training options, got a {type(loaded).__name__}")
+            d.update(loaded)
         d.update({k: v for k, v in overrides.items() if v is not None})
         names = {f.name: f for f in fields(cls)}
         bad = sorted(set(d) - set(names))

@@ -1,0 +1,129 @@
+"""The misuse corpus: `dt` invoked wrongly, as a new user would. Every case must exit 2 with exactly
+one `error:` line (argparse's usage line aside), no traceback, and leave the working directory as it
+was. Other parametrised cases of the same contract live beside the code they exercise
+(test_cli.py, test_checkpoint.py, test_io_failures.py)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import toyenv  # noqa: F401  (registers LineReach-v0)
+from decision_transformer.cli import main
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Small inputs made on the fly: a toy dataset, a checkpoint, a finished run, odd files."""
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    d = tmp_path_factory.mktemp("inputs")
+    toyenv.make_dataset(d / "toy.npz", episodes=10)
+    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=8, max_ep_len=32,
+                                                  return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0],
+                                                  state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(d / "ck")
+    assert main(["train", "--dataset", str(d / "toy.npz"), "--output", str(d / "run"), "--steps", "2", "--context-length",
+                 "3", "--hidden-size", "8", "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--quiet",
+                 "--env", "LineReach-v0"]) == 0
+    (d / "file.txt").write_text("not a checkpoint")
+    (d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    (d / "garbage.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    (d / "bad.json").write_text("{not json")
+    (d / "list.json").write_text(json.dumps([1, 2]))
+    (d / "unknown.json").write_text(json.dumps({"learning_rate": 1e-3}))
+    np.savetxt(d / "mean3.txt", np.zeros(3))
+    return d
+
+
+T = "--target-return"
+CASES = [
+    # dt train
+    ("train-no-dataset", ["train", "--output", "{w}/r"], "--dataset is required"),
+    ("train-missing-file", ["train", "--dataset", "{w}/nope.npz", "--output", "{w}/r"], "no such file"),
+    ("train-unknown-preset", ["train", "--dataset", "{i}/toy.npz", "--preset", "nosuch", "--output", "{w}/r"],
+     "unknown preset 'nosuch'"),
+    ("train-preset-not-json", ["train", "--dataset", "{i}/toy.npz", "--preset", "{i}/bad.json", "--output", "{w}/r"],
+     "bad.json: not valid JSON"),
+    ("train-preset-a-list", ["train", "--dataset", "{i}/toy.npz", "--preset", "{i}/list.json", "--output", "{w}/r"],
+     "a preset is a JSON object of training options, got a list"),
+    ("train-preset-unknown-key", ["train", "--dataset", "{i}/toy.npz", "--preset", "{i}/unknown.json", "--output", "{w}/r"],
+     "unknown training option(s): learning_rate"),
+    ("train-corrupt-npz", ["train", "--dataset", "{i}/garbage.npz", "--output", "{w}/r"], "garbage.npz"),
+    ("train-corrupt-hdf5", ["train", "--dataset", "{i}/garbage.hdf5", "--output", "{w}/r"], "garbage.hdf5"),
+    ("train-unknown-env", ["train", "--dataset", "{i}/toy.npz", "--env", "NoSuchEnv-v9", "--output", "{w}/r"],
+     "cannot make env 'NoSuchEnv-v9'"),
+    ("train-env-mismatch", ["train", "--dataset", "{i}/toy.npz", "--env", "Hopper-v5", "--output", "{w}/r"],
+     "has observations (2,) but Hopper-v5 has (11,)"),
+    ("train-resume-nothing", ["train", "--resume", "{w}/nothing"], "not a run directory (no config.json)"),
+    ("train-resume-preset", ["train", "--resume", "{i}/run", "--preset", "paper"], "--preset cannot be given"),
+    ("train-resume-change", ["train", "--resume", "{i}/run", "--batch-size", "8"], "--resume with different options (batch_size)"),
+    ("train-over-a-run", ["train", "--dataset", "{i}/toy.npz", "--output", "{i}/run"], "already holds a run"),
+    ("train-steps-text", ["train", "--dataset", "{i}/toy.npz", "--steps", "ten"], "invalid int value: 'ten'"),
+    ("train-model-unknown", ["train", "--dataset", "{i}/toy.npz", "--model", "gpt"], "invalid choice: 'gpt'"),
+    ("train-activation-unknown", ["train", "--dataset", "{i}/toy.npz", "--activation-function", "swish"], "invalid choice"),
+    ("train-dropout-negative", ["train", "--dataset", "{i}/toy.npz", "--dropout", "-0.1", "--output", "{w}/r"],
+     "--dropout must be in [0, 1), got -0.1"),
+    ("train-batch-zero", ["train", "--dataset", "{i}/toy.npz", "--batch-size", "0", "--output", "{w}/r"],
+     "--batch-size must be >= 1, got 0"),
+    ("train-context-zero", ["train", "--dataset", "{i}/toy.npz", "--context-length", "0", "--output", "{w}/r"],
+     "--context-length must be >= 1"),
+    ("train-eval-episodes-zero", ["train", "--dataset", "{i}/toy.npz", "--eval-episodes", "0", "--output", "{w}/r"],
+     "--eval-episodes must be >= 1"),
+    # dt eval / sweep / video / info / export
+    ("eval-missing", ["eval", "{w}/nope"], "no such checkpoint directory"),
+    ("eval-a-file", ["eval", "{i}/file.txt"], "is a file"),
+    ("eval-a-plain-dir", ["eval", "{i}"], "no config.json here"),
+    ("eval-unknown-env", ["eval", "{i}/ck", "--env", "NoSuchEnv-v9", "--episodes", "1"], "cannot make env 'NoSuchEnv-v9'"),
+    ("eval-wrong-env", ["eval", "{i}/ck", "--env", "Hopper-v5", "--episodes", "1"], "expects observations of shape (2,)"),
+    ("eval-mean-wrong-length", ["eval", "{i}/ck", "--state-mean", "{i}/mean3.txt", "--episodes", "1"],
+     "state_mean has 3 values but the model's state_dim is 2"),
+    ("eval-target-text", ["eval", "{i}/ck", T, "lots", "--episodes", "1"], "--target-return must be a number, got 'lots'"),
+    ("eval-target-inf", ["eval", "{i}/ck", T, "inf", "--episodes", "1"], "--target-return must be finite"),
+    ("eval-backend-unknown", ["eval", "{i}/ck", "--backend", "tvm"], "invalid choice: 'tvm'"),
+    ("eval-mode-unknown", ["eval", "{i}/ck", "--mode", "fast"], "invalid choice: 'fast'"),
+    ("eval-json-into-a-file", ["eval", "{i}/ck", "--episodes", "1", "--num-envs", "1", "--json", "{i}/file.txt/e.json"],
+     "cannot write"),
+    ("sweep-targets-two-parts", ["sweep", "{i}/ck", "--targets", "1:2", "--output", "{w}/s"], "use LO:HI:N"),
+    ("sweep-targets-reversed", ["sweep", "{i}/ck", "--targets", "5:1:3", "--output", "{w}/s"], "need HI > LO and N >= 2"),
+    ("sweep-targets-one-point", ["sweep", "{i}/ck", "--targets", "1:5:1", "--output", "{w}/s"], "need HI > LO and N >= 2"),
+    ("sweep-targets-n-text", ["sweep", "{i}/ck", "--targets", "1:5:x", "--output", "{w}/s"], "N must be an integer"),
+    ("sweep-output-under-a-file", ["sweep", "{i}/ck", "--targets", "1:5:2", "--episodes", "1", "--num-envs", "1",
+                                   "--output", "{i}/file.txt/s"], "cannot write to"),
+    ("video-bad-suffix", ["video", "{i}/ck", T, "1", "-o", "{w}/v.avi"], "must end in .mp4 or .gif"),
+    ("video-target-text", ["video", "{i}/ck", T, "high", "-o", "{w}/v.gif"], "--target-return must be a number"),
+    ("info-missing", ["info", "{w}/nope"], "no such checkpoint directory"),
+    ("export-unknown-format", ["export", "{i}/ck", "--format", "onnx2", "{w}/x"], "unknown export format 'onnx2'"),
+    ("export-over-a-file", ["export", "{i}/ck", "{i}/file.txt"], "already exists"),
+    # dt collect / data / suite
+    ("collect-bad-policy", ["collect", "--env", "LineReach-v0", "--policy", "greedy", "--episodes", "1", "--output", "{w}/c"],
+     "policy 'greedy'"),
+    ("collect-missing-zip", ["collect", "--env", "LineReach-v0", "--policy", "{w}/p.zip", "--episodes", "1", "--output",
+                             "{w}/c"], "no such policy file"),
+    ("collect-unknown-env", ["collect", "--env", "NoSuchEnv-v9", "--policy", "random", "--episodes", "1", "--output",
+                             "{w}/c"], "cannot make env 'NoSuchEnv-v9'"),
+    ("collect-both-counts", ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1", "--steps", "5",
+                             "--output", "{w}/c"], "not allowed with argument"),
+    ("collect-noise-kind", ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1", "--noise",
+                            "uniform:0.1", "--output", "{w}/c"], "bad --noise 'uniform:0.1'"),
+    ("collect-epsilon-over-one", ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1", "--noise",
+                                  "epsilon:2", "--output", "{w}/c"], "bad --noise 'epsilon:2'"),
+    ("data-info-missing", ["data", "info", "{w}/nope.hdf5", "--plot", "none"], "no such file"),
+    ("data-info-corrupt", ["data", "info", "{i}/garbage.hdf5", "--plot", "none"], "garbage.hdf5"),
+    ("suite-unknown-env", ["suite", "build", "--env", "Ant-v5"], "no committed policies for Ant-v5"),
+    ("suite-unknown-level", ["suite", "build", "--env", "Hopper-v5", "--level", "legendary"], "unknown level 'legendary'"),
+]
+
+
+@pytest.mark.parametrize("argv, msg", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_misuse_is_one_clear_line_and_leaves_nothing(argv, msg, inputs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(inputs) for p in inputs.rglob("*"))
+    try:
+        rc = main([a.format(i=inputs, w=tmp_path) for a in argv])
+    except SystemExit as e:                          # argparse: usage line + one error line
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert sum("error:" in line for line in err.splitlines()) == 1 and "Traceback" not in err, err
+    assert msg in err, err
+    assert list(tmp_path.iterdir()) == [], "left behind: " + ", ".join(p.name for p in tmp_path.iterdir())
+    assert sorted(p.relative_to(inputs) for p in inputs.rglob("*")) == before
