@@ -250,3 +250,14 @@ def test_status_names_the_worker_and_the_step(tiny_campaign):
     step = int(rows[1].split(",")[0])
     assert st["train:bc-toy-mixed-s1"] == f"running (pid {os.getpid()}, step {step} of 20)"
     assert st["train:bc-toy-mixed-s0"] == "done" and st["eval:bc-toy-mixed-s1"] == "todo"
+
+
+def test_a_task_that_crashes_does_not_stop_the_worker(tiny_campaign, monkeypatch):
+    camp = tiny_campaign
+    logs = []
+    camp.log = logs.append
+    monkeypatch.setattr(C.Campaign, "sweep", lambda self, *a: 1 / 0)
+    with pytest.raises(C.DTError, match=r"1 task\(s\) failed: sweep:dt-toy-mixed-s0"):
+        camp.run()
+    assert any("ZeroDivisionError" in m for m in logs)
+    assert [n for n, s in camp.status() if s != "done"] == ["sweep:dt-toy-mixed-s0"]   # everything else was done

@@ -335,6 +335,11 @@ class Campaign:
                     self.log(f"[{_now()}] {t.name} FAILED: {e}")
                     failed.add(t.name)
                     continue
+                except Exception:                 # a bug: log it whole, keep the worker on the other tasks
+                    import traceback
+                    self.log(f"[{_now()}] {t.name} FAILED with a bug:\n{traceback.format_exc()}")
+                    failed.add(t.name)
+                    continue
                 finally:
                     lock.close()
                 break
