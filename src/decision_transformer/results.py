@@ -48,6 +48,7 @@ MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parent
 ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5"}
 PRESETS = {"hopper": "hopper", "walker2d": "walker2d", "halfcheetah": "halfcheetah"}   # paper config + targets
 LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
+PLAN_ORDER = ("medium", "medium-replay", "medium-expert", "expert")   # medium-expert early: a demo candidate
 BUDGET = 20_000                   # gradient steps per run (docs/results.md: chosen from the curve)
 CHECKPOINT_EVERY = 5_000
 CURVE = ("hopper", "medium-replay", 100_000)     # the paper-budget learning-curve run
@@ -110,7 +111,7 @@ class Campaign:
                               done_check=None))
             tasks[-1].ready = lambda s=s: (self.runs / curve / "checkpoints" / ckpt_name(s) / "model.safetensors").exists()
         for env in ENVS:
-            for level in LEVELS:
+            for level in sorted(LEVELS, key=lambda lv: PLAN_ORDER.index(lv) if lv in PLAN_ORDER else len(PLAN_ORDER)):
                 dt = run_name("dt", env, level, 0)
                 tasks.append(self._train_task(dt, env, level, "dt", 0, BUDGET))
                 tasks.append(Task(f"eval:{dt}", [self.results / dt / "eval.json"], lambda r=dt: self.evaluate(r),
