@@ -58,7 +58,12 @@ BASELINE_SEEDS = (0, 1, 2)
 TOP_PCT = 10.0                    # %BC
 SWEEP_LEVELS = ("medium-replay", "medium-expert")
 SWEEP_POINTS, SWEEP_EPISODES = 10, 20
-PUBLISH_LEVELS = ("expert", "medium", "medium-replay")
+PUBLISH_LEVELS = ("expert", "medium", "medium-replay")      # the nine Hub checkpoints, x 3 envs
+DEMO_CANDIDATES = (("hopper", "medium-replay"), ("hopper", "medium-expert"))   # published too: `dt demo`'s sweep
+
+
+def published(env: str, level: str) -> bool:
+    return level in PUBLISH_LEVELS or (env, level) in DEMO_CANDIDATES
 EVAL_SEED = 0
 GIF_SIZE, GIF_EVERY, GIF_COLORS = 128, 4, 32   # replay.gif: 128x128, every 4th step, 32 colours (< 2 MB)
 
@@ -92,6 +97,7 @@ class Task:
 
 
 class Campaign:
+    poll_seconds = 30                      # how often a worker looks again when other workers hold what is left
     def __init__(self, runs="runs/results", results="results", models=MODELS, log=print):
         self.runs, self.results, self.models, self.log = Path(runs), Path(results), Path(models), log
 
@@ -116,7 +122,7 @@ class Campaign:
                 tasks.append(self._train_task(dt, env, level, "dt", 0, BUDGET))
                 tasks.append(Task(f"eval:{dt}", [self.results / dt / "eval.json"], lambda r=dt: self.evaluate(r),
                                   needs=[f"train:{dt}"]))
-                if level in PUBLISH_LEVELS:
+                if published(env, level):
                     tasks.append(Task(f"publish:{env}-{level}",
                                       [self.models / f"{env}-{level}" / f for f in ("model.safetensors", "replay.gif")],
                                       lambda r=dt, e=env, lv=level: self.publish(r, e, lv), needs=[f"eval:{dt}"]))
@@ -346,7 +352,7 @@ class Campaign:
                 break
             if not did:
                 if busy and wait and (others or self._others_working()):
-                    time.sleep(30)
+                    time.sleep(self.poll_seconds)
                     continue
                 break
         if failed:

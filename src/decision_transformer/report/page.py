@@ -298,7 +298,9 @@ def status_section(camp) -> list[str]:
 def model_cards(col: Collected) -> list[Path]:
     out = []
     for e in C.ENVS:
-        for lv in C.PUBLISH_LEVELS:
+        for lv in C.LEVELS:
+            if not C.published(e, lv):
+                continue
             d = col.camp.models / f"{e}-{lv}"
             ev = col.evals[("dt", e, lv, 0)]
             if ev is None or not (d / "model.safetensors").is_file():
@@ -313,6 +315,12 @@ def model_cards(col: Collected) -> list[Path]:
                    "eval_datetime": ev["eval_date"],
                    "all_targets": [{k: r[k] for k in ("target_return", "return_mean", "return_std", "return_ci95",
                                                       "episodes", "normalized_x100")} for r in ev["results"]]}
+            sw = _read(col.camp.results / C.run_name("dt", e, lv, 0) / "sweep.json")
+            if sw is not None:                     # how well achieved return follows the target
+                t = [r["target_return"] for r in sw["results"]]
+                m = [r["return_mean"] for r in sw["results"]]
+                res["return_conditioning"] = {"targets": t, "achieved_mean": m, "spearman_rho": _spearman(t, m),
+                                              "episodes_per_target": sw["episodes_per_target"]}
             write_json_atomic(d / "results.json", res)
             tc = json.loads((col.camp.results / C.run_name("dt", e, lv, 0) / "config.json").read_text())
             write_text_atomic(d / "README.md", _card(e, lv, cfg, res, data, tc))
