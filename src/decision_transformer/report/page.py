@@ -171,13 +171,14 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     groups, bars = [], {v: [] for v in METHODS.values()}
     marks = {"dataset mean": [], "paper DT (D4RL: another suite)": []}
-    verdicts = {}
+    verdicts, pct = {}, {}
     for e in C.ENVS:
         for lv in C.LEVELS:
             d = col.data[(e, lv)]
             sc = {m: col.score(m, e, lv) for m in METHODS}
             v = _verdict(sc["dt"], sc["bc"])
             verdicts[(e, lv)] = (v, _paper_verdict(PAPER_DT.get((e, lv)), PAPER_BC.get((e, lv))))
+            pct[(e, lv)] = _verdict(sc["dt"], sc[f"pbc{C.TOP_PCT:g}"]).replace("BC", f"{C.TOP_PCT:g}%BC")
             dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
             p = lambda x: f"{x:.1f}" if x is not None else "-"
             lines.append(f"| {C.dataset_id(e, lv)} | {dd} | {_fmt(sc['dt'])} | {_fmt(sc['bc'])} | "
@@ -196,7 +197,7 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
                              title=f"last checkpoint ({C.BUDGET:,} steps), {C.EVAL_EPISODES} episodes per run, "
                                    "95% CI; DT at the first paper target")
     lines += ["![scores](figures/results.png)", ""]
-    lines += _statement(verdicts)
+    lines += _statement(verdicts, pct)
     lines += _second_target(col)
     refs = ["", "Reference returns (from the datasets' metadata):", "",
             "| env | R_random | R_expert |", "| --- | --- | --- |"]
@@ -207,7 +208,7 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     return lines + refs + [""], [path]
 
 
-def _statement(verdicts) -> list[str]:
+def _statement(verdicts, pct) -> list[str]:
     by = {}
     for k, (v, _) in verdicts.items():
         by.setdefault(v, []).append(f"{k[0]} {k[1]}")
@@ -224,6 +225,13 @@ def _statement(verdicts) -> list[str]:
                     (f" ({', '.join(same)})" if same else "") + (f" and {len(diff)} differ: {'; '.join(diff)}" if diff else "") +
                     ". The paper found DT about equal to BC on medium data, far above it on medium-replay "
                     "(hopper 82.7 vs 27.6) and above it on medium-expert.")
+    by = {}
+    for k, v in pct.items():
+        if v != "pending":
+            by.setdefault(v, []).append(f"{k[0]} {k[1]}")
+    if by:
+        out[-1] += f" Against {C.TOP_PCT:g}%BC (BC on the best episodes only): " + " ".join(
+            f"{v}: {', '.join(names)}." for v, names in sorted(by.items()))
     return out + [""]
 
 
@@ -268,7 +276,7 @@ def sweep_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
             lines.append(f"| {C.dataset_id(e, lv)} | {m[0]:.0f} ({t[0]:.0f}) → {m[-1]:.0f} ({t[-1]:.0f}) | "
                          f"{m[best]:.0f} ({t[best]:.0f}) | {sw['dataset_return_max']:.0f} | {rho:.2f} |")
     if panels:
-        paths.append(plots.sweep_grid(panels, figs / "sweeps.png"))
+        paths.append(plots.sweep_grid(panels, figs / "sweeps.png", cols=2))       # a row per env: medium-replay, medium-expert
         lines += ["", "![return conditioning](figures/sweeps.png)", "",
                   "One figure per dataset: " + ", ".join(f"[{p.stem}](figures/{p.name})" for p in paths[:-1]) + "."]
     return lines + [""], paths
