@@ -127,3 +127,20 @@ def test_misuse_is_one_clear_line_and_leaves_nothing(argv, msg, inputs, tmp_path
     assert msg in err, err
     assert list(tmp_path.iterdir()) == [], "left behind: " + ", ".join(p.name for p in tmp_path.iterdir())
     assert sorted(p.relative_to(inputs) for p in inputs.rglob("*")) == before
+
+
+def test_collect_checks_its_output_before_collecting(tmp_path, capsys, monkeypatch):
+    """An unwritable output fails before any episode is run; --overwrite never deletes a non-dataset."""
+    from decision_transformer.suite import collect as C
+    ran = []
+    monkeypatch.setattr(C, "rollout_episodes", lambda *a, **k: ran.append(1) or ([], False))
+    assert main(["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1",
+                 "--output", "/proc/version/data"]) == 2
+    assert "cannot write to /proc" in capsys.readouterr().err and not ran
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    assert main(["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1", "--output", str(keep),
+                 "--overwrite"]) == 2
+    assert "is not a Minari dataset: --overwrite only replaces a dataset" in capsys.readouterr().err and not ran
+    assert (keep / "notes.txt").read_text() == "precious"

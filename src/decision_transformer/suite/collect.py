@@ -97,6 +97,19 @@ def _dataset_id(output: str) -> tuple[str, Path]:
     return output, Path(get_dataset_path(output))
 
 
+def check_writable(path: Path) -> None:
+    """Fail now, in one line, if `path` could not be created later; leaves nothing behind."""
+    import tempfile
+    d = Path(path).parent
+    while not d.exists():
+        d = d.parent
+    try:
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        raise DTError(f"cannot write to {d}: {e.strerror or e}")
+
+
 def collect(env_id: str, policy: str, output: str, episodes: int | None = None, steps: int | None = None,
             num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
             ref_min_score: float | None = None, ref_max_score: float | None = None,
@@ -107,6 +120,9 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
     dataset_id, final = _dataset_id(output)
     if final.exists() and not overwrite:
         raise DTError(f"{final} already exists: choose another output or pass --overwrite")
+    if final.exists() and not (final / "data" / "metadata.json").is_file():
+        raise DTError(f"{final} is not a Minari dataset: --overwrite only replaces a dataset; choose another output")
+    check_writable(final)                       # before the collection, not after it
     eps, interrupted = rollout_episodes(env_id, policy, episodes, steps, num_envs, seed, noise, target_return, progress)
     path = write_minari(dataset_id, final, eps, env_id, ref_min_score, ref_max_score,
                         algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""),
