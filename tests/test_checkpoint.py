@@ -230,3 +230,21 @@ def test_bad_checkpoint_configs_are_one_line_errors(edit, msg, tmp_path, capsys)
     assert main(["info", str(tmp_path / "ck")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
+
+
+def test_the_pickle_refusal_never_suggests_running_untrusted_code(tmp_path, capsys):
+    from decision_transformer.cli import main
+    d = tmp_path / "evil"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "decision_transformer", "state_dim": 11, "act_dim": 3}))
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+    import pickle
+    with open(d / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"x": Payload()}, f)
+    assert main(["info", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "could run code" in err and "weights_only=False" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pwned").exists()

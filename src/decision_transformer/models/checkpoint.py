@@ -134,11 +134,19 @@ def read_weights(d: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"{d / WEIGHTS}: cannot read ({e}); the file is corrupt or truncated")
     if (d / BIN).is_file():
+        import pickle
+        import warnings
         try:
-            sd = torch.load(str(d / BIN), map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle errors come in many types
-            raise CheckpointError(f"{d / BIN}: cannot read with weights_only=True ({why(e)}); "
-                                  "it is corrupt or not a plain state dict")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sd = torch.load(str(d / BIN), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:           # torch's own text suggests weights_only=False: never do that
+            raise CheckpointError(f"{d / BIN}: holds Python objects besides tensors; it is read with weights_only=True "
+                                  "only, because loading such objects could run code: only plain state dicts of "
+                                  "tensors are accepted")
+        except Exception as e:  # other pickle/zip errors come in many types
+            raise CheckpointError(f"{d / BIN}: cannot read it as a plain state dict ({why(e)}); it is corrupt "
+                                  "or truncated")
         if not isinstance(sd, dict):
             raise CheckpointError(f"{d / BIN}: holds a {type(sd).__name__}, not a state dict")
         return sd
