@@ -79,3 +79,33 @@ def test_json_output_on_a_full_disk_leaves_no_empty_file(small_fs, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: cannot write") and "No space left on device" in err[-1]
     assert sorted(p.name for p in small_fs.iterdir()) == ["filler"]          # no e.json, no 0-byte temp
+
+
+@pytest.fixture
+def read_only_fs(small_fs):
+    (small_fs / "d").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    yield small_fs / "d"
+    subprocess.run(["mount", "-o", "remount,rw", str(small_fs)], capture_output=True)
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "{ck}", "{ro}/x"],
+    ["video", "{ck}", "--target-return", "19", "-o", "{ro}/v.gif", "--max-steps", "3"],
+    ["data", "info", "{data}", "--plot", "{ro}/h.png"],
+    ["train", "--dataset", "{data}", "--output", "{ro}/r", "--steps", "2"],
+    ["eval", "{ck}", "--episodes", "1", "--num-envs", "1", "--json", "{ro}/e.json"],
+    ["sweep", "{ck}", "--targets", "1:5:2", "--episodes", "1", "--num-envs", "1", "--output", "{ro}/s"],
+    ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1", "--output", "{ro}/c"],
+], ids=["export", "video", "data-info-plot", "train", "eval-json", "sweep", "collect"])
+def test_a_read_only_output_is_one_line_before_the_work(argv, read_only_fs, tmp_path, capsys):
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    data = toyenv.make_dataset(tmp_path / "toy.npz", episodes=5)
+    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=8, max_ep_len=32,
+                                                  return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0],
+                                                  state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(
+        tmp_path / "ck")
+    assert main([a.format(ck=tmp_path / "ck", ro=read_only_fs, data=data) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "Read-only file system" in err[-1], err
+    assert sum("error:" in x for x in err) == 1

@@ -48,8 +48,10 @@ def cmd_data_info(a) -> None:
     ds = load_dataset(a.source)
     print(json.dumps(describe(ds, str(a.source)), indent=1))
     if a.plot != "none":
+        from decision_transformer.fileio import check_writable
         from decision_transformer.report.plots import return_histogram
         out = Path(a.plot or f"{Path(str(a.source).rstrip('/')).name.replace('/', '_')}-returns.png")
+        check_writable(out)
         return_histogram(ds.episode_returns(), out,
                          f"{Path(str(a.source)).name}: {ds.num_episodes} episodes, {ds.num_steps} steps")
         print(f"histogram: {out}", file=sys.stderr)
@@ -356,6 +358,9 @@ def main(argv=None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
         return 0
+    except OSError as e:                       # the machine's problem, not the input's: still one line
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -28,6 +28,20 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def check_writable(path: Path) -> None:
+    """Fail now, in one line, if `path` could not be created later (before long work, not after
+    it); leaves nothing behind."""
+    from decision_transformer.errors import DTError
+    d = Path(path).parent
+    while not d.exists():
+        d = d.parent
+    try:
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        raise DTError(f"cannot write to {d}: {e.strerror or e}")
+
+
 def write_text_atomic(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)

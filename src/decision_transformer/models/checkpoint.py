@@ -228,5 +228,7 @@ def export_transformers(source, out, overwrite: bool = False) -> Path:
                                   ("it holds " + ", ".join(extra[:3]) + (", ..." if len(extra) > 3 else "")
                                    if extra else "no config.json + weights" if extra is not None else "not a directory") +
                                   "): --overwrite only replaces a checkpoint directory; choose another output")
+    from decision_transformer.fileio import check_writable
+    check_writable(out)
     model = from_pretrained(source)
     return save_pretrained(model, out, transformers_only=True)

@@ -56,6 +56,8 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
         raise DTError(f"--fps and --max-steps must be >= 1, got {fps} and {max_steps}")
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise DTError(f"{out}: the video must end in .mp4 or .gif")
+    from decision_transformer.fileio import check_writable
+    check_writable(out)                          # before rendering the episode, not after
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer.errors import DTError
+from decision_transformer.fileio import check_writable
 
 
 def parse_noise(spec: str | None):
@@ -95,19 +96,6 @@ def _dataset_id(output: str) -> tuple[str, Path]:
     except (ValueError, TypeError):                     # minari raises TypeError for ids without -vN
         raise DTError(f"bad output {output!r}: a Minari id like 'hopper/medium-v0' (namespace/name-vN) or a directory path")
     return output, Path(get_dataset_path(output))
-
-
-def check_writable(path: Path) -> None:
-    """Fail now, in one line, if `path` could not be created later; leaves nothing behind."""
-    import tempfile
-    d = Path(path).parent
-    while not d.exists():
-        d = d.parent
-    try:
-        with tempfile.TemporaryFile(dir=d):
-            pass
-    except OSError as e:
-        raise DTError(f"cannot write to {d}: {e.strerror or e}")
 
 
 def collect(env_id: str, policy: str, output: str, episodes: int | None = None, steps: int | None = None,
