@@ -109,3 +109,12 @@ def test_a_read_only_output_is_one_line_before_the_work(argv, read_only_fs, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "Read-only file system" in err[-1], err
     assert sum("error:" in x for x in err) == 1
+
+
+def test_collect_onto_a_full_disk_is_one_line_and_leaves_no_temp(small_fs, capsys):
+    """h5py reports ENOSPC as a ValueError deep inside Minari's writer; the user sees one line."""
+    assert main(["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "300", "--output",
+                 str(small_fs / "c"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "No space left on device" in err[-1] and sum("error:" in x for x in err) == 1
+    assert list(small_fs.iterdir()) == []                   # the temp dataset is gone, the disk is free again

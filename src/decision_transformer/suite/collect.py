@@ -13,6 +13,7 @@ Ctrl-C writes the episodes finished so far, a crash writes nothing, never half a
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer.errors import DTError
-from decision_transformer.fileio import check_writable
+from decision_transformer.fileio import check_writable, why
 
 
 def parse_noise(spec: str | None):
@@ -188,6 +189,19 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     return done_eps, interrupted
 
 
+def _jsonable_spec(env_id: str):
+    """The env's spec, its entry point as a 'module:Class' string when it was registered with the
+    class itself (Minari stores the spec as JSON, which cannot hold a callable)."""
+    import dataclasses
+
+    import gymnasium as gym
+    spec = gym.spec(env_id)
+    if callable(spec.entry_point):
+        ep = spec.entry_point
+        spec = dataclasses.replace(spec, entry_point=f"{ep.__module__}:{ep.__qualname__}")
+    return spec
+
+
 def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite) -> Path:
     """Write episodes (data.Episode with their final observation) with Minari's writer into a temp
     dir beside `final`, then rename it into place."""
@@ -205,8 +219,16 @@ def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorit
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # minari nags about author/permalink/description
             kw = dict(ref_min_score=ref_min, ref_max_score=ref_max) if ref_max is not None else {}
-            minari.create_dataset_from_buffers(dataset_id, bufs, env=env_id, algorithm_name=algorithm_name,
-                                               author="decision-transformer", description=algorithm_name, **kw)
+            try:
+                minari.create_dataset_from_buffers(dataset_id, bufs, env=_jsonable_spec(env_id),
+                                                   algorithm_name=algorithm_name, author="decision-transformer",
+                                                   description=algorithm_name, **kw)
+            except OSError:                                      # the command reports it in one line
+                raise
+            except (ValueError, RuntimeError) as e:             # h5py reports a full disk as a ValueError
+                if "errno = 28" in str(e):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final.parent)) from None
+                raise DTError(f"writing the Minari dataset to {final} failed ({why(e)}); nothing was written")
         from minari.storage import get_dataset_path
         written = Path(get_dataset_path(dataset_id))
         if final.exists() and overwrite:
