@@ -266,3 +266,16 @@ def test_a_task_that_crashes_does_not_stop_the_worker(tiny_campaign, monkeypatch
         camp.run()
     assert any("ZeroDivisionError" in m for m in logs)
     assert [n for n, s in camp.status() if s != "done"] == ["sweep:dt-toy-mixed-s0"]   # everything else was done
+
+
+def test_the_demo_picks_the_candidate_that_follows_the_target_best(tmp_path, monkeypatch):
+    from decision_transformer import demo
+    monkeypatch.setattr(C, "MODELS", tmp_path)
+    for name, rho in (("hopper-medium-replay", -0.2), ("hopper-medium-expert", 0.9)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"")
+        (tmp_path / name / "results.json").write_text(json.dumps({"checkpoint_step": 20000,
+                                                                  "return_conditioning": {"spearman_rho": rho}}))
+    assert demo.pick_pretrained()[0] == "hopper-medium-expert"
+    (tmp_path / "hopper-medium-expert" / "results.json").unlink()            # not published: the other one
+    assert demo.pick_pretrained()[0] == "hopper-medium-replay"
