@@ -19,7 +19,7 @@ def small_fs(tmp_path):
                                            capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
     yield mnt
-    subprocess.run(["umount", str(mnt)], capture_output=True)
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)      # lazy: a file left open (h5py) cannot block it
 
 
 def _resize(mnt, size):
