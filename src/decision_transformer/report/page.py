@@ -437,6 +437,29 @@ normalise states with the config's `state_mean`/`state_std` and divide returns-t
 """
 
 
+def protocol_section(col: Collected) -> list[str]:
+    env, level, _ = C.CURVE
+    tc = _read(col.camp.results / C.run_name("dt", env, level, 0) / "config.json")
+    lines = ["## Protocol", "",
+             "- Data: the suite's datasets (`dt suite build`, docs/suite.md): v5 envs, behaviour policies trained here "
+             "(sbx TD3), 200k-step medium and expert levels, medium-replay = the replay buffer up to the medium policy, "
+             "medium-expert = both.",
+             f"- Runs: DT seed 0; BC and {C.TOP_PCT:g}%BC (BC on the top {C.TOP_PCT:g}% of episodes by return, the "
+             f"official code's MLP on the last K states) seeds {', '.join(map(str, C.BASELINE_SEEDS))}; every run "
+             f"{C.BUDGET:,} gradient steps, one CPU thread each, and evaluated at its last checkpoint."]
+    if tc:
+        lines.append(f"- Hyper-parameters (the paper's, from `results/{C.run_name('dt', env, level, 0)}/config.json`): "
+                     f"K = {tc['context_length']}, {tc['n_layer']} layers, {tc['n_head']} head, width {tc['hidden_size']}, "
+                     f"dropout {tc['dropout']:g}, AdamW lr {tc['lr']:g}, weight decay {tc['weight_decay']:g}, "
+                     f"{tc['warmup_steps']:,} linear warm-up steps then constant, gradient clip {tc['grad_clip']:g}, "
+                     f"batch {tc['batch_size']}, returns-to-go / {tc['return_scale']:g}.")
+    lines += [f"- Evaluation: {C.EVAL_EPISODES} episodes per target, deterministic actions, exact evaluation semantics "
+              "(the blog's loop), env seeds 0, 1, ...; 95% CIs by bootstrap of the mean.",
+              "- Reproduce everything: `make results` (resumable, one one-thread worker per core), then this page "
+              "regenerates with `dt results report`; `dt results status` shows what is left.", ""]
+    return lines
+
+
 def write_report(camp, docs="docs") -> list[Path]:
     docs = Path(docs)
     figs = docs / "figures"
@@ -451,7 +474,7 @@ def write_report(camp, docs="docs") -> list[Path]:
         lines, paths = section(col, figs)
         body += lines
         written += paths
-    md = head + status_section(camp) + body
+    md = head + status_section(camp) + protocol_section(col) + body
     p = write_text_atomic(docs / "results.md", "\n".join(md) + "\n")
     return [p] + written + model_cards(col)
 
