@@ -171,7 +171,7 @@ def test_two_workers_share_the_plan(tiny_campaign):
 
 @pytest.mark.skipif(not MODELS, reason="no published checkpoint under models/ yet")
 @pytest.mark.parametrize("d", MODELS, ids=[p.name for p in MODELS])
-def test_published_checkpoints_load_in_both_libraries_and_cards_match(d):
+def test_published_checkpoints_load_in_both_libraries_and_cards_match(d, monkeypatch, capsys):
     from transformers import DecisionTransformerModel
 
     from decision_transformer import DecisionTransformer
@@ -207,6 +207,12 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d):
     for r in res["all_targets"]:
         assert f"| {r['target_return']:g} | {r['return_mean']:.1f} ± {r['return_std']:.1f} |" in card
     assert (d / "replay.gif").stat().st_size < 2_000_000
+    # the card's snippet runs as written (from the repository root), one episode in the env
+    snippet = card.split("## Use", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    ns = {}
+    exec(compile(snippet, f"{d.name}/README.md", "exec"), ns)
+    assert ns["done"] and ns["ret"] > 0
 
 
 def test_models_folder_stays_small():
