@@ -58,8 +58,7 @@ class KVCache:
         a_in = prev_a.long() if cfg.action_type == "discrete" else prev_a
         x = torch.stack((m.embed_action(a_in) + t_prev, m.embed_return(rtg[:, None]) + t_now,
                          m.embed_state(s) + t_now), dim=1)          # (N, 3, H): a_{t-1}, R_t, s_t
-        ln = m.embed_ln
-        x = F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias + m.encoder.wpe.weight[0], ln.eps)
+        x = m.norm_tokens(x)
         self.valid[:, p] = has_prev
         self.valid[:, p + 1:p + 3] = True
         w = slice(p + 3 - C, p + 3)

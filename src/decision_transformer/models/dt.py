@@ -274,7 +274,12 @@ class DecisionTransformer(nn.Module):
         a = self.embed_action(actions.long() if self.config.action_type == "discrete" else actions)
         r = self.embed_return(returns_to_go)
         x = (torch.stack((r, s, a), dim=2) + time[:, :, None]).reshape(B, 3 * L, -1)  # R1 s1 a1 R2 ...
-        # LN(x) + wpe[0] in one op: row 0 folded into embed_ln's bias (see GPT2Trunk.forward)
+        return self.norm_tokens(x)
+
+    def norm_tokens(self, x):
+        """embed_ln(x) + the trunk's position row 0, in one op: row 0 folded into embed_ln's bias
+        (see GPT2Trunk.forward). Every path that embeds tokens ends here (training, the exact
+        last-action forward, the KV cache, the ONNX graph)."""
         ln = self.embed_ln
         return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias + self.encoder.wpe.weight[0], ln.eps)
 
