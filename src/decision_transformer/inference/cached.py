@@ -16,7 +16,6 @@ The effect on returns must be measured per checkpoint (docs/performance.md has o
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from decision_transformer.models.dt import DecisionTransformer
 
@@ -45,7 +44,7 @@ class KVCache:
         """s (N, S) normalised, rtg (N,) scaled, ts (N,) long, prev_a (N, A) or (N,) long,
         has_prev (N,) bool -> the action output for s_t: (N, act_dim)."""
         m, cfg = self.model, self.model.config
-        N, C = self.N, self.C
+        C = self.C
         if self.p + 3 > self.cap:                                  # move the last C-3 tokens to the front
             keep = slice(self.p - (C - 3), self.p)
             for buf in self.k + self.v:
@@ -67,15 +66,7 @@ class KVCache:
         mask = (self.valid[:, None, w] & causal[None])             # (N, 3, C)
         mask[:, 0, C - 3] = True                                   # a dummy a_{-1} query sees itself
         mask = mask[:, None]                                       # (N, 1, 3, C)
-        nh = cfg.n_head
-        for l, blk in enumerate(m.encoder.h):
-            H = x.shape[-1]
-            q, k, v = blk.attn.c_attn(blk.ln_1(x)).split(H, dim=2)  # (N, 3, H) each
-            q, k, v = (z.view(N, 3, nh, H // nh).transpose(1, 2) for z in (q, k, v))
-            self.k[l][:, :, p:p + 3] = k
-            self.v[l][:, :, p:p + 3] = v
-            y = F.scaled_dot_product_attention(q, self.k[l][:, :, w], self.v[l][:, :, w], attn_mask=mask)
-            x = x + blk.attn.c_proj(y.transpose(1, 2).reshape(N, 3, H))
-            x = x + blk.mlp(blk.ln_2(x))
+        for l, blk in enumerate(m.encoder.h):                     # the model's own blocks, keys/values cached
+            x = blk(x, mask, cache=(self.k[l], self.v[l], slice(p, p + 3), w))
         self.p = p + 3
         return m.predict_action(m.encoder.ln_f(x[:, 2]))

@@ -110,10 +110,12 @@ class Attention(nn.Module):
         self.c_proj = Conv1D(cfg.hidden_size, cfg.hidden_size)
         self.attn_pdrop, self.resid_drop = cfg.attn_pdrop, FastDropout(cfg.resid_pdrop)
 
-    def forward(self, x, mask, query: slice | None = None):
+    def forward(self, x, mask, query: slice | None = None, cache=None):
         # x (B, T, H); mask (B|1, 1, Tq, T) bool, True = may attend, or None = causal, no padding.
         # query: the token positions whose outputs are wanted (None = all T); keys are always all T.
         # With a query and mask None, every query sees every key.
+        # cache: (k_buf, v_buf, new, window) for the KV-cache mode: the T new tokens' keys and values
+        # are written to buf[:, :, new] and the queries attend over buf[:, :, window] (mask over it).
         B, T, H = x.shape
         nh, hd = self.n_head, H // self.n_head
         q, k, v = self.c_attn(x).split(H, dim=2)                   # 3 x (B, T, H)
@@ -122,6 +124,10 @@ class Attention(nn.Module):
         q = q.reshape(B, -1, nh, hd).transpose(1, 2)                # (B, nh, Tq, hd)
         k = k.view(B, T, nh, hd).transpose(1, 2)                    # (B, nh, T, hd)
         v = v.view(B, T, nh, hd).transpose(1, 2)
+        if cache is not None:
+            k_buf, v_buf, new, window = cache
+            k_buf[:, :, new], v_buf[:, :, new] = k, v
+            k, v = k_buf[:, :, window], v_buf[:, :, window]
         if self.training and self.attn_pdrop > 0:
             # Same math as SDPA(dropout_p): softmax(qk^T/sqrt(d) + mask), dropout, @ v; spelled
             # out because the CPU SDPA kernel draws its dropout mask ~4x slower (see dropout.py).
@@ -164,8 +170,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_epsilon)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, mask, query: slice | None = None):  # (B, T, H) -> (B, Tq, H)
-        a = self.attn(self.ln_1(x), mask, query)
+    def forward(self, x, mask, query: slice | None = None, cache=None):  # (B, T, H) -> (B, Tq, H)
+        a = self.attn(self.ln_1(x), mask, query, cache)
         x = (x if query is None else x[:, query]) + a
         return x + self.mlp(self.ln_2(x))
 
