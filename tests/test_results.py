@@ -68,8 +68,9 @@ def test_plan_covers_the_issue_and_is_consistent():
 def test_campaign_runs_skips_and_resumes(tiny_campaign):
     camp = tiny_campaign
     n = camp.run()
-    # every task ran but the curve run's dataset's budget training: the curve run made its checkpoint
-    assert n == len(camp.plan()) - 1
+    # every task ran (trainings in checkpoint-sized chunks) but the curve run's dataset's budget
+    # training: the curve run made its checkpoint
+    assert n >= len(camp.plan()) - 1
     assert all(s == "done" for _, s in camp.status())
     ev = json.loads((camp.results / "dt-toy-mixed-s0" / "eval.json").read_text())
     assert ev["checkpoint_step"] == 20 and [r["target_return"] for r in ev["results"]] == [19.0, 9.0]

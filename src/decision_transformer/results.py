@@ -110,12 +110,12 @@ class Campaign:
                                   lambda e=env, lv=level: self.dataset_stats(e, lv)))
         env, level, steps = CURVE
         curve = run_name("dt", env, level, 0)
-        tasks.append(self._train_task(curve, env, level, "dt", 0, steps, name=f"curve-train:{curve}"))
         for s in range(CHECKPOINT_EVERY, steps + 1, CHECKPOINT_EVERY):
             out = self.results / curve / "curve" / f"{ckpt_name(s)}.json"
             tasks.append(Task(f"curve-eval:{curve}@{s}", [out], lambda s=s: self.curve_eval(curve, s),
                               done_check=None))
             tasks[-1].ready = lambda s=s: (self.runs / curve / "checkpoints" / ckpt_name(s) / "model.safetensors").exists()
+        tasks.append(self._train_task(curve, env, level, "dt", 0, steps, name=f"curve-train:{curve}"))
         for env in ENVS:
             for level in sorted(LEVELS, key=lambda lv: PLAN_ORDER.index(lv) if lv in PLAN_ORDER else len(PLAN_ORDER)):
                 dt = run_name("dt", env, level, 0)
@@ -162,9 +162,11 @@ class Campaign:
             raise RunBusy(f"{rd.path} is in use by {holder}")
         self.dataset(env, level)               # built here if missing (a fresh clone has results/datasets/ already)
         resume = rd.last.exists()
-        if resume:                             # a longer run (the curve) may already own this directory
-            cfg.steps = max(steps, int(rd.read_config().get("steps", steps)))
-        train(cfg, resume=resume, progress=False, log=self.log)
+        # one checkpoint interval per call: the worker then looks at the list again, so evaluations
+        # and publications do not wait an hour behind a training (resuming is exact: same weights)
+        current = int(rd.last.resolve().name) if resume else 0
+        cfg.steps = min(steps, (current // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+        train(cfg, resume=resume, progress=False, log=lambda *a: None)
         self._copy_run_files(run)
 
     def _copy_run_files(self, run: str) -> None:
@@ -279,18 +281,18 @@ class Campaign:
                 lk.close()
                 out.append((t.name, "todo"))
             except Locked as e:
-                out.append((t.name, f"running ({e.holder.split(' (')[0]}{self._progress(t.name)})"))
+                out.append((t.name, f"running ({e.holder.split(' (')[0]}{self._progress(t)})"))
         return out
 
-    def _progress(self, task: str) -> str:
-        """', step N of M' for a training task, from its run's metrics."""
-        if "train:" not in task:
+    def _progress(self, task: Task) -> str:
+        """', step N of M' for a training task: N from its run's metrics, M its target."""
+        if "train:" not in task.name:
             return ""
-        rd = RunDir(self.runs / task.split(":", 1)[1])
+        rd = RunDir(self.runs / task.name.split(":", 1)[1])
         try:
             last = rd.metrics.read_text().strip().splitlines()[-1].split(",")[0]
-            return f", step {int(last):,} of {int(rd.read_config()['steps']):,}"
-        except (OSError, ValueError, KeyError, IndexError, DTError):
+            return f", step {int(last):,} of {int(task.outputs[0].parent.name):,}"
+        except (OSError, ValueError, IndexError):
             return ""
 
     def _others_working(self) -> bool:
@@ -331,7 +333,8 @@ class Campaign:
                     self.log(f"[{_now()}] {t.name} ...")
                     t0 = time.time()
                     t.action()
-                    self.log(f"[{_now()}] {t.name} done in {time.time() - t0:.0f} s")
+                    self.log(f"[{_now()}] {t.name} " + (f"done in {time.time() - t0:.0f} s" if t.done() else
+                                                        f"continues ({time.time() - t0:.0f} s){self._progress(t)}"))
                     n += 1
                     did = True
                 except RunBusy as e:        # its run directory is held by another worker's task
