@@ -30,3 +30,21 @@ def test_lock_names_its_holder_and_is_released(tmp_path):
         try_lock(tmp_path / ".lock", "job B")
     a.close()
     try_lock(tmp_path / ".lock", "job B").close()
+
+
+def test_atomic_writes_of_one_file_from_many_threads_do_not_collide(tmp_path):
+    import threading
+    errors = []
+
+    def write(i):
+        try:
+            for _ in range(50):
+                write_json_atomic(tmp_path / "same.json", {"writer": i})
+        except Exception as e:              # surfaced below
+            errors.append(e)
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and os.listdir(tmp_path) == ["same.json"]

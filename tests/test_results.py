@@ -149,7 +149,9 @@ def test_two_workers_share_the_plan(tiny_campaign):
     """Two workers in parallel do every task once (a task's lock keeps the other away)."""
     camp = tiny_campaign
     done = []
-    camp.log = lambda msg: done.append(msg.split("] ", 1)[1].split(" done in")[0]) if " done in " in msg else None
+    logs = []
+    camp.log = lambda msg: (logs.append(msg), done.append(msg.split("] ", 1)[1].split(" done in")[0])
+                            if " done in " in msg else None)
     errors = []
 
     def work():
@@ -162,7 +164,7 @@ def test_two_workers_share_the_plan(tiny_campaign):
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert not errors, [m for m in logs if "FAILED" in m]
     # each task once, by one of them; the budget training of the curve's run is done by whichever worker
     # reaches that run first (the run directory's lock orders them, and both orders give the same weights)
     assert len(done) == len(set(done))

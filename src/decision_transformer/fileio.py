@@ -18,8 +18,9 @@ def atomic_path(path):
     """Yield a hidden temp path beside `path` with the same suffix (so libraries that append one,
     like numpy's .npz or SB3's .zip, keep the name); when the block succeeds, rename it onto
     `path`; when it fails, remove it."""
+    import threading
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")   # unique per writer
     try:
         yield tmp
         os.replace(tmp, path)

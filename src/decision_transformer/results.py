@@ -89,6 +89,7 @@ class Task:
     action: Callable[[], None]
     needs: list[str] = field(default_factory=list)
     done_check: Callable[[], bool] | None = None
+    ready: Callable[[], bool] | None = None      # besides `needs`: e.g. a checkpoint another task writes
 
     def done(self) -> bool:
         if self.done_check is not None:
@@ -98,6 +99,7 @@ class Task:
 
 class Campaign:
     poll_seconds = 30                      # how often a worker looks again when other workers hold what is left
+
     def __init__(self, runs="runs/results", results="results", models=MODELS, log=print):
         self.runs, self.results, self.models, self.log = Path(runs), Path(results), Path(models), log
 
@@ -112,9 +114,9 @@ class Campaign:
         curve = run_name("dt", env, level, 0)
         for s in range(CHECKPOINT_EVERY, steps + 1, CHECKPOINT_EVERY):
             out = self.results / curve / "curve" / f"{ckpt_name(s)}.json"
+            ck = self.runs / curve / "checkpoints" / ckpt_name(s) / "model.safetensors"
             tasks.append(Task(f"curve-eval:{curve}@{s}", [out], lambda s=s: self.curve_eval(curve, s),
-                              done_check=None))
-            tasks[-1].ready = lambda s=s: (self.runs / curve / "checkpoints" / ckpt_name(s) / "model.safetensors").exists()
+                              ready=ck.exists))
         tasks.append(self._train_task(curve, env, level, "dt", 0, steps, name=f"curve-train:{curve}"))
         for env in ENVS:
             for level in sorted(LEVELS, key=lambda lv: PLAN_ORDER.index(lv) if lv in PLAN_ORDER else len(PLAN_ORDER)):
@@ -166,7 +168,7 @@ class Campaign:
         # and publications do not wait an hour behind a training (resuming is exact: same weights)
         current = int(rd.last.resolve().name) if resume else 0
         cfg.steps = min(steps, (current // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
-        train(cfg, resume=resume, progress=False, log=lambda *a: None)
+        train(cfg, resume="auto", progress=False, log=lambda *a: None)   # decided under the run's lock
         self._copy_run_files(run)
 
     def _copy_run_files(self, run: str) -> None:
@@ -319,7 +321,7 @@ class Campaign:
                 if any(nd in by_name and not by_name[nd].done() for nd in t.needs):
                     busy = True
                     continue
-                if not getattr(t, "ready", lambda: True)():
+                if t.ready is not None and not t.ready():
                     busy = True
                     continue
                 try:

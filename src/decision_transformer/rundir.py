@@ -67,20 +67,23 @@ class RunDir:
             return e.holder
 
     # -- writing ------------------------------------------------------------------------------
-    def open(self, resume: bool, what: str) -> None:
+    def open(self, resume: bool | str, what: str) -> bool:
         """Make the directory writable and take its lock; refuse a second writer, and a new run
-        over an old one."""
+        over an old one. resume="auto" decides under the lock: resume if a checkpoint exists,
+        else start (two workers racing for one run cannot both start it). Returns whether to resume."""
+        import tempfile
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_text("")
-            probe.unlink()
+            with tempfile.TemporaryFile(dir=self.path):      # anonymous: concurrent probes cannot collide
+                pass
         except OSError as e:
             raise DTError(f"cannot write to {self.path}: {e.strerror or e}")
         try:
             self._lock = try_lock(self.path / ".lock", what)
         except Locked as e:
             raise RunBusy(f"{self.path} is in use by {e.holder}: wait for it to end, or train into another --output")
+        if resume == "auto":
+            resume = self.has_checkpoint()
         if not resume and self.has_checkpoint():
             self.close()
             raise DTError(f"{self.path} already holds a run: pass --resume {self.path} to continue it, or another --output")
@@ -88,6 +91,7 @@ class RunDir:
             self.truncate_metrics(0)
             if self.checkpoints.is_dir():
                 self.last_checkpoint_debris()
+        return bool(resume)
 
     def last_checkpoint_debris(self) -> None:
         """Remove what a killed or failed checkpoint write left behind (hidden temp entries)."""

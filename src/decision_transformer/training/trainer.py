@@ -129,7 +129,9 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None):
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print):
+    def __init__(self, cfg: TrainConfig, resume: bool | str = False, progress: bool = True, log=print):
+        """resume: False (a new run), True (continue RUN), or "auto" (continue if RUN has a checkpoint,
+        decided under the run's lock)."""
         from decision_transformer.data.datasets import load_dataset
         from decision_transformer.data.sampler import WindowSampler
         self.cfg, self.progress, self.log = cfg, progress, log
@@ -137,7 +139,7 @@ class Trainer:
         self.rundir = RunDir(self.run)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
-        if not resume and self.rundir.has_checkpoint():
+        if resume is False and self.rundir.has_checkpoint():
             raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
         env_id = cfg.env_id or ds.metadata.get("env_id")
@@ -154,7 +156,7 @@ class Trainer:
                 have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
                 want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
                 raise DTError(f"dataset {cfg.dataset} has {have} actions but {cfg.env_id} takes {want} actions")
-        self.rundir.open(resume, f"dt train --output {self.run}")       # one writer per run directory
+        resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
         ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
@@ -323,5 +325,5 @@ class Trainer:
         self.model.train()
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
+def train(cfg: TrainConfig, resume: bool | str = False, progress: bool = True, log=print) -> dict:
     return Trainer(cfg, resume=resume, progress=progress, log=log).train()
