@@ -162,7 +162,8 @@ class Campaign:
         holder = rd.busy_by()                  # cheap check before loading the dataset; the trainer locks for real
         if holder:
             raise RunBusy(f"{rd.path} is in use by {holder}")
-        self.dataset(env, level)               # built here if missing (a fresh clone has results/datasets/ already)
+        if not self._dataset_exists(env, level):   # built here if missing (a fresh clone has results/datasets/)
+            self.dataset(env, level)
         resume = rd.last.exists()
         # one checkpoint interval per call: the worker then looks at the list again, so evaluations
         # and publications do not wait an hour behind a training (resuming is exact: same weights)
@@ -199,6 +200,15 @@ class Campaign:
                     from decision_transformer.suite.build import build
                     build([ENVS[env]], [level], progress=False, log=self.log)
                     return load_dataset(dataset_id(env, level))
+
+    @staticmethod
+    def _dataset_exists(env: str, level: str) -> bool:
+        """Cheap: is the dataset on disk (without loading it; the trainer loads it once)."""
+        did = dataset_id(env, level)
+        if Path(did).exists():
+            return True
+        from minari.storage import get_dataset_path
+        return (Path(get_dataset_path(did)) / "data").is_dir()
 
     def dataset_stats(self, env: str, level: str) -> None:
         ds = self.dataset(env, level)
