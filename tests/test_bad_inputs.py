@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 import toyenv  # noqa: F401  (registers LineReach-v0)
+
 from decision_transformer.cli import main
 
 

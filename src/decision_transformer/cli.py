@@ -67,6 +67,21 @@ def cmd_suite_export(a) -> None:
     export_run(a.run_dir, a.env)
 
 
+def cmd_suite_dqn(a) -> None:
+    import time
+
+    from decision_transformer.suite.dqn import train_dqn
+    if a.steps < 1 or a.chunk < 1:
+        raise DTError(f"--steps and --chunk must be >= 1, got {a.steps} and {a.chunk}")
+    train_dqn(a.env, a.run_dir, total_steps=a.steps, chunk=a.chunk, seed=a.seed,
+              log=lambda m: print(time.strftime("%H:%M:%S"), m, flush=True))
+
+
+def cmd_suite_replay(a) -> None:
+    from decision_transformer.suite.pixels import export_replay
+    export_replay(a.run_dir, transitions=a.transitions, seed=a.seed)
+
+
 def cmd_train(a) -> None:
     from decision_transformer.options import given
     from decision_transformer.training.trainer import TrainConfig, train
@@ -134,7 +149,7 @@ def cmd_eval(a) -> None:
         raise DTError("no target return: pass --target-return R [R ...]")
     res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
                    ref_min=a.ref_min_score, ref_max=a.ref_max_score, mode=a.mode, backend=a.backend,
-                   threads=a.threads)
+                   threads=a.threads, **_sampling(a))
     print(f"{a.checkpoint} on {env_id}, {a.episodes} episodes per target" +
           (" (APPROXIMATE cached mode)" if a.mode == "cached" else ""))
     print(results_table(res))
@@ -180,7 +195,7 @@ def cmd_sweep(a) -> None:
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
     res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
-                   backend=a.backend, threads=a.threads)
+                   backend=a.backend, threads=a.threads, **_sampling(a))
     best = (model.config.extra or {}).get("dataset_best_return")
     _write_json_atomic(out / "sweep.json", {"checkpoint": str(a.checkpoint), "env_id": env_id,
                                             "dataset_best_return": best, "results": res})
@@ -194,7 +209,7 @@ def cmd_video(a) -> None:
     from decision_transformer.report.video import record
     model, env_id = _load_for_eval(a)
     path, ret, n = record(model, env_id, _number(a.target_return, "--target-return"), a.output, seed=a.seed,
-                          max_steps=a.max_steps, fps=a.fps)
+                          max_steps=a.max_steps, fps=a.fps, **_sampling(a))
     print(f"wrote {path}: {n} steps, return {ret:.1f}")
 
 
@@ -211,6 +226,18 @@ def _eval_args(p):
     p.add_argument("--state-std", nargs="+", help="numbers, or a file of them (transformers checkpoints)")
     p.add_argument("--scale", type=float, help="return scale (default: the checkpoint's, else 1)")
     p.add_argument("--seed", type=int, default=0, help="env i is reset with seed + i (default 0)")
+    p.add_argument("--sample", action="store_true",
+                   help="discrete actions: sample from softmax(logits / T), seeded by --seed (default: argmax)")
+    p.add_argument("--temperature", type=float, default=1.0, help="T for --sample (default 1)")
+
+
+def _sampling(a) -> dict:
+    t = _number(str(a.temperature), "--temperature")
+    if t <= 0:
+        raise DTError(f"--temperature must be > 0, got {a.temperature}")
+    if a.temperature != 1.0 and not a.sample:
+        raise DTError("--temperature applies to --sample: pass --sample too")
+    return {"sample": a.sample, "temperature": t}
 
 
 def cmd_results(a) -> None:
@@ -324,6 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--env", required=True, help="env id of the behaviour-training run")
     se.add_argument("--run-dir", required=True, help="the run directory of python -m decision_transformer.suite.behaviour")
     se.set_defaults(func=cmd_suite_export)
+    sq = ssub.add_parser("dqn", help="train (or resume) a DQN behaviour policy on a MinAtar or Atari id, logging "
+                                     "its replay stream")
+    sq.add_argument("--env", required=True, help="MinAtar/<Game>-v1 or ALE/<Game>-v5")
+    sq.add_argument("--run-dir", required=True, help="run directory (created; rerun the command to resume)")
+    sq.add_argument("--steps", type=int, default=1_000_000, help="total env steps (default 1000000)")
+    sq.add_argument("--chunk", type=int, default=50_000,
+                    help="steps per checkpoint, evaluation and stream file (default 50000)")
+    sq.add_argument("--seed", type=int, default=0, help="seed of the learner and the env (default 0)")
+    sq.set_defaults(func=cmd_suite_dqn)
+    sr = ssub.add_parser("replay", help="sample a DQN-Replay-style dataset from a DQN run's stream into suite/")
+    sr.add_argument("--run-dir", required=True, help="a `dt suite dqn` run directory")
+    sr.add_argument("--transitions", type=int, default=500_000, help="dataset size in steps, whole episodes "
+                                                                     "(default 500000)")
+    sr.add_argument("--seed", type=int, default=0, help="seed of the buffer picks (default 0)")
+    sr.set_defaults(func=cmd_suite_replay)
     rs = sub.add_parser("results", help="the results campaign: every run, evaluation and sweep behind docs/results.md")
     rsub = rs.add_subparsers(dest="results_cmd", required=True)
     for name, hlp in (("run", "do every task not done yet (resumable; start one worker per free core)"),

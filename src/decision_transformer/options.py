@@ -55,7 +55,7 @@ def flag_name(f) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _default(f):
+def field_default(f):
     return f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
 
 
@@ -67,7 +67,7 @@ def add_arguments(parser, cls) -> None:
         if not md.get("cli", False):
             continue
         base, is_list = _kind(f)
-        d = _default(f)
+        d = field_default(f)
         shown = md.get("default_text") or (" ".join(f"{x:g}" for x in d) if is_list else
                                            f"{d:g}" if isinstance(d, float) else d)
         hlp = f"{md['help']}" + (f", {_readable(md['range'])}" if md.get("range") else "") + f" (default: {shown})"

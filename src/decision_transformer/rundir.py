@@ -128,8 +128,9 @@ class RunDir:
         """The options a resumed run would change against the rule."""
         return sorted(k for k in set(saved) | set(new) if saved.get(k) != new.get(k) and k not in MAY_CHANGE_ON_RESUME)
 
-    def check_resume(self, new: dict) -> dict:
-        saved = self.read_config()
+    def check_resume(self, new: dict, defaults: dict | None = None) -> dict:
+        """`defaults`: the values of options a run saved before they existed (it ran with them)."""
+        saved = {**(defaults or {}), **self.read_config()}
         bad = self.resume_conflicts(saved, new)
         if bad:
             raise DTError(f"--resume with different options ({', '.join(bad)}): a resumed run keeps its options; "

@@ -90,6 +90,18 @@ class TrajectoryDataset:
     def discrete(self) -> bool:
         return self.actions.ndim == 1
 
+    @property
+    def frame_stack(self) -> int:
+        """Stored frames per observation: Atari datasets store each frame once, (N, 1, 84, 84),
+        and an observation is the last `frame_stack` frames of its episode (envs.py)."""
+        return int(self.metadata.get("frame_stack") or 1)
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """What the policy sees per step: the stored shape, with frame stacks rebuilt."""
+        shape = tuple(self.observations.shape[1:])
+        return (shape[0] * self.frame_stack, *shape[1:]) if self.frame_stack > 1 else shape
+
     def episode(self, i: int) -> Episode:
         if not -self.num_episodes <= i < self.num_episodes:
             raise IndexError(f"episode {i} out of range ({self.num_episodes} episodes)")
@@ -251,7 +263,8 @@ def _load_minari_dir(path: Path) -> TrajectoryDataset:
         meta = {"source": str(path), "format": "minari", "dataset_id": spec.dataset_id,
                 "env_id": spec.env_spec.id if spec.env_spec is not None else None,
                 "ref_min_score": md.storage.metadata.get("ref_min_score"),
-                "ref_max_score": md.storage.metadata.get("ref_max_score")}
+                "ref_max_score": md.storage.metadata.get("ref_max_score"),
+                "frame_stack": md.storage.metadata.get("frame_stack")}
         return TrajectoryDataset.from_episodes(episodes, str(path), md.observation_space, md.action_space, meta)
     except DTError:
         raise

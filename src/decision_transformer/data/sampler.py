@@ -7,6 +7,11 @@ Returns-to-go use gamma = 1 (the sum of rewards from the step to the episode's e
 are normalised with the dataset's mean/std (computed once). Padding: states, actions, rtg,
 timesteps 0 and attention_mask 0 (the official code pads actions with -10; only the mask
 matters, and 0 matches evaluation).
+
+Frames (uint8) stay uint8 and are gathered per batch: the dataset is never copied as floats.
+Datasets that store each frame once (`frame_stack` > 1, Atari) get their stacks rebuilt here:
+the observation at step t is frames t-3..t of its episode, the first frame repeated before the
+episode's start, which is what gymnasium's FrameStackObservation gives the Agent.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class WindowSampler:
         self._obs, self._act = zero(obs), zero(ds.actions)
         self.rtg = (returns_to_go(ds) / self.scale).astype(np.float32)
         self._rtg = zero(self.rtg)[:, None]
+        self.fs = ds.frame_stack
+        if self.fs > 1:                                   # each step's episode start; row N -> N
+            self._ep_start = np.append(np.repeat(ds.offsets[:-1], ds.lengths), ds.num_steps)
         self.p = ds.lengths / ds.num_steps
         self._cdf = np.cumsum(self.p)
         self._cdf[-1] = 1.0
@@ -66,10 +74,19 @@ class WindowSampler:
         idx = np.where(mask, ds.offsets[ep][:, None] + local, ds.num_steps)
         return idx, mask, np.where(mask, local, 0)
 
+    def states(self, idx: np.ndarray) -> np.ndarray:
+        """(B, K, *state_shape) for (B, K) step indices (row N = padding, zeros)."""
+        if self.fs == 1:
+            return self._obs[idx]
+        lag = np.arange(self.fs - 1, -1, -1)                                  # oldest frame first
+        src = np.maximum(idx[..., None] - lag, self._ep_start[idx][..., None])  # (B, K, fs)
+        frames = self._obs[src]                                               # (B, K, fs, C, H, W)
+        return frames.reshape(*idx.shape, -1, *frames.shape[4:])
+
     def sample(self) -> dict[str, torch.Tensor]:
         idx, mask, local = self.sample_indices()
         return {
-            "states": torch.from_numpy(self._obs[idx]),
+            "states": torch.from_numpy(self.states(idx)),
             "actions": torch.from_numpy(self._act[idx]),
             "returns_to_go": torch.from_numpy(self._rtg[idx]),
             "timesteps": torch.from_numpy(np.minimum(local, self.max_ep_len - 1)),

@@ -32,14 +32,17 @@ def normalized(returns, ref_min: float, ref_max: float):
 
 
 def run_episodes(model, env_id: str, target_return: float, episodes: int, num_envs: int, seed: int,
-                 threads: int = 2, **agent_kw) -> tuple[np.ndarray, np.ndarray]:
+                 threads: int = 2, sample: bool = False, temperature: float = 1.0,
+                 **agent_kw) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of `episodes` full episodes with the Agent at `target_return`.
 
     Env i is reset with seed + i. The envs are split into `threads` groups (parallel.py), each
     with its own Agent, stepped in its own thread, with its share of the episodes; results are
     listed group by group. Within a group, episodes are counted in the order they finish, and
     envs stop starting new episodes once enough are under way (so long episodes are not
-    under-sampled). Deterministic for a given (seed, num_envs, threads)."""
+    under-sampled). Deterministic for a given (seed, num_envs, threads).
+    sample: discrete actions drawn from softmax(logits / temperature), each group's Agent with
+    its own generator seeded from `seed` (deterministic likewise); else the argmax."""
     from decision_transformer.envs import make_vec
     from decision_transformer.evaluation.parallel import (
         one_thread_per_group,
@@ -67,6 +70,8 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
                 if int(np.prod(got)) != int(np.prod(want)):
                     raise DTError(f"the checkpoint expects observations of shape {want} but {env_id} gives {got}: "
                                   "evaluate it on the env it was trained on")
+                if sample:
+                    agent_kw.update(deterministic=False, temperature=temperature, seed=seed + sum(sizes[:g]))
                 agent = Agent(model, num_envs=sizes[g], target_return=target_return, **agent_kw)
                 groups.append((envs, agent, quotas[g], seed + sum(sizes[:g])))
             out = run_in_threads(lambda grp, stop: _run_group(*grp, want, stop), groups)

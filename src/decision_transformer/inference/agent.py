@@ -26,7 +26,9 @@ class Agent:
     def __init__(self, model: DecisionTransformer, num_envs: int = 1, target_return=None,
                  state_mean=None, state_std=None, scale=None, context_length: int | None = None,
                  deterministic: bool = True, seed: int | None = None, mode: str = "exact",
-                 backend: str = "torch"):
+                 backend: str = "torch", temperature: float = 1.0):
+        """Discrete actions: the argmax of the logits (deterministic=True, the default), or a sample
+        from softmax(logits / temperature) drawn with a generator seeded by `seed`."""
         cfg = model.config
         self.model = model.eval()
         self.cfg, self.N = cfg, int(num_envs)
@@ -58,6 +60,9 @@ class Agent:
         if backend == "onnxruntime" and mode != "exact":
             raise DTError("backend='onnxruntime' runs the exact mode only; use mode='exact' or backend='torch'")
         self.deterministic = deterministic
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise DTError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
         N, K = self.N, self.K
         W = self.W = 2 * K            # ring of 2K steps: the window is the view [p-K, p), O(1) per step
@@ -163,7 +168,8 @@ class Agent:
             if self.deterministic:
                 act = out.argmax(dim=-1)
             else:
-                act = torch.multinomial(out.softmax(dim=-1), 1, generator=self.gen)[:, 0]
+                probs = (out.float().cpu() / self.temperature).softmax(dim=-1)
+                act = torch.multinomial(probs, 1, generator=self.gen)[:, 0]
         else:
             act = out
         act = act.cpu().numpy()

@@ -43,7 +43,7 @@ class KVCache:
     def step(self, s, rtg, ts, prev_a, has_prev):
         """s (N, S) normalised, rtg (N,) scaled, ts (N,) long, prev_a (N, A) or (N,) long,
         has_prev (N,) bool -> the action output for s_t: (N, act_dim)."""
-        m, cfg = self.model, self.model.config
+        m = self.model
         C = self.C
         if self.p + 3 > self.cap:                                  # move the last C-3 tokens to the front
             keep = slice(self.p - (C - 3), self.p)
@@ -54,9 +54,8 @@ class KVCache:
         p = self.p
         t_prev = m.embed_timestep((ts - 1).clamp(min=0))           # (N, H)
         t_now = m.embed_timestep(ts)
-        a_in = prev_a.long() if cfg.action_type == "discrete" else prev_a
-        x = torch.stack((m.embed_action(a_in) + t_prev, m.embed_return(rtg[:, None]) + t_now,
-                         m.embed_state(s) + t_now), dim=1)          # (N, 3, H): a_{t-1}, R_t, s_t
+        r, s, a = (e[:, 0] for e in m.embed_modalities(s[:, None], prev_a[:, None], rtg[:, None, None]))
+        x = torch.stack((a + t_prev, r + t_now, s + t_now), dim=1)  # (N, 3, H): a_{t-1}, R_t, s_t
         x = m.norm_tokens(x)
         self.valid[:, p] = has_prev
         self.valid[:, p + 1:p + 3] = True

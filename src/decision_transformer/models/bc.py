@@ -1,6 +1,7 @@
 """Behaviour cloning baseline, as in the official code's MLPBCModel: an MLP on the last K
 states (left-padded with zeros, flattened) predicting the action at the last one. %BC is the
 same model trained on the top X% of episodes by return (`dt train --model bc --top-pct X`).
+Image states go through the Decision Transformer's conv encoder first, frame by frame.
 
 Its config is a PolicyConfig (policy.py) plus the MLP's width, depth and dropout; the model is
 registered as "bc", so checkpoints, the Agent, `dt eval` and `dt sweep` take it like any policy.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from decision_transformer.models.encoders import image_encoder
 from decision_transformer.models.policy import PolicyConfig, register
 from decision_transformer.options import option
 
@@ -24,11 +26,6 @@ class BCConfig(PolicyConfig):
     n_layer: int = option(3, "MLP layers", range="[1, inf)", cli=False)
     dropout: float = option(0.1, "dropout", range="[0, 1)", cli=False)
     architecture: str = "bc"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.state_type != "vector":
-            raise ValueError("the BC baseline takes vector states")
 
     @classmethod
     def from_dict(cls, d: dict) -> "BCConfig":
@@ -46,7 +43,9 @@ class BCModel(nn.Module):
         super().__init__()
         cfg = self.config = config
         H, K = cfg.hidden_size, cfg.context_length
-        layers = [nn.Linear(K * cfg.state_dim, H)]
+        # image states: each frame through the Decision Transformer's conv encoder (encoders.py)
+        self.encoder = image_encoder(cfg, H) if cfg.state_type == "image" else None
+        layers = [nn.Linear(K * (H if self.encoder is not None else cfg.state_dim), H)]
         for _ in range(cfg.n_layer - 1):
             layers += [nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(H, H)]
         layers += [nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(H, cfg.act_dim)]
@@ -54,18 +53,23 @@ class BCModel(nn.Module):
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
 
-    def _last(self, states):                       # (B, L, S) -> (B, act_dim): left-pad to K, flatten
+    def _last(self, states):        # (B, L, S) or (B, L, C, H, W) -> (B, act_dim): left-pad to K, flatten
         K = self.config.context_length
-        B, L, S = states.shape
+        B, L = states.shape[:2]
         if L < K:
-            states = torch.cat([states.new_zeros(B, K - L, S), states], dim=1)
-        return self.model(states[:, -K:].reshape(B, K * S))
+            states = torch.cat([states.new_zeros(B, K - L, *states.shape[2:]), states], dim=1)
+        x = states[:, -K:]
+        if self.encoder is not None:
+            x = self.encoder(x)                     # (B, K, H)
+        return self.model(x.reshape(B, -1))
 
     def forward_actions(self, states, actions=None, returns_to_go=None, timesteps=None, attention_mask=None):
         """(B, L, act_dim) with only the last step predicted (the trainer's loss uses that one);
         earlier steps are zeros and masked out of the loss by `loss_positions`."""
-        out = states.new_zeros(*states.shape[:2], self.config.act_dim)
-        out[:, -1] = self._last(states * attention_mask[..., None] if attention_mask is not None else states)
+        out = torch.zeros(*states.shape[:2], self.config.act_dim, device=states.device)
+        if attention_mask is not None:               # padded steps as the Agent pads them: zeros
+            states = states * attention_mask.view(*attention_mask.shape, *[1] * (states.ndim - 2)).to(states.dtype)
+        out[:, -1] = self._last(states)
         return out
 
     @staticmethod

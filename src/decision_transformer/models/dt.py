@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from decision_transformer.models.dropout import FastDropout, fast_dropout
+from decision_transformer.models.encoders import image_encoder
 from decision_transformer.models.policy import PolicyConfig, register
 from decision_transformer.options import option
 
@@ -43,6 +44,7 @@ class DecisionTransformerConfig(PolicyConfig):
     layer_norm_epsilon: float = option(1e-5, "LayerNorm epsilon", range="(0, inf)", cli=False)
     initializer_range: float = option(0.02, "std of the initial weights", range="[0, inf)", cli=False)
     n_positions: int = option(1024, "rows of the (row-0-only) GPT-2 position table", range="[1, inf)", cli=False)
+    embed_tanh: bool = False        # tanh on the return (and vector state / continuous action) embeddings: Atari DT
     vocab_size: int = 1
     architecture: str = "dt"
 
@@ -58,7 +60,7 @@ class DecisionTransformerConfig(PolicyConfig):
         """From the training options (train.TrainConfig) and the policy fields the data gives."""
         return cls(hidden_size=opts.hidden_size, n_layer=opts.n_layer, n_head=opts.n_head,
                    activation_function=opts.activation_function, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout,
-                   attn_pdrop=opts.dropout, **policy)
+                   attn_pdrop=opts.dropout, embed_tanh=opts.embed_tanh, **policy)
 
 
 _ACT = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh"),
@@ -209,29 +211,8 @@ class GPT2Trunk(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Modality embeddings: Linear for vectors, Nature-DQN conv stack for frames.
+# The model. Modality embeddings: Linear for vectors, a conv encoder for frames (encoders.py).
 # ---------------------------------------------------------------------------------------------
-
-class NatureCNN(nn.Module):
-    """(N, C, 84, 84) frames (uint8 0-255 or float) -> (N, hidden); notes §4."""
-
-    def __init__(self, shape: list[int], hidden: int):
-        super().__init__()
-        c, h, w = shape
-        self.net = nn.Sequential(
-            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
-        with torch.no_grad():
-            n = self.net(torch.zeros(1, c, h, w)).shape[1]          # 3136 for 84x84
-        self.proj = nn.Sequential(nn.Linear(n, hidden), nn.Tanh())
-        self.shape = list(shape)
-
-    def forward(self, s):  # (B, L, C, H, W) -> (B, L, hidden)
-        B, L = s.shape[:2]
-        x = s.reshape(B * L, *self.shape)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        return self.proj(self.net(x)).view(B, L, -1)
-
 
 class DecisionTransformer(nn.Module):
     def __init__(self, config: DecisionTransformerConfig | None = None, **kwargs):
@@ -242,7 +223,7 @@ class DecisionTransformer(nn.Module):
         self.embed_timestep = nn.Embedding(cfg.max_ep_len, H)
         self.embed_return = nn.Linear(1, H)
         if cfg.state_type == "image":
-            self.embed_state = NatureCNN(cfg.state_shape, H)
+            self.embed_state = image_encoder(cfg, H)
         else:
             self.embed_state = nn.Linear(cfg.state_dim, H)
         if cfg.action_type == "discrete":
@@ -272,13 +253,25 @@ class DecisionTransformer(nn.Module):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
+    def embed_modalities(self, states, actions, returns_to_go):
+        """Each modality's embedding before the timestep's: (r, s, a), each (..., H). Image
+        encoders and the discrete action embedding end in tanh; `embed_tanh` (the Atari DT's)
+        puts one on the others. The one place tokens are embedded (training, the exact forward,
+        the KV cache, the ONNX graph)."""
+        s = self.embed_state(states)
+        a = self.embed_action(actions.long() if self.config.action_type == "discrete" else actions)
+        r = self.embed_return(returns_to_go)
+        if self.config.embed_tanh:
+            r = torch.tanh(r)
+            s = s if self.config.state_type == "image" else torch.tanh(s)
+            a = a if self.config.action_type == "discrete" else torch.tanh(a)
+        return r, s, a
+
     def embed(self, states, actions, returns_to_go, timesteps):
         """Interleaved token embeddings, layer-normed, plus the trunk's position row 0: (B, 3L, H)."""
         B, L = timesteps.shape
         time = self.embed_timestep(timesteps)                       # (B, L, H)
-        s = self.embed_state(states)                                # (B, L, H)
-        a = self.embed_action(actions.long() if self.config.action_type == "discrete" else actions)
-        r = self.embed_return(returns_to_go)
+        r, s, a = self.embed_modalities(states, actions, returns_to_go)
         x = (torch.stack((r, s, a), dim=2) + time[:, :, None]).reshape(B, 3 * L, -1)  # R1 s1 a1 R2 ...
         return self.norm_tokens(x)
 

@@ -40,6 +40,9 @@ class PolicyConfig:
                               choices=("continuous", "discrete"), cli=False)
     state_type: str = option("vector", "or image (states (C, H, W) uint8 frames)", choices=("vector", "image"), cli=False)
     state_shape: list[int] | None = option(None, "image states: [C, H, W], e.g. [4, 84, 84]", range="[1, inf)", cli=False)
+    state_encoder: str | None = option(None, "image states: 'nature' (Nature-DQN conv, 0-255 frames of 36x36 or more) "
+                                       "or 'minatar' (one 3x3 conv, small 0/1 frames); None picks by frame size",
+                                       choices=("nature", "minatar"), cli=False)
     # --- what evaluation needs (all optional for a bare model) ---
     context_length: int = option(20, "K, timesteps per window", range="[1, inf)", cli=False)
     return_scale: float | None = option(None, "returns-to-go are divided by this (1000 for MuJoCo)",
@@ -61,6 +64,11 @@ class PolicyConfig:
                 raise ValueError("state_type='image' needs state_shape=[C, H, W], e.g. [4, 84, 84]")
             self.state_shape = [int(v) for v in self.state_shape]
             self.state_dim = math.prod(self.state_shape)
+            if self.state_encoder is None:
+                self.state_encoder = "nature" if min(self.state_shape[1:]) >= 36 else "minatar"
+            if self.state_encoder == "nature" and min(self.state_shape[1:]) < 36:
+                raise ValueError(f"the 'nature' encoder needs frames of 36x36 or more, got {self.state_shape}: "
+                                 "use state_encoder='minatar'")
         for k in ("state_mean", "state_std"):
             v = getattr(self, k)
             if v is not None and self.state_type == "vector" and len(v) != self.state_dim:

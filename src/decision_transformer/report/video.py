@@ -15,8 +15,13 @@ import numpy as np
 from decision_transformer.errors import DTError
 
 
-def _overlay(frame: np.ndarray, text: str) -> np.ndarray:
+def _overlay(frame: np.ndarray, text: str, above: bool = False) -> np.ndarray:
+    """The text on a black bar over the frame's top (MuJoCo: sky), or `above` it (games: the top
+    rows are play area)."""
     from PIL import Image, ImageDraw
+    frame = np.asarray(frame, dtype=np.uint8)
+    if above:
+        frame = np.concatenate([np.zeros((22, *frame.shape[1:]), np.uint8), frame])
     img = Image.fromarray(frame)
     d = ImageDraw.Draw(img)
     d.rectangle([0, 0, img.width, 22], fill=(0, 0, 0))
@@ -41,7 +46,8 @@ def _follow_body(env) -> None:
 
 
 def record(model, env_id: str, target_return: float, output, seed: int = 0, max_steps: int = 1000,
-           fps: int = 30, size: int | None = None, gif_every: int = 2, gif_colors: int = 64) -> tuple[Path, float, int]:
+           fps: int = 30, size: int | None = None, gif_every: int = 2, gif_colors: int = 64, sample: bool = False,
+           temperature: float = 1.0) -> tuple[Path, float, int]:
     """Render one episode; `size` renders SIZE x SIZE frames (default: the env's). A GIF renders
     only every `gif_every`-th step (played at the real speed) with a `gif_colors`-colour palette
     per frame, which keeps a 1000-step episode small (models/*/replay.gif: 128 px, every 4th, 32
@@ -62,8 +68,11 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DTError(f"cannot write to {out.parent}: {e.strerror or e}")
-    env = make_env(env_id, render_mode="rgb_array", **({"width": size, "height": size} if size else {}))
-    agent = Agent(model, num_envs=1, target_return=target_return)
+    from decision_transformer.envs import family
+    env = make_env(env_id, render_mode="rgb_array",
+                   **({"width": size, "height": size} if size and family(env_id) == "gym" else {}))
+    agent = Agent(model, num_envs=1, target_return=target_return, deterministic=not sample, temperature=temperature,
+                  seed=seed if sample else None)
     obs, _ = env.reset(seed=seed)
     frames, ret, n = [], 0.0, 0
     try:
@@ -75,14 +84,15 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
                       "MUJOCO_GL=egl needs libegl1 (Mesa), or use MUJOCO_GL=osmesa with libosmesa6")
     gif = out.suffix.lower() == ".gif"
     every = max(1, int(gif_every)) if gif else 1
-    frames.append(_overlay(first, f"target {target_return:.0f}   return {ret:8.1f}   t {n}"))
+    above = family(env_id) != "gym"
+    frames.append(_overlay(first, f"target {target_return:.0f}   return {ret:8.1f}   t {n}", above))
     while n < max_steps:
         obs, r, term, trunc, _ = env.step(agent.act(obs[None])[0])
         agent.observe([r], [term or trunc])
         ret += float(r)
         n += 1
         if n % every == 0 or term or trunc:
-            frames.append(_overlay(env.render(), f"target {target_return:.0f}   return {ret:8.1f}   t {n}"))
+            frames.append(_overlay(env.render(), f"target {target_return:.0f}   return {ret:8.1f}   t {n}", above))
         if term or trunc:
             break
     env.close()

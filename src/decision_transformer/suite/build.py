@@ -15,7 +15,6 @@ and records each level in `suite/manifest.json`: algorithm, env steps, seed, ret
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import time
 from pathlib import Path
@@ -24,11 +23,8 @@ import numpy as np
 
 from decision_transformer.errors import DTError
 from decision_transformer.fileio import atomic_path, write_json_atomic
-from decision_transformer.suite.policies import MLPActor, evaluate, sha256
+from decision_transformer.suite.policies import SUITE, MLPActor, evaluate, sha256
 
-# The committed policies live in the source checkout's suite/ (an editable install finds them);
-# DT_SUITE_DIR points elsewhere, e.g. for a wheel install next to a copy of suite/.
-SUITE = Path(os.environ.get("DT_SUITE_DIR") or Path(__file__).resolve().parents[3] / "suite")
 EVAL_EPISODES = 10
 
 
@@ -157,16 +153,22 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
     )
     manifest = load_manifest(suite_dir)
     envs = list(envs or manifest)
-    levels = list(levels or LEVELS)
     for e in envs:
         if e not in manifest:
             raise DTError(f"no committed policies for {e}: the suite has {', '.join(sorted(manifest))}")
-    for lv in levels:
-        if lv not in LEVELS:
-            raise DTError(f"unknown level {lv!r}: choose from {', '.join(LEVELS)}")
+    for lv in levels or ():
+        if lv not in LEVELS + ("replay",):
+            raise DTError(f"unknown level {lv!r}: choose from {', '.join(LEVELS + ('replay',))}")
     out = {}
     for env_id in envs:
         entry = manifest[env_id]
+        if entry.get("kind") == "dqn-replay":             # pixel / discrete: one level, from replay.npz
+            if levels and "replay" not in levels:
+                continue
+            from decision_transformer.suite.pixels import build_replay
+            out.update(build_replay(env_id, entry, suite_dir, overwrite, log))
+            continue
+        env_levels = [lv for lv in (levels or LEVELS) if lv != "replay"]
         for lv in ("medium", "expert"):
             f = Path(suite_dir) / entry[lv]["file"]
             if sha256(f) != entry[lv]["sha256"]:
@@ -186,7 +188,7 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
                     cache[lv], _ = rollout_episodes(env_id, pol, steps=SIZES[lv], num_envs=NUM_ENVS, seed=SEEDS[lv],
                                                     noise=None if lv == "random" else NOISE, progress=progress)
             return cache[lv]
-        for lv in levels:
+        for lv in env_levels:
             eps = episodes_of("medium") + episodes_of("expert") if lv == "medium-expert" else episodes_of(lv)
             did = dataset_id(env_id, lv)
             recipe = {"random": "uniform random actions",

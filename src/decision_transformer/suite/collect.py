@@ -138,13 +138,14 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     if num_envs < 1:
         raise DTError(f"--num-envs must be >= 1, got {num_envs}")
     noise_kind = parse_noise(noise)
-    from decision_transformer.envs import make_vec
+    from decision_transformer.envs import make_vec, stored_frame
     envs = make_vec(env_id, num_envs)
+    keep = lambda o: stored_frame(env_id, o)          # noqa: E731 - Atari: the newest frame of the stack
     pol = _Policy(policy, env_id, envs, target_return, seed)
     space = envs.single_action_space
     rng = np.random.default_rng(seed + 1)
     obs, _ = envs.reset(seed=seed)
-    cur = [([o], [], [], [], []) for o in obs]         # per env: observations (T+1), actions, rewards, terms, truncs
+    cur = [([keep(o)], [], [], [], []) for o in obs]         # per env: observations (T+1), actions, rewards, terms, truncs
     done_eps: list[Episode] = []
     n_steps = 0
     goal = episodes or steps
@@ -167,13 +168,13 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
                 o, a, r, te, tr = cur[i]
                 a.append(act[i]); r.append(float(rew[i])); te.append(bool(term[i])); tr.append(bool(trunc[i]))
                 if term[i] or trunc[i]:
-                    o.append(info["final_obs"][i])
+                    o.append(keep(info["final_obs"][i]))
                     done_eps.append(Episode.from_steps(o, a, r, te, tr))
                     n_steps += len(r)
                     bar.update(min(1 if episodes else len(r), goal - bar.n))
-                    cur[i] = ([nobs[i]], [], [], [], [])
+                    cur[i] = ([keep(nobs[i])], [], [], [], [])
                 else:
-                    o.append(nobs[i])
+                    o.append(keep(nobs[i]))
             obs = nobs
             bar.set_postfix_str(f"{n_steps / max(time.time() - t0, 1e-9):.0f} steps/s, {len(done_eps)} episodes",
                                 refresh=False)
@@ -202,9 +203,26 @@ def _jsonable_spec(env_id: str):
     return spec
 
 
-def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite) -> Path:
+def _spaces(env_id: str):
+    """The dataset's observation and action spaces: the env's, with an Atari frame stack stored
+    one frame per step (envs.stored_frame), and `frame_stack` for the metadata."""
+    import gymnasium as gym
+
+    from decision_transformer.envs import frame_stack, make_env
+    env = make_env(env_id)
+    osp, asp = env.observation_space, env.action_space
+    env.close()
+    fs = frame_stack(env_id)
+    if fs > 1:
+        osp = gym.spaces.Box(0, 255, (osp.shape[0] // fs, *osp.shape[1:]), np.uint8)
+    return osp, asp, fs
+
+
+def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorithm_name, overwrite,
+                 description: str | None = None) -> Path:
     """Write episodes (data.Episode with their final observation) with Minari's writer into a temp
-    dir beside `final`, then rename it into place."""
+    dir beside `final`, then rename it into place. Frames are stored as the env gives them,
+    uint8 (Atari: one frame per step, `frame_stack` in the metadata)."""
     import minari
     from minari.data_collector.episode_buffer import EpisodeBuffer
     bufs = [EpisodeBuffer(id=k, observations=list(e.observations) + [e.final_observation], actions=list(e.actions),
@@ -219,10 +237,14 @@ def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorit
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # minari nags about author/permalink/description
             kw = dict(ref_min_score=ref_min, ref_max_score=ref_max) if ref_max is not None else {}
+            osp, asp, fs = _spaces(env_id)
             try:
-                minari.create_dataset_from_buffers(dataset_id, bufs, env=_jsonable_spec(env_id),
-                                                   algorithm_name=algorithm_name, author="decision-transformer",
-                                                   description=algorithm_name, **kw)
+                made = minari.create_dataset_from_buffers(
+                    dataset_id, bufs, env=_jsonable_spec(env_id), observation_space=osp, action_space=asp,
+                    algorithm_name=algorithm_name, author="decision-transformer",
+                    description=description or algorithm_name, **kw)
+                if fs > 1:
+                    made.storage.update_metadata({"frame_stack": fs})
             except OSError:                                      # the command reports it in one line
                 raise
             except (ValueError, RuntimeError) as e:             # h5py reports a full disk as a ValueError

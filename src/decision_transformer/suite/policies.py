@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,11 @@ class MLPActor:
         layers = [(np.asarray(params[k]["kernel"]), np.asarray(params[k]["bias"])) for k in dense]
         space = model.action_space
         return cls(layers, space.low, space.high, meta)
+
+
+# The committed policies live in the source checkout's suite/ (an editable install finds them);
+# DT_SUITE_DIR points elsewhere, e.g. for a wheel install next to a copy of suite/.
+SUITE = Path(os.environ.get("DT_SUITE_DIR") or Path(__file__).resolve().parents[3] / "suite")
 
 
 def sha256(path) -> str:

@@ -20,7 +20,7 @@ import torch
 from decision_transformer.errors import DTError
 from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
-from decision_transformer.options import check, option
+from decision_transformer.options import check, field_default, option
 from decision_transformer.rundir import RunDir
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -44,6 +44,8 @@ class TrainConfig:
     dropout: float = option(0.1, "dropout on embeddings, attention and residuals", range="[0, 1)")
     lr: float = option(1e-4, "peak learning rate (AdamW)", range="(0, inf)")
     weight_decay: float = option(1e-4, "AdamW weight decay", range="[0, inf)")
+    betas: list[float] = option(help="AdamW betas (the Atari DT: 0.9 0.95)", range="[0, 1)", factory=lambda: [0.9, 0.999])
+    embed_tanh: bool = option(False, "tanh on the return/state/action embeddings (the Atari DT)")
     warmup_steps: int = option(10_000, "linear learning-rate warm-up steps, then constant", range="[0, inf)")
     grad_clip: float = option(0.25, "gradient-norm clip", range="(0, inf)")
     return_scale: float = option(1000.0, "returns-to-go are divided by this (1000 for MuJoCo)", range="(0, inf)")
@@ -110,15 +112,15 @@ def top_episodes(ds, pct: float):
 def build_model(cfg: TrainConfig, ds, env_id: str | None):
     """The registered model `cfg.model` names, with the policy fields the data gives."""
     from decision_transformer.models.policy import build, lookup
-    mean, std = ds.state_stats()
     image = ds.observations.ndim > 2
+    mean, std = (None, None) if image else ds.state_stats()   # frames are not normalised (nor copied as floats)
     rets = ds.episode_returns()
     policy = dict(
-        state_dim=int(np.prod(ds.observations.shape[1:])),
+        state_dim=int(np.prod(ds.state_shape)),
         act_dim=int(ds.action_space.n) if ds.discrete and ds.action_space is not None
         else (int(ds.actions.max()) + 1 if ds.discrete else ds.actions.shape[1]),
         max_ep_len=cfg.max_ep_len, action_type="discrete" if ds.discrete else "continuous",
-        state_type="image" if image else "vector", state_shape=list(ds.observations.shape[1:]) if image else None,
+        state_type="image" if image else "vector", state_shape=list(ds.state_shape) if image else None,
         context_length=cfg.context_length, return_scale=cfg.return_scale,
         state_mean=None if image else [float(x) for x in mean], state_std=None if image else [float(x) for x in std],
         env_id=env_id, target_returns=list(cfg.target_returns),
@@ -148,8 +150,8 @@ class Trainer:
             env = make_env(cfg.env_id)
             space, aspace = env.observation_space, env.action_space
             env.close()
-            if tuple(space.shape) != tuple(ds.observations.shape[1:]):
-                raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.observations.shape[1:])} but "
+            if tuple(space.shape) != tuple(ds.state_shape):
+                raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.state_shape)} but "
                               f"{cfg.env_id} has {tuple(space.shape)}"
                               + (f": the dataset was collected on {ds.metadata['env_id']}" if ds.metadata.get("env_id") else ""))
             if ds.discrete != hasattr(aspace, "n") or (not ds.discrete and tuple(aspace.shape) != tuple(ds.actions.shape[1:])):
@@ -167,6 +169,7 @@ class Trainer:
                                      state_mean=mc.state_mean, state_std=mc.state_std,
                                      normalize=mc.state_type == "vector")
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     betas=tuple(cfg.betas),
                                      fused=True)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
@@ -207,7 +210,8 @@ class Trainer:
             load_state_dict_strict,
             read_weights,
         )
-        saved = self.rundir.check_resume(asdict(self.cfg))             # the resume rule, in one place
+        defaults = {f.name: field_default(f) for f in fields(TrainConfig)}    # options added since the run began
+        saved = self.rundir.check_resume(asdict(self.cfg), defaults)          # the resume rule, in one place
         ck = self.rundir.last_checkpoint()
         load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
         meta = json.loads((ck / "trainer.json").read_text())
