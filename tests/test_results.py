@@ -44,7 +44,7 @@ def tiny_campaign(toy_h5, tmp_path, monkeypatch):
     for k, v in dict(ENVS={"toy": "LineReach-v0"}, PRESETS={"toy": str(preset)}, LEVELS=("mixed",), BUDGET=20,
                      CHECKPOINT_EVERY=10, CURVE=("toy", "mixed", 30), CURVE_EPISODES=4, EVAL_EPISODES=6,
                      BASELINE_SEEDS=(0, 1), SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3, SWEEP_EPISODES=3,
-                     PUBLISH_LEVELS=()).items():
+                     PUBLISH_LEVELS=(), GAMES={}).items():
         monkeypatch.setattr(C, k, v)
     monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
     monkeypatch.setattr(C.Campaign, "poll_seconds", 0.2)
@@ -58,10 +58,12 @@ def test_plan_covers_the_issue_and_is_consistent():
     assert len(names) == len(set(names))
     assert all(nd in names for t in tasks for nd in t.needs)
     kinds = lambda k: [n for n in names if n.startswith(k + ":")]
-    assert len(kinds("train")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS))      # DT + BC + %BC, 12 datasets
-    assert len(kinds("eval")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS))
+    games = len(C.GAMES) * 3 * len(C.GAME_SEEDS)                             # MinAtar: DT, BC, %BC x 3 seeds
+    assert len(kinds("train")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS)) + games   # DT + BC + %BC, 12 datasets
+    assert len(kinds("eval")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS)) + games
     assert len(kinds("curve-eval")) == C.CURVE[2] // C.CHECKPOINT_EVERY
-    assert len(kinds("publish")) == 9 + len(C.DEMO_CANDIDATES) - 1 and len(kinds("sweep")) == 6  # hopper-mr is both
+    assert len(kinds("publish")) == 9 + len(C.DEMO_CANDIDATES) - 1               # hopper-mr is both
+    assert len(kinds("sweep")) == 6 + len(C.GAMES)
     assert names.index("curve-train:dt-hopper-medium-replay-s0") < names.index("train:dt-walker2d-medium-s0")
 
 

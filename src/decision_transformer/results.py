@@ -62,6 +62,16 @@ PUBLISH_LEVELS = ("expert", "medium", "medium-replay")      # the nine Hub check
 DEMO_CANDIDATES = (("hopper", "medium-replay"), ("hopper", "medium-expert"))   # published too: `dt demo`'s sweep
 
 
+# Pixels and discrete actions (issue #12): MinAtar games on DQN-Replay-style datasets (suite/pixels.py).
+# DT, BC and %BC with 3 seeds each, the minatar preset, the last checkpoint; one target: the
+# dataset's best episode return (the paper's Atari targets are of that order); one sweep per game.
+GAMES = {"minatar-breakout": "MinAtar/Breakout-v1", "minatar-spaceinvaders": "MinAtar/SpaceInvaders-v1"}
+GAME_LEVEL = "replay"
+GAME_PRESET = "minatar"
+GAME_BUDGET, GAME_CHECKPOINT_EVERY = 10_000, 2_500
+GAME_SEEDS = (0, 1, 2)
+
+
 def published(env: str, level: str) -> bool:
     return level in PUBLISH_LEVELS or (env, level) in DEMO_CANDIDATES
 EVAL_SEED = 0
@@ -138,22 +148,57 @@ class Campaign:
                         tasks.append(self._train_task(r, env, level, model, seed, BUDGET))
                         tasks.append(Task(f"eval:{r}", [self.results / r / "eval.json"], lambda r=r: self.evaluate(r),
                                           needs=[f"train:{r}"]))
+        for game in GAMES:                                 # last: run them with `--only minatar` on a free core
+            ready = lambda g=game: self._game_committed(g)
+            tasks.append(Task(f"data:{game}-{GAME_LEVEL}", [self.results / "datasets" / f"{game}-{GAME_LEVEL}.json"],
+                              lambda g=game: self.dataset_stats(g, GAME_LEVEL), ready=ready))
+            for model in ("dt", "bc", f"pbc{TOP_PCT:g}"):
+                for seed in GAME_SEEDS:
+                    r = run_name(model, game, GAME_LEVEL, seed)
+                    tasks.append(self._train_task(r, game, GAME_LEVEL, model, seed, GAME_BUDGET,
+                                                  needs=[f"data:{game}-{GAME_LEVEL}"]))
+                    tasks.append(Task(f"eval:{r}", [self.results / r / "eval.json"], lambda r=r: self.evaluate(r),
+                                      needs=[f"train:{r}"]))
+            dt = run_name("dt", game, GAME_LEVEL, 0)
+            tasks.append(Task(f"sweep:{dt}", [self.results / dt / "sweep.json"],
+                              lambda r=dt, g=game: self.sweep(r, g, GAME_LEVEL), needs=[f"train:{dt}"]))
         return tasks
 
-    def _train_task(self, run: str, env: str, level: str, model: str, seed: int, steps: int, name=None) -> Task:
+    def _train_task(self, run: str, env: str, level: str, model: str, seed: int, steps: int, name=None,
+                    needs=()) -> Task:
         ck = self.runs / run / "checkpoints" / ckpt_name(steps) / "model.safetensors"
-        return Task(name or f"train:{run}", [ck], lambda: self.train(run, env, level, model, seed, steps))
+        return Task(name or f"train:{run}", [ck], lambda: self.train(run, env, level, model, seed, steps),
+                    needs=list(needs))
+
+    @staticmethod
+    def _game_committed(game: str) -> bool:
+        """A game's dataset can be built: its replay.npz is in the suite's manifest."""
+        from decision_transformer.suite.policies import SUITE
+        mp = SUITE / "manifest.json"
+        return mp.is_file() and GAMES[game] in json.loads(mp.read_text())
+
+    @staticmethod
+    def budget(run: str) -> int:
+        return GAME_BUDGET if _game_of(run) else BUDGET
+
+    @staticmethod
+    def env_id(env: str) -> str:
+        return GAMES.get(env) or ENVS[env]
 
     # -- the tasks -----------------------------------------------------------------------------
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
         from decision_transformer.training.trainer import TrainConfig
+        game = env in GAMES
         over = {"dataset": dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
-                "checkpoint_every": CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
+                "checkpoint_every": GAME_CHECKPOINT_EVERY if game else CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
+        if game:
+            d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
+            over.update(env_id=GAMES[env], target_returns=[float(d["return_max"])])
         if model != "dt":
             over["model"] = "bc"
             if model.startswith("pbc"):
                 over["top_pct"] = float(model[3:])
-        return TrainConfig.from_sources(PRESETS[env], over)
+        return TrainConfig.from_sources(GAME_PRESET if game else PRESETS[env], over)
 
     def train(self, run, env, level, model, seed, steps) -> None:
         from decision_transformer.training.trainer import train
@@ -168,7 +213,8 @@ class Campaign:
         # one checkpoint interval per call: the worker then looks at the list again, so evaluations
         # and publications do not wait an hour behind a training (resuming is exact: same weights)
         current = int(rd.last.resolve().name) if resume else 0
-        cfg.steps = min(steps, (current // CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY)
+        every = cfg.checkpoint_every
+        cfg.steps = min(steps, (current // every + 1) * every)
         train(cfg, resume="auto", progress=False, log=lambda *a: None)   # decided under the run's lock
         self._copy_run_files(run)
 
@@ -198,7 +244,7 @@ class Campaign:
                     return load_dataset(dataset_id(env, level))      # another worker built it meanwhile
                 except MissingDataset:
                     from decision_transformer.suite.build import build
-                    build([ENVS[env]], [level], progress=False, log=self.log)
+                    build([self.env_id(env)], [level], progress=False, log=self.log)
                     return load_dataset(dataset_id(env, level))
 
     @staticmethod
@@ -218,7 +264,7 @@ class Campaign:
         from decision_transformer.evaluation.evaluate import normalized
         norm = (lambda x: normalized(x, lo, hi)) if lo is not None and hi is not None else (lambda x: None)
         write_json_atomic(_mk(self.results / "datasets") / f"{env}-{level}.json", {
-            "dataset": dataset_id(env, level), "env_id": ENVS[env], "episodes": ds.num_episodes, "steps": ds.num_steps,
+            "dataset": dataset_id(env, level), "env_id": self.env_id(env), "episodes": ds.num_episodes, "steps": ds.num_steps,
             "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
@@ -240,11 +286,12 @@ class Campaign:
     def evaluate(self, run: str) -> None:
         """The LAST checkpoint of the budget (step BUDGET), 100 episodes at each paper target.
         BC ignores the target: it is evaluated once, at the first target."""
-        model = self._load(run, BUDGET)
+        budget = self.budget(run)
+        model = self._load(run, budget)
         targets = model.config.target_returns
         if model.config.architecture != "dt":
             targets = targets[:1]
-        out = self._evaluate(run, BUDGET, targets, EVAL_EPISODES)
+        out = self._evaluate(run, budget, targets, EVAL_EPISODES)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / "eval.json", out)
 
@@ -259,7 +306,7 @@ class Campaign:
         return [float(x) for x in np.linspace(max(0.0, d["return_min"]), 1.2 * d["return_max"], SWEEP_POINTS)]
 
     def sweep(self, run: str, env: str, level: str) -> None:
-        out = self._evaluate(run, BUDGET, self.sweep_targets(env, level), SWEEP_EPISODES, seed=EVAL_SEED + 1)
+        out = self._evaluate(run, self.budget(run), self.sweep_targets(env, level), SWEEP_EPISODES, seed=EVAL_SEED + 1)
         d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
         out["dataset_return_min"], out["dataset_return_max"] = d["return_min"], d["return_max"]
         write_json_atomic(_mk(self.results / run) / "sweep.json", out)
@@ -373,6 +420,11 @@ class Campaign:
         if failed:
             raise DTError(f"{len(failed)} task(s) failed: {', '.join(sorted(failed))}")
         return n
+
+
+def _game_of(run: str) -> str | None:
+    """The MinAtar/Atari game of a run name, or None (MuJoCo)."""
+    return next((g for g in GAMES if f"-{g}-" in f"-{run}-"), None)
 
 
 def _mk(p: Path) -> Path:

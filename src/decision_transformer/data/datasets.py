@@ -120,7 +120,9 @@ class TrajectoryDataset:
     # -- construction with validation --------------------------------------------------------
     @classmethod
     def from_episodes(cls, episodes, where: str, observation_space=None, action_space=None,
-                      metadata=None) -> "TrajectoryDataset":
+                      metadata=None, observations: np.ndarray | None = None) -> "TrajectoryDataset":
+        """`observations`: the episodes' observations already concatenated (the episodes' arrays
+        are views of it), so large frame datasets are not copied again."""
         eps = list(episodes)
         if not eps:
             raise DatasetError(f"{where}: the dataset has no episodes")
@@ -130,8 +132,10 @@ class TrajectoryDataset:
         obs_dtype = np.uint8 if eps[0].observations.dtype == np.uint8 else np.float32
         offsets = np.zeros(len(eps) + 1, dtype=np.int64)
         np.cumsum([len(e) for e in eps], out=offsets[1:])
+        if observations is None:
+            observations = np.concatenate([e.observations for e in eps])
         ds = cls(
-            observations=np.concatenate([e.observations for e in eps]).astype(obs_dtype, copy=False),
+            observations=observations.astype(obs_dtype, copy=False),
             actions=np.concatenate([e.actions for e in eps]).astype(np.int64 if discrete else np.float32, copy=False),
             rewards=np.concatenate([e.rewards for e in eps]).astype(np.float32, copy=False),
             terminations=np.concatenate([e.terminations for e in eps]).astype(bool, copy=False),
@@ -247,7 +251,11 @@ def _load_minari_dir(path: Path) -> TrajectoryDataset:
         raise DatasetError(f"{path}: not a Minari dataset directory (no data/metadata.json)")
     try:
         md = MinariDataset(str(data))
-        episodes = []
+        # one pass, observations written into one preallocated array (frames: no second copy of
+        # the dataset, which for 500k Atari frames would be 3.5 GB more), small fields per episode
+        total = int(md.total_steps)
+        obs_all, episodes = None, []
+        at = 0
         for i, ep in enumerate(md.iterate_episodes()):
             obs, act = ep.observations, ep.actions
             if isinstance(obs, dict) or isinstance(act, dict):
@@ -257,15 +265,24 @@ def _load_minari_dir(path: Path) -> TrajectoryDataset:
             if len(obs) != T + 1:
                 raise DatasetError(f"{path}: episode {i}, field observations: {len(obs)} observations for {T} "
                                    "steps (Minari stores T+1)")
-            episodes.append(Episode(obs[:T], np.asarray(act), np.asarray(ep.rewards),
+            if obs_all is None:
+                obs_all = np.empty((total, *obs.shape[1:]), np.uint8 if obs.dtype == np.uint8 else np.float32)
+            if at + T > total or obs.shape[1:] != obs_all.shape[1:]:
+                raise DatasetError(f"{path}: episode {i}: observations disagree with the dataset's metadata "
+                                   f"({total} steps of shape {obs_all.shape[1:]}); it may be corrupt")
+            obs_all[at:at + T] = obs[:T]
+            episodes.append(Episode(obs_all[at:at + T], np.asarray(act), np.asarray(ep.rewards),
                                     np.asarray(ep.terminations), np.asarray(ep.truncations)))
+            at += T
         spec = md.spec
         meta = {"source": str(path), "format": "minari", "dataset_id": spec.dataset_id,
                 "env_id": spec.env_spec.id if spec.env_spec is not None else None,
                 "ref_min_score": md.storage.metadata.get("ref_min_score"),
                 "ref_max_score": md.storage.metadata.get("ref_max_score"),
                 "frame_stack": md.storage.metadata.get("frame_stack")}
-        return TrajectoryDataset.from_episodes(episodes, str(path), md.observation_space, md.action_space, meta)
+        obs_all = obs_all[:at] if obs_all is not None else None
+        return TrajectoryDataset.from_episodes(episodes, str(path), md.observation_space, md.action_space, meta,
+                                               observations=obs_all)
     except DTError:
         raise
     except Exception as e:

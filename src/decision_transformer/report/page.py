@@ -282,6 +282,49 @@ def sweep_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     return lines + [""], paths
 
 
+def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
+    """MinAtar (issue #12): DT vs BC vs %BC, 3 seeds each, normalised and raw; one sweep per game."""
+    R = col.camp.results
+    lines = ["## 4. Pixels and discrete actions: MinAtar", "",
+             "Datasets: DQN-Replay-style samples of our own DQN runs (`dt suite dqn`, `dt suite replay`; "
+             "docs/pixels.md): frames (C, 10, 10), discrete actions. Models: the `minatar` preset "
+             f"({C.GAME_BUDGET:,} steps, the last checkpoint), BC and {C.TOP_PCT:g}%BC with the same conv encoder "
+             f"and width; seeds {', '.join(map(str, C.GAME_SEEDS))}, {C.EVAL_EPISODES} episodes each (env seeds "
+             f"0-{C.EVAL_EPISODES - 1}), greedy actions. DT's target is the dataset's best episode return. "
+             "Normalised = 100 x (R - random) / (best DQN - random): the references are the uniform random "
+             "policy and the best DQN snapshot (greedy), 100 episodes each, from the dataset's metadata.", "",
+             "| game | method | normalised (pooled seeds) | raw return | seed means (raw) | dataset mean / max (raw) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    paths, panels = [], []
+    for g, env_id in C.GAMES.items():
+        d = _read(R / "datasets" / f"{g}-{C.GAME_LEVEL}.json")
+        dtxt = f"{d['return_mean']:.1f} / {d['return_max']:.0f}" if d else "pending"
+        for m, label in METHODS.items():
+            evs = [_read(R / C.run_name(m, g, C.GAME_LEVEL, s) / "eval.json") for s in C.GAME_SEEDS]
+            if any(ev is None for ev in evs):
+                lines.append(f"| {env_id} | {label} | pending | | | {dtxt} |")
+                continue
+            raw = np.concatenate([ev["results"][0]["returns"] for ev in evs])
+            refs = evs[0]["results"][0]["refs"]
+            seeds = " / ".join(f"{np.mean(ev['results'][0]['returns']):.1f}" for ev in evs)
+            lines.append(f"| {env_id} | {label} | {_fmt(_stat(_norm(raw, refs)))} | {_fmt(_stat(raw))} | "
+                         f"{seeds} | {dtxt} |")
+        sw = _read(R / C.run_name("dt", g, C.GAME_LEVEL, 0) / "sweep.json")
+        if sw is not None:
+            res = sw["results"]
+            paths.append(plots.sweep_plot(res, figs / f"sweep-{g}.png", sw["dataset_return_max"],
+                                          title=f"DT on {C.dataset_id(g, C.GAME_LEVEL)} ({C.GAME_BUDGET:,} steps)"))
+            panels.append((env_id, res, sw["dataset_return_max"]))
+    if panels:
+        paths.append(plots.sweep_grid(panels, figs / "sweeps-minatar.png", cols=len(panels)))
+        lines += ["", f"Return conditioning: DT seed 0, {C.SWEEP_POINTS} targets from the dataset's lowest "
+                      f"return to 1.2x its best, {C.SWEEP_EPISODES} episodes each. Spearman's rho (target vs "
+                      "achieved mean): " + ", ".join(f"{t} {_spearman([r['target_return'] for r in res], [r['return_mean'] for r in res]):.2f}"
+                                                    for t, res, _ in panels) + ".", "",
+                  "![MinAtar return conditioning](figures/sweeps-minatar.png)"]
+    return lines + [""], paths
+
+
 def _spearman(x, y) -> float:
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     if np.std(rx) == 0 or np.std(ry) == 0:
@@ -470,7 +513,7 @@ def write_report(camp, docs="docs") -> list[Path]:
             f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
     written = []
     body = []
-    for section in (curve_section, table_section, sweep_section):
+    for section in (curve_section, table_section, sweep_section, games_section):
         lines, paths = section(col, figs)
         body += lines
         written += paths
