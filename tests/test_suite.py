@@ -8,6 +8,8 @@ from decision_transformer.suite.build import SUITE, pick_levels
 from decision_transformer.suite.policies import MLPActor, evaluate, sha256
 
 MANIFEST = json.loads((SUITE / "manifest.json").read_text())
+MUJOCO = sorted(k for k, v in MANIFEST.items() if v.get("kind") != "dqn-replay")
+GAMES = sorted(k for k, v in MANIFEST.items() if v.get("kind") == "dqn-replay")
 
 
 @pytest.mark.parametrize("env_id", sorted(MANIFEST))
@@ -17,7 +19,7 @@ def test_committed_files_match_their_checksums(env_id):
             assert sha256(SUITE / e["file"]) == e["sha256"], (env_id, level)
 
 
-@pytest.mark.parametrize("env_id", sorted(MANIFEST))
+@pytest.mark.parametrize("env_id", MUJOCO)
 def test_committed_policies_reach_their_recorded_returns(env_id):
     for level in ("expert", "medium"):
         e = MANIFEST[env_id][level]
@@ -28,7 +30,7 @@ def test_committed_policies_reach_their_recorded_returns(env_id):
     assert 0.2 * ex < med < 0.5 * ex                            # "about one third of expert"
 
 
-@pytest.mark.parametrize("env_id", sorted(MANIFEST))
+@pytest.mark.parametrize("env_id", MUJOCO)
 def test_medium_replay_is_aligned_transitions(env_id):
     d = np.load(SUITE / MANIFEST[env_id]["medium-replay"]["file"])
     n = MANIFEST[env_id]["medium-replay"]["transitions"]
@@ -37,6 +39,18 @@ def test_medium_replay_is_aligned_transitions(env_id):
     cont = ~ends[:-1]                                           # within an episode, s'_t == s_{t+1}
     np.testing.assert_array_equal(d["next_observations"][:-1][cont], d["observations"][1:][cont])
     assert not (d["terminations"] & d["truncations"]).any()
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_committed_game_datasets_unpack_into_whole_episodes(env_id):
+    from decision_transformer.suite.pixels import unpack_episodes
+    e = MANIFEST[env_id]
+    eps = unpack_episodes(SUITE / e["replay"]["file"])
+    assert sum(len(x) for x in eps) == e["replay"]["transitions"] and len(eps) == e["replay"]["episodes"]
+    assert all(x.observations.dtype == np.uint8 and (x.terminations[-1] or x.truncations[-1]) for x in eps)
+    assert abs(np.mean([x.episode_return for x in eps]) - e["replay"]["return_mean"]) < 1e-6
+    refs = e["references"]
+    assert refs["ref_min_score"] < refs["ref_max_score"] and refs["episodes"] == 100
 
 
 def test_pick_levels_follows_the_d4rl_recipe():
