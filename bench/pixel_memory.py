@@ -3,8 +3,9 @@
 Writes a synthetic Atari-shaped Minari dataset once (STEPS frames of (1, 84, 84) uint8, episodes
 of ~2,000 steps, `frame_stack: 4`; random pixels, so nothing compresses), then, in a fresh
 process, loads it, builds the sampler (4-frame stacks rebuilt per batch) and runs a few training
-steps of the paper's Atari model, and reports the peak resident memory (ru_maxrss) beside the
-frames' own size.
+steps of the paper's Atari model, and reports the peak resident memory (VmHWM: this process
+image only; ru_maxrss would count the writer's peak, which Linux carries across fork + exec)
+beside the frames' own size.
 
     python bench/pixel_memory.py [--steps 500000] [--train-steps 3] [--dir /tmp/pixel-memory]
 """
@@ -39,6 +40,13 @@ def write(d: Path, steps: int) -> None:
     write_minari("bench/atari-memory-v0", d, eps, ENV, 1.0, 30.0, "bench/pixel_memory.py", True)
 
 
+def _hwm_gb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6     # not Linux
+
+
 def measure(d: Path, train_steps: int) -> dict:
     import torch
 
@@ -58,7 +66,7 @@ def measure(d: Path, train_steps: int) -> dict:
         loss.backward()
         tr.opt.step()
     return {"steps": tr.ds.num_steps, "frames_gb": tr.ds.observations.nbytes / 1e9, "load_s": round(load_s, 1),
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+            "peak_rss_gb": _hwm_gb(),
             "state_shape": list(tr.model.config.state_shape), "batch": cfg.batch_size, "K": cfg.context_length}
 
 
