@@ -290,3 +290,35 @@ def test_the_demo_picks_the_candidate_that_follows_the_target_best(tmp_path, mon
     assert demo.pick_pretrained()[0] == "hopper-medium-expert"
     (tmp_path / "hopper-medium-expert" / "results.json").unlink()            # not published: the other one
     assert demo.pick_pretrained()[0] == "hopper-medium-replay"
+
+
+def test_minatar_tasks_run_and_reach_the_report(tmp_path, monkeypatch):
+    """The campaign's MinAtar part (issue #12) on a tiny plan: a random-policy dataset, one seed,
+    20-step runs; the report's section 4 row is what eval.json implies."""
+    from decision_transformer.report.page import write_report
+    from decision_transformer.suite.collect import rollout_episodes, write_minari
+    eps, _ = rollout_episodes("MinAtar/Breakout-v1", "random", steps=600, num_envs=4, seed=0, progress=False)
+    data = write_minari("test/mb-v0", tmp_path / "mb", eps, "MinAtar/Breakout-v1", 0.2, 8.0, "test", False)
+    preset = tmp_path / "tiny.json"
+    preset.write_text(json.dumps({"context_length": 4, "hidden_size": 16, "n_layer": 1, "n_head": 2, "lr": 1e-3,
+                                  "warmup_steps": 1, "return_scale": 1.0, "max_ep_len": 1000, "log_every": 10}))
+    for k, v in dict(GAMES={"minatar-breakout": "MinAtar/Breakout-v1"}, GAME_SEEDS=(0,), GAME_BUDGET=20,
+                     GAME_CHECKPOINT_EVERY=10, GAME_PRESET=str(preset), EVAL_EPISODES=3, SWEEP_POINTS=3,
+                     SWEEP_EPISODES=2).items():
+        monkeypatch.setattr(C, k, v)
+    monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
+    monkeypatch.setattr(C.Campaign, "_game_committed", staticmethod(lambda g: True))
+    camp = C.Campaign(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
+                      log=lambda *a: None)
+    camp.run(only="minatar")
+    assert all(s == "done" for n, s in camp.status() if "minatar" in n)
+    ev = json.loads((camp.results / "dt-minatar-breakout-replay-s0" / "eval.json").read_text())
+    d = json.loads((camp.results / "datasets" / "minatar-breakout-replay.json").read_text())
+    assert ev["checkpoint_step"] == 20 and ev["results"][0]["target_return"] == d["return_max"]
+    assert len(json.loads((camp.results / "dt-minatar-breakout-replay-s0" / "sweep.json").read_text())["results"]) == 3
+    write_report(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| MinAtar/Breakout-v1 | DT |"))
+    s = 100 * (np.array(ev["results"][0]["returns"]) - 0.2) / 7.8
+    assert f"| {s.mean():.1f} ± {s.std():.1f} [" in row
+    assert (tmp_path / "docs" / "figures" / "sweeps-minatar.png").stat().st_size > 1000
