@@ -10,10 +10,14 @@ from decision_transformer.errors import DTError
 
 
 def cmd_export(a) -> None:
+    if a.format == "onnx":
+        from decision_transformer.inference.onnx import export_onnx
+        out = export_onnx(a.checkpoint, a.output, overwrite=a.overwrite)
+        print(f"wrote {out}: model.onnx (runs with onnxruntime alone: see {out / 'README.md'})")
+        return
     from decision_transformer.models.checkpoint import export_transformers
-
     if a.format != "transformers":
-        raise DTError(f"unknown export format {a.format!r}: the only format is 'transformers'")
+        raise DTError(f"unknown export format {a.format!r}: choose transformers or onnx")
     out = export_transformers(a.checkpoint, a.output, overwrite=a.overwrite)
     print(f"wrote {out} (loadable with transformers.DecisionTransformerModel.from_pretrained)")
 
@@ -264,9 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("export", help="export a checkpoint for another library")
     e.add_argument("checkpoint", help="checkpoint directory or Hub id")
-    e.add_argument("--format", default="transformers", help="target format (transformers)")
+    e.add_argument("--format", default="transformers", choices=("transformers", "onnx"),
+                   help="transformers (a DecisionTransformerModel directory) or onnx (a standalone model.onnx "
+                        "of the per-step forward, with a runner that needs onnxruntime only); default transformers")
     e.add_argument("output", help="output directory (written atomically; must not exist unless --overwrite)")
-    e.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is a checkpoint directory")
+    e.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is a checkpoint directory "
+                                                             "(onnx: a previous export)")
     e.set_defaults(func=cmd_export)
     i = sub.add_parser("info", help="print a checkpoint's configuration")
     i.add_argument("checkpoint", help="checkpoint directory, run directory (its last checkpoint) or Hub id")

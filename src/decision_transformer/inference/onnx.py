@@ -12,9 +12,12 @@ Needs `pip install onnxruntime onnx` (the `onnx` extra); without them the Agent 
 from __future__ import annotations
 
 import io
+import json
 import math
+import shutil
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -127,3 +130,127 @@ class OnnxLastAction:
         feeds = dict(zip(self.names, (np.ascontiguousarray(x) for x in
                                       (states, actions, returns_to_go, timesteps, attention_bias))))
         return self.session.run(None, feeds)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# A standalone, deployable model: `dt export CKPT --format onnx OUT`
+# ---------------------------------------------------------------------------------------------
+
+ONNX_FILES = ("model.onnx", "config.json", "onnx_policy.py", "README.md")
+
+
+class _Standalone(torch.nn.Module):
+    """The policy's exact per-step forward on a raw K-step window: states as observed (normalised
+    here), unscaled returns-to-go (scaled here), previous actions, timesteps and a 0/1 mask of
+    real steps (left padding) -> the action at the last step (logits for discrete actions).
+    Padded steps' states are zeroed after normalisation, as the Agent pads them."""
+
+    def __init__(self, model, K: int):
+        super().__init__()
+        cfg = model.config
+        self.m, self.K, self.T = model, K, 3 * K - 1
+        self.dt = isinstance(model, DecisionTransformer)
+        self.core = _LastAction(model, self.T) if self.dt else None
+        vec = cfg.state_type == "vector" and cfg.state_mean is not None
+        self.register_buffer("mean", torch.tensor(cfg.state_mean if vec else [0.0], dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(cfg.state_std if vec else [1.0], dtype=torch.float32))
+        self.normalise, self.image = vec, cfg.state_type == "image"
+        self.scale = float(cfg.return_scale or 1.0)
+        self.register_buffer("causal", torch.ones(self.T, self.T, dtype=torch.bool).tril())
+        self.register_buffer("eye", torch.eye(self.T, dtype=torch.bool))
+
+    def forward(self, states, actions, returns_to_go, timesteps, attention_mask):
+        N, K = attention_mask.shape
+        real = attention_mask > 0.5                                            # (N, K)
+        if self.image:
+            s = states * real.reshape(N, K, 1, 1, 1).to(states.dtype)
+        else:
+            s = (states - self.mean) / self.std if self.normalise else states
+            s = s * real[..., None].to(s.dtype)
+        R = returns_to_go / self.scale
+        if not self.dt:
+            return self.m._last(s)
+        keys = real[:, :, None].expand(N, K, 3).reshape(N, 3 * K)[:, :self.T]   # (N, T): R, s, a per step
+        allowed = (self.causal[None] & keys[:, None, :]) | self.eye[None]
+        bias = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, float("-inf"))[:, None]
+        return self.core(s, actions, R, timesteps, bias)
+
+
+def _card(cfg, out_name: str) -> str:
+    target = (cfg.target_returns or [0.0])[0]
+    kind = "an action index (argmax of the logits)" if cfg.action_type == "discrete" else f"{cfg.act_dim} floats"
+    return f"""# {cfg.architecture.upper()} policy for {cfg.env_id or 'its env'}, as ONNX
+
+`model.onnx` is the policy's exact per-step forward, exported by `dt export CKPT --format onnx {out_name}`
+(decision-transformer). It needs ONNX Runtime and numpy only:
+
+```bash
+pip install onnxruntime numpy gymnasium
+```
+
+```python
+import gymnasium as gym
+from onnx_policy import OnnxPolicy          # the file next to this card
+
+policy = OnnxPolicy(".")                    # model.onnx + config.json
+env = gym.make("{cfg.env_id}")
+obs, _ = env.reset(seed=0)
+policy.reset(target_return={target:g})
+ret = 0.0
+while True:
+    action = policy.act(obs)                # {kind}
+    obs, reward, terminated, truncated, _ = env.step(action)
+    policy.observe(reward)
+    ret += reward
+    if terminated or truncated:
+        break
+print(ret)
+```
+
+Inputs (batch N, context K = {cfg.context_length}): `states` (N, K, {', '.join(map(str, cfg.state_shape or [cfg.state_dim]))})
+{'uint8 frames' if cfg.state_type == 'image' else 'float32, as observed (the graph normalises them)'}, `actions` {'(N, K) int64' if cfg.action_type == 'discrete' else f'(N, K, {cfg.act_dim}) float32'}
+(the previous actions, 0 at the last step), `returns_to_go` (N, K, 1) float32, unscaled (the graph
+divides by {cfg.return_scale or 1.0:g}), `timesteps` (N, K) int64 (below {cfg.max_ep_len}), `attention_mask` (N, K) float32,
+1 for real steps, left-padded with 0. Output `action`: (N, {cfg.act_dim}), the action at the last step
+({'logits' if cfg.action_type == 'discrete' else 'in [-1, 1]' if cfg.action_tanh else 'unbounded'}). `config.json` holds the checkpoint's configuration
+(state mean/std, return scale, reference scores).
+"""
+
+
+def export_onnx(source, out, overwrite: bool = False) -> Path:
+    """Write OUT/{model.onnx, config.json, onnx_policy.py, README.md}: a deployable policy."""
+    from decision_transformer.fileio import atomic_dir, check_writable
+    from decision_transformer.models.checkpoint import CheckpointError, from_pretrained
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise CheckpointError(f"{out} already exists: choose another output, or pass --overwrite to replace "
+                                  "an ONNX export there")
+        extra = sorted(p.name for p in out.iterdir() if p.name not in ONNX_FILES) \
+            if out.is_dir() and not out.is_symlink() else None
+        if extra is None or extra or not (out / "model.onnx").is_file():
+            raise CheckpointError(f"{out} is not an ONNX export (no model.onnx, or other files): --overwrite only "
+                                  "replaces an export; choose another output")
+    check_writable(out)
+    model = from_pretrained(source).eval()
+    cfg, K = model.config, model.config.context_length
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise DTError(f"exporting to ONNX needs the onnx package ({e}): pip install onnx onnxruntime")
+    st = (1, K, *cfg.state_shape) if cfg.state_type == "image" else (1, K, cfg.state_dim)
+    args = (torch.zeros(st, dtype=torch.uint8 if cfg.state_type == "image" else torch.float32),
+            torch.zeros((1, K), dtype=torch.long) if cfg.action_type == "discrete" else torch.zeros((1, K, cfg.act_dim)),
+            torch.zeros(1, K, 1), torch.zeros(1, K, dtype=torch.long), torch.ones(1, K))
+    names = ["states", "actions", "returns_to_go", "timesteps", "attention_mask"]
+
+    def write(tmp: Path):
+        with _EXPORT, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Standalone(model, K), args, str(tmp / "model.onnx"), input_names=names,
+                              output_names=["action"], dynamic_axes={n: {0: "N"} for n in names + ["action"]},
+                              opset_version=17, dynamo=False)
+        (tmp / "config.json").write_text(json.dumps({"decision_transformer": cfg.to_dict()}, indent=2) + "\n")
+        shutil.copyfile(Path(__file__).with_name("onnx_policy.py"), tmp / "onnx_policy.py")
+        (tmp / "README.md").write_text(_card(cfg, out.name))
+    return atomic_dir(out, write)
