@@ -37,7 +37,7 @@ def cmd_collect(a) -> None:
 
     path = collect(a.env, a.policy, a.output, episodes=a.episodes, steps=a.steps, num_envs=a.num_envs,
                    seed=a.seed, noise=a.noise, target_return=a.target_return, ref_min_score=a.ref_min_score,
-                   ref_max_score=a.ref_max_score, progress=not a.quiet, overwrite=a.overwrite)
+                   ref_max_score=a.ref_max_score, progress=not a.quiet, overwrite=a.overwrite, device=a.device)
     from decision_transformer.data.datasets import load_dataset
     ds = load_dataset(path)
     r = ds.episode_returns()
@@ -132,7 +132,13 @@ def _load_for_eval(a):
     if model.config.state_type == "vector" and model.config.state_mean is None:
         print("warning: no state mean/std in the checkpoint and none given (--state-mean/--state-std): "
               "states are fed unnormalised", file=sys.stderr)
-    return model, env_id
+    from decision_transformer.devices import resolve_device
+    spec = getattr(a, "device", "auto")
+    if getattr(a, "backend", "torch") == "onnxruntime":
+        if spec not in ("auto", "cpu"):
+            raise DTError(f"--backend onnxruntime runs on the CPU: drop --device {spec}, or use --backend torch")
+        spec = "cpu"
+    return model.to(resolve_device(spec)), env_id
 
 
 def _write_json_atomic(path, obj) -> None:
@@ -230,6 +236,8 @@ def _eval_args(p):
     p.add_argument("--state-std", nargs="+", help="numbers, or a file of them (transformers checkpoints)")
     p.add_argument("--scale", type=float, help="return scale (default: the checkpoint's, else 1)")
     p.add_argument("--seed", type=int, default=0, help="env i is reset with seed + i (default 0)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps "
+                                                    "(default auto; the envs always step on the CPU)")
     p.add_argument("--sample", action="store_true",
                    help="discrete actions: sample from softmax(logits / T), seeded by --seed (default: argmax)")
     p.add_argument("--temperature", type=float, default=1.0, help="T for --sample (default 1)")
@@ -289,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="env i is reset with seed + i; seeds the noise too (default 0)")
     c.add_argument("--noise", help="gaussian:SIGMA or epsilon:EPS")
     c.add_argument("--target-return", type=float, help="for a DT checkpoint policy")
+    c.add_argument("--device", default="auto", help="for a DT checkpoint policy: auto, cpu, cuda, cuda:N or mps "
+                                                    "(default auto)")
     c.add_argument("--ref-min-score", type=float, help="reference return of a random policy, stored in the "
                                                         "dataset's metadata for normalised scores")
     c.add_argument("--ref-max-score", type=float, help="reference return of an expert, stored likewise")
@@ -307,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", help="paper, hopper, walker2d, halfcheetah, demo, or a .json file of options "
                                     "(default: none, the defaults below)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run exactly where its last checkpoint left it "
-                                                       "(only --steps may be given with it)")
+                                                       "(only --steps, and --device / --num-threads / --compile, may be given with it)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     from decision_transformer.options import add_arguments
     from decision_transformer.training.trainer import TrainConfig

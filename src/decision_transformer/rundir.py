@@ -32,7 +32,7 @@ from decision_transformer.fileio import (
 
 # The resume rule: a resumed run keeps its options; only the number of steps may change, and the
 # run continues where its directory is now (a moved or copied run writes to itself).
-MAY_CHANGE_ON_RESUME = ("steps", "output")
+MAY_CHANGE_ON_RESUME = ("steps", "output", "device", "num_threads", "compile")   # where, not what
 
 
 class RunDir:
@@ -134,7 +134,7 @@ class RunDir:
         bad = self.resume_conflicts(saved, new)
         if bad:
             raise DTError(f"--resume with different options ({', '.join(bad)}): a resumed run keeps its options; "
-                          "only --steps may change")
+                          "only --steps may change (and where it runs: --device, --num-threads, --compile)")
         return saved
 
     def last_checkpoint(self) -> Path:

@@ -43,7 +43,7 @@ def parse_noise(spec: str | None):
 class _Policy:
     """Batched policy: __call__(obs (N, ...)) -> actions (N, ...); observe(rewards, dones)."""
 
-    def __init__(self, spec: str, env_id: str, envs, target_return=None, seed=0):
+    def __init__(self, spec: str, env_id: str, envs, target_return=None, seed=0, device="auto"):
         self.name, self.agent, self.fn = spec, None, None
         self.space = envs.single_action_space
         self.rng = np.random.default_rng(seed)
@@ -59,9 +59,10 @@ class _Policy:
                 raise DTError(f"{p}: no such policy file")
             self.fn = from_sb3_zip(p, env_id)
         elif p.is_dir():
+            from decision_transformer.devices import resolve_device
             from decision_transformer.inference.agent import Agent
             from decision_transformer.models.checkpoint import from_pretrained
-            model = from_pretrained(p)
+            model = from_pretrained(p).to(resolve_device(device))
             obs_dim = int(np.prod(envs.single_observation_space.shape))
             if model.config.state_type == "vector" and model.config.state_dim != obs_dim:
                 raise DTError(f"{p}: checkpoint state_dim {model.config.state_dim} does not match {env_id}'s "
@@ -102,7 +103,8 @@ def _dataset_id(output: str) -> tuple[str, Path]:
 def collect(env_id: str, policy: str, output: str, episodes: int | None = None, steps: int | None = None,
             num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
             ref_min_score: float | None = None, ref_max_score: float | None = None,
-            progress: bool = True, algorithm_name: str | None = None, overwrite: bool = False) -> Path:
+            progress: bool = True, algorithm_name: str | None = None, overwrite: bool = False,
+            device: str = "auto") -> Path:
     """Run `policy` and write the finished episodes as a Minari dataset at `output` (id or dir)."""
     if (ref_min_score is None) != (ref_max_score is None):
         raise DTError("give both --ref-min-score and --ref-max-score, or neither")
@@ -112,7 +114,8 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
     if final.exists() and not (final / "data" / "metadata.json").is_file():
         raise DTError(f"{final} is not a Minari dataset: --overwrite only replaces a dataset; choose another output")
     check_writable(final)                       # before the collection, not after it
-    eps, interrupted = rollout_episodes(env_id, policy, episodes, steps, num_envs, seed, noise, target_return, progress)
+    eps, interrupted = rollout_episodes(env_id, policy, episodes, steps, num_envs, seed, noise, target_return, progress,
+                                        device=device)
     path = write_minari(dataset_id, final, eps, env_id, ref_min_score, ref_max_score,
                         algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""),
                         overwrite)
@@ -124,7 +127,7 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
 
 def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, steps: int | None = None,
                      num_envs: int = 8, seed: int = 0, noise: str | None = None, target_return: float | None = None,
-                     progress: bool = True) -> tuple[list, bool]:
+                     progress: bool = True, device: str = "auto") -> tuple[list, bool]:
     """Finished episodes (data.Episode, final observation included), and whether Ctrl-C stopped it."""
     from tqdm import tqdm
 
@@ -141,7 +144,7 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     from decision_transformer.envs import make_vec, stored_frame
     envs = make_vec(env_id, num_envs)
     keep = lambda o: stored_frame(env_id, o)          # noqa: E731 - Atari: the newest frame of the stack
-    pol = _Policy(policy, env_id, envs, target_return, seed)
+    pol = _Policy(policy, env_id, envs, target_return, seed, device)
     space = envs.single_action_space
     rng = np.random.default_rng(seed + 1)
     obs, _ = envs.reset(seed=seed)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from decision_transformer.devices import PRECISIONS, autocast, resolve_device
 from decision_transformer.errors import DTError
 from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
@@ -59,6 +60,10 @@ class TrainConfig:
     eval_episodes: int = option(10, "episodes per target in those evaluations", range="[1, inf)")
     num_threads: int = option(0, "torch threads (0: torch's default; one per job when jobs share cores)",
                               range="[0, inf)")
+    device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps")
+    precision: str = option("fp32", "fp32, or bf16 / fp16 autocast on CUDA (fp32 weights; fp16 with a "
+                            "gradient scaler)", choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile the training forward (first steps compile)")
     model: str = option("dt", "a registered model: dt, or bc (the MLP baseline of the official code)",
                         choices=architectures())
     top_pct: float = option(100.0, "train on the top X%% of episodes by return (%%BC with --model bc)",
@@ -141,6 +146,9 @@ class Trainer:
         self.rundir = RunDir(self.run)
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        self.device = resolve_device(cfg.device)          # an unavailable device fails before anything is written
+        self.autocast = lambda: autocast(self.device, cfg.precision)
+        self.autocast()                                     # made, not entered: checks the precision suits the device
         if resume is False and self.rundir.has_checkpoint():
             raise DTError(f"{self.run} already holds a run: pass --resume {self.run} to continue it, or another --output")
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
@@ -162,7 +170,9 @@ class Trainer:
         ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg, ds, env_id)
+        self.model = build_model(cfg, ds, env_id).to(self.device)
+        self.forward_actions = torch.compile(self.model.forward_actions) if cfg.compile else self.model.forward_actions
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         mc = self.model.config
         self.sampler = WindowSampler(ds, K=cfg.context_length, batch_size=cfg.batch_size, scale=cfg.return_scale,
                                      max_ep_len=cfg.max_ep_len, seed=cfg.seed,
@@ -191,9 +201,11 @@ class Trainer:
         )
         osd = self.opt.state_dict()
         tensors = {"torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":                      # dropout on CUDA draws from the CUDA generator
+            tensors["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         for pid, st in osd["state"].items():
             for k, v in st.items():
-                tensors[f"opt.{pid}.{k}"] = v if torch.is_tensor(v) else torch.tensor(v)
+                tensors[f"opt.{pid}.{k}"] = v.cpu() if torch.is_tensor(v) else torch.tensor(v)
         meta = {"step": self.step, "param_groups": osd["param_groups"], "sched": self.sched.state_dict(),
                 "sampler": self.sampler.state_dict()}
 
@@ -225,6 +237,8 @@ class Trainer:
         self.sched.load_state_dict(meta["sched"])
         self.sampler.load_state_dict(meta["sampler"])
         torch.set_rng_state(t["torch_rng"])
+        if "cuda_rng" in t and self.device.type == "cuda":
+            torch.cuda.set_rng_state(t["cuda_rng"], self.device)
         self.step = int(meta["step"])
         self.rundir.truncate_metrics(self.step)
         if saved != asdict(self.cfg):                                  # new --steps, or a moved run
@@ -234,7 +248,12 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def loss_on(self, batch) -> torch.Tensor:
         keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
-        pred = self.model.forward_actions(*(batch[k] for k in keys))      # (B, K, act_dim)
+        if self.device.type != "cpu":                       # the dataset stays on the host: batches move
+            batch = {k: v.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda"
+                     else v.to(self.device) for k, v in batch.items()}
+        with self.autocast():
+            pred = self.forward_actions(*(batch[k] for k in keys))        # (B, K, act_dim)
+        pred = pred.float()
         mask = self.model.loss_positions(batch["attention_mask"])          # BC: the last step only
         if self.model.config.action_type == "discrete":
             return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
@@ -276,9 +295,16 @@ class Trainer:
                 if not torch.isfinite(loss):
                     raise DTError(f"loss became {loss.item()} at step {self.step}: lower --lr or check the dataset")
                 self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.opt.step()
+                if self.scaler is not None:                 # fp16: scaled loss, unscaled before clipping
+                    self.scaler.scale(loss).backward()
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    self.opt.step()
                 self.sched.step()
                 self.step += 1
                 losses.append(loss.item())
