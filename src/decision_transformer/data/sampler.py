@@ -32,9 +32,12 @@ def returns_to_go(ds: TrajectoryDataset) -> np.ndarray:
 
 class WindowSampler:
     def __init__(self, ds: TrajectoryDataset, K: int = 20, batch_size: int = 64, scale: float = 1000.0,
-                 max_ep_len: int = 1000, seed: int = 0, state_mean=None, state_std=None, normalize: bool = True):
+                 max_ep_len: int = 1000, seed: int = 0, state_mean=None, state_std=None, normalize: bool = True,
+                 rank: int = 0):
+        """rank: a multi-process run's rank; each draws from its own stream (rank 0's is the
+        one-process stream)."""
         self.ds, self.K, self.B, self.scale, self.max_ep_len = ds, int(K), int(batch_size), float(scale), int(max_ep_len)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
         obs = ds.observations
         if normalize and obs.dtype != np.uint8:
             m, s = ds.state_stats() if state_mean is None else (np.asarray(state_mean), np.asarray(state_std))

@@ -147,6 +147,12 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.device = resolve_device(cfg.device)          # an unavailable device fails before anything is written
+        from decision_transformer.training.distributed import Dist
+        self.dist = Dist(self.device)                      # torchrun: this rank's place (one process: world 1)
+        self.device = self.dist.device
+        if cfg.batch_size % self.dist.world:
+            raise DTError(f"--batch-size {cfg.batch_size} is not divisible by the {self.dist.world} processes: "
+                          "each takes an equal share of the global batch")
         self.autocast = lambda: autocast(self.device, cfg.precision)
         self.autocast()                                     # made, not entered: checks the precision suits the device
         if resume is False and self.rundir.has_checkpoint():
@@ -166,18 +172,30 @@ class Trainer:
                 have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
                 want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
                 raise DTError(f"dataset {cfg.dataset} has {have} actions but {cfg.env_id} takes {want} actions")
-        resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
+        if self.dist.main:
+            resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
+        resume = self.dist.broadcast(bool(resume))         # ranks > 0 never write to the run directory
         ds = top_episodes(ds, cfg.top_pct)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg, ds, env_id).to(self.device)
-        self.forward_actions = torch.compile(self.model.forward_actions) if cfg.compile else self.model.forward_actions
+        self.forward_actions = self.model.forward_actions
+        if self.dist.on:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            from decision_transformer.training.distributed import FitActions
+            # unused by the action loss: the state/return heads, wte; DDP must not wait for them
+            self.forward_actions = DDP(FitActions(self.model), find_unused_parameters=True,
+                                       device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            torch.manual_seed(cfg.seed * 1_000_003 + self.dist.rank)   # per-rank dropout (rank 0 reseeded too)
+        if cfg.compile:
+            self.forward_actions = torch.compile(self.forward_actions)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         mc = self.model.config
-        self.sampler = WindowSampler(ds, K=cfg.context_length, batch_size=cfg.batch_size, scale=cfg.return_scale,
-                                     max_ep_len=cfg.max_ep_len, seed=cfg.seed,
+        self.sampler = WindowSampler(ds, K=cfg.context_length, batch_size=cfg.batch_size // self.dist.world,
+                                     scale=cfg.return_scale, max_ep_len=cfg.max_ep_len, seed=cfg.seed,
                                      state_mean=mc.state_mean, state_std=mc.state_std,
-                                     normalize=mc.state_type == "vector")
+                                     normalize=mc.state_type == "vector", rank=self.dist.rank)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                      betas=tuple(cfg.betas),
                                      fused=True)
@@ -186,12 +204,13 @@ class Trainer:
         self.step = 0
         if resume:
             self._restore()
-        else:
+        elif self.dist.main:
             self.rundir.write_config(asdict(cfg))
 
     def close(self) -> None:
         """Release the run directory's lock (also released when the process dies)."""
         self.rundir.close()
+        self.dist.close()
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -200,14 +219,25 @@ class Trainer:
             write_checkpoint_files,
         )
         osd = self.opt.state_dict()
-        tensors = {"torch_rng": torch.get_rng_state()}
-        if self.device.type == "cuda":                      # dropout on CUDA draws from the CUDA generator
-            tensors["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        mine = {"torch_rng": torch.get_rng_state(), "sampler": self.sampler.state_dict(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+        ranks = self.dist.gather(mine)                      # every rank's RNG states, for an exact resume
+        if not self.dist.main:
+            return self.rundir.last
+        tensors = {"torch_rng": ranks[0]["torch_rng"]}
+        if ranks[0]["cuda_rng"] is not None:               # dropout on CUDA draws from the CUDA generator
+            tensors["cuda_rng"] = ranks[0]["cuda_rng"]
+        for r in range(1, len(ranks)):
+            tensors[f"rank{r}.torch_rng"] = ranks[r]["torch_rng"]
+            if ranks[r]["cuda_rng"] is not None:
+                tensors[f"rank{r}.cuda_rng"] = ranks[r]["cuda_rng"]
         for pid, st in osd["state"].items():
             for k, v in st.items():
                 tensors[f"opt.{pid}.{k}"] = v.cpu() if torch.is_tensor(v) else torch.tensor(v)
         meta = {"step": self.step, "param_groups": osd["param_groups"], "sched": self.sched.state_dict(),
-                "sampler": self.sampler.state_dict()}
+                "sampler": ranks[0]["sampler"]}
+        if self.dist.on:
+            meta.update(world=self.dist.world, rank_samplers=[r["sampler"] for r in ranks])
 
         def write(tmp: Path):
             write_checkpoint_files(self.model, tmp)
@@ -222,12 +252,22 @@ class Trainer:
             load_state_dict_strict,
             read_weights,
         )
-        defaults = {f.name: field_default(f) for f in fields(TrainConfig)}    # options added since the run began
-        saved = self.rundir.check_resume(asdict(self.cfg), defaults)          # the resume rule, in one place
-        ck = self.rundir.last_checkpoint()
+        saved = None
+        if self.dist.main:                      # rank 0 checks the rule and clears debris, then the others read
+            defaults = {f.name: field_default(f) for f in fields(TrainConfig)}    # options added since the run began
+            saved = self.rundir.check_resume(asdict(self.cfg), defaults)          # the resume rule, in one place
+            ck = self.rundir.last_checkpoint()
+        self.dist.barrier()
+        if not self.dist.main:
+            ck = self.rundir.last.resolve()
         load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
         meta = json.loads((ck / "trainer.json").read_text())
         t = load_file(str(ck / "trainer.safetensors"))
+        world = int(meta.get("world", 1))
+        if world != self.dist.world:
+            raise DTError(f"{self.run} was trained with {world} process(es): resume it with the same number "
+                          f"({'torchrun --nproc-per-node ' + str(world) if world > 1 else 'plain dt train'}), "
+                          "so every rank's sampler continues its own stream")
         state = {}
         for k, v in t.items():
             if k.startswith("opt."):
@@ -235,14 +275,17 @@ class Trainer:
                 state.setdefault(int(pid), {})[name] = v
         self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.sched.load_state_dict(meta["sched"])
-        self.sampler.load_state_dict(meta["sampler"])
-        torch.set_rng_state(t["torch_rng"])
-        if "cuda_rng" in t and self.device.type == "cuda":
-            torch.cuda.set_rng_state(t["cuda_rng"], self.device)
+        r = self.dist.rank
+        pre = f"rank{r}." if r else ""
+        self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
+        torch.set_rng_state(t[pre + "torch_rng"])
+        if pre + "cuda_rng" in t and self.device.type == "cuda":
+            torch.cuda.set_rng_state(t[pre + "cuda_rng"], self.device)
         self.step = int(meta["step"])
-        self.rundir.truncate_metrics(self.step)
-        if saved != asdict(self.cfg):                                  # new --steps, or a moved run
-            self.rundir.write_config(asdict(self.cfg))
+        if self.dist.main:
+            self.rundir.truncate_metrics(self.step)
+            if saved != asdict(self.cfg):                              # new --steps, or a moved run
+                self.rundir.write_config(asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
 
     # -- the loop -----------------------------------------------------------------------------
@@ -255,9 +298,19 @@ class Trainer:
             pred = self.forward_actions(*(batch[k] for k in keys))        # (B, K, act_dim)
         pred = pred.float()
         mask = self.model.loss_positions(batch["attention_mask"])          # BC: the last step only
-        if self.model.config.action_type == "discrete":
-            return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
-        return ((pred - batch["actions"]) ** 2)[mask].mean()
+        discrete = self.model.config.action_type == "discrete"
+        if not self.dist.on:
+            if discrete:
+                return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
+            return ((pred - batch["actions"]) ** 2)[mask].mean()
+        # N ranks: the sum over this rank's real steps / the global count, times N (DDP averages
+        # the N gradients): the gradient of the mean over the global batch, as one process computes it
+        if discrete:
+            err = torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask], reduction="none")
+        else:
+            err = ((pred - batch["actions"]) ** 2)[mask]
+        count = self.dist.sum_(torch.tensor(float(err.numel()), device=err.device))
+        return err.sum() * self.dist.world / count
 
     def train(self) -> dict:
         """Train to cfg.steps; an I/O failure (a full disk, lost permissions) is one line that says
@@ -273,27 +326,32 @@ class Trainer:
         from tqdm import tqdm
         cfg = self.cfg
         self.model.train()
-        metrics_path = self.rundir.metrics
-        new = not metrics_path.exists()
-        mf = open(metrics_path, "a", newline="")
-        w = csv.writer(mf)
-        if new:
-            w.writerow(["step", "loss", "lr", "steps_per_s", "eval_target", "eval_return_mean", "eval_return_std"])
-        tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
-        except ImportError:
-            pass
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
+        main = self.dist.main                               # only rank 0 writes (metrics, TensorBoard, checkpoints)
+        mf = w = tb = None
+        if main:
+            metrics_path = self.rundir.metrics
+            new = not metrics_path.exists()
+            mf = open(metrics_path, "a", newline="")
+            w = csv.writer(mf)
+            if new:
+                w.writerow(["step", "loss", "lr", "steps_per_s", "eval_target", "eval_return_mean", "eval_return_std"])
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
+            except ImportError:
+                pass
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and main), dynamic_ncols=True,
                    mininterval=1.0, desc="train")
         losses, t_last, s_last, last_loss = [], time.time(), self.step, float("nan")
         try:
             while self.step < cfg.steps:
                 batch = self.sampler.sample()
                 loss = self.loss_on(batch)
-                if not torch.isfinite(loss):
-                    raise DTError(f"loss became {loss.item()} at step {self.step}: lower --lr or check the dataset")
+                lval = loss.detach()
+                if self.dist.on:                            # the global batch's loss, the same on every rank
+                    lval = self.dist.sum_(lval.clone()) / self.dist.world
+                if not torch.isfinite(lval):
+                    raise DTError(f"loss became {lval.item()} at step {self.step}: lower --lr or check the dataset")
                 self.opt.zero_grad(set_to_none=True)
                 if self.scaler is not None:                 # fp16: scaled loss, unscaled before clipping
                     self.scaler.scale(loss).backward()
@@ -307,21 +365,22 @@ class Trainer:
                     self.opt.step()
                 self.sched.step()
                 self.step += 1
-                losses.append(loss.item())
+                losses.append(lval.item())
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     now = time.time()
                     sps = (self.step - s_last) / max(now - t_last, 1e-9)
                     last_loss = float(np.mean(losses))
                     lr = self.sched.get_last_lr()[0]
-                    w.writerow([self.step, f"{last_loss:.6g}", f"{lr:.6g}", f"{sps:.2f}", "", "", ""])
-                    mf.flush()
+                    if main:
+                        w.writerow([self.step, f"{last_loss:.6g}", f"{lr:.6g}", f"{sps:.2f}", "", "", ""])
+                        mf.flush()
                     if tb:
                         tb.add_scalar("train/loss", last_loss, self.step)
                         tb.add_scalar("train/lr", lr, self.step)
                     bar.set_postfix_str(f"loss {last_loss:.4f}, {sps:.1f} steps/s", refresh=False)
                     losses, t_last, s_last = [], now, self.step
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and main:
                     self._evaluate(w, tb)
                     mf.flush()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
@@ -330,7 +389,8 @@ class Trainer:
             bar.close()
             if tb:
                 tb.close()
-            mf.close()
+            if mf:
+                mf.close()
         return {"step": self.step, "loss": last_loss, "checkpoint": str(self.rundir.last)}
 
     def _io_failure(self, e: OSError) -> str:
