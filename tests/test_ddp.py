@@ -51,7 +51,7 @@ class _Union:
 
 
 def test_two_ranks_equal_one_process_on_the_same_global_batch(toy, tmp_path):
-    r = torchrun("--dataset", toy, "--output", str(tmp_path / "ddp"), "--steps", "30", "--checkpoint-every", "30")
+    torchrun("--dataset", toy, "--output", str(tmp_path / "ddp"), "--steps", "30", "--checkpoint-every", "30")
     assert sorted(os.listdir(tmp_path / "ddp" / "checkpoints")) == ["00000030", "last"]
     # one process, the same 16 windows per step: rank 0's 8 then rank 1's 8
     cfg = TrainConfig.from_sources(None, {**OPTS, "dataset": toy, "output": str(tmp_path / "one"), "steps": 30,

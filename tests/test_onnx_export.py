@@ -85,7 +85,10 @@ def test_exported_bc_and_discrete_policies_act_as_ours(tmp_path):
     # a MinAtar DT (uint8 frames, discrete actions: the argmax)
     import torch
 
-    from decision_transformer.models.dt import DecisionTransformer, DecisionTransformerConfig
+    from decision_transformer.models.dt import (
+        DecisionTransformer,
+        DecisionTransformerConfig,
+    )
     torch.manual_seed(0)
     m = DecisionTransformer(DecisionTransformerConfig(
         state_type="image", state_shape=[4, 10, 10], act_dim=3, action_type="discrete", hidden_size=32, n_layer=2,
