@@ -88,3 +88,44 @@ def test_resume_under_ddp_is_exact_and_keeps_the_process_count(toy, tmp_path, ca
     from decision_transformer.cli import main
     assert main(["train", "--resume", str(tmp_path / "cut"), "--steps", "30", "--quiet"]) == 2
     assert "trained with 2 process(es): resume it with the same number" in capsys.readouterr().err
+
+
+def test_a_killed_rank_ends_the_job_and_resume_continues(toy, tmp_path):
+    import signal
+    import time
+    out = tmp_path / "k"
+    flags = ["--dataset", toy, "--output", str(out), "--steps", "100000", "--checkpoint-every", "20",
+             "--context-length", "4", "--hidden-size", "16", "--n-layer", "1", "--batch-size", "16",
+             "--device", "cpu", "--num-threads", "1", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "decision_transformer", "train", *flags], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while not (out / "checkpoints" / "00000040").exists():     # a few checkpoints in
+            assert time.time() - t0 < 120 and p.poll() is None
+            time.sleep(0.2)
+        rank1 = [int(d) for d in os.listdir("/proc") if d.isdigit() and _is_rank(int(d), 1, str(out))]
+        assert len(rank1) == 1
+        os.kill(rank1[0], signal.SIGKILL)
+        _, err = p.communicate(timeout=60)                          # ends, does not hang
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode != 0 and "exitcode  : -9" in err
+    last = int((out / "checkpoints" / "last").resolve().name)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "-m", "decision_transformer", "train", "--resume", str(out), "--steps", str(last + 20),
+                        "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int((out / "checkpoints" / "last").resolve().name) == last + 20
+
+
+def _is_rank(pid: int, rank: int, marker: str) -> bool:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        env = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return marker in cmd and "torch.distributed.run" not in cmd and f"RANK={rank}" in env
