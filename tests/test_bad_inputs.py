@@ -91,7 +91,7 @@ CASES = [
     ("video-bad-suffix", ["video", "{i}/ck", T, "1", "-o", "{w}/v.avi"], "must end in .mp4 or .gif"),
     ("video-target-text", ["video", "{i}/ck", T, "high", "-o", "{w}/v.gif"], "--target-return must be a number"),
     ("info-missing", ["info", "{w}/nope"], "no such checkpoint directory"),
-    ("export-unknown-format", ["export", "{i}/ck", "--format", "onnx2", "{w}/x"], "unknown export format 'onnx2'"),
+    ("export-unknown-format", ["export", "{i}/ck", "--format", "onnx2", "{w}/x"], "invalid choice: 'onnx2'"),
     ("export-over-a-file", ["export", "{i}/ck", "{i}/file.txt"], "already exists"),
     # dt collect / data / suite
     ("collect-bad-policy", ["collect", "--env", "LineReach-v0", "--policy", "greedy", "--episodes", "1", "--output", "{w}/c"],
