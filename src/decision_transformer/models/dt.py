@@ -317,7 +317,12 @@ class DecisionTransformer(nn.Module):
         B, L = timesteps.shape
         x = self.embed(states, actions, returns_to_go, timesteps)[:, :-1]   # (B, 3L-1, H)
         T = x.shape[1]
-        mask = None if attention_mask is None or bool(attention_mask.all()) else self.token_mask(attention_mask, T)
+        if attention_mask is None:
+            mask = None
+        elif torch.compiler.is_compiling() or not bool(attention_mask.all()):  # compiled: no data-dependent branch
+            mask = self.token_mask(attention_mask, T)
+        else:
+            mask = None
         x = self.encoder(x, mask, query=slice(1, T, 3))            # (B, L, H): the s_t tokens
         return self.predict_action(x)
 
