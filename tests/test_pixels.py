@@ -270,3 +270,13 @@ def test_minatar_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "v.gif").stat().st_size > 0
     assert main(["eval", str(run), "--episodes", "1", "--temperature", "2"]) == 2
     assert "--temperature applies to --sample" in capsys.readouterr().err
+
+
+def test_max_episode_steps_cuts_evaluation_episodes(tmp_path, capsys):
+    from decision_transformer.evaluation.evaluate import evaluate
+    m = _tiny_discrete_model()
+    res = evaluate(m, MINATAR, [5.0], episodes=4, num_envs=2, seed=0, max_episode_steps=3)[0]
+    assert res["length_mean"] <= 3
+    m.save_pretrained(tmp_path / "m")
+    assert main(["eval", str(tmp_path / "m"), "--episodes", "2", "--max-episode-steps", "0"]) == 2
+    assert "--max-episode-steps must be >= 1" in capsys.readouterr().err

@@ -249,7 +249,13 @@ def _sampling(a) -> dict:
         raise DTError(f"--temperature must be > 0, got {a.temperature}")
     if a.temperature != 1.0 and not a.sample:
         raise DTError("--temperature applies to --sample: pass --sample too")
-    return {"sample": a.sample, "temperature": t}
+    out = {"sample": a.sample, "temperature": t}
+    m = getattr(a, "max_episode_steps", None)
+    if m is not None:
+        if m < 1:
+            raise DTError(f"--max-episode-steps must be >= 1, got {m}")
+        out["max_episode_steps"] = m
+    return out
 
 
 def cmd_results(a) -> None:
@@ -332,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(default: the checkpoint's dataset metadata)")
     ev.add_argument("--ref-max-score", type=float, help="expert return for the normalised score (default: likewise)")
     ev.add_argument("--json", help="write the results here")
+    ev.add_argument("--max-episode-steps", type=int, help="cut episodes after this many steps (default: the env's "
+                                                            "limit; Atari's is 27,000 steps)")
     ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
                     help="exact (default) or cached: an approximate, faster KV-cache mode that can change "
                          "returns measurably (docs/performance.md); report exact numbers")
@@ -343,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--episodes", type=int, default=10, help="episodes per target (default 10)")
     sw.add_argument("--num-envs", type=int, default=10, help="vectorised envs (default 10)")
     sw.add_argument("--output", required=True, help="output directory")
+    sw.add_argument("--max-episode-steps", type=int, help="cut episodes after this many steps (default: the env's "
+                                                            "limit)")
     _runtime_args(sw)
     sw.set_defaults(func=cmd_sweep)
     vi = sub.add_parser("video", help="render one episode to .mp4 or .gif with the running return overlaid")

@@ -87,12 +87,15 @@ def make_env(env_id: str, sticky: bool = False, **kwargs):
     return env
 
 
-def make_vec(env_id: str, num_envs: int, sticky: bool = False):
+def make_vec(env_id: str, num_envs: int, sticky: bool = False, max_episode_steps: int | None = None):
     """`num_envs` copies in a SyncVectorEnv that resets an env in the step its episode ends
-    (AutoresetMode.SAME_STEP: the step's observation is already the next episode's first)."""
-    make_env(env_id, sticky=sticky).close()        # an id that cannot be made fails here, in one line
-    return gym.vector.SyncVectorEnv([lambda: make_env(env_id, sticky=sticky) for _ in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    (AutoresetMode.SAME_STEP: the step's observation is already the next episode's first).
+    max_episode_steps: a time limit on top of the env's own (episodes cut there are truncated)."""
+    def one():
+        env = make_env(env_id, sticky=sticky)
+        return gym.wrappers.TimeLimit(env, max_episode_steps) if max_episode_steps else env
+    one().close()                                  # an id that cannot be made fails here, in one line
+    return gym.vector.SyncVectorEnv([one for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 class MinAtarFrames(gym.ObservationWrapper):

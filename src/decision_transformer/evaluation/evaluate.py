@@ -33,7 +33,7 @@ def normalized(returns, ref_min: float, ref_max: float):
 
 def run_episodes(model, env_id: str, target_return: float, episodes: int, num_envs: int, seed: int,
                  threads: int = 2, sample: bool = False, temperature: float = 1.0,
-                 **agent_kw) -> tuple[np.ndarray, np.ndarray]:
+                 max_episode_steps: int | None = None, **agent_kw) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of `episodes` full episodes with the Agent at `target_return`.
 
     Env i is reset with seed + i. The envs are split into `threads` groups (parallel.py), each
@@ -42,7 +42,9 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     envs stop starting new episodes once enough are under way (so long episodes are not
     under-sampled). Deterministic for a given (seed, num_envs, threads).
     sample: discrete actions drawn from softmax(logits / temperature), each group's Agent with
-    its own generator seeded from `seed` (deterministic likewise); else the argmax."""
+    its own generator seeded from `seed` (deterministic likewise); else the argmax.
+    max_episode_steps: cut episodes there (e.g. an Atari policy that never serves the ball plays
+    until the 108,000-frame limit, 27,000 steps)."""
     from decision_transformer.envs import make_vec
     from decision_transformer.evaluation.parallel import (
         one_thread_per_group,
@@ -64,7 +66,7 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     with one_thread_per_group(G):                     # agents built inside get one ORT thread each
         try:
             for g in range(G):
-                envs = make_vec(env_id, sizes[g])
+                envs = make_vec(env_id, sizes[g], max_episode_steps=max_episode_steps)
                 opened.append(envs)
                 got = tuple(envs.single_observation_space.shape)
                 if int(np.prod(got)) != int(np.prod(want)):
