@@ -110,15 +110,26 @@ class StreamLog:
                                     else np.zeros((0, *self.obs[0].shape), np.uint8))
 
 
+# Evaluation epsilon: MinAtar greedy; Atari 0.01 (Dopamine's is 0.001, Nature DQN's 0.05), so a
+# policy that never serves the ball does not play the whole 27,000-step limit of every episode.
+EVAL_EPSILON = {"minatar": 0.0, "atari": 0.01}
+
+
 def greedy_returns(model, env_id: str, episodes: int, seed: int) -> list[float]:
+    """Returns of the learner's greedy policy (epsilon = EVAL_EPSILON, seeded) over fresh episodes."""
     env = make_env(env_id)
+    eps = EVAL_EPSILON.get(family(env_id), 0.0)
+    rng = np.random.default_rng(seed)
     out = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         done, ret = False, 0.0
         while not done:
-            act, _ = model.predict(obs[None], deterministic=True)
-            obs, r, term, trunc, _ = env.step(int(np.asarray(act).reshape(-1)[0]))
+            if eps and rng.random() < eps:
+                a = int(rng.integers(env.action_space.n))
+            else:
+                a = int(np.asarray(model.predict(obs[None], deterministic=True)[0]).reshape(-1)[0])
+            obs, r, term, trunc, _ = env.step(a)
             ret += float(r)
             done = term or trunc
         out.append(ret)
