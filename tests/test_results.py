@@ -44,7 +44,7 @@ def tiny_campaign(toy_h5, tmp_path, monkeypatch):
     for k, v in dict(ENVS={"toy": "LineReach-v0"}, PRESETS={"toy": str(preset)}, LEVELS=("mixed",), BUDGET=20,
                      CHECKPOINT_EVERY=10, CURVE=("toy", "mixed", 30), CURVE_EPISODES=4, EVAL_EPISODES=6,
                      BASELINE_SEEDS=(0, 1), SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3, SWEEP_EPISODES=3,
-                     PUBLISH_LEVELS=(), GAMES={}).items():
+                     PUBLISH_LEVELS=(), GAMES={}, ATARI={}).items():
         monkeypatch.setattr(C, k, v)
     monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
     monkeypatch.setattr(C.Campaign, "poll_seconds", 0.2)
@@ -58,12 +58,12 @@ def test_plan_covers_the_issue_and_is_consistent():
     assert len(names) == len(set(names))
     assert all(nd in names for t in tasks for nd in t.needs)
     kinds = lambda k: [n for n in names if n.startswith(k + ":")]
-    games = len(C.GAMES) * 3 * len(C.GAME_SEEDS)                             # MinAtar: DT, BC, %BC x 3 seeds
+    games = len(C.GAMES) * 3 * len(C.GAME_SEEDS) + len(C.ATARI)              # MinAtar: DT, BC, %BC x 3 seeds; Atari DT
     assert len(kinds("train")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS)) + games   # DT + BC + %BC, 12 datasets
     assert len(kinds("eval")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS)) + games
     assert len(kinds("curve-eval")) == C.CURVE[2] // C.CHECKPOINT_EVERY
     assert len(kinds("publish")) == 9 + len(C.DEMO_CANDIDATES) - 1               # hopper-mr is both
-    assert len(kinds("sweep")) == 6 + len(C.GAMES)
+    assert len(kinds("sweep")) == 6 + len(C.GAMES) and len(kinds("video")) == len(C.ATARI)
     assert names.index("curve-train:dt-hopper-medium-replay-s0") < names.index("train:dt-walker2d-medium-s0")
 
 
@@ -302,7 +302,7 @@ def test_minatar_tasks_run_and_reach_the_report(tmp_path, monkeypatch):
     preset = tmp_path / "tiny.json"
     preset.write_text(json.dumps({"context_length": 4, "hidden_size": 16, "n_layer": 1, "n_head": 2, "lr": 1e-3,
                                   "warmup_steps": 1, "return_scale": 1.0, "max_ep_len": 1000, "log_every": 10}))
-    for k, v in dict(GAMES={"minatar-breakout": "MinAtar/Breakout-v1"}, GAME_SEEDS=(0,), GAME_BUDGET=20,
+    for k, v in dict(GAMES={"minatar-breakout": "MinAtar/Breakout-v1"}, ATARI={}, GAME_SEEDS=(0,), GAME_BUDGET=20,
                      GAME_CHECKPOINT_EVERY=10, GAME_PRESET=str(preset), EVAL_EPISODES=3, SWEEP_POINTS=3,
                      SWEEP_EPISODES=2).items():
         monkeypatch.setattr(C, k, v)
@@ -322,3 +322,36 @@ def test_minatar_tasks_run_and_reach_the_report(tmp_path, monkeypatch):
     s = 100 * (np.array(ev["results"][0]["returns"]) - 0.2) / 7.8
     assert f"| {s.mean():.1f} ± {s.std():.1f} [" in row
     assert (tmp_path / "docs" / "figures" / "sweeps-minatar.png").stat().st_size > 1000
+
+
+def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
+    """The campaign's Atari part on a tiny plan: random-policy frames, a 4-step run, 2 episodes,
+    a short GIF; the report's section 5 lists each stage with its time."""
+    from decision_transformer.report.page import write_report
+    from decision_transformer.suite.collect import rollout_episodes, write_minari
+    eps, _ = rollout_episodes("ALE/Breakout-v5", "random", steps=300, num_envs=2, seed=0, progress=False)
+    data = write_minari("test/ab-v0", tmp_path / "ab", eps, "ALE/Breakout-v5", 1.0, 20.0, "test", False)
+    preset = tmp_path / "tiny.json"
+    preset.write_text(json.dumps({"context_length": 3, "hidden_size": 16, "n_layer": 1, "n_head": 2,
+                                  "return_scale": 1.0, "max_ep_len": 2000, "log_every": 2, "warmup_steps": 1}))
+    for k, v in dict(GAMES={}, ATARI={"atari-breakout": ("ALE/Breakout-v5", 5.0)}, ATARI_BUDGET=4,
+                     ATARI_CHECKPOINT_EVERY=2, ATARI_BATCH=2, ATARI_EPISODES=2, ATARI_MAX_STEPS=25,
+                     ATARI_VIDEO_STEPS=12, ATARI_PRESET=str(preset)).items():
+        monkeypatch.setattr(C, k, v)
+    monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
+    monkeypatch.setattr(C.Campaign, "_game_committed", staticmethod(lambda g: True))
+    camp = C.Campaign(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
+                      log=lambda *a: None)
+    camp.run(only="atari")
+    run = camp.results / "dt-atari-breakout-replay-s0"
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["checkpoint_step"] == 4 and ev["max_episode_steps"] == 25
+    assert ev["results"][0]["target_return"] == 5.0 and ev["results"][0]["length_mean"] <= 25
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["batch_size"] == 2 and cfg["env_id"] == "ALE/Breakout-v5"
+    assert json.loads((run / "video.json").read_text())["steps"] <= 12 and (run / "replay.gif").stat().st_size > 0
+    write_report(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    sec = md[md.index("## 5. Atari end to end"):]
+    assert "| training (`dt train --preset atari`) | 4 steps |" in sec and "pending" in sec   # no DQN in the manifest
+    assert f"target 5: return {ev['results'][0]['return_mean']:.1f}" in sec

@@ -70,6 +70,14 @@ GAME_LEVEL = "replay"
 GAME_PRESET = "minatar"
 GAME_BUDGET, GAME_CHECKPOINT_EVERY = 10_000, 2_500
 GAME_SEEDS = (0, 1, 2)
+ATARI_PRESET = "atari"
+# Atari (issue #12): one end-to-end run per game on its DQN-Replay-style dataset: the paper's model
+# (--preset atari) at a CPU-sized batch and budget, one seed, evaluated as the paper did (10
+# episodes, its target, no sticky actions), episodes cut at ATARI_MAX_STEPS; a replay GIF. The
+# report gives the time each stage took.
+ATARI = {"atari-breakout": ("ALE/Breakout-v5", 90.0)}       # env id, the paper's target return
+ATARI_BUDGET, ATARI_CHECKPOINT_EVERY, ATARI_BATCH = 2_000, 500, 32
+ATARI_EPISODES, ATARI_MAX_STEPS, ATARI_VIDEO_STEPS = 10, 10_000, 2_000
 
 
 def published(env: str, level: str) -> bool:
@@ -162,6 +170,16 @@ class Campaign:
             dt = run_name("dt", game, GAME_LEVEL, 0)
             tasks.append(Task(f"sweep:{dt}", [self.results / dt / "sweep.json"],
                               lambda r=dt, g=game: self.sweep(r, g, GAME_LEVEL), needs=[f"train:{dt}"]))
+        for game in ATARI:                                 # last: `--only atari`
+            data = f"data:{game}-{GAME_LEVEL}"
+            tasks.append(Task(data, [self.results / "datasets" / f"{game}-{GAME_LEVEL}.json"],
+                              lambda g=game: self.dataset_stats(g, GAME_LEVEL), ready=lambda g=game: self._game_committed(g)))
+            dt = run_name("dt", game, GAME_LEVEL, 0)
+            tasks.append(self._train_task(dt, game, GAME_LEVEL, "dt", 0, ATARI_BUDGET, needs=[data]))
+            tasks.append(Task(f"eval:{dt}", [self.results / dt / "eval.json"], lambda r=dt: self.evaluate(r),
+                              needs=[f"train:{dt}"]))
+            tasks.append(Task(f"video:{dt}", [self.results / dt / "video.json"], lambda r=dt: self.video(r),
+                              needs=[f"train:{dt}"]))
         return tasks
 
     def _train_task(self, run: str, env: str, level: str, model: str, seed: int, steps: int, name=None,
@@ -175,15 +193,16 @@ class Campaign:
         """A game's dataset can be built: its replay.npz is in the suite's manifest."""
         from decision_transformer.suite.policies import SUITE
         mp = SUITE / "manifest.json"
-        return mp.is_file() and GAMES[game] in json.loads(mp.read_text())
+        return mp.is_file() and Campaign.env_id(game) in json.loads(mp.read_text())
 
     @staticmethod
     def budget(run: str) -> int:
-        return GAME_BUDGET if _game_of(run) else BUDGET
+        g = _game_of(run)
+        return ATARI_BUDGET if g in ATARI else GAME_BUDGET if g else BUDGET
 
     @staticmethod
     def env_id(env: str) -> str:
-        return GAMES.get(env) or ENVS[env]
+        return ATARI[env][0] if env in ATARI else GAMES.get(env) or ENVS[env]
 
     # -- the tasks -----------------------------------------------------------------------------
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
@@ -194,6 +213,10 @@ class Campaign:
         if game:
             d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
             over.update(env_id=GAMES[env], target_returns=[float(d["return_max"])])
+        if env in ATARI:
+            over.update(env_id=ATARI[env][0], target_returns=[ATARI[env][1]], batch_size=ATARI_BATCH,
+                        checkpoint_every=ATARI_CHECKPOINT_EVERY)
+            return TrainConfig.from_sources(ATARI_PRESET, over)
         if model != "dt":
             over["model"] = "bc"
             if model.startswith("pbc"):
@@ -269,13 +292,13 @@ class Campaign:
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
 
-    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED) -> dict:
+    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED, **kw) -> dict:
         from decision_transformer.evaluation.evaluate import evaluate
         model = self._load(run, step)
         dt = model.config.architecture == "dt"
         t0 = time.time()
         res = evaluate(model, model.config.env_id, targets, episodes=episodes, num_envs=50, seed=seed, threads=1,
-                       backend="onnxruntime" if dt else "torch")
+                       backend="onnxruntime" if dt else "torch", **kw)
         return {"run": run, "checkpoint_step": step, "env_id": model.config.env_id,
                 "dataset": (model.config.extra or {}).get("dataset"), "architecture": model.config.architecture,
                 "top_pct": (model.config.extra or {}).get("top_pct", 100.0), "mode": "exact", "seed": seed,
@@ -291,7 +314,11 @@ class Campaign:
         targets = model.config.target_returns
         if model.config.architecture != "dt":
             targets = targets[:1]
-        out = self._evaluate(run, budget, targets, EVAL_EPISODES)
+        if _game_of(run) in ATARI:                          # the paper's protocol: 10 episodes
+            out = self._evaluate(run, budget, targets, ATARI_EPISODES, max_episode_steps=ATARI_MAX_STEPS)
+            out["max_episode_steps"] = ATARI_MAX_STEPS
+        else:
+            out = self._evaluate(run, budget, targets, EVAL_EPISODES)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / "eval.json", out)
 
@@ -310,6 +337,18 @@ class Campaign:
         d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
         out["dataset_return_min"], out["dataset_return_max"] = d["return_min"], d["return_max"]
         write_json_atomic(_mk(self.results / run) / "sweep.json", out)
+
+    def video(self, run: str) -> None:
+        """An Atari run's replay GIF at its target (results/<run>/replay.gif) and how long it took."""
+        from decision_transformer.report.video import record
+        model = self._load(run, self.budget(run))
+        t0 = time.time()
+        path, ret, n = record(model, model.config.env_id, model.config.target_returns[0],
+                              self.results / run / "replay.gif", max_steps=ATARI_VIDEO_STEPS, fps=30,
+                              gif_every=GIF_EVERY, gif_colors=GIF_COLORS)
+        write_json_atomic(_mk(self.results / run) / "video.json",
+                          {"file": path.name, "return": ret, "steps": n, "seconds": round(time.time() - t0, 1),
+                           "max_steps": ATARI_VIDEO_STEPS, "seed": 0})
 
     def publish(self, run: str, env: str, level: str) -> None:
         """models/<env>-<level>/: the budget checkpoint (config.json + model.safetensors) and a
@@ -424,7 +463,7 @@ class Campaign:
 
 def _game_of(run: str) -> str | None:
     """The MinAtar/Atari game of a run name, or None (MuJoCo)."""
-    return next((g for g in GAMES if f"-{g}-" in f"-{run}-"), None)
+    return next((g for g in (*GAMES, *ATARI) if f"-{g}-" in f"-{run}-"), None)
 
 
 def _mk(p: Path) -> Path:

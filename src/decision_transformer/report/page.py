@@ -325,6 +325,66 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     return lines + [""], paths
 
 
+def _train_seconds(metrics: Path) -> float | None:
+    """Training time from metrics.csv: the sum of each logged interval's steps / its steps per second."""
+    if not metrics.is_file():
+        return None
+    total, prev = 0.0, 0
+    for row in metrics.read_text().splitlines()[1:]:
+        f = row.split(",")
+        if f[3]:
+            step, sps = int(f[0]), float(f[3])
+            total += (step - prev) / sps if sps > 0 else 0.0
+            prev = step
+    return total
+
+
+def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
+    """Atari (issue #12): one end-to-end run per game, with the time each stage took."""
+    from decision_transformer.suite.policies import SUITE
+    R = col.camp.results
+    mp = SUITE / "manifest.json"
+    manifest = json.loads(mp.read_text()) if mp.is_file() else {}
+    lines = ["## 5. Atari end to end", "",
+             f"The paper's Atari model (`--preset atari`: 6 layers, 8 heads, width 128, K = 30) on a DQN-Replay-style "
+             f"dataset of our own DQN run, trained for {C.ATARI_BUDGET:,} steps at batch {C.ATARI_BATCH} (the paper: "
+             f"batch 128, about 20k steps; this is what one CPU core affords), seed 0, the last checkpoint, "
+             f"evaluated as the paper did: {C.ATARI_EPISODES} episodes at its target, no sticky actions "
+             f"(episodes cut at {C.ATARI_MAX_STEPS:,} steps). Normalised = 100 x (R - random) / (best DQN - random).", ""]
+    for g, (env_id, target) in C.ATARI.items():
+        run = C.run_name("dt", g, C.GAME_LEVEL, 0)
+        entry = manifest.get(env_id)
+        d = _read(R / "datasets" / f"{g}-{C.GAME_LEVEL}.json")
+        ev, vid = _read(R / run / "eval.json"), _read(R / run / "video.json")
+        secs = _train_seconds(R / run / "metrics.csv")
+        rows = ["| stage | what | time |", "| --- | --- | --- |"]
+        if entry:
+            tr = entry["training"]
+            best = max(tr["eval_curve_10ep"], key=lambda x: x[1]) if tr.get("eval_curve_10ep") else None
+            rows.append(f"| behaviour DQN (`dt suite dqn`) | {tr['total_env_steps']:,} env steps; best evaluation "
+                        f"{best[1]:.1f} at step {best[0]:,}; reference random {entry['references']['ref_min_score']:.1f}, "
+                        f"best DQN {entry['references']['ref_max_score']:.1f} (100 episodes) | "
+                        f"{tr['wall_seconds'] / 3600:.1f} h |" if best else "")
+        else:
+            rows.append("| behaviour DQN (`dt suite dqn`) | pending | |")
+        rows.append(f"| dataset (`dt suite replay`) | {d['steps']:,} steps, {d['episodes']:,} episodes, return "
+                    f"{d['return_mean']:.1f} (max {d['return_max']:.0f}) | |" if d else "| dataset | pending | |")
+        rows.append(f"| training (`dt train --preset atari`) | {C.ATARI_BUDGET:,} steps | {secs / 60:.0f} min |"
+                    if secs and ev else "| training | pending | |")
+        if ev:
+            r = ev["results"][0]
+            norm = f", normalised {r['normalized_x100']:.1f}" if "normalized_x100" in r else ""
+            rows.append(f"| evaluation | target {r['target_return']:g}: return {r['return_mean']:.1f} ± "
+                        f"{r['return_std']:.1f} [{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}]{norm}, "
+                        f"mean length {r['length_mean']:.0f} | {ev['eval_seconds'] / 60:.1f} min |")
+        else:
+            rows.append("| evaluation | pending | |")
+        rows.append(f"| video | [{vid['file']}](../results/{run}/{vid['file']}): return {vid['return']:.0f} in "
+                    f"{vid['steps']} steps | {vid['seconds']:.0f} s |" if vid else "| video | pending | |")
+        lines += [f"**{env_id}**", ""] + [x for x in rows if x] + [""]
+    return lines, []
+
+
 def _spearman(x, y) -> float:
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     if np.std(rx) == 0 or np.std(ry) == 0:
@@ -513,7 +573,7 @@ def write_report(camp, docs="docs") -> list[Path]:
             f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
     written = []
     body = []
-    for section in (curve_section, table_section, sweep_section, games_section):
+    for section in (curve_section, table_section, sweep_section, games_section, atari_section):
         lines, paths = section(col, figs)
         body += lines
         written += paths
