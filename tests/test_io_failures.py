@@ -118,3 +118,49 @@ def test_collect_onto_a_full_disk_is_one_line_and_leaves_no_temp(small_fs, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "No space left on device" in err[-1] and sum("error:" in x for x in err) == 1
     assert list(small_fs.iterdir()) == []                   # the temp dataset is gone, the disk is free again
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "{ck}", "{ro}/x"],
+    ["data", "info", "{data}", "--plot", "{ro}/h.png"],
+    ["train", "--dataset", "{data}", "--output", "{ro}/r", "--steps", "2"],
+    ["eval", "{ck}", "--episodes", "1", "--num-envs", "1", "--json", "{ro}/e.json"],
+    ["sweep", "{ck}", "--targets", "1:5:2", "--episodes", "1", "--num-envs", "1", "--output", "{ro}/s"],
+], ids=["export", "data-info-plot", "train", "eval-json", "sweep"])
+def test_a_directory_without_write_permission_is_one_line(argv, tmp_path):
+    """EACCES: as an unprivileged user (root bypasses permission bits: the test drops to uid 65534
+    with setpriv), an output under a directory it may not write is one line, and nothing is written."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: permission bits would not apply")
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    base = Path(tempfile.mkdtemp(prefix="eacces-"))          # outside pytest's 0700 tmp dir: readable by all
+    try:
+        os.chmod(base, 0o755)
+        data = toyenv.make_dataset(base / "toy.npz", episodes=5)
+        DecisionTransformer(DecisionTransformerConfig(
+            state_dim=2, act_dim=1, n_layer=1, hidden_size=8, max_ep_len=32, return_scale=10.0,
+            env_id="LineReach-v0", target_returns=[19.0], state_mean=[0.0, 0.0], state_std=[1.0, 1.0])
+        ).save_pretrained(base / "ck")
+        for p in base.rglob("*"):
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        ro = base / "ro"
+        ro.mkdir(mode=0o555)
+        os.chmod(ro, 0o555)
+        code = ("import sys, toyenv; from decision_transformer.cli import main; sys.exit(main(sys.argv[1:]))")
+        cmd = [sys.executable, "-c", code, *[a.format(ck=base / "ck", ro=ro, data=data) for a in argv]]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "HOME": str(base), "MPLCONFIGDIR": str(base),
+               "OMP_NUM_THREADS": "1"}
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=base, timeout=120)
+        err = r.stderr.strip().splitlines()
+        assert r.returncode == 2, r.stderr[-1500:]
+        assert err[-1].startswith("error: ") and "Permission denied" in err[-1], err
+        assert sum("error:" in x for x in err) == 1 and "Traceback" not in r.stderr
+        assert list(ro.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
