@@ -130,3 +130,19 @@ def test_discrete_actions_collect_and_load_compactly(tmp_path):
     ds = load_dataset(path)
     assert ds.discrete and ds.actions.dtype == np.int64 and set(np.unique(ds.actions)) <= {0, 1}
     assert ds.num_episodes == 5 and ds.observations.shape[1] == 4
+
+
+def test_ctrl_c_while_writing_says_nothing_was_written(tmp_path, monkeypatch, capsys):
+    """Issue #11, class 7: a Ctrl-C that lands in the dataset write (e.g. the second of two) says so."""
+    import minari
+    import toyenv  # noqa: F401  (registers LineReach-v0)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(minari, "create_dataset_from_buffers", interrupted)
+    out = tmp_path / "d"
+    assert main(["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "2", "--num-envs", "1",
+                 "--output", str(out), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted while writing the dataset: nothing was written to {out}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []               # no dataset, no temp directory

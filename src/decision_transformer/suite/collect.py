@@ -17,6 +17,7 @@ import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -116,9 +117,17 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
     check_writable(final)                       # before the collection, not after it
     eps, interrupted = rollout_episodes(env_id, policy, episodes, steps, num_envs, seed, noise, target_return, progress,
                                         device=device)
-    path = write_minari(dataset_id, final, eps, env_id, ref_min_score, ref_max_score,
-                        algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""),
-                        overwrite)
+    existed = final.exists()
+    try:
+        path = write_minari(dataset_id, final, eps, env_id, ref_min_score, ref_max_score,
+                            algorithm_name or f"dt collect --policy {policy}" + (f" --noise {noise}" if noise else ""),
+                            overwrite)
+    except KeyboardInterrupt:                     # a (second) Ctrl-C while writing: say what happened
+        what = (f"the dataset was complete and is at {final}" if final.exists() and not existed else
+                f"nothing was written{' (the dataset already there is unchanged)' if existed else ''} to {final}")
+        print(f"interrupted while writing the dataset: {what}"
+              + (" (the first Ctrl-C had stopped the collection)" if interrupted else ""), file=sys.stderr)
+        raise
     if interrupted:
         print(f"interrupted: wrote the {len(eps)} finished episodes to {path}")
         raise KeyboardInterrupt
