@@ -130,9 +130,11 @@ class Attention(nn.Module):
             k_buf, v_buf, new, window = cache
             k_buf[:, :, new], v_buf[:, :, new] = k, v
             k, v = k_buf[:, :, window], v_buf[:, :, window]
-        if self.training and self.attn_pdrop > 0:
+        p = self.attn_pdrop if self.training else 0.0
+        if p > 0 and x.device.type == "cpu":
             # Same math as SDPA(dropout_p): softmax(qk^T/sqrt(d) + mask), dropout, @ v; spelled
             # out because the CPU SDPA kernel draws its dropout mask ~4x slower (see dropout.py).
+            # Other devices use SDPA with dropout_p, and its fused kernels.
             # Here `mask` is the additive float bias the trunk built once (0 / -inf), or None.
             att = torch.matmul(q, k.transpose(-2, -1)).mul_(1.0 / math.sqrt(hd))  # (B, nh, Tq, T)
             if mask is not None:
@@ -140,9 +142,9 @@ class Attention(nn.Module):
             att = att.softmax(dim=-1)
             y = fast_dropout(att, self.attn_pdrop) @ v              # (B, nh, Tq, hd)
         elif mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=query is None)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=query is None, dropout_p=p)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, -1, H)                     # (B, Tq, H)
         return self.resid_drop(self.c_proj(y))
 
@@ -196,7 +198,7 @@ class GPT2Trunk(nn.Module):
         outputs no later use needs are never computed (every earlier layer still runs on all T)."""
         T = x.shape[1]
         x = self.drop(x)            # x already carries wpe row 0 (added in DecisionTransformer.embed)
-        if self.training and self.h[0].attn.attn_pdrop > 0:         # explicit attention (see Attention):
+        if self.training and self.h[0].attn.attn_pdrop > 0 and x.device.type == "cpu":   # explicit attention:
             if mask is None:                                        # one additive bias for all layers
                 mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
             mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, float("-inf"))
