@@ -110,6 +110,26 @@ CASES = [
     ("data-info-corrupt", ["data", "info", "{i}/garbage.hdf5", "--plot", "none"], "garbage.hdf5"),
     ("suite-unknown-env", ["suite", "build", "--env", "Ant-v5"], "no committed policies for Ant-v5"),
     ("suite-unknown-level", ["suite", "build", "--env", "Hopper-v5", "--level", "legendary"], "unknown level 'legendary'"),
+    ("suite-replay-not-a-run", ["suite", "replay", "--run-dir", "{i}/run"], "not a `dt suite dqn` run directory"),
+    ("suite-dqn-zero-steps", ["suite", "dqn", "--env", "MinAtar/Breakout-v1", "--run-dir", "{w}/q", "--steps", "0"],
+     "--steps and --chunk must be >= 1"),
+    # devices, sampling, episode limits, ONNX export (issues #12, #13)
+    ("train-device-unknown", ["train", "--dataset", "{i}/toy.npz", "--output", "{w}/r", "--device", "tpu"],
+     "use auto, cpu, cuda, cuda:N or mps"),
+    ("train-bf16-on-cpu", ["train", "--dataset", "{i}/toy.npz", "--output", "{w}/r", "--device", "cpu",
+                           "--precision", "bf16"], "--precision bf16 is for CUDA devices"),
+    ("train-precision-unknown", ["train", "--dataset", "{i}/toy.npz", "--output", "{w}/r", "--precision", "fp8"],
+     "invalid choice: 'fp8'"),
+    ("eval-temperature-alone", ["eval", "{i}/ck", "--temperature", "2"], "--temperature applies to --sample"),
+    ("eval-temperature-zero", ["eval", "{i}/ck", "--sample", "--temperature", "0"], "--temperature must be > 0"),
+    ("eval-max-steps-zero", ["eval", "{i}/ck", "--max-episode-steps", "0"], "--max-episode-steps must be >= 1"),
+    ("eval-onnx-on-cuda", ["eval", "{i}/ck", "--backend", "onnxruntime", "--device", "cuda"],
+     "onnxruntime runs on the CPU"),
+    ("export-onnx-over-a-file", ["export", "{i}/ck", "--format", "onnx", "{i}/file.txt"], "already exists"),
+    ("export-onnx-overwrite-a-file", ["export", "{i}/ck", "--format", "onnx", "{i}/file.txt", "--overwrite"],
+     "not an ONNX export"),
+    ("video-device-unknown", ["video", "{i}/ck", T, "19", "-o", "{w}/v.gif", "--device", "gpu0"],
+     "use auto, cpu, cuda, cuda:N or mps"),
 ]
 
 
