@@ -156,8 +156,6 @@ class _Standalone(torch.nn.Module):
         self.register_buffer("std", torch.tensor(cfg.state_std if vec else [1.0], dtype=torch.float32))
         self.normalise, self.image = vec, cfg.state_type == "image"
         self.scale = float(cfg.return_scale or 1.0)
-        self.register_buffer("causal", torch.ones(self.T, self.T, dtype=torch.bool).tril())
-        self.register_buffer("eye", torch.eye(self.T, dtype=torch.bool))
 
     def forward(self, states, actions, returns_to_go, timesteps, attention_mask):
         N, K = attention_mask.shape
@@ -170,9 +168,8 @@ class _Standalone(torch.nn.Module):
         R = returns_to_go / self.scale
         if not self.dt:
             return self.m._last(s)
-        keys = real[:, :, None].expand(N, K, 3).reshape(N, 3 * K)[:, :self.T]   # (N, T): R, s, a per step
-        allowed = (self.causal[None] & keys[:, None, :]) | self.eye[None]
-        bias = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, float("-inf"))[:, None]
+        allowed = DecisionTransformer.token_mask(real, self.T)              # (N, 1, T, T), the model's rule
+        bias = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, float("-inf"))
         return self.core(s, actions, R, timesteps, bias)
 
 

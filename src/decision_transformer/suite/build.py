@@ -23,6 +23,7 @@ import numpy as np
 
 from decision_transformer.errors import DTError
 from decision_transformer.fileio import atomic_path, write_json_atomic
+from decision_transformer.suite.collect import reference_min_score  # noqa: F401  (demo, tests use it from here)
 from decision_transformer.suite.policies import SUITE, MLPActor, evaluate, sha256
 
 EVAL_EPISODES = 10
@@ -114,13 +115,6 @@ SEEDS = {"random": 0, "medium": 1, "expert": 2}
 def dataset_id(env_id: str, level: str) -> str:
     """Minari ids of the suite, D4RL-style: dt/hopper/medium-v0."""
     return f"dt/{env_id.split('-')[0].lower()}/{level}-v0"
-
-
-def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> float:
-    """Mean return of the uniform random policy (D4RL's REF_MIN_SCORE recipe)."""
-    from decision_transformer.suite.collect import rollout_episodes
-    eps, _ = rollout_episodes(env_id, "random", episodes=episodes, num_envs=NUM_ENVS, seed=seed, progress=False)
-    return float(np.mean([e.episode_return for e in eps]))
 
 
 def _replay_episodes(path: Path) -> list:

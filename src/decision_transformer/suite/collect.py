@@ -275,3 +275,9 @@ def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorit
             os.environ["MINARI_DATASETS_PATH"] = old
         shutil.rmtree(tmp_root, ignore_errors=True)
     return final
+
+
+def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> float:
+    """Mean return of the uniform random policy (D4RL's REF_MIN_SCORE recipe)."""
+    eps, _ = rollout_episodes(env_id, "random", episodes=episodes, num_envs=8, seed=seed, progress=False)
+    return float(np.mean([e.episode_return for e in eps]))

@@ -75,13 +75,12 @@ def reference_scores(run: Path, env_id: str, log=print) -> dict:
     cache = run / "references.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    from decision_transformer.suite.collect import rollout_episodes
+    from decision_transformer.suite.collect import reference_min_score
     evals = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines() if x.strip()]
     best = max(evals, key=lambda r: (r["mean"], r["steps"]))
     snap = run / "snapshots" / f"{best['steps']:09d}.zip"
-    rand, _ = rollout_episodes(env_id, "random", episodes=REF_EPISODES, num_envs=8, seed=REF_SEED, progress=False)
     rets = _greedy(snap, env_id, REF_EPISODES, REF_SEED)
-    refs = {"ref_min_score": float(np.mean([e.episode_return for e in rand])), "ref_max_score": float(np.mean(rets)),
+    refs = {"ref_min_score": reference_min_score(env_id, REF_EPISODES, REF_SEED), "ref_max_score": float(np.mean(rets)),
             "ref_max_std": float(np.std(rets)), "best_snapshot_steps": best["steps"], "episodes": REF_EPISODES,
             "seed": REF_SEED}
     write_json_atomic(cache, refs)
