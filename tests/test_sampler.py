@@ -71,3 +71,28 @@ def test_deterministic_under_seed():
     s = WindowSampler(ds, seed=11); s.sample(); st = s.state_dict()
     x = s.sample(); s.load_state_dict(st); y = s.sample()
     assert all(torch.equal(x[k], y[k]) for k in x)
+
+
+def test_end_anchored_windows_make_every_step_a_last_step_equally_often():
+    """BC predicts the window's last step only. With the official ("start") windows the first K-1
+    steps of an episode are never last; "end" windows end at a uniformly drawn step."""
+    ds = _ds()
+    K = 5
+    first = np.concatenate([ds.offsets[i] + np.arange(min(K - 1, ds.lengths[i])) for i in range(ds.num_episodes)
+                            if ds.lengths[i] > 1])
+    first = first[~np.isin(first, ds.offsets[1:] - 1)]                 # an episode's own last step may be last
+    start_last = WindowSampler(ds, K=K, batch_size=20000, seed=0).sample_indices()[0][:, -1]
+    assert not np.isin(first, start_last).any()
+    sp = WindowSampler(ds, K=K, batch_size=200000, seed=0, anchor="end")
+    idx, mask, local = sp.sample_indices()
+    assert mask[:, -1].all()
+    freq = np.bincount(idx[:, -1], minlength=ds.num_steps) / len(idx)
+    np.testing.assert_allclose(freq, 1 / ds.num_steps, atol=0.003)    # uniform over all 88 steps
+    for b in range(500):                                                # the K-1 steps before it, same episode
+        last = idx[b, -1]
+        ep = int(np.searchsorted(ds.offsets, last, side="right") - 1)
+        t = last - ds.offsets[ep]
+        n = min(K, t + 1)
+        np.testing.assert_array_equal(idx[b, K - n:], np.arange(last - n + 1, last + 1))
+        np.testing.assert_array_equal(local[b, K - n:], np.arange(t - n + 1, t + 1))
+        assert not mask[b, :K - n].any() and (idx[b, :K - n] == ds.num_steps).all()

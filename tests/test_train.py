@@ -194,6 +194,15 @@ def _with_env(npz, tmp_path):
     return p
 
 
+def test_bc_trains_on_windows_that_end_at_a_uniform_step(toy_data, tmp_path):
+    # BC's loss counts the last step only: its windows end at a drawn step (every step a target);
+    # DT's start there, as the official get_batch does (test_sampler.py)
+    bc = Trainer(_cfg(toy_data, tmp_path / "bc", model="bc", steps=1), progress=False)
+    dt = Trainer(_cfg(toy_data, tmp_path / "dt", steps=1), progress=False)
+    assert (bc.sampler.anchor, dt.sampler.anchor) == ("end", "start")
+    bc.close(); dt.close()
+
+
 @pytest.mark.slow        # two 2,000-step trainings; BC/%BC plumbing runs fast in test_results' campaign tests
 def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
     from decision_transformer.data.datasets import load_dataset

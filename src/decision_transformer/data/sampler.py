@@ -33,9 +33,20 @@ def returns_to_go(ds: TrajectoryDataset) -> np.ndarray:
 class WindowSampler:
     def __init__(self, ds: TrajectoryDataset, K: int = 20, batch_size: int = 64, scale: float = 1000.0,
                  max_ep_len: int = 1000, seed: int = 0, state_mean=None, state_std=None, normalize: bool = True,
-                 rank: int = 0):
+                 rank: int = 0, anchor: str = "start"):
         """rank: a multi-process run's rank; each draws from its own stream (rank 0's is the
-        one-process stream)."""
+        one-process stream).
+
+        anchor: how a window is placed around the step drawn uniformly from the dataset.
+        "start" (the Decision Transformer; the official get_batch): the window starts there and
+        runs K steps or to the episode's end, left-padded. Every step is a target at some
+        position. "end" (BC, which predicts the last step only): the window ends there, reaching
+        K-1 steps back or to the episode's start, left-padded, so every step is equally likely
+        to be the last. (The official code samples BC windows the "start" way, so the first
+        K-1 steps of every episode are never a BC target; docs/results.md.)"""
+        if anchor not in ("start", "end"):
+            raise ValueError(f"anchor must be 'start' or 'end', got {anchor!r}")
+        self.anchor = anchor
         self.ds, self.K, self.B, self.scale, self.max_ep_len = ds, int(K), int(batch_size), float(scale), int(max_ep_len)
         self.rng = np.random.default_rng(seed if rank == 0 else [seed, rank])
         obs = ds.observations
@@ -71,8 +82,13 @@ class WindowSampler:
         ds, K, B = self.ds, self.K, self.B
         ep = np.searchsorted(self._cdf, self.rng.random(B), side="right")   # P(ep) = T_ep / N
         T = ds.lengths[ep]
-        start = (self.rng.random(B) * T).astype(np.int64)                   # uniform in [0, T)
-        pad = (K - np.minimum(K, T - start))[:, None]                        # left padding
+        drawn = (self.rng.random(B) * T).astype(np.int64)                   # uniform in [0, T)
+        if self.anchor == "start":
+            start = drawn
+            pad = (K - np.minimum(K, T - start))[:, None]                    # left padding
+        else:                                                               # the window ends at `drawn`
+            start = np.maximum(drawn - (K - 1), 0)
+            pad = (K - 1 - (drawn - start))[:, None]
         j = np.arange(K)[None, :]
         mask = j >= pad
         local = start[:, None] + j - pad                                     # step within the episode

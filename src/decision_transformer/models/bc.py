@@ -39,6 +39,8 @@ class BCConfig(PolicyConfig):
 
 
 class BCModel(nn.Module):
+    window_anchor = "end"           # training windows end at a uniformly drawn step (sampler.py)
+
     def __init__(self, config: BCConfig):
         super().__init__()
         cfg = self.config = config

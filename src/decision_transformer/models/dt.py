@@ -217,6 +217,8 @@ class GPT2Trunk(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 class DecisionTransformer(nn.Module):
+    window_anchor = "start"         # training windows as the official get_batch draws them (sampler.py)
+
     def __init__(self, config: DecisionTransformerConfig | None = None, **kwargs):
         super().__init__()
         cfg = self.config = config or DecisionTransformerConfig(**kwargs)

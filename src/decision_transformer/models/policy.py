@@ -5,6 +5,8 @@ A registered model is an nn.Module with
 - `forward_actions(states, actions, returns_to_go, timesteps, attention_mask) -> (B, L, act_dim)`:
   what training fits (MSE for continuous actions, cross-entropy on logits for discrete ones);
 - `loss_positions(attention_mask) -> bool mask`: which of those positions the loss counts;
+- `window_anchor`: "start" or "end", how the training sampler places windows (sampler.py):
+  "end" for a model whose loss counts the last position only, so every step is a target;
 - `predict_last_action(states, actions, returns_to_go, timesteps, attention_mask=None,
   token_mask=None) -> (B, act_dim)`: the action at the window's last step, what the Agent and
   evaluate() call.

@@ -548,7 +548,9 @@ def protocol_section(col: Collected) -> list[str]:
              "(sbx TD3), 200k-step medium and expert levels, medium-replay = the replay buffer up to the medium policy, "
              "medium-expert = both.",
              f"- Runs: DT seed 0; BC and {C.TOP_PCT:g}%BC (BC on the top {C.TOP_PCT:g}% of episodes by return, the "
-             f"official code's MLP on the last K states) seeds {', '.join(map(str, C.BASELINE_SEEDS))}; every run "
+             f"official code's MLP on the last K states, trained on windows that end at a uniformly drawn step; the "
+             f"official sampler starts windows there, so the first K-1 steps of an episode are never a BC target) "
+             f"seeds {', '.join(map(str, C.BASELINE_SEEDS))}; every run "
              f"{C.BUDGET:,} gradient steps, one CPU thread each, and evaluated at its last checkpoint."]
     if tc:
         lines.append(f"- Hyper-parameters (the paper's, from `results/{C.run_name('dt', env, level, 0)}/config.json`): "

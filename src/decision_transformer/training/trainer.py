@@ -195,7 +195,8 @@ class Trainer:
         self.sampler = WindowSampler(ds, K=cfg.context_length, batch_size=cfg.batch_size // self.dist.world,
                                      scale=cfg.return_scale, max_ep_len=cfg.max_ep_len, seed=cfg.seed,
                                      state_mean=mc.state_mean, state_std=mc.state_std,
-                                     normalize=mc.state_type == "vector", rank=self.dist.rank)
+                                     normalize=mc.state_type == "vector", rank=self.dist.rank,
+                                     anchor=self.model.window_anchor)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                      betas=tuple(cfg.betas),
                                      fused=True)
