@@ -1,8 +1,8 @@
 """An optional ONNX Runtime backend for the Agent's exact forward (`backend="onnxruntime"`).
 
 The same computation as `DecisionTransformer.predict_last_action` (the final a_t token dropped,
-the last layer run for the s_t query only), written export-friendly (`_LastAction`), exported
-once per agent with the torch ONNX exporter and run by ONNX Runtime. For the small per-step forward of evaluation, PyTorch eager spends most
+the last layer run for the s_t query only): the model's own `last_action` traced once per agent
+by the torch ONNX exporter and run by ONNX Runtime. For the small per-step forward of evaluation, PyTorch eager spends most
 of its time in per-op dispatch; ONNX Runtime's per-node cost is far lower, so the same math runs
 faster (bench/rollout.py). Outputs agree with the torch path to float32 rounding (~1e-6, tested).
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import shutil
 import threading
 import warnings
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from decision_transformer.errors import DTError
 from decision_transformer.models.dt import DecisionTransformer
@@ -30,52 +28,16 @@ _EXPORT = threading.Lock()   # torch.onnx.export keeps global state: one export 
 
 
 class _LastAction(torch.nn.Module):
-    """predict_last_action written for export: the residual stream stays 2-D (N*T, H) so every
-    linear layer is one Gemm (ONNX Runtime fuses bias and ReLU into it), the attention mask is an
-    additive bias (no Where/IsNaN nodes), and one head needs no head reshapes. Same math as the
-    model (tested to float32 rounding); used only to build the ONNX graph."""
+    """The graph exported: DecisionTransformer.last_action, the model's own exact forward (one
+    block implementation for training, the Agent, the KV cache and ONNX), with the attention
+    mask given as an additive bias (0 / -inf)."""
 
-    def __init__(self, model, T: int):
+    def __init__(self, model):
         super().__init__()
-        self.m, self.T = model, T
-
-    def attn(self, blk, x, bias, last_only: bool):  # x (N*T, H), bias (N, 1, Tq, T) -> (N*Tq, H)
-        a, T = blk.attn, self.T
-        H, nh = a.h, a.n_head
-        hd, Tq = H // nh, 1 if last_only else T
-        h = F.layer_norm(x, blk.ln_1.normalized_shape, blk.ln_1.weight, blk.ln_1.bias, blk.ln_1.eps)
-        q, k, v = torch.addmm(a.c_attn.bias, h, a.c_attn.weight).reshape(-1, T, 3 * H).split(H, dim=2)
-        if last_only:
-            q = q[:, -1:]                                                   # (N, 1, H)
-        if nh == 1:
-            att = torch.matmul(q, k.transpose(1, 2)) * (1.0 / math.sqrt(hd)) + bias[:, 0]   # (N, Tq, T)
-            y = torch.matmul(att.softmax(-1), v)                            # (N, Tq, H)
-        else:
-            q = q.reshape(-1, Tq, nh, hd).transpose(1, 2)                   # (N, nh, Tq, hd)
-            k = k.reshape(-1, T, nh, hd).transpose(1, 2)
-            v = v.reshape(-1, T, nh, hd).transpose(1, 2)
-            att = torch.matmul(q, k.transpose(2, 3)) * (1.0 / math.sqrt(hd)) + bias
-            y = torch.matmul(att.softmax(-1), v).transpose(1, 2)            # (N, Tq, nh, hd)
-        return torch.addmm(a.c_proj.bias, y.reshape(-1, H), a.c_proj.weight)
-
-    @staticmethod
-    def mlp(blk, x):  # (M, H) -> (M, H)
-        h = F.layer_norm(x, blk.ln_2.normalized_shape, blk.ln_2.weight, blk.ln_2.bias, blk.ln_2.eps)
-        act = blk.mlp.act
-        h = torch.addmm(blk.mlp.c_fc.bias, h, blk.mlp.c_fc.weight)
-        return torch.addmm(blk.mlp.c_proj.bias, torch.relu(h) if act is F.relu else act(h), blk.mlp.c_proj.weight)
+        self.m = model
 
     def forward(self, states, actions, returns_to_go, timesteps, bias):
-        H = self.m.config.hidden_size
-        x = self.m.embed(states, actions, returns_to_go, timesteps)[:, :-1].reshape(-1, H)   # (N*T, H)
-        *first, last = self.m.encoder.h
-        for blk in first:
-            x = x + self.attn(blk, x, bias, False)
-            x = x + self.mlp(blk, x)
-        x = x.reshape(-1, self.T, H)[:, -1] + self.attn(last, x, bias[:, :, -1:], True)     # (N, H): s_t
-        x = x + self.mlp(last, x)
-        lf = self.m.encoder.ln_f
-        return self.m.predict_action(F.layer_norm(x, lf.normalized_shape, lf.weight, lf.bias, lf.eps))
+        return self.m.last_action(states, actions, returns_to_go, timesteps, bias)
 
 
 class OnnxLastAction:
@@ -109,7 +71,7 @@ class OnnxLastAction:
         try:
             with _EXPORT, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                torch.onnx.export(_LastAction(model, T), args, buf, input_names=self.names, output_names=["action"],
+                torch.onnx.export(_LastAction(model), args, buf, input_names=self.names, output_names=["action"],
                                   dynamic_axes={n: {0: "N"} for n in self.names + ["action"]},
                                   opset_version=17, dynamo=False)
         except ImportError as e:
@@ -150,7 +112,6 @@ class _Standalone(torch.nn.Module):
         cfg = model.config
         self.m, self.K, self.T = model, K, 3 * K - 1
         self.dt = isinstance(model, DecisionTransformer)
-        self.core = _LastAction(model, self.T) if self.dt else None
         vec = cfg.state_type == "vector" and cfg.state_mean is not None
         self.register_buffer("mean", torch.tensor(cfg.state_mean if vec else [0.0], dtype=torch.float32))
         self.register_buffer("std", torch.tensor(cfg.state_std if vec else [1.0], dtype=torch.float32))
@@ -170,7 +131,7 @@ class _Standalone(torch.nn.Module):
             return self.m._last(s)
         allowed = DecisionTransformer.token_mask(real, self.T)              # (N, 1, T, T), the model's rule
         bias = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, float("-inf"))
-        return self.core(s, actions, R, timesteps, bias)
+        return self.m.last_action(s, actions, R, timesteps, bias)
 
 
 def _card(cfg, out_name: str) -> str:

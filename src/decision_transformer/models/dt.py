@@ -88,7 +88,7 @@ class Conv1D(nn.Module):
     def forward(self, x, relu: bool = False):  # (..., n_in) -> (..., n_out)
         x2 = x.reshape(-1, x.shape[-1])
         if (_LINEAR_POINTWISE is not None and x2.shape[0] >= FUSED_MIN_ROWS and torch.is_inference_mode_enabled()
-                and x.dtype == torch.float32 and x.device.type == "cpu"):
+                and x.dtype == torch.float32 and x.device.type == "cpu" and not torch.jit.is_tracing()):
             key = (self.weight._version, self.weight.data_ptr())
             if self._wt_cache is None or self._wt_cache[0] != key:
                 self._wt_cache = (key, self.weight.t().contiguous())
@@ -334,16 +334,21 @@ class DecisionTransformer(nn.Module):
     def predict_last_action(self, states, actions, returns_to_go, timesteps, attention_mask=None,
                             token_mask=None):
         """The action at the final timestep only: (B, act_dim). Same values as
-        forward(...)[1][:, -1], with less work: the final a_t token (which s_t cannot see) is
-        not embedded, and the last layer runs its attention and MLP for the s_t query alone.
+        forward(...)[1][:, -1], with less work (see last_action).
         token_mask: a precomputed (B, 1, 3L-1, 3L-1) mask (see token_mask()); if both masks are
         None, no step is padding."""
-        B, L = timesteps.shape
+        if token_mask is None and attention_mask is not None and not bool(attention_mask.all()):
+            token_mask = self.token_mask(attention_mask, 3 * timesteps.shape[1] - 1)
+        return self.last_action(states, actions, returns_to_go, timesteps, token_mask)
+
+    def last_action(self, states, actions, returns_to_go, timesteps, mask=None):
+        """The exact last-action forward, without branches on data (the ONNX graph is this
+        method, traced): the final a_t token (which s_t cannot see) is not embedded, and the last
+        layer runs its attention and MLP for the s_t query alone. mask: (B, 1, 3L-1, 3L-1), bool
+        (True = may attend) or an additive float bias (0 / -inf), or None (no padding)."""
         x = self.embed(states, actions, returns_to_go, timesteps)[:, :-1]   # (B, 3L-1, H): drop a_L
         T = x.shape[1]
-        if token_mask is None and attention_mask is not None and not bool(attention_mask.all()):
-            token_mask = self.token_mask(attention_mask, T)
-        x = self.encoder(x, token_mask, query=slice(T - 1, T))     # (B, 1, H)
+        x = self.encoder(x, mask, query=slice(T - 1, T))           # (B, 1, H)
         return self.predict_action(x[:, 0])
 
     @staticmethod
