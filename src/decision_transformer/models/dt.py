@@ -81,14 +81,18 @@ class Conv1D(nn.Module):
 
     def __init__(self, n_in: int, n_out: int):
         super().__init__()
+        self.n_in = n_in                          # a Python int: no shape ops in an exported graph
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
         self.bias = nn.Parameter(torch.zeros(n_out))
         self._wt_cache = None                     # (version, ptr, W^T contiguous) for the fused path
 
     def forward(self, x, relu: bool = False):  # (..., n_in) -> (..., n_out)
-        x2 = x.reshape(-1, x.shape[-1])
+        if torch.jit.is_tracing():          # ONNX export: one MatMul + Add, no reshapes of a dynamic batch
+            y = torch.matmul(x, self.weight) + self.bias
+            return torch.relu(y) if relu else y
+        x2 = x.reshape(-1, self.n_in)
         if (_LINEAR_POINTWISE is not None and x2.shape[0] >= FUSED_MIN_ROWS and torch.is_inference_mode_enabled()
-                and x.dtype == torch.float32 and x.device.type == "cpu" and not torch.jit.is_tracing()):
+                and x.dtype == torch.float32 and x.device.type == "cpu"):
             key = (self.weight._version, self.weight.data_ptr())
             if self._wt_cache is None or self._wt_cache[0] != key:
                 self._wt_cache = (key, self.weight.t().contiguous())
@@ -123,9 +127,12 @@ class Attention(nn.Module):
         q, k, v = self.c_attn(x).split(H, dim=2)                   # 3 x (B, T, H)
         if query is not None:
             q = q[:, query]                                         # (B, Tq, H)
-        q = q.reshape(B, -1, nh, hd).transpose(1, 2)                # (B, nh, Tq, hd)
-        k = k.view(B, T, nh, hd).transpose(1, 2)                    # (B, nh, T, hd)
-        v = v.view(B, T, nh, hd).transpose(1, 2)
+        if nh == 1:                                                 # the same views, fewer ops in a graph
+            q, k, v = q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)
+        else:
+            q = q.reshape(B, -1, nh, hd).transpose(1, 2)            # (B, nh, Tq, hd)
+            k = k.view(B, T, nh, hd).transpose(1, 2)                # (B, nh, T, hd)
+            v = v.view(B, T, nh, hd).transpose(1, 2)
         if cache is not None:
             k_buf, v_buf, new, window = cache
             k_buf[:, :, new], v_buf[:, :, new] = k, v
@@ -142,10 +149,10 @@ class Attention(nn.Module):
             att = att.softmax(dim=-1)
             y = fast_dropout(att, self.attn_pdrop) @ v              # (B, nh, Tq, hd)
         elif mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=query is None, dropout_p=p)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=query is None, dropout_p=p, scale=1.0 / math.sqrt(hd))
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        y = y.transpose(1, 2).reshape(B, -1, H)                     # (B, Tq, H)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=1.0 / math.sqrt(hd))
+        y = y.squeeze(1) if nh == 1 else y.transpose(1, 2).reshape(B, -1, H)   # (B, Tq, H)
         return self.resid_drop(self.c_proj(y))
 
 
