@@ -243,6 +243,15 @@ def _eval_args(p):
     p.add_argument("--temperature", type=float, default=1.0, help="T for --sample (default 1)")
 
 
+def _rollout_args(p, episodes: int, num_envs: int):
+    """Episodes, vectorised envs and the episode cap: eval and sweep."""
+    p.add_argument("--episodes", type=int, default=episodes, help=f"episodes per target (default {episodes})")
+    p.add_argument("--num-envs", type=int, default=num_envs,
+                   help=f"vectorised envs, batched in one forward (default {num_envs})")
+    p.add_argument("--max-episode-steps", type=int, help="cut episodes after this many steps (default: the env's "
+                                                          "limit; Atari's is 27,000 steps)")
+
+
 def _sampling(a) -> dict:
     t = _number(str(a.temperature), "--temperature")
     if t <= 0:
@@ -332,14 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a checkpoint in the env at target returns")
     _eval_args(ev)
     ev.add_argument("--target-return", nargs="+", help="one or more target returns (default: the checkpoint's)")
-    ev.add_argument("--episodes", type=int, default=100, help="episodes per target (default 100)")
-    ev.add_argument("--num-envs", type=int, default=50, help="vectorised envs, batched in one forward (default 50)")
+    _rollout_args(ev, episodes=100, num_envs=50)
     ev.add_argument("--ref-min-score", type=float, help="random-policy return for the normalised score "
                                                          "(default: the checkpoint's dataset metadata)")
     ev.add_argument("--ref-max-score", type=float, help="expert return for the normalised score (default: likewise)")
     ev.add_argument("--json", help="write the results here")
-    ev.add_argument("--max-episode-steps", type=int, help="cut episodes after this many steps (default: the env's "
-                                                            "limit; Atari's is 27,000 steps)")
     ev.add_argument("--mode", default="exact", choices=("exact", "cached"),
                     help="exact (default) or cached: an approximate, faster KV-cache mode that can change "
                          "returns measurably (docs/performance.md); report exact numbers")
@@ -348,11 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="achieved vs target return over a range of targets (PNG + JSON)")
     _eval_args(sw)
     sw.add_argument("--targets", required=True, help="LO:HI:N")
-    sw.add_argument("--episodes", type=int, default=10, help="episodes per target (default 10)")
-    sw.add_argument("--num-envs", type=int, default=10, help="vectorised envs (default 10)")
+    _rollout_args(sw, episodes=10, num_envs=10)
     sw.add_argument("--output", required=True, help="output directory")
-    sw.add_argument("--max-episode-steps", type=int, help="cut episodes after this many steps (default: the env's "
-                                                            "limit)")
     _runtime_args(sw)
     sw.set_defaults(func=cmd_sweep)
     vi = sub.add_parser("video", help="render one episode to .mp4 or .gif with the running return overlaid")

@@ -44,21 +44,22 @@ def _make(algo: str, env, seed: int):
 
 
 def evaluate_policy_returns(model, env_id: str, episodes: int, seed: int) -> list[float]:
-    import gymnasium as gym
+    """Returns of the learner's deterministic policy over fresh episodes."""
+    from decision_transformer.suite.policies import evaluate
+    return evaluate(lambda obs: model.predict(obs, deterministic=True)[0], env_id, episodes, seed)
 
-    env = gym.make(env_id)
-    out = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        done, ret = False, 0.0
-        while not done:
-            act, _ = model.predict(obs, deterministic=True)
-            obs, r, term, trunc, _ = env.step(act)
-            ret += float(r)
-            done = term or trunc
-        out.append(ret)
-    env.close()
-    return out
+
+def save_chunk(run: Path, model, prog: dict, prog_path: Path, snapshot: Path, rec: dict) -> None:
+    """A learner's state after a training chunk, each file atomic: a policy snapshot, the model
+    and replay buffer to resume from, the progress file, and one evals.jsonl line."""
+    with atomic_path(snapshot) as tmp:
+        model.save(str(tmp))
+    with atomic_path(run / "state" / "model.zip") as tm, atomic_path(run / "state" / "replay.pkl") as tr:
+        model.save(str(tm))
+        model.save_replay_buffer(str(tr))
+    write_json_atomic(prog_path, prog)
+    with open(run / "evals.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_steps: int = 1_000_000,
@@ -89,17 +90,9 @@ def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_s
         prog["steps"] = int(model.num_timesteps)
         prog["wall"] += time.time() - t0
         rets = evaluate_policy_returns(model, env_id, eval_episodes, seed=10_000 + prog["steps"])
-        snap = run / "snapshots" / f"{prog['steps']:08d}.zip"
-        with atomic_path(snap) as tmp:
-            model.save(str(tmp))
-        with atomic_path(run / "state" / "model.zip") as tm, atomic_path(run / "state" / "replay.pkl") as tr:
-            model.save(str(tm))
-            model.save_replay_buffer(str(tr))
-        write_json_atomic(prog_path, prog)
         rec = {"steps": prog["steps"], "mean": float(np.mean(rets)), "std": float(np.std(rets)),
                "wall": round(prog["wall"], 1)}
-        with open(run / "evals.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        save_chunk(run, model, prog, prog_path, run / "snapshots" / f"{prog['steps']:08d}.zip", rec)
         log(f"{env_id} {algo} steps={rec['steps']} return={rec['mean']:.0f}±{rec['std']:.0f} "
             f"wall={rec['wall']:.0f}s ({chunk / (time.time() - t0):.0f} steps/s incl. eval)")
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer.envs import family, make_env, stored_frame
-from decision_transformer.fileio import atomic_path, write_json_atomic
+from decision_transformer.fileio import atomic_path
+from decision_transformer.suite.behaviour import save_chunk
 
 # Stable-Baselines3's DQN: on this CPU, one thread, it steps 1.2x faster than sbx's on MinAtar and
 # 10x faster on Atari (bench/dqn_libs.py, docs/pixels.md). MinAtar: the MinAtar paper's settings
@@ -117,24 +118,18 @@ EVAL_EPSILON = {"minatar": 0.0, "atari": 0.01}
 
 def greedy_returns(model, env_id: str, episodes: int, seed: int) -> list[float]:
     """Returns of the learner's greedy policy (epsilon = EVAL_EPSILON, seeded) over fresh episodes."""
-    env = make_env(env_id)
     eps = EVAL_EPSILON.get(family(env_id), 0.0)
     rng = np.random.default_rng(seed)
-    out = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        done, ret = False, 0.0
-        while not done:
-            if eps and rng.random() < eps:
-                a = int(rng.integers(env.action_space.n))
-            else:
-                a = int(np.asarray(model.predict(obs[None], deterministic=True)[0]).reshape(-1)[0])
-            obs, r, term, trunc, _ = env.step(a)
-            ret += float(r)
-            done = term or trunc
-        out.append(ret)
-    env.close()
-    return out
+    probe = make_env(env_id)
+    n = probe.action_space.n
+    probe.close()
+
+    def act(obs):
+        if eps and rng.random() < eps:
+            return int(rng.integers(n))
+        return int(np.asarray(model.predict(obs[None], deterministic=True)[0]).reshape(-1)[0])
+    from decision_transformer.suite.policies import evaluate
+    return evaluate(act, env_id, episodes, seed)
 
 
 def train_dqn(env_id: str, run_dir, total_steps: int = 1_000_000, chunk: int = 50_000, eval_episodes: int = 10,
@@ -188,17 +183,10 @@ def train_dqn(env_id: str, run_dir, total_steps: int = 1_000_000, chunk: int = 5
         prog["wall"] += time.time() - t0
         rets = greedy_returns(model, env_id, eval_episodes, seed=10_000 + prog["steps"])
         stream.save(run / "stream" / f"{start:09d}.npz")
-        with atomic_path(run / "snapshots" / f"{prog['steps']:09d}.zip") as tmp:
-            model.save(str(tmp))
-        with atomic_path(run / "state" / "model.zip") as tm, atomic_path(run / "state" / "replay.pkl") as tr:
-            model.save(str(tm))
-            model.save_replay_buffer(str(tr))
-        write_json_atomic(prog_path, prog)
         rec = {"steps": prog["steps"], "mean": float(np.mean(rets)), "std": float(np.std(rets)),
                "epsilon": float(model.exploration_rate), "stream_mean": _stream_return(stream),
                "wall": round(prog["wall"], 1)}
-        with open(run / "evals.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        save_chunk(run, model, prog, prog_path, run / "snapshots" / f"{prog['steps']:09d}.zip", rec)
         log(f"{env_id} dqn steps={rec['steps']} greedy return={rec['mean']:.1f}±{rec['std']:.1f} "
             f"eps={rec['epsilon']:.2f} wall={rec['wall']:.0f}s ({(prog['steps'] - start) / (time.time() - t0):.0f} "
             "steps/s incl. eval)")
