@@ -57,6 +57,22 @@ def test_no_import_cycles():
     assert c is None, " -> ".join(c)
 
 
+def test_no_block_of_six_lines_is_written_twice():
+    """One implementation of each idea: no run of 6 identical code lines (comments and blank
+    lines skipped, whitespace stripped, runs of under 120 characters ignored) appears twice in src/."""
+    from collections import defaultdict
+    seen = defaultdict(list)
+    for f in sorted(PKG.rglob("*.py")):
+        lines = [(i + 1, ln.strip()) for i, ln in enumerate(f.read_text().splitlines())]
+        lines = [(i, ln) for i, ln in lines if ln and not ln.startswith("#")]
+        for j in range(len(lines) - 5):
+            run = tuple(ln for _, ln in lines[j:j + 6])
+            if sum(map(len, run)) >= 120:
+                seen[run].append(f"{f.relative_to(PKG)}:{lines[j][0]}")
+    repeated = [places for places in seen.values() if len(places) > 1]
+    assert not repeated, f"the same 6 lines at {repeated[:5]}"
+
+
 def test_models_by_registry_and_a_clear_error_for_unknown_ones(tmp_path):
     import json
 
