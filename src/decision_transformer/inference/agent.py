@@ -82,7 +82,7 @@ class Agent:
         self.cache = self.onnx = None
         if backend == "onnxruntime":
             from decision_transformer.inference.onnx import OnnxLastAction
-            self.onnx = OnnxLastAction(model, self.K)
+            self.onnx = OnnxLastAction(model, self.K, batch=N)
             self.bias_np = self.onnx.bias(self.mask_table.cpu().numpy())
         if mode == "cached":
             from decision_transformer.inference.cached import KVCache

@@ -42,9 +42,11 @@ class _LastAction(torch.nn.Module):
 
 class OnnxLastAction:
     """callable(states, actions, rtg, timesteps, attention_bias) numpy -> (N, act_dim) numpy;
-    attention_bias (N, 1, 3K-1, 3K-1) float32 is 0 where a token may attend and -inf elsewhere."""
+    attention_bias (N, 1, 3K-1, 3K-1) float32 is 0 where a token may attend and -inf elsewhere.
+    batch: export for exactly this many rows (the Agent's N), so ONNX Runtime folds every shape
+    computation away; None: any batch."""
 
-    def __init__(self, model, K: int, threads: int | None = None):
+    def __init__(self, model, K: int, threads: int | None = None, batch: int | None = None):
         try:
             import onnxruntime as ort
         except ImportError:
@@ -57,7 +59,7 @@ class OnnxLastAction:
         if next(model.parameters()).device.type != "cpu":
             raise DTError("backend='onnxruntime' runs on the CPU: move the model there (model.cpu()) "
                           "or use backend='torch'")
-        N = 2                                                    # any batch: the axis is dynamic
+        N = batch or 2                                           # batch None: any batch, the axis is dynamic
         st = (N, K, *cfg.state_shape) if cfg.state_type == "image" else (N, K, cfg.state_dim)
         states = torch.zeros(st, dtype=torch.uint8 if cfg.state_type == "image" else torch.float32)
         actions = torch.zeros((N, K), dtype=torch.long) if cfg.action_type == "discrete" else \
@@ -72,7 +74,7 @@ class OnnxLastAction:
             with _EXPORT, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(_LastAction(model), args, buf, input_names=self.names, output_names=["action"],
-                                  dynamic_axes={n: {0: "N"} for n in self.names + ["action"]},
+                                  dynamic_axes=None if batch else {n: {0: "N"} for n in self.names + ["action"]},
                                   opset_version=17, dynamo=False)
         except ImportError as e:
             raise DTError(f"exporting the model to ONNX needs the onnx package ({e}): pip install onnx")

@@ -87,9 +87,6 @@ class Conv1D(nn.Module):
         self._wt_cache = None                     # (version, ptr, W^T contiguous) for the fused path
 
     def forward(self, x, relu: bool = False):  # (..., n_in) -> (..., n_out)
-        if torch.jit.is_tracing():          # ONNX export: one MatMul + Add, no reshapes of a dynamic batch
-            y = torch.matmul(x, self.weight) + self.bias
-            return torch.relu(y) if relu else y
         x2 = x.reshape(-1, self.n_in)
         if (_LINEAR_POINTWISE is not None and x2.shape[0] >= FUSED_MIN_ROWS and torch.is_inference_mode_enabled()
                 and x.dtype == torch.float32 and x.device.type == "cpu"):
@@ -138,16 +135,19 @@ class Attention(nn.Module):
             k_buf[:, :, new], v_buf[:, :, new] = k, v
             k, v = k_buf[:, :, window], v_buf[:, :, window]
         p = self.attn_pdrop if self.training else 0.0
-        if p > 0 and x.device.type == "cpu":
+        traced_bias = torch.jit.is_tracing() and mask is not None and mask.is_floating_point()
+        if (p > 0 and x.device.type == "cpu") or traced_bias:
             # Same math as SDPA(dropout_p): softmax(qk^T/sqrt(d) + mask), dropout, @ v; spelled
-            # out because the CPU SDPA kernel draws its dropout mask ~4x slower (see dropout.py).
+            # out because the CPU SDPA kernel draws its dropout mask ~4x slower (see dropout.py),
+            # and for ONNX export (fewer graph nodes than SDPA's export).
             # Other devices use SDPA with dropout_p, and its fused kernels.
-            # Here `mask` is the additive float bias the trunk built once (0 / -inf), or None.
+            # Here `mask` is an additive float bias (0 / -inf): the trunk's, built once, or the
+            # exporter's input; or None.
             att = torch.matmul(q, k.transpose(-2, -1)).mul_(1.0 / math.sqrt(hd))  # (B, nh, Tq, T)
             if mask is not None:
                 att = att.add_(mask)
             att = att.softmax(dim=-1)
-            y = fast_dropout(att, self.attn_pdrop) @ v              # (B, nh, Tq, hd)
+            y = fast_dropout(att, p) @ v                            # (B, nh, Tq, hd)
         elif mask is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=query is None, dropout_p=p, scale=1.0 / math.sqrt(hd))
         else:
