@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -321,6 +322,9 @@ def test_minatar_tasks_run_and_reach_the_report(tmp_path, monkeypatch):
     row = next(line for line in md.splitlines() if line.startswith("| MinAtar/Breakout-v1 | DT |"))
     s = 100 * (np.array(ev["results"][0]["returns"]) - 0.2) / 7.8
     assert f"| {s.mean():.1f} ± {s.std():.1f} [" in row
+    verdict = next(line for line in md.splitlines() if line.startswith("**DT against the baselines**"))
+    assert re.search(r"MinAtar/Breakout-v1: against BC, (DT above BC|BC above DT|no clear difference); "
+                     r"against 10%BC, (DT above 10%BC|10%BC above DT|no clear difference)\.", verdict), verdict
     assert (tmp_path / "docs" / "figures" / "sweeps-minatar.png").stat().st_size > 1000
 
 

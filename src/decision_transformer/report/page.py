@@ -295,10 +295,11 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
              "policy and the best DQN snapshot (greedy), 100 episodes each, from the dataset's metadata.", "",
              "| game | method | normalised (pooled seeds) | raw return | seed means (raw) | dataset mean / max (raw) |",
              "| --- | --- | --- | --- | --- | --- |"]
-    paths, panels = [], []
+    paths, panels, verdicts = [], [], []
     for g, env_id in C.GAMES.items():
         d = _read(R / "datasets" / f"{g}-{C.GAME_LEVEL}.json")
         dtxt = f"{d['return_mean']:.1f} / {d['return_max']:.0f}" if d else "pending"
+        stats = {}
         for m, label in METHODS.items():
             evs = [_read(R / C.run_name(m, g, C.GAME_LEVEL, s) / "eval.json") for s in C.GAME_SEEDS]
             if any(ev is None for ev in evs):
@@ -307,8 +308,17 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
             raw = np.concatenate([ev["results"][0]["returns"] for ev in evs])
             refs = evs[0]["results"][0]["refs"]
             seeds = " / ".join(f"{np.mean(ev['results'][0]['returns']):.1f}" for ev in evs)
-            lines.append(f"| {env_id} | {label} | {_fmt(_stat(_norm(raw, refs)))} | {_fmt(_stat(raw))} | "
-                         f"{seeds} | {dtxt} |")
+            stats[m] = _stat(_norm(raw, refs))
+            lines.append(f"| {env_id} | {label} | {_fmt(stats[m])} | {_fmt(_stat(raw))} | {seeds} | {dtxt} |")
+        if "dt" in stats:
+            vs = [(_verdict(stats["dt"], stats[m]).replace("BC", label), label) for m, label in METHODS.items()
+                  if m != "dt" and m in stats]
+            if vs:
+                verdicts.append(f"{env_id}: " + "; ".join(f"against {label}, {v}" for v, label in vs))
+    if verdicts:
+        lines += ["", "**DT against the baselines** (a difference counts when the two 95% CIs of the pooled "
+                      "normalised mean do not overlap). " + ". ".join(verdicts) + "."]
+    for g, env_id in C.GAMES.items():
         sw = _read(R / C.run_name("dt", g, C.GAME_LEVEL, 0) / "sweep.json")
         if sw is not None:
             res = sw["results"]
