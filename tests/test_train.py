@@ -203,6 +203,21 @@ def test_bc_trains_on_windows_that_end_at_a_uniform_step(toy_data, tmp_path):
     bc.close(); dt.close()
 
 
+def test_a_bc_run_begun_on_start_anchored_windows_does_not_resume_on_end_anchored_ones(toy_data, tmp_path):
+    run = tmp_path / "bc"
+    train(_cfg(toy_data, run, model="bc", steps=10, checkpoint_every=10), progress=False)
+    meta_path = run / "checkpoints" / "last" / "trainer.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["sampler"]["anchor"] == "end"
+    del meta["sampler"]["anchor"]                      # as every BC run saved before 2026-11-25
+    meta_path.write_text(json.dumps(meta))
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    cfg = TrainConfig(**{**json.loads((run / "config.json").read_text()), "steps": 20})
+    with pytest.raises(DTError, match="start-anchored .* this model samples end-anchored ones.*new --output"):
+        train(cfg, resume=True, progress=False, log=lambda *a: None)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+
+
 @pytest.mark.slow        # two 2,000-step trainings; BC/%BC plumbing runs fast in test_results' campaign tests
 def test_bc_and_percent_bc_baselines(toy_data, tmp_path):
     from decision_transformer.data.datasets import load_dataset

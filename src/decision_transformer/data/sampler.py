@@ -71,9 +71,13 @@ class WindowSampler:
         self._cdf[-1] = 1.0
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
+        return {"rng": self.rng.bit_generator.state, "anchor": self.anchor}
 
     def load_state_dict(self, d: dict) -> None:
+        saved = d.get("anchor", "start")             # states saved before the anchor existed: "start"
+        if saved != self.anchor:
+            raise ValueError(f"the run's windows were {saved}-anchored and this model samples {self.anchor}-anchored "
+                             "ones: resuming would change how it is trained midway")
         self.rng.bit_generator.state = d["rng"]
 
     def sample_indices(self):

@@ -278,7 +278,11 @@ class Trainer:
         self.sched.load_state_dict(meta["sched"])
         r = self.dist.rank
         pre = f"rank{r}." if r else ""
-        self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
+        try:
+            self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
+        except ValueError as e:                   # a BC run begun before BC's windows were end-anchored
+            raise DTError(f"{self.run}: {e}; train it again with a new --output (BC runs before 2026-11-25 "
+                          "drew start-anchored windows)")
         torch.set_rng_state(t[pre + "torch_rng"])
         if pre + "cuda_rng" in t and self.device.type == "cuda":
             torch.cuda.set_rng_state(t[pre + "cuda_rng"], self.device)
