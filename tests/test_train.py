@@ -203,19 +203,29 @@ def test_bc_trains_on_windows_that_end_at_a_uniform_step(toy_data, tmp_path):
     bc.close(); dt.close()
 
 
-def test_a_bc_run_begun_on_start_anchored_windows_does_not_resume_on_end_anchored_ones(toy_data, tmp_path):
-    run = tmp_path / "bc"
-    train(_cfg(toy_data, run, model="bc", steps=10, checkpoint_every=10), progress=False)
-    meta_path = run / "checkpoints" / "last" / "trainer.json"
+def test_a_bc_run_begun_on_start_anchored_windows_continues_on_them_and_says_so(toy_data, tmp_path):
+    # BC runs saved before 2026-11-25 have no anchor in their sampler state: they resume exactly as
+    # the uninterrupted run would have gone (start-anchored), with a note; new BC runs are end-anchored
+    def old_version(out, steps):                        # BC as trained before the change
+        t = Trainer(_cfg(toy_data, out, model="bc", steps=steps, checkpoint_every=10), progress=False)
+        t.sampler.anchor = "start"
+        t.train()
+        t.close()
+    old_version(tmp_path / "full", 20)
+    old_version(tmp_path / "cut", 10)
+    meta_path = tmp_path / "cut" / "checkpoints" / "last" / "trainer.json"
     meta = json.loads(meta_path.read_text())
-    assert meta["sampler"]["anchor"] == "end"
-    del meta["sampler"]["anchor"]                      # as every BC run saved before 2026-11-25
+    del meta["sampler"]["anchor"]                      # as those runs saved it
     meta_path.write_text(json.dumps(meta))
-    before = sorted(p.name for p in (run / "checkpoints").iterdir())
-    cfg = TrainConfig(**{**json.loads((run / "config.json").read_text()), "steps": 20})
-    with pytest.raises(DTError, match="start-anchored .* this model samples end-anchored ones.*new --output"):
-        train(cfg, resume=True, progress=False, log=lambda *a: None)
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
+    logs = []
+    cfg = TrainConfig(**{**json.loads((tmp_path / "cut" / "config.json").read_text()), "steps": 20})
+    train(cfg, resume=True, progress=False, log=logs.append)
+    assert any("began on start-anchored windows and continues on them" in m and "new --output" in m for m in logs)
+    assert _losses(tmp_path / "full") == _losses(tmp_path / "cut")
+    from safetensors.torch import load_file
+    a = load_file(str(tmp_path / "full" / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow        # two 2,000-step trainings; BC/%BC plumbing runs fast in test_results' campaign tests

@@ -278,11 +278,11 @@ class Trainer:
         self.sched.load_state_dict(meta["sched"])
         r = self.dist.rank
         pre = f"rank{r}." if r else ""
-        try:
-            self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
-        except ValueError as e:                   # a BC run begun before BC's windows were end-anchored
-            raise DTError(f"{self.run}: {e}; train it again with a new --output (BC runs before 2026-11-25 "
-                          "drew start-anchored windows)")
+        self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
+        if self.sampler.anchor != self.model.window_anchor and self.dist.main:   # a BC run begun before 2026-11-25
+            self.log(f"note: {self.run} began on {self.sampler.anchor}-anchored windows and continues on them, so "
+                     f"the resumed run equals the uninterrupted one; this version trains {self.model.config.architecture} "
+                     f"on {self.model.window_anchor}-anchored windows: train it again with a new --output to get those")
         torch.set_rng_state(t[pre + "torch_rng"])
         if pre + "cuda_rng" in t and self.device.type == "cuda":
             torch.cuda.set_rng_state(t[pre + "cuda_rng"], self.device)
