@@ -359,3 +359,14 @@ def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
     sec = md[md.index("## 5. Atari end to end"):]
     assert "| training (`dt train --preset atari`) | 4 steps |" in sec and "pending" in sec   # no DQN in the manifest
     assert f"target 5: return {ev['results'][0]['return_mean']:.1f}" in sec
+
+
+def test_budget_text_on_a_complete_curve_says_whether_longer_training_pays():
+    from decision_transformer.report.page import _budget_text
+    xs = list(range(5_000, 100_001, 5_000))
+    swings = {x: 5.0 + 30.0 * ((x // 5_000) % 2) for x in xs}                 # no trend, big swings
+    rising = {x: x / 2_000 for x in xs}                                        # steady climb
+    for curve, want in ((swings, "the budget stays at 20,000 steps"), (rising, "understates what longer training")):
+        table = {3600.0: [{"mean": curve[x]} for x in xs]}
+        txt = _budget_text(xs, table, [3600.0], 100_000)
+        assert want in txt and "still training" not in txt, txt

@@ -150,7 +150,25 @@ def _budget_text(xs, table, targets, steps) -> str:
            "its final D4RL score by 20k steps on all three medium datasets. ")
     if parts:
         txt += "Here, " + "; ".join(parts) + ". "
-    if not done:
+    if done:
+        after = [j for j, x in enumerate(xs) if x >= B]
+        flat = True
+        for t in targets:
+            m = np.array([table[t][j]["mean"] for j in after])
+            x = np.array([xs[j] for j in after], dtype=np.float64)
+            slope = float(np.polyfit(x, m, 1)[0]) * 10_000 if len(after) > 1 else 0.0
+            flat &= abs(slope) * (x[-1] - x[0]) / 10_000 < m.std()     # the trend moves less than the spread
+            txt += (f"Over steps {B:,}-{steps:,} at target {t:g}, the checkpoint means range from {m.min():.1f} to "
+                    f"{m.max():.1f} (mean {m.mean():.1f}, std {m.std():.1f}; linear trend {slope:+.1f} per 10k steps). ")
+        if flat:
+            txt += (f"Past {B:,} steps the trend moves the score less than one checkpoint differs from the next: "
+                    "training longer does not make the last checkpoint better, only differently placed in the "
+                    f"swings, so the budget stays at {B:,} steps (and seeds, not steps, are what would narrow a "
+                    "result on this dataset).")
+        else:
+            txt += (f"Past {B:,} steps the trend is larger than the checkpoint-to-checkpoint spread: the "
+                    f"{B:,}-step budget understates what longer training reaches on this dataset.")
+    else:
         txt += (f"The {steps:,}-step run is still training, so this comparison is provisional: the budget is "
                 "re-examined when the curve is complete. The learning-rate schedule has no decay, so raising the "
                 "budget later means resuming every run, not retraining it.")
