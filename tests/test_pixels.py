@@ -240,6 +240,27 @@ def test_dqn_stream_holds_every_step_and_the_replay_sample_round_trips(tmp_path)
             np.testing.assert_array_equal(getattr(x, f), getattr(y, f))
 
 
+def test_committed_policy_acts_like_the_snapshot_with_its_optimizer_reset(tmp_path):
+    from stable_baselines3 import DQN
+
+    from decision_transformer.suite.pixels import slim_policy
+    env = make_env(MINATAR)
+    model = DQN("MlpPolicy", env, learning_starts=0, train_freq=1, buffer_size=1_000, seed=0, device="cpu")
+    model.learn(200)                                  # Adam has state to reset
+    model.save(tmp_path / "snap.zip")
+    slim_policy(tmp_path / "snap.zip", tmp_path / "policy.zip")
+    a, b = DQN.load(tmp_path / "snap.zip", device="cpu"), DQN.load(tmp_path / "policy.zip", device="cpu")
+    for (ka, va), (kb, vb) in zip(a.policy.state_dict().items(), b.policy.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)       # online and target networks, bit for bit
+    obs = np.random.default_rng(0).integers(0, 2, (64, *env.observation_space.shape), dtype=np.uint8)
+    np.testing.assert_array_equal(a.predict(obs, deterministic=True)[0], b.predict(obs, deterministic=True)[0])
+    old, new = a.policy.optimizer.state_dict()["state"], b.policy.optimizer.state_dict()["state"]
+    assert old and old.keys() == new.keys()
+    assert any(v.abs().sum() > 0 for st in old.values() for v in st.values())
+    assert all(not v.any() for st in new.values() for v in st.values())
+    assert (tmp_path / "policy.zip").stat().st_size < 0.75 * (tmp_path / "snap.zip").stat().st_size
+
+
 # -- end to end -------------------------------------------------------------------------------
 
 def test_minatar_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):

@@ -4,7 +4,9 @@
   replay.npz          the dataset sampled from the run's replay stream (dqn.replay_dataset), small:
                       frames bit-packed (MinAtar frames are 0/1), actions, rewards, terminations,
                       truncations, episode offsets and each episode's final frame
-  policy.zip          the run's best DQN policy (SB3 format: ours, written by this toolkit)
+  policy.zip          the run's best DQN policy (SB3 format: ours, written by this toolkit), for
+                      acting: its Adam state is reset and the archive deflated (`slim_policy`), which
+                      halves an Atari policy (27 -> ~13 MB); `DQN.load` reads it as any SB3 zip
 and records the dataset in `suite/manifest.json`: the recipe (stream size, buffers, seed), the
 reference scores (ref_min: the uniform random policy over 100 episodes; ref_max: the best
 behaviour snapshot, greedy, over 100 episodes), the DQN's learning curve and checksums.
@@ -14,8 +16,9 @@ behaviour snapshot, greedy, over 100 episodes), the DQN's learning curve and che
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +92,28 @@ def reference_scores(run: Path, env_id: str, log=print) -> dict:
     return refs
 
 
+def slim_policy(src, dst) -> None:
+    """Copy an SB3 DQN zip with its optimizer state reset (Adam's step counts and moments set to
+    zero, what a fresh optimizer starts from) and every member deflated. The network weights,
+    online and target, are kept bit for bit, so the policy acts exactly as the snapshot did;
+    SB3 writes its zips uncompressed and the moments are as large as the weights."""
+    import torch
+    with zipfile.ZipFile(src) as zin, atomic_path(Path(dst)) as tmp, \
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "policy.optimizer.pth":
+                opt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+                for st in opt["state"].values():
+                    for v in st.values():
+                        if torch.is_tensor(v):
+                            v.zero_()
+                buf = io.BytesIO()
+                torch.save(opt, buf)
+                data = buf.getvalue()
+            zout.writestr(info.filename, data)
+
+
 def export_replay(run_dir, transitions: int = 500_000, seed: int = 0, suite_dir=None, log=print) -> dict:
     from decision_transformer.suite.dqn import replay_dataset
     from decision_transformer.suite.policies import SUITE, sha256
@@ -109,8 +134,7 @@ def export_replay(run_dir, transitions: int = 500_000, seed: int = 0, suite_dir=
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **pack_episodes(eps))
     pp = out / "policy.zip"
-    with atomic_path(pp) as tmp:
-        shutil.copyfile(run / "snapshots" / f"{refs['best_snapshot_steps']:09d}.zip", tmp)
+    slim_policy(run / "snapshots" / f"{refs['best_snapshot_steps']:09d}.zip", pp)
     rets = np.array([e.episode_return for e in eps])
     evals = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines() if x.strip()]
     entry = {"kind": "dqn-replay", "dataset_id": dataset_id(env_id),
