@@ -38,6 +38,19 @@ def test_ours_save_load_roundtrip_keeps_metadata(tmp_path):
     assert back.config.to_dict() == ours.config.to_dict()
 
 
+
+def test_saved_files_have_the_permissions_of_plain_files(tmp_path):
+    """safetensors creates its file 0600; a checkpoint is shared like any file (umask applies)."""
+    _, ours = hf_and_ours()
+    old = os.umask(0o022)
+    try:
+        ours.save_pretrained(tmp_path / "ck")
+    finally:
+        os.umask(old)
+    modes = {f: (tmp_path / "ck" / f).stat().st_mode & 0o777 for f in ("config.json", "model.safetensors")}
+    assert modes == {"config.json": 0o644, "model.safetensors": 0o644}
+    assert (tmp_path / "ck").stat().st_mode & 0o777 == 0o755
+
 def test_transformers_save_pretrained_loads_in_ours(tmp_path):
     hf, _ = hf_and_ours()
     hf.save_pretrained(tmp_path / "hf")

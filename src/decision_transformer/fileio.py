@@ -54,14 +54,25 @@ def write_json_atomic(path, obj, indent: int | None = 1) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
 
 
+def umask() -> int:
+    """The process's file-creation mask (os.umask can only be read by setting it)."""
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def make_plain(path) -> None:
+    """Give a file the permissions a plain open() would (0666 minus the umask), for libraries
+    that create theirs private (safetensors writes 0600)."""
+    os.chmod(path, 0o666 & ~umask())
+
+
 def atomic_dir(path, write) -> Path:
     """Call write(tmp_dir), then move tmp_dir to `path`, replacing it only once complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)                  # mkdtemp makes 0700; a checkpoint is a normal dir
+    os.chmod(tmp, 0o777 & ~umask())                # mkdtemp makes 0700; a checkpoint is a normal dir
     try:
         write(tmp)
         if path.exists():

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from decision_transformer.errors import CheckpointError, DTError
-from decision_transformer.fileio import atomic_dir, why
+from decision_transformer.fileio import atomic_dir, make_plain, why
 from decision_transformer.models.policy import (
     PolicyConfig,
     build,
@@ -118,6 +118,7 @@ def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
     from safetensors.torch import save_file
     try:
         save_file(tensors, str(path), metadata=metadata)
+        make_plain(path)                            # readable like config.json beside it, not 0600
     except SafetensorError as e:
         msg = str(e)
         if "os error 28" in msg:
