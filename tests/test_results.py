@@ -226,17 +226,21 @@ def test_models_folder_stays_small():
     assert total < 60e6
 
 
-@pytest.mark.skipif(not any((C.MODELS / f"{e}-{lv}" / "results.json").is_file() for e, lv in C.DEMO_CANDIDATES),
-                    reason="no demo candidate under models/ is published yet")
+@pytest.mark.skipif(not any("return_conditioning" in json.loads(f.read_text()) for f in C.MODELS.glob("*/results.json")),
+                    reason="no swept checkpoint under models/ is published yet")
 def test_demo_sweeps_the_pretrained_checkpoint(tmp_path, monkeypatch):
     """`dt demo` end to end at toy sizes: the report's sweep comes from the committed checkpoint."""
-    from decision_transformer.demo import SWEEP_TARGETS, pick_pretrained, run_demo
+    from decision_transformer.demo import pick_pretrained, run_demo, sweep_targets
+    from decision_transformer.models.checkpoint import from_pretrained
     PRETRAINED, _ = pick_pretrained()
+    pre = from_pretrained(C.MODELS / PRETRAINED)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     rep = run_demo(tmp_path / "demo", steps_per_level=300, train_steps=10, episodes=2, video_steps=3,
                    progress=False, log=lambda *a: None)
-    assert rep["sweep"]["checkpoint"] == f"models/{PRETRAINED}"
-    assert [r["target_return"] for r in rep["sweep"]["results"]] == SWEEP_TARGETS
+    assert rep["sweep"]["checkpoint"] == f"models/{PRETRAINED}" and rep["sweep"]["env_id"] == pre.config.env_id
+    best = pre.config.extra["dataset_best_return"]
+    targets = [r["target_return"] for r in rep["sweep"]["results"]]
+    assert targets == sweep_targets(pre) and 0.1 * best < targets[0] < targets[-1] <= best
     assert rep["training"]["steps"] == 10
     md = (tmp_path / "demo" / "report.md").read_text()
     assert f"pretrained checkpoint models/{PRETRAINED}" in md and (tmp_path / "demo" / "sweep.png").stat().st_size > 1000
@@ -246,7 +250,7 @@ def test_demo_without_the_pretrained_checkpoint_fails_first(tmp_path, monkeypatc
     from decision_transformer import demo
     from decision_transformer.errors import DTError
     monkeypatch.setattr(C, "MODELS", tmp_path / "nowhere")
-    with pytest.raises(DTError, match="pretrained checkpoint is missing.*DT_MODELS_DIR"):
+    with pytest.raises(DTError, match="no pretrained checkpoint with a return-conditioning sweep.*DT_MODELS_DIR"):
         demo.run_demo(tmp_path / "demo", progress=False, log=lambda *a: None)
     assert not (tmp_path / "demo" / "data").exists()                  # nothing collected
 
@@ -283,13 +287,16 @@ def test_a_task_that_crashes_does_not_stop_the_worker(tiny_campaign, monkeypatch
 def test_the_demo_picks_the_candidate_that_follows_the_target_best(tmp_path, monkeypatch):
     from decision_transformer import demo
     monkeypatch.setattr(C, "MODELS", tmp_path)
-    for name, rho in (("hopper-medium-replay", -0.2), ("hopper-medium-expert", 0.9)):
+    for name, rho in (("hopper-medium-replay", -0.2), ("hopper-medium-expert", 0.7), ("halfcheetah-medium-replay", 0.9),
+                      ("walker2d-medium", None)):                        # not swept: never a candidate
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.safetensors").write_bytes(b"")
-        (tmp_path / name / "results.json").write_text(json.dumps({"checkpoint_step": 20000,
-                                                                  "return_conditioning": {"spearman_rho": rho}}))
+        info = {"checkpoint_step": 20000} | ({} if rho is None else {"return_conditioning": {"spearman_rho": rho}})
+        (tmp_path / name / "results.json").write_text(json.dumps(info))
+    assert demo.pick_pretrained()[0] == "halfcheetah-medium-replay"    # any env: the best-conditioned
+    (tmp_path / "halfcheetah-medium-replay" / "model.safetensors").unlink()   # weights missing: not a candidate
     assert demo.pick_pretrained()[0] == "hopper-medium-expert"
-    (tmp_path / "hopper-medium-expert" / "results.json").unlink()            # not published: the other one
+    (tmp_path / "hopper-medium-expert" / "results.json").unlink()            # not published: the next one
     assert demo.pick_pretrained()[0] == "hopper-medium-replay"
 
 

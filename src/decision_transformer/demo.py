@@ -3,9 +3,9 @@
 1. collect a small Hopper-v5 medium-expert dataset with the committed suite policies
    (suite/Hopper-v5/{medium,expert}.safetensors, Gaussian noise 0.1), as a Minari dataset;
 2. train a Decision Transformer on it (preset `demo`: paper architecture, 3k steps);
-3. evaluate it at two target returns; sweep achieved vs target return with a committed
-   pretrained checkpoint (models/hopper-medium-replay, 20k steps: a 3k-step model does not
-   follow its target yet), record a short video;
+3. evaluate it at two target returns; sweep achieved vs target return with the committed
+   pretrained checkpoint whose campaign sweep follows the target best (models/<env>-<level>,
+   20k steps: a 3k-step model does not follow its target yet), record a short video;
 4. write REPORT/{report.json, report.md, sweep.png, video.mp4} and print a results table.
 """
 
@@ -20,27 +20,34 @@ from decision_transformer.errors import DTError
 from decision_transformer.fileio import write_json_atomic
 
 ENV = "Hopper-v5"
-CANDIDATES = ("hopper-medium-replay", "hopper-medium-expert")   # models/<one of these>: the sweep's checkpoint
-SWEEP_TARGETS = [500.0, 1500.0, 2500.0, 3500.0]
+SWEEP_FRACTIONS = (0.2, 0.45, 0.7, 0.95)   # the sweep's targets, x the pretrained model's dataset best return
 
 
 def pick_pretrained() -> tuple[str, dict]:
-    """The committed candidate whose sweep follows the target best (highest rank correlation of
-    target and achieved return, in its results.json), so the demo shows return conditioning."""
+    """Of the committed checkpoints that the campaign swept (models/*/results.json with a
+    return_conditioning entry: the medium-replay and medium-expert ones), the one whose sweep
+    follows the target best (highest rank correlation of target and achieved return), so the
+    demo shows return conditioning."""
     import json
 
     from decision_transformer.results import MODELS
     have = []
-    for name in CANDIDATES:
-        f = MODELS / name / "results.json"
-        if (MODELS / name / "model.safetensors").is_file() and f.is_file():
-            info = json.loads(f.read_text())
-            have.append((info.get("return_conditioning", {}).get("spearman_rho", -2.0), name, info))
+    for f in sorted(MODELS.glob("*/results.json")):
+        info = json.loads(f.read_text())
+        if (f.parent / "model.safetensors").is_file() and "return_conditioning" in info:
+            have.append((info["return_conditioning"]["spearman_rho"], f.parent.name, info))
     if not have:
-        raise DTError(f"{MODELS}: the pretrained checkpoint is missing ({' or '.join(CANDIDATES)}); run the demo from a "
-                      "checkout of the repository or set DT_MODELS_DIR to a copy of its models/ folder")
+        raise DTError(f"{MODELS}: no pretrained checkpoint with a return-conditioning sweep (models/<env>-<level>/"
+                      "results.json); run the demo from a checkout of the repository or set DT_MODELS_DIR to a "
+                      "copy of its models/ folder")
     _, name, info = max(have)
     return name, info
+
+
+def sweep_targets(model) -> list[float]:
+    """Four targets across the pretrained model's dataset: SWEEP_FRACTIONS of its best return."""
+    best = float(model.config.extra["dataset_best_return"])
+    return [round(f * best, -1) for f in SWEEP_FRACTIONS]
 
 
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
@@ -101,12 +108,13 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     t2 = time.time()
     results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0)
     pretrained = from_pretrained(pre)
+    pre_env = pretrained.config.env_id
     import importlib.util
     fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))   # same math, ~2x faster here
-    sweep = evaluate(pretrained, ENV, SWEEP_TARGETS, episodes=max(3, episodes // 2), num_envs=max(3, episodes // 2),
-                     seed=1, backend="onnxruntime" if fast else "torch")
-    best = (pretrained.config.extra or {}).get("dataset_best_return")
-    sweep_plot(sweep, out / "sweep.png", best, title=f"pretrained DT (models/{pre_name}) on {ENV}")
+    sweep = evaluate(pretrained, pre_env, sweep_targets(pretrained), episodes=max(3, episodes // 2),
+                     num_envs=max(3, episodes // 2), seed=1, backend="onnxruntime" if fast else "torch")
+    best = pretrained.config.extra["dataset_best_return"]
+    sweep_plot(sweep, out / "sweep.png", best, title=f"pretrained DT (models/{pre_name}) on {pre_env}")
     timings["eval_s"] = round(time.time() - t2, 1)
 
     log("[4/4] recording a video")
@@ -125,7 +133,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
                                          "return_mean": float(data_returns.mean()), "return_max": float(data_returns.max()),
                                          "ref_min_score": ref_min, "ref_max_score": ref_max},
               "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(run_dir)},
-              "evaluation": results, "sweep": {"checkpoint": f"models/{pre_name}", "results": sweep},
+              "evaluation": results, "sweep": {"checkpoint": f"models/{pre_name}", "env_id": pre_env, "results": sweep},
               "video": video, "timings": timings}
     write_json_atomic(out / "report.json", report)
     table = results_table(results)
@@ -134,15 +142,15 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
           f"mean return {data_returns.mean():.0f}, best {data_returns.max():.0f}.",
           f"Training: {tr['step']} steps, final loss {tr['loss']:.4f} ({timings['train_s']:.0f} s).", "",
           "```", table, "```", "",
-          f"Return conditioning, with the pretrained checkpoint models/{pre_name} (trained {pre_steps:,} steps "
-          f"on the suite's {pre_name.split('-', 1)[1]} data, docs/results.md; of the committed candidates, the one "
-          "whose sweep follows the target best): achieved vs target return.", "",
+          f"Return conditioning, with the pretrained checkpoint models/{pre_name} ({pre_env}, trained "
+          f"{pre_steps:,} steps on the suite's {pre_info['dataset']}, docs/results.md; of the committed checkpoints, "
+          "the one whose campaign sweep follows the target best): achieved vs target return.", "",
           "```", results_table(sweep), "```", "", "![sweep](sweep.png)", "",
           f"Video: {video.get('file', video.get('error'))}", "", f"Timings: {timings}"]
     (out / "report.md").write_text("\n".join(md) + "\n")
     log("")
     log(table)
-    log(f"\nreturn conditioning, pretrained models/{pre_name}:")
+    log(f"\nreturn conditioning, pretrained models/{pre_name} on {pre_env}:")
     log(results_table(sweep))
     log(f"\nreport: {out / 'report.md'} (+ report.json, sweep.png, video.mp4); total {timings['total_s']:.0f} s")
     return report
