@@ -261,6 +261,23 @@ def test_committed_policy_acts_like_the_snapshot_with_its_optimizer_reset(tmp_pa
     assert (tmp_path / "policy.zip").stat().st_size < 0.75 * (tmp_path / "snap.zip").stat().st_size
 
 
+def test_reference_scores_are_cached_until_a_better_snapshot_appears(tmp_path, monkeypatch):
+    from decision_transformer.suite import collect, pixels
+    played = []
+    monkeypatch.setattr(pixels, "_greedy", lambda snap, env_id, n, seed: played.append(snap.name) or [10.0 * len(played)] * n)
+    monkeypatch.setattr(collect, "reference_min_score", lambda *a: 0.5)
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text(json.dumps({"steps": 100, "mean": 1.0}) + "\n" + json.dumps({"steps": 200, "mean": 0.5}) + "\n")
+    first = pixels.reference_scores(tmp_path, MINATAR, log=lambda m: None)
+    assert pixels.reference_scores(tmp_path, MINATAR, log=lambda m: None) == first       # cached
+    assert played == ["000000100.zip"] and first["ref_max_score"] == 10.0 and first["ref_min_score"] == 0.5
+    with evals.open("a") as f:                                     # trained further: a better snapshot
+        f.write(json.dumps({"steps": 300, "mean": 2.0}) + "\n")
+    again = pixels.reference_scores(tmp_path, MINATAR, log=lambda m: None)
+    assert played == ["000000100.zip", "000000300.zip"]
+    assert again["best_snapshot_steps"] == 300 and again["ref_max_score"] == 20.0
+
+
 # -- end to end -------------------------------------------------------------------------------
 
 def test_minatar_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):

@@ -74,13 +74,16 @@ def _greedy(snapshot: Path, env_id: str, episodes: int, seed: int) -> list[float
 
 def reference_scores(run: Path, env_id: str, log=print) -> dict:
     """ref_min: uniform random policy; ref_max: the best snapshot (by its training evaluation),
-    greedy; both over REF_EPISODES episodes. Cached in RUN/references.json."""
-    cache = run / "references.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    from decision_transformer.suite.collect import reference_min_score
+    greedy; both over REF_EPISODES episodes. Cached in RUN/references.json while the best
+    snapshot stays the same (a run trained further may have a new one)."""
     evals = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines() if x.strip()]
     best = max(evals, key=lambda r: (r["mean"], r["steps"]))
+    cache = run / "references.json"
+    if cache.is_file():
+        refs = json.loads(cache.read_text())
+        if refs["best_snapshot_steps"] == best["steps"]:
+            return refs
+    from decision_transformer.suite.collect import reference_min_score
     snap = run / "snapshots" / f"{best['steps']:09d}.zip"
     rets = _greedy(snap, env_id, REF_EPISODES, REF_SEED)
     refs = {"ref_min_score": reference_min_score(env_id, REF_EPISODES, REF_SEED), "ref_max_score": float(np.mean(rets)),
