@@ -12,6 +12,7 @@ import torch
 
 from decision_transformer.cli import main
 from decision_transformer.data.datasets import Episode, TrajectoryDataset, load_dataset
+from decision_transformer.data.frames import PackedFrames
 from decision_transformer.data.sampler import WindowSampler
 from decision_transformer.envs import family, frame_stack, make_env
 from decision_transformer.errors import DTError
@@ -128,8 +129,72 @@ def test_uint8_frames_round_trip_through_minari(tmp_path, monkeypatch):
     # Atari: one frame per step stored, the stack size in the metadata
     frames = [rng.integers(0, 256, size=(6, 1, 84, 84), dtype=np.uint8)]
     ep = Episode.from_steps(list(frames[0]), [0, 1, 2, 3, 1], [0.0, 1, 0, 0, 4], [False] * 4 + [True], [False] * 5)
-    ds = load_dataset(write_minari("test/atari-v0", tmp_path / "ads", [ep], BREAKOUT, 1.0, 20.0, "test", False))
+    path = write_minari("test/atari-v0", tmp_path / "ads", [ep], BREAKOUT, 1.0, 20.0, "test", False)
+    ds = load_dataset(path)
     assert ds.observations.shape == (5, 1, 84, 84) and ds.frame_stack == 4 and ds.state_shape == (4, 84, 84)
+    assert isinstance(ds.observations, PackedFrames)                 # Atari frames are held packed
+    np.testing.assert_array_equal(np.asarray(ds.observations), frames[0][:5])
+    raw = load_dataset(path, pack_frames=False).observations
+    assert isinstance(raw, np.ndarray) and (raw == frames[0][:5]).all()
+    # and written back from a loaded dataset (episodes are packed views)
+    back = ds.episode(0)
+    back.final_observation = back.observations[-1]
+    again = load_dataset(write_minari("test/atari2-v0", tmp_path / "ads2", [back], BREAKOUT, 1.0, 20.0,
+                                      "test", False), pack_frames=False)
+    assert (again.observations[:4] == frames[0][:4]).all()
+
+
+def _screens(n: int, seed: int = 0) -> np.ndarray:
+    """Atari-like frames: a dark screen with a few bright blocks (they compress, like real ones)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 1, 84, 84), np.uint8)
+    for f in out:
+        for _ in range(4):
+            y, x = rng.integers(0, 80, 2)
+            f[0, y:y + 4, x:x + rng.integers(2, 8)] = rng.integers(50, 256)
+    return out
+
+
+def test_packed_frames_read_like_the_array():
+    raw = _screens(50)
+    x = PackedFrames.pack(raw)
+    assert x.shape == raw.shape and len(x) == 50 and x.ndim == 4 and x.dtype == np.uint8
+    assert x.nbytes == raw.nbytes and x.packed_nbytes < raw.nbytes / 5
+    np.testing.assert_array_equal(x[7], raw[7])
+    np.testing.assert_array_equal(x[-1], raw[-1])
+    idx = np.array([[3, 3, 49], [0, -2, 3]])                         # repeats and negatives, any shape
+    np.testing.assert_array_equal(x[idx], raw[idx])
+    view = x[10:20]                                                  # a slice is a packed view
+    assert isinstance(view, PackedFrames) and len(view) == 10
+    np.testing.assert_array_equal(np.asarray(view), raw[10:20])
+    np.testing.assert_array_equal(view[np.array([0, 9])], raw[[10, 19]])
+    np.testing.assert_array_equal(np.stack(list(view)), raw[10:20])
+    np.testing.assert_array_equal(x[::7], raw[::7])
+    assert len(x[30:30]) == 0 and np.asarray(x[30:30]).shape == (0, 1, 84, 84)
+    assert x.astype(np.uint8, copy=False) is x
+    for bad in (50, -51):
+        with pytest.raises(IndexError):
+            x[bad]
+    with pytest.raises(IndexError):
+        x[np.array([1, 50])]
+    with pytest.raises(TypeError):
+        x[np.ones(50, bool)]
+
+
+def test_sampler_batches_are_the_same_from_packed_and_raw_frames():
+    raw = _screens(300, seed=1)
+    eps, at = [], 0
+    for T in (40, 120, 7, 133):
+        eps.append(Episode(raw[at:at + T], np.arange(T) % 4, np.ones(T), np.eye(1, T, T - 1, dtype=bool)[0],
+                           np.zeros(T, bool)))
+        at += T
+    md = {"frame_stack": 4}
+    plain = TrajectoryDataset.from_episodes(eps, "raw", metadata=md)
+    packed = TrajectoryDataset.from_episodes(eps, "packed", metadata=md, observations=PackedFrames.pack(raw))
+    a, b = (WindowSampler(d, K=30, batch_size=16, scale=1.0, max_ep_len=200, seed=3) for d in (plain, packed))
+    for _ in range(3):
+        x, y = a.sample(), b.sample()
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
 # -- models -----------------------------------------------------------------------------------
