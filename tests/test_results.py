@@ -361,11 +361,26 @@ def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["batch_size"] == 2 and cfg["env_id"] == "ALE/Breakout-v5"
     assert json.loads((run / "video.json").read_text())["steps"] <= 12 and (run / "replay.gif").stat().st_size > 0
+    import decision_transformer.suite.policies as policies
+    monkeypatch.setattr(policies, "SUITE", tmp_path / "suite")
+    (tmp_path / "suite").mkdir()
     write_report(camp, docs=tmp_path / "docs")
     md = (tmp_path / "docs" / "results.md").read_text()
     sec = md[md.index("## 5. Atari end to end"):]
-    assert "| training (`dt train --preset atari`) | 4 steps |" in sec and "pending" in sec   # no DQN in the manifest
+    assert "| training (`dt train --preset atari`) | 4 steps |" in sec and "| behaviour DQN (`dt suite dqn`) | pending" in sec
     assert f"target 5: return {ev['results'][0]['return_mean']:.1f}" in sec
+    # with the behaviour DQN in the manifest: its row, its learning curve and how weak it is
+    (tmp_path / "suite" / "manifest.json").write_text(json.dumps({"ALE/Breakout-v5": {
+        "training": {"total_env_steps": 50_000, "wall_seconds": 1800.0, "eval_curve_10ep": [[25_000, 3.0], [50_000, 7.5]]},
+        "references": {"ref_min_score": 1.5, "ref_max_score": 8.25}}}))
+    write_report(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    sec = md[md.index("## 5. Atari end to end"):]
+    assert "| 50,000 env steps; best evaluation 7.5 at step 50,000; reference random 1.5, best DQN 8.2" in sec
+    assert "reaches 8.2 (its best snapshot, 100 episodes), where the Nature DQN scored 401.2" in sec
+    assert "0.2M frames, 0.5 h on one CPU core" in sec
+    assert "![atari-breakout DQN](figures/atari-breakout-dqn.png)" in sec
+    assert (tmp_path / "docs" / "figures" / "atari-breakout-dqn.png").stat().st_size > 1000
 
 
 def test_budget_text_on_a_complete_curve_says_whether_longer_training_pays():

@@ -79,7 +79,7 @@ def return_histogram(returns, path, title: str = "") -> Path:
 
 def curve_plot(steps, series: dict[str, tuple[list, list, list]], path, title: str = "",
                ylabel: str = "normalised return (x100)", mark: int | None = None, xmax: int | None = None,
-               hlines: dict[str, float] | None = None) -> Path:
+               hlines: dict[str, float] | None = None, xlabel: str = "gradient steps") -> Path:
     """Lines with 95% CI bands: series name -> (means, lows, highs) at `steps`; `hlines` are
     labelled reference levels (e.g. the dataset's mean)."""
     plt = _plt()
@@ -93,7 +93,7 @@ def curve_plot(steps, series: dict[str, tuple[list, list, list]], path, title: s
         ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
     if mark is not None:
         ax.axvline(mark, color="grey", ls=":", label=f"chosen budget ({mark:,} steps)")
-    ax.set_xlabel("gradient steps")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
