@@ -369,6 +369,8 @@ def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
     sec = md[md.index("## 5. Atari end to end"):]
     assert "| training (`dt train --preset atari`) | 4 steps |" in sec and "| behaviour DQN (`dt suite dqn`) | pending" in sec
     assert f"target 5: return {ev['results'][0]['return_mean']:.1f}" in sec
+    capped = ev["results"][0]["length_mean"] >= 25                  # a random-ish policy may or may not finish
+    assert ("All 2 evaluation episodes ran to the 25-step cap." in sec) == capped
     # with the behaviour DQN in the manifest: its row, its learning curve and how weak it is
     (tmp_path / "suite" / "manifest.json").write_text(json.dumps({"ALE/Breakout-v5": {
         "training": {"total_env_steps": 50_000, "wall_seconds": 1800.0, "eval_curve_10ep": [[25_000, 3.0], [50_000, 7.5]]},

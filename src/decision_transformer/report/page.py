@@ -415,6 +415,13 @@ def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
         rows.append(f"| video | [{vid['file']}](../results/{run}/{vid['file']}): return {vid['return']:.0f} in "
                     f"{vid['steps']} steps | {vid['seconds']:.0f} s |" if vid else "| video | pending | |")
         lines += [f"**{env_id}**", ""] + [x for x in rows if x] + [""]
+        cap = ev.get("max_episode_steps") if ev else None
+        if cap and ev["results"][0]["length_mean"] >= cap:
+            lines += [f"All {ev['results'][0]['episodes']} evaluation episodes ran to the {cap:,}-step cap. In "
+                      f"Breakout an episode ends only when the last ball is lost, and a new ball is served only "
+                      f"on FIRE: a policy that stops pressing FIRE after losing a ball leaves the game waiting, "
+                      f"its score frozen (the replay GIF shows what this one does). The cap ends such episodes; "
+                      f"the official evaluation's is 108,000 frames (27,000 steps).", ""]
         if entry and entry["training"].get("eval_curve_10ep"):
             tr, refs = entry["training"], entry["references"]
             xs, ys = zip(*tr["eval_curve_10ep"])
@@ -434,6 +441,9 @@ def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
             if d:
                 weak.append(f". Our dataset's episodes return {d['return_mean']:.1f} on average "
                             f"(best {d['return_max']:.0f}), so the target {target:g} lies far above anything in it")
+            if d and ev:
+                weak.append(f". The DT returns {ev['results'][0]['return_mean']:.1f} at that target, against "
+                            f"the dataset's mean {d['return_mean']:.1f}")
             if g in PAPER_ATARI_DT:
                 weak.append(f". The paper's DT scored {PAPER_ATARI_DT[g]:g} on 1% of DQN-Replay at batch 128 and "
                             f"about 20k steps; the score here measures the pipeline end to end on CPU, not the "
