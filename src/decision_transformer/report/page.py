@@ -290,7 +290,7 @@ def sweep_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
             t = [r["target_return"] for r in res]
             m = [r["return_mean"] for r in res]
             best = int(np.argmax(m))
-            rho = _spearman(t, m)
+            rho = spearman(t, m)
             title = f"{C.ENVS[e]} {lv}"
             paths.append(plots.sweep_plot(res, figs / f"sweep-{e}-{lv}.png", sw["dataset_return_max"],
                                            title=f"DT on {C.dataset_id(e, lv)} ({C.BUDGET:,} steps)"))
@@ -351,7 +351,7 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
         paths.append(plots.sweep_grid(panels, figs / "sweeps-minatar.png", cols=len(panels)))
         lines += ["", f"Return conditioning: DT seed 0, {C.SWEEP_POINTS} targets from the dataset's lowest "
                       f"return to 1.2x its best, {C.SWEEP_EPISODES} episodes each. Spearman's rho (target vs "
-                      "achieved mean): " + ", ".join(f"{t} {_spearman([r['target_return'] for r in res], [r['return_mean'] for r in res]):.2f}"
+                      "achieved mean): " + ", ".join(f"{t} {spearman([r['target_return'] for r in res], [r['return_mean'] for r in res]):.2f}"
                                                     for t, res, _ in panels) + ".", "",
                   "![MinAtar return conditioning](figures/sweeps-minatar.png)"]
     return lines + [""], paths
@@ -452,7 +452,7 @@ def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     return lines, figures
 
 
-def _spearman(x, y) -> float:
+def spearman(x, y) -> float:
     rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
     if np.std(rx) == 0 or np.std(ry) == 0:
         return float("nan")
@@ -497,7 +497,7 @@ def model_cards(col: Collected) -> list[Path]:
             if sw is not None:                     # how well achieved return follows the target
                 t = [r["target_return"] for r in sw["results"]]
                 m = [r["return_mean"] for r in sw["results"]]
-                res["return_conditioning"] = {"targets": t, "achieved_mean": m, "spearman_rho": _spearman(t, m),
+                res["return_conditioning"] = {"targets": t, "achieved_mean": m, "spearman_rho": spearman(t, m),
                                               "episodes_per_target": sw["episodes_per_target"]}
             write_json_atomic(d / "results.json", res)
             tc = json.loads((col.camp.results / C.run_name("dt", e, lv, 0) / "config.json").read_text())
