@@ -93,6 +93,25 @@ def test_campaign_runs_skips_and_resumes(tiny_campaign):
     assert after.startswith(before) and after.splitlines()[-1].startswith("30,")
 
 
+def test_a_machine_without_the_checkpoints_retrains_only_what_is_missing(tiny_campaign):
+    """A fresh clone has results/ and models/ but no runs/: finished work is not trained again."""
+    import shutil
+    camp = tiny_campaign
+    camp.run()
+    shutil.rmtree(camp.runs)
+    assert all(s == "done" for _, s in camp.status())
+    assert camp.run() == 0 and not any(camp.runs.glob("*-toy-*"))
+    # a lost evaluation brings back its training (and only that one)
+    (camp.results / "pbc10-toy-mixed-s1" / "eval.json").unlink()
+    assert dict(camp.status())["train:pbc10-toy-mixed-s1"] == "todo"
+    camp.run()
+    assert sorted(p.name for p in camp.runs.glob("*-toy-*")) == ["pbc10-toy-mixed-s1"]
+    assert (camp.results / "pbc10-toy-mixed-s1" / "eval.json").is_file()
+    # the learning curve's training is needed again only if one of its evaluations is missing
+    (camp.results / "dt-toy-mixed-s0" / "curve" / "00000030.json").unlink()
+    assert dict(camp.status())["curve-train:dt-toy-mixed-s0"] == "todo"
+
+
 def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
     from decision_transformer.report.page import write_report
     camp = tiny_campaign

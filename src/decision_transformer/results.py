@@ -108,11 +108,16 @@ class Task:
     needs: list[str] = field(default_factory=list)
     done_check: Callable[[], bool] | None = None
     ready: Callable[[], bool] | None = None      # besides `needs`: e.g. a checkpoint another task writes
+    feeds: list["Task"] = field(default_factory=list)   # the tasks that use its outputs (set by plan())
 
     def done(self) -> bool:
+        """Its outputs exist, or every task that uses them is done: a training whose evaluations,
+        sweep and publication are committed is not redone on a machine without its checkpoints."""
         if self.done_check is not None:
-            return self.done_check()
-        return all(p.exists() for p in self.outputs)
+            ok = self.done_check()
+        else:
+            ok = all(p.exists() for p in self.outputs)
+        return ok or (bool(self.feeds) and all(t.done() for t in self.feeds))
 
 
 class Campaign:
@@ -136,6 +141,7 @@ class Campaign:
             tasks.append(Task(f"curve-eval:{curve}@{s}", [out], lambda s=s: self.curve_eval(curve, s),
                               ready=ck.exists))
         tasks.append(self._train_task(curve, env, level, "dt", 0, steps, name=f"curve-train:{curve}"))
+        tasks[-1].feeds = [t for t in tasks if t.name.startswith(f"curve-eval:{curve}@")]   # via `ready`
         for env in ENVS:
             for level in sorted(LEVELS, key=lambda lv: PLAN_ORDER.index(lv) if lv in PLAN_ORDER else len(PLAN_ORDER)):
                 dt = run_name("dt", env, level, 0)
@@ -180,6 +186,13 @@ class Campaign:
                               needs=[f"train:{dt}"]))
             tasks.append(Task(f"video:{dt}", [self.results / dt / "video.json"], lambda r=dt: self.video(r),
                               needs=[f"train:{dt}"]))
+        by_name = {t.name: t for t in tasks}
+        for t in tasks:
+            for nd in t.needs:
+                by_name[nd].feeds.append(t)
+            kind, run = t.name.split(":", 1)
+            if kind in ("eval", "sweep"):          # done for the current budget: a raised one redoes them
+                t.done_check = lambda p=t.outputs[0], b=self.budget(run): _json_field(p, "checkpoint_step") == b
         return tasks
 
     def _train_task(self, run: str, env: str, level: str, model: str, seed: int, steps: int, name=None,
@@ -464,6 +477,14 @@ class Campaign:
 def _game_of(run: str) -> str | None:
     """The MinAtar/Atari game of a run name, or None (MuJoCo)."""
     return next((g for g in (*GAMES, *ATARI) if f"-{g}-" in f"-{run}-"), None)
+
+
+def _json_field(path: Path, key: str):
+    """`key` of the JSON file at path, or None if the file is missing or unreadable."""
+    try:
+        return json.loads(path.read_text()).get(key)
+    except (OSError, ValueError):
+        return None
 
 
 def _mk(p: Path) -> Path:
