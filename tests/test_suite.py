@@ -89,7 +89,7 @@ def test_suite_build_small_and_deterministic(tmp_path, monkeypatch):
     out = {}
     for run in ("a", "b"):
         monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / run))
-        res = suite.build(["Hopper-v5"], None, progress=False, log=lambda *a: None)
+        res = suite.build(["Hopper-v5"], None, progress=False, log=lambda *a: None, pin_blas=False)   # in this process
         out[run] = {k: load_dataset(v["path"]) for k, v in res.items()}
     a, b = out["a"], out["b"]
     assert sorted(a) == sorted(f"dt/hopper/{lv}-v0" for lv in suite.LEVELS)
@@ -104,6 +104,24 @@ def test_suite_build_small_and_deterministic(tmp_path, monkeypatch):
     assert exp.episode_returns().mean() > 2 * med.episode_returns().mean() > 2 * a["dt/hopper/random-v0"].episode_returns().mean()
     rep = a["dt/hopper/medium-replay-v0"]
     assert rep.num_steps == MANIFEST["Hopper-v5"]["medium-replay"]["transitions"]
+
+
+def test_suite_build_runs_the_actors_on_the_pinned_blas_kernels(tmp_path, monkeypatch):
+    """numpy's OpenBLAS picks kernels by CPU (AVX-512 sums in another order than AVX2, and the episodes
+    diverge): a build whose process loaded other kernels than BLAS_CORE runs in a child pinned to them."""
+    import decision_transformer.suite.build as suite
+    from decision_transformer.data.datasets import load_dataset
+    assert suite.blas_core()                            # numpy's bundled OpenBLAS names its kernels
+    monkeypatch.setattr(suite, "SIZES", {"random": 500, "medium": 600, "expert": 600})   # passed to the child
+    monkeypatch.setattr(suite, "blas_core", lambda: "SkylakeX")      # as on an AVX-512 machine
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "m"))
+    logs = []
+    res = suite.build(["Hopper-v5"], ["medium"], progress=False, log=logs.append)
+    assert res["dt/hopper/medium-v0"]["blas_core"] == suite.BLAS_CORE          # the child ran on them
+    assert any("dt/hopper/medium-v0: " in m for m in logs)                     # its log reached ours
+    assert 600 <= load_dataset(res["dt/hopper/medium-v0"]["path"]).num_steps < 1600
+    with pytest.raises(DTError, match="unknown level 'hard'"):                  # checked before any child starts
+        suite.build(["Hopper-v5"], ["hard"])
 
 
 def test_suite_build_bad_arguments():

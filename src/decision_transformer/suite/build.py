@@ -15,7 +15,11 @@ and records each level in `suite/manifest.json`: algorithm, env steps, seed, ret
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,6 +116,43 @@ NUM_ENVS = 8
 SEEDS = {"random": 0, "medium": 1, "expert": 2}
 
 
+# The actors run with numpy, whose OpenBLAS picks its matrix kernels by CPU at load time; the sums
+# come out in another order on AVX-512 ('SkylakeX') than on AVX2 ('Haswell') kernels, and MuJoCo's
+# chaos turns that last bit into different episodes (HalfCheetah medium: mean return 3,215 vs 3,165).
+# The committed results were built on Haswell kernels, so builds run on them wherever the CPU has
+# AVX2: in a child process started with OPENBLAS_CORETYPE set, when this one loaded others.
+BLAS_CORE = "Haswell"
+
+
+def blas_core() -> str | None:
+    """The kernel set numpy's OpenBLAS runs in this process ('Haswell', 'SkylakeX', ...), None if unknown."""
+    import ctypes
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {p for p in (line.split()[-1] for line in f) if "openblas" in Path(p).name.lower() and ".so" in p}
+    except OSError:                                   # not Linux
+        return None
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
+
+
+def _cpu_has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx2 " in f" {line.split(':', 1)[1].strip()} " for line in f)
+    except OSError:
+        return False
+
+
 def dataset_id(env_id: str, level: str) -> str:
     """Minari ids of the suite, D4RL-style: dt/hopper/medium-v0."""
     return f"dt/{env_id.split('-')[0].lower()}/{level}-v0"
@@ -137,22 +178,81 @@ def load_manifest(suite_dir=SUITE) -> dict:
     return json.loads(p.read_text())
 
 
-def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progress: bool = True, log=print) -> dict:
-    """Regenerate the suite's Minari datasets from the committed policies (no training)."""
+def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progress: bool = True, log=print,
+          pin_blas: bool = True) -> dict:
+    """Regenerate the suite's Minari datasets from the committed policies (no training).
+    pin_blas: run the actors on OpenBLAS's BLAS_CORE kernels (in a child process if this one
+    loaded others), so a build gives the same arrays on AVX2 and AVX-512 machines."""
+    import numpy  # noqa: F401  (loads OpenBLAS: blas_core() reads it)
+    _check_args(envs, levels, suite_dir)          # bad arguments fail here, before any child starts
+    core = blas_core()
+    if pin_blas and core not in (None, BLAS_CORE):
+        if _cpu_has_avx2():
+            return _build_in_child(envs, levels, suite_dir, overwrite, progress, log)
+        log(f"note: this CPU has no AVX2, so numpy runs OpenBLAS's {core} kernels, not {BLAS_CORE}: the "
+            "policy levels may differ slightly from the committed results' datasets (docs/suite.md)")
+    elif pin_blas and core is None:
+        log("note: numpy's BLAS is not OpenBLAS here: the policy levels may differ slightly from the "
+            "committed results' datasets (docs/suite.md)")
+    out = _build(envs, levels, suite_dir, overwrite, progress, log)
+    for v in out.values():
+        v["blas_core"] = core
+    return out
+
+
+def _build_in_child(envs, levels, suite_dir, overwrite, progress, log) -> dict:
+    """build() in a fresh interpreter whose OpenBLAS was loaded with OPENBLAS_CORETYPE=BLAS_CORE."""
+    with tempfile.TemporaryDirectory() as tmp:
+        res = Path(tmp) / "out.json"
+        args = {"envs": envs, "levels": levels, "suite_dir": str(suite_dir), "overwrite": overwrite,
+                "progress": progress, "sizes": SIZES, "out": str(res)}
+        code = "import sys; from decision_transformer.suite.build import _child_main; _child_main(sys.argv[1])"
+        env = {**os.environ, "OPENBLAS_CORETYPE": BLAS_CORE}
+        with subprocess.Popen([sys.executable, "-c", code, json.dumps(args)], env=env, stdout=subprocess.PIPE,
+                              text=True) as p:
+            for line in p.stdout:
+                log(line.rstrip("\n"))
+        out = json.loads(res.read_text()) if res.is_file() else {}
+    if "error" in out:
+        raise DTError(out["error"])
+    if p.returncode != 0 or "datasets" not in out:
+        raise DTError(f"the dataset build (a child process on OpenBLAS's {BLAS_CORE} kernels) failed with "
+                      f"exit code {p.returncode}: its traceback is printed above")
+    return out["datasets"]
+
+
+def _child_main(arg: str) -> None:
+    a = json.loads(arg)
+    global SIZES
+    SIZES = a["sizes"]
+    try:
+        out = {"datasets": build(a["envs"], a["levels"], a["suite_dir"], a["overwrite"], a["progress"],
+                                 log=lambda m: print(m, flush=True), pin_blas=False)}
+    except DTError as e:
+        out = {"error": str(e)}
+    Path(a["out"]).write_text(json.dumps(out))
+
+
+def _check_args(envs, levels, suite_dir) -> dict:
+    manifest = load_manifest(suite_dir)
+    for e in envs or manifest:
+        if e not in manifest:
+            raise DTError(f"no committed policies for {e}: the suite has {', '.join(sorted(manifest))}")
+    for lv in levels or ():
+        if lv not in LEVELS + ("replay",):
+            raise DTError(f"unknown level {lv!r}: choose from {', '.join(LEVELS + ('replay',))}")
+    return manifest
+
+
+def _build(envs, levels, suite_dir, overwrite, progress, log) -> dict:
     from decision_transformer.evaluation.evaluate import normalized
     from decision_transformer.suite.collect import (
         _dataset_id,
         rollout_episodes,
         write_minari,
     )
-    manifest = load_manifest(suite_dir)
+    manifest = _check_args(envs, levels, suite_dir)
     envs = list(envs or manifest)
-    for e in envs:
-        if e not in manifest:
-            raise DTError(f"no committed policies for {e}: the suite has {', '.join(sorted(manifest))}")
-    for lv in levels or ():
-        if lv not in LEVELS + ("replay",):
-            raise DTError(f"unknown level {lv!r}: choose from {', '.join(LEVELS + ('replay',))}")
     out = {}
     for env_id in envs:
         entry = manifest[env_id]
