@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -202,6 +200,8 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
 
 def _build_in_child(envs, levels, suite_dir, overwrite, progress, log) -> dict:
     """build() in a fresh interpreter whose OpenBLAS was loaded with OPENBLAS_CORETYPE=BLAS_CORE."""
+    import subprocess
+    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         res = Path(tmp) / "out.json"
         args = {"envs": envs, "levels": levels, "suite_dir": str(suite_dir), "overwrite": overwrite,
