@@ -613,7 +613,8 @@ def protocol_section(col: Collected) -> list[str]:
     lines = ["## Protocol", "",
              "- Data: the suite's datasets (`dt suite build`, docs/suite.md): v5 envs, behaviour policies trained here "
              "(sbx TD3), 200k-step medium and expert levels, medium-replay = the replay buffer up to the medium policy, "
-             "medium-expert = both.",
+             "medium-expert = both; the policies' actions are computed on OpenBLAS's Haswell kernels wherever the CPU has AVX2, "
+             "so a build gives the same arrays on AVX2 and AVX-512 machines (docs/suite.md).",
              f"- Runs: DT seed 0; BC and {C.TOP_PCT:g}%BC (BC on the top {C.TOP_PCT:g}% of episodes by return, the "
              f"official code's MLP on the last K states, trained on windows that end at a uniformly drawn step; the "
              f"official sampler starts windows there, so the first K-1 steps of an episode are never a BC target) "
