@@ -181,7 +181,6 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
     """Regenerate the suite's Minari datasets from the committed policies (no training).
     pin_blas: run the actors on OpenBLAS's BLAS_CORE kernels (in a child process if this one
     loaded others), so a build gives the same arrays on AVX2 and AVX-512 machines."""
-    import numpy  # noqa: F401  (loads OpenBLAS: blas_core() reads it)
     _check_args(envs, levels, suite_dir)          # bad arguments fail here, before any child starts
     core = blas_core()
     if pin_blas and core not in (None, BLAS_CORE):
