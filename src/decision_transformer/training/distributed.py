@@ -16,6 +16,7 @@ out after `DDP_TIMEOUT` seconds: a rank that dies ends the job with an error ins
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 
 import torch
@@ -37,6 +38,11 @@ class Dist:
                 self.device = torch.device("cuda", self.local_rank)
                 torch.cuda.set_device(self.device)
             backend = "nccl" if self.device.type == "cuda" else "gloo"
+            # torch._dynamo (DDP imports it), when first imported after the group exists, keeps references to
+            # the group for good: its gloo worker threads then live on into interpreter shutdown, where one
+            # that drops a finished collective's tensors needs the GIL and aborts the process (SIGABRT, about
+            # 1 run in 20, after training had finished). Imported first, it holds none, so close() joins them.
+            importlib.import_module("torch._dynamo")
             try:
                 dist.init_process_group(backend, timeout=datetime.timedelta(seconds=DDP_TIMEOUT))
             except Exception as e:
@@ -77,6 +83,7 @@ class Dist:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave the group; with no DDP wrapper left alive, this joins its worker threads."""
         if self.on and dist.is_initialized():
             dist.destroy_process_group()
 

@@ -9,6 +9,7 @@ sampler RNG states are all restored).
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import time
 from dataclasses import asdict, dataclass, fields
@@ -211,6 +212,9 @@ class Trainer:
     def close(self) -> None:
         """Release the run directory's lock (also released when the process dies)."""
         self.rundir.close()
+        if self.dist.on:                # the DDP wrapper holds the process group: drop it, so leaving the group
+            self.forward_actions = None     # stops its threads while the interpreter is alive
+            gc.collect()
         self.dist.close()
 
     # -- checkpoints --------------------------------------------------------------------------
