@@ -181,7 +181,7 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
     """Regenerate the suite's Minari datasets from the committed policies (no training).
     pin_blas: run the actors on OpenBLAS's BLAS_CORE kernels (in a child process if this one
     loaded others), so a build gives the same arrays on AVX2 and AVX-512 machines."""
-    _check_args(envs, levels, suite_dir)          # bad arguments fail here, before any child starts
+    manifest = _check_args(envs, levels, suite_dir)    # bad arguments fail here, before any child starts
     core = blas_core()
     if pin_blas and core not in (None, BLAS_CORE):
         if _cpu_has_avx2():
@@ -191,7 +191,7 @@ def build(envs=None, levels=None, suite_dir=SUITE, overwrite: bool = True, progr
     elif pin_blas and core is None:
         log("note: numpy's BLAS is not OpenBLAS here: the policy levels may differ slightly from the "
             "committed results' datasets (docs/suite.md)")
-    out = _build(envs, levels, suite_dir, overwrite, progress, log)
+    out = _build(manifest, envs, levels, suite_dir, overwrite, progress, log)
     for v in out.values():
         v["blas_core"] = core
     return out
@@ -243,14 +243,13 @@ def _check_args(envs, levels, suite_dir) -> dict:
     return manifest
 
 
-def _build(envs, levels, suite_dir, overwrite, progress, log) -> dict:
+def _build(manifest, envs, levels, suite_dir, overwrite, progress, log) -> dict:
     from decision_transformer.evaluation.evaluate import normalized
     from decision_transformer.suite.collect import (
         _dataset_id,
         rollout_episodes,
         write_minari,
     )
-    manifest = _check_args(envs, levels, suite_dir)
     envs = list(envs or manifest)
     out = {}
     for env_id in envs:
