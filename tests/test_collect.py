@@ -146,3 +146,24 @@ def test_ctrl_c_while_writing_says_nothing_was_written(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert f"interrupted while writing the dataset: nothing was written to {out}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []               # no dataset, no temp directory
+
+
+def test_noise_sample_draws_from_a_sac_actor_and_refuses_a_deterministic_one(tmp_path):
+    """`--noise sample`: the policy's own stochastic actions (suite v1), replayable and seeded."""
+    from decision_transformer.suite.policies import MLPActor
+    rng = np.random.default_rng(0)
+    hidden, mean = (rng.normal(size=(11, 8)) / 4, np.zeros(8)), (rng.normal(size=(8, 3)) / 4, np.zeros(3))
+    sac = MLPActor([hidden, mean], -np.ones(3), np.ones(3), log_std=(np.zeros((8, 3)), np.full(3, -1.0)))
+    sac.save(tmp_path / "sac.safetensors")
+    a = collect("Hopper-v5", str(tmp_path / "sac.safetensors"), "test/sac-v0", steps=200, num_envs=2, seed=3,
+                noise="sample", progress=False)
+    b = collect("Hopper-v5", str(tmp_path / "sac.safetensors"), str(tmp_path / "again"), steps=200, num_envs=2, seed=3,
+                noise="sample", progress=False)
+    da, db = load_dataset(a), load_dataset(b)
+    np.testing.assert_array_equal(da.actions, db.actions)
+    resid = np.arctanh(np.clip(da.actions, -0.999999, 0.999999)) - np.arctanh(sac(da.observations))
+    assert abs(resid.std() - np.exp(-1.0)) < 0.05                  # sigma = exp(log_std) around tanh(mu)
+    _replay_matches_env(da, "Hopper-v5", 3, 2)
+    MLPActor([hidden, mean], -np.ones(3), np.ones(3)).save(tmp_path / "td3.safetensors")
+    with pytest.raises(DTError, match="--noise sample .* is deterministic"):
+        collect("Hopper-v5", str(tmp_path / "td3.safetensors"), "test/td3-v9", steps=10, noise="sample", progress=False)

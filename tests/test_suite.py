@@ -132,3 +132,109 @@ def test_suite_build_bad_arguments():
         build(["Hopper-v5"], ["hard"])
     with pytest.raises(DTError, match="manifest.json not found.*DT_SUITE_DIR"):
         build(["Hopper-v5"], suite_dir="/nonexistent/suite")
+
+
+# --- suite v1: SAC actors' own samples, D4RL's recipe ------------------------------------------
+
+def _gaussian_actor(obs_dim=11, act_dim=3, seed=0, mean_scale=0.5, log_std=-0.5):
+    rng = np.random.default_rng(seed)
+    hidden = [(rng.normal(size=(obs_dim, 16)) / np.sqrt(obs_dim), np.zeros(16))]
+    mean = (rng.normal(size=(16, act_dim)) * mean_scale / 4, np.zeros(act_dim))
+    ls = (np.zeros((16, act_dim)), np.full(act_dim, log_std))
+    return MLPActor(hidden + [mean], low=-np.ones(act_dim), high=np.ones(act_dim), meta={"env_id": "Hopper-v5"},
+                    log_std=ls)
+
+
+def test_gaussian_actor_samples_around_its_mean_and_round_trips(tmp_path):
+    a = _gaussian_actor()
+    a.save(tmp_path / "sac.safetensors")
+    b = MLPActor.load(tmp_path / "sac.safetensors")
+    assert b.stochastic and not MLPActor(a.layers, a.low, a.high).stochastic
+    obs = np.random.default_rng(1).normal(size=(4, 11))
+    np.testing.assert_array_equal(a(obs), b(obs))                       # the mean action, tanh(mu)
+    s1, s2 = b.sample(obs, np.random.default_rng(7)), b.sample(obs, np.random.default_rng(7))
+    np.testing.assert_array_equal(s1, s2)                               # seeded: reproducible
+    draws = np.stack([b.sample(obs, np.random.default_rng(i)) for i in range(4000)])
+    assert np.all(np.abs(draws) <= 1)
+    u = np.arctanh(np.clip(draws, -1 + 1e-6, 1 - 1e-6))                 # pre-squash: N(mu, sigma^2)
+    mu = np.arctanh(b(obs))
+    np.testing.assert_allclose(u.mean(0), mu, atol=0.05)
+    np.testing.assert_allclose(u.std(0), np.exp(-0.5), rtol=0.05)
+    with pytest.raises(DTError, match="deterministic .*cannot be sampled"):
+        MLPActor(a.layers, a.low, a.high).sample(obs, np.random.default_rng(0))
+
+
+def test_pick_levels_v1_judges_by_samples_and_needs_a_d4rl_sized_replay():
+    from decision_transformer.suite.build import pick_levels_v1
+    expert = [{"steps": s, "mean": m + 200, "sample_mean": m} for s, m in [(100, 2000), (200, 3000), (300, 2900)]]
+    medium = [{"steps": s * 1000, "mean": 0, "sample_mean": m} for s, m in
+              [(50, 900), (150, 1000), (220, 1300), (260, 950), (300, 2100), (340, 1000)]]
+    lv = pick_levels_v1(expert, medium, min_replay=200_000)
+    assert lv["expert"]["steps"] == 200                 # the best *sampled* return
+    assert lv["medium"]["steps"] == 260_000             # >= 200k, before 2/3 x 3000 (not 340k), closest to 1000
+    with pytest.raises(DTError, match="no evaluation at >= 400,000 steps.*--train-freq"):
+        pick_levels_v1(expert, medium, min_replay=400_000)
+
+
+def test_compact_replay_rebuilds_the_same_episodes(tmp_path):
+    from decision_transformer.suite.build import _compact_replay, _replay_episodes
+    rng = np.random.default_rng(0)
+    lens, obs, nxt, term, trunc = [5, 3, 4], [], [], [], []
+    for i, n in enumerate(lens):                       # a terminal, a time limit, a partial episode at the cut
+        o = rng.normal(size=(n + 1, 2)).astype(np.float32)
+        obs.append(o[:-1]); nxt.append(o[1:])
+        term.append(np.r_[np.zeros(n - 1, bool), i == 0]); trunc.append(np.r_[np.zeros(n - 1, bool), i == 1])
+    full = {"observations": np.concatenate(obs), "next_observations": np.concatenate(nxt),
+            "actions": rng.normal(size=(12, 1)).astype(np.float32), "rewards": rng.normal(size=12).astype(np.float32),
+            "terminations": np.concatenate(term), "truncations": np.concatenate(trunc)}
+    np.savez(tmp_path / "v0.npz", **full)
+    small = _compact_replay(full)
+    assert "next_observations" not in small and small["final_observations"].shape == (3, 2)
+    np.savez(tmp_path / "v1.npz", **small)
+    a, b = _replay_episodes(tmp_path / "v0.npz"), _replay_episodes(tmp_path / "v1.npz")
+    assert [len(e) for e in a] == [len(e) for e in b] == lens
+    for x, y in zip(a, b):
+        for k in ("observations", "actions", "rewards", "terminations", "truncations", "final_observation"):
+            np.testing.assert_array_equal(getattr(x, k), getattr(y, k))
+    assert b[2].truncations[-1] and not b[2].terminations[-1]          # the cut episode: truncated
+    broken = dict(full, next_observations=full["next_observations"] + 1)
+    with pytest.raises(DTError, match="do not follow"):
+        _compact_replay(broken)
+
+
+def test_suite_v1_build_samples_the_policies_and_names_v1(tmp_path, monkeypatch):
+    """A v1 manifest (SAC actors, `collect` recipes, compact replay) builds dt/<env>/<level>-v1 from the
+    policies' own samples, deterministically."""
+    import decision_transformer.suite.build as suite
+    from decision_transformer.data.datasets import load_dataset
+    sd = tmp_path / "suite"
+    (sd / "Hopper-v5").mkdir(parents=True)
+    entry = {"version": "v1"}
+    for i, lv in enumerate(("random", "medium", "expert")):
+        _gaussian_actor(seed=i, mean_scale=[0.1, 1.0, 2.0][i]).save(sd / "Hopper-v5" / f"{lv}.safetensors")
+        entry[lv] = {"file": f"Hopper-v5/{lv}.safetensors", "sha256": sha256(sd / "Hopper-v5" / f"{lv}.safetensors"),
+                     "return_mean": 1000.0, "collect": {"steps": 300, "noise": "sample", "seed": i}}
+    full = np.load(SUITE / MANIFEST["Hopper-v5"]["medium-replay"]["file"])
+    prefix = {k: full[k][:2000] for k in full.files}
+    np.savez_compressed(sd / "Hopper-v5" / "medium_replay.npz", **suite._compact_replay(prefix))
+    entry["medium-replay"] = {"file": "Hopper-v5/medium_replay.npz", "env_steps": 2000}
+    (sd / "manifest.json").write_text(json.dumps({"Hopper-v5": entry}))
+    monkeypatch.setattr(suite, "reference_min_score", lambda env_id: 16.0)
+    out = {}
+    for run in ("a", "b"):
+        monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / run))
+        res = suite.build(["Hopper-v5"], None, suite_dir=sd, progress=False, log=lambda *a: None, pin_blas=False)
+        out[run] = {k: load_dataset(v["path"]) for k, v in res.items()}
+    a, b = out["a"], out["b"]
+    assert sorted(a) == sorted(f"dt/hopper/{lv}-v1" for lv in suite.LEVELS)
+    for k in a:
+        np.testing.assert_array_equal(a[k].actions, b[k].actions)
+        assert a[k].metadata["ref_max_score"] == 1000.0
+    med = a["dt/hopper/medium-v1"]
+    assert 300 <= med.num_steps < 300 + 8 * 1000
+    actor = MLPActor.load(sd / "Hopper-v5" / "medium.safetensors")
+    assert np.abs(med.actions - actor(med.observations)).mean() > 0.1      # samples, not the mean action
+    assert a["dt/hopper/medium-replay-v1"].num_steps == 2000
+    monkeypatch.setattr(suite, "SUITE_V1", tmp_path / "v1-missing")
+    with pytest.raises(DTError, match="suite v1's policies are not committed yet"):
+        suite.build(["Hopper-v5"], suite_dir=tmp_path / "v1-missing")

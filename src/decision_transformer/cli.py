@@ -62,13 +62,16 @@ def cmd_data_info(a) -> None:
 
 
 def cmd_suite_build(a) -> None:
-    from decision_transformer.suite.build import build
-    build(a.env, a.level, progress=not a.quiet)
+    from decision_transformer.suite.build import build, suite_dir
+    build(a.env, a.level, suite_dir=suite_dir(a.version), progress=not a.quiet)
 
 
 def cmd_suite_export(a) -> None:
-    from decision_transformer.suite.build import export_run
-    export_run(a.run_dir, a.env)
+    from decision_transformer.suite.build import export_run, export_v1
+    if a.medium_run_dir:
+        export_v1(a.run_dir, a.medium_run_dir, a.env)
+    else:
+        export_run(a.run_dir, a.env)
 
 
 def cmd_suite_dqn(a) -> None:
@@ -310,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", required=True, help="Minari id (namespace/name-v0) or a directory")
     c.add_argument("--num-envs", type=int, default=8, help="vectorised envs stepped together (default 8)")
     c.add_argument("--seed", type=int, default=0, help="env i is reset with seed + i; seeds the noise too (default 0)")
-    c.add_argument("--noise", help="gaussian:SIGMA or epsilon:EPS")
+    c.add_argument("--noise", help="gaussian:SIGMA, epsilon:EPS, or sample (draw from a SAC actor's own distribution)")
     c.add_argument("--target-return", type=float, help="for a DT checkpoint policy")
     c.add_argument("--device", default="auto", help="for a DT checkpoint policy: auto, cpu, cuda, cuda:N or mps "
                                                     "(default auto)")
@@ -375,11 +378,16 @@ def build_parser() -> argparse.ArgumentParser:
     sb = ssub.add_parser("build", help="regenerate the suite's Minari datasets from the committed policies")
     sb.add_argument("--env", nargs="*", help="env ids (default: every env in suite/manifest.json)")
     sb.add_argument("--level", nargs="*", help="random medium medium-replay expert medium-expert (default: all)")
+    sb.add_argument("--version", default="v0", choices=("v0", "v1"),
+                    help="v0: TD3 actors + Gaussian noise, 100-200k steps per level (suite/manifest.json); v1: "
+                         "D4RL's recipe, SAC actors' own samples, 1M steps per level (suite/v1/manifest.json)")
     sb.add_argument("--quiet", action="store_true", help="no progress bars")
     sb.set_defaults(func=cmd_suite_build)
     se = ssub.add_parser("export", help="pick and commit the levels of a behaviour-training run")
     se.add_argument("--env", required=True, help="env id of the behaviour-training run")
     se.add_argument("--run-dir", required=True, help="the run directory of python -m decision_transformer.suite.behaviour")
+    se.add_argument("--medium-run-dir", help="suite v1: --run-dir is the SAC expert run, this the SAC medium run "
+                                             "(its replay buffer becomes medium-replay); writes suite/v1/")
     se.set_defaults(func=cmd_suite_export)
     sq = ssub.add_parser("dqn", help="train (or resume) a DQN behaviour policy on a MinAtar or Atari id, logging "
                                      "its replay stream")

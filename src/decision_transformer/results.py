@@ -234,6 +234,7 @@ class Campaign:
             over["model"] = "bc"
             if model.startswith("pbc"):
                 over["top_pct"] = float(model[3:])
+                over["top_unit"] = "episodes"          # the v0 campaign's rule (its results were made so)
         return TrainConfig.from_sources(GAME_PRESET if game else PRESETS[env], over)
 
     def train(self, run, env, level, model, seed, steps) -> None:

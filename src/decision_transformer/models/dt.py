@@ -252,6 +252,22 @@ class DecisionTransformer(nn.Module):
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, 0.0, cfg.initializer_range / math.sqrt(2 * cfg.n_layer))
 
+    def init_official(self):
+        """Re-initialise as the official code does (kzl/decision-transformer, gym/): only the GPT-2
+        trunk gets N(0, initializer_range) (its own init, without GPT-2's scaled residual
+        projections) and no position embedding (the official trunk has none: wpe is zero); every
+        DT-level layer (the timestep, return, state and action embeddings, embed_ln, the heads)
+        keeps PyTorch's defaults: nn.Embedding N(0, 1), nn.Linear kaiming-uniform. The default
+        __init__ gives every layer N(0, 0.02), as `transformers` does."""
+        self.encoder.apply(self._init_weights)
+        nn.init.zeros_(self.encoder.wpe.weight)
+        for part in (self.embed_timestep, self.embed_return, self.embed_state, self.embed_action, self.embed_ln,
+                     self.predict_state, self.predict_action, self.predict_return):
+            for m in part.modules() if part is not None else ():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        return self
+
     def _init_weights(self, m):
         std = self.config.initializer_range
         if isinstance(m, (nn.Linear, Conv1D)):

@@ -9,7 +9,15 @@
                        saw until it was stopped), compressed: obs, next_obs, actions, rewards,
                        terminations, truncations (float32 / bool)
 and records each level in `suite/manifest.json`: algorithm, env steps, seed, return mean/std over
-10 fresh evaluation episodes (seeds 0-9), sha256 of each file.
+10 fresh evaluation episodes (seeds 0-9), sha256 of each file. That is suite v0 (TD3 actors, data
+collected with Gaussian action noise).
+
+Suite v1 (issue #22) follows D4RL's recipe: `export_v1(expert_run, medium_run, env_id)` reads two
+sbx SAC runs (`behaviour.py --algo sac`; the medium run updates once per 8 env steps, so it reaches
+the medium level late and its replay buffer up to there is D4RL-sized) and writes `suite/v1/<env>/`:
+random.safetensors (the SAC actor as initialised), medium.safetensors, expert.safetensors (SAC
+actors with their Gaussian heads: the datasets are the policies' own samples, no added noise) and
+medium_replay.npz, recorded in `suite/v1/manifest.json` with each level's collection recipe.
 """
 
 from __future__ import annotations
@@ -48,6 +56,30 @@ def pick_levels(evals: list[dict]) -> dict[str, dict]:
     if not early:
         raise DTError("the run reached 2/3 of its best return at its first evaluation: no medium snapshot")
     medium = min(early, key=lambda r: abs(r["mean"] - expert["mean"] / 3))
+    return {"expert": expert, "medium": medium}
+
+
+MIN_REPLAY = 200_000      # v1: medium-replay holds at least this many steps (D4RL's: 202k-402k)
+
+
+def pick_levels_v1(expert_evals: list[dict], medium_evals: list[dict], min_replay: int = MIN_REPLAY) -> dict[str, dict]:
+    """Suite v1's levels, judged by the policies' own samples (`sample_mean`: what the data are made
+    of). expert: the expert run's best evaluation. medium: in the medium run, among the evaluations
+    before it first reached 2/3 of that expert return and at >= min_replay env steps (so that its
+    replay buffer, medium-replay, is D4RL-sized), the one closest to expert / 3."""
+    expert = max(expert_evals, key=lambda r: (r["sample_mean"], r["steps"]))
+    early = []
+    for r in medium_evals:
+        if r["sample_mean"] >= 2 / 3 * expert["sample_mean"]:
+            break
+        early.append(r)
+    late = [r for r in early if r["steps"] >= min_replay]
+    if not late:
+        last = early[-1]["steps"] if early else 0
+        raise DTError(f"the medium run has no evaluation at >= {min_replay:,} steps before it reached 2/3 of the "
+                      f"expert's return (its last such evaluation is at {last:,} steps): train it further, or "
+                      "with a lower update ratio (--train-freq)")
+    medium = min(late, key=lambda r: abs(r["sample_mean"] - expert["sample_mean"] / 3))
     return {"expert": expert, "medium": medium}
 
 
@@ -102,6 +134,98 @@ def export_run(run_dir, env_id: str, suite_dir=SUITE, log=print) -> dict:
     return entry
 
 
+SUITE_V1 = SUITE / "v1"
+V1_COLLECT = {"random": {"steps": 1_000_000, "noise": "sample", "seed": 0},      # D4RL: 1M steps per level
+              "medium": {"steps": 1_000_000, "noise": "sample", "seed": 1},
+              "expert": {"steps": 1_000_000, "noise": "sample", "seed": 2}}
+V1_EVAL_EPISODES = 20
+
+
+def _sampled_returns(actor, env_id: str, episodes: int, seed: int = 0) -> list[float]:
+    """Returns of the policy's own samples (rng seeded with `seed`), env seeds seed, seed+1, ..."""
+    rng = np.random.default_rng(seed)
+    return evaluate(lambda obs: actor.sample(obs, rng), env_id, episodes, seed=seed)
+
+
+def _compact_replay(replay: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The replay prefix without next_observations: within an episode s'_t = s_{t+1}, so only each
+    episode's final observation is kept (`final_observations`, one row per episode end, the
+    trailing partial episode included). Half the bytes of the v0 layout."""
+    from decision_transformer.data.datasets import episode_bounds
+    obs, nxt = replay["observations"], replay["next_observations"]
+    bounds, _ = episode_bounds(replay["terminations"], replay["truncations"])
+    cont = ~(replay["terminations"] | replay["truncations"])[:-1]
+    if not np.array_equal(nxt[:-1][cont], obs[1:][cont]):
+        raise DTError("the replay buffer's next observations do not follow its observations within episodes")
+    return {"observations": obs, "actions": replay["actions"], "rewards": replay["rewards"],
+            "terminations": replay["terminations"], "truncations": replay["truncations"],
+            "final_observations": nxt[bounds[1:] - 1]}
+
+
+def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_replay: int = MIN_REPLAY,
+              log=print) -> dict:
+    """Suite v1's levels from two sbx SAC runs (module docstring), into suite_dir/<env>/ and
+    suite_dir/manifest.json."""
+    import gymnasium as gym
+    import sbx
+
+    from decision_transformer.suite.behaviour import HYPERS
+    runs = {"expert": Path(expert_run), "medium": Path(medium_run)}
+    progs = {k: json.loads((r / "state" / "progress.json").read_text()) for k, r in runs.items()}
+    for k, pr in progs.items():
+        if pr["algo"] != "sac" or pr["env_id"] != env_id:
+            raise DTError(f"{runs[k]}: a {pr['algo']} run on {pr['env_id']}; suite v1 needs sbx SAC runs on {env_id}")
+    evals = {k: _evals(r) for k, r in runs.items()}
+    levels = pick_levels_v1(evals["expert"], evals["medium"], min_replay)
+    out = Path(suite_dir) / env_id
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = Path(suite_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    env = gym.make(env_id)
+    fresh = sbx.SAC("MlpPolicy", env, seed=progs["expert"]["seed"], verbose=0, **HYPERS["sac"])
+    actors = {"random": MLPActor.from_sbx_model(fresh, env_id=env_id, algo="sac", level="random", env_steps=0)}
+    for level, rec in levels.items():
+        snap = runs[level] / "snapshots" / f"{rec['steps']:08d}.zip"
+        actors[level] = MLPActor.from_sbx(snap, env_id=env_id, algo="sac", level=level, env_steps=rec["steps"])
+    entry = {"version": "v1"}
+    for level, actor in actors.items():
+        path = out / f"{level}.safetensors"
+        actor.save(path)
+        srets = _sampled_returns(actor, env_id, V1_EVAL_EPISODES)
+        mrets = evaluate(actor, env_id, EVAL_EPISODES, seed=0)
+        src = levels.get(level)
+        entry[level] = {"file": f"{env_id}/{path.name}", "sha256": sha256(path), "algorithm": "sbx-sac",
+                        "env_steps": src["steps"] if src else 0, "seed": progs[level if src else "expert"]["seed"],
+                        "train_freq": progs[level if src else "expert"].get("train_freq", 1),
+                        "eval_episodes": V1_EVAL_EPISODES,
+                        "return_mean": round(float(np.mean(srets)), 2), "return_std": round(float(np.std(srets)), 2),
+                        "mean_action_eval_episodes": EVAL_EPISODES,
+                        "mean_action_return_mean": round(float(np.mean(mrets)), 2),
+                        "mean_action_return_std": round(float(np.std(mrets)), 2),
+                        "collect": V1_COLLECT[level]}
+        if src:
+            entry[level]["training_eval_5ep"] = {"sampled": round(src["sample_mean"], 2), "mean_action": round(src["mean"], 2)}
+        log(f"{env_id} {level}: step {entry[level]['env_steps']}, sampled return {np.mean(srets):.0f} ± {np.std(srets):.0f}"
+            f" ({V1_EVAL_EPISODES} episodes), mean action {np.mean(mrets):.0f} ± {np.std(mrets):.0f} ({EVAL_EPISODES})")
+    med = levels["medium"]["steps"]
+    replay = _compact_replay(_replay_prefix(runs["medium"], med))
+    rp = out / "medium_replay.npz"
+    with atomic_path(rp) as tmp:
+        np.savez_compressed(tmp, **replay)
+    entry["medium-replay"] = {"file": f"{env_id}/{rp.name}", "sha256": sha256(rp), "algorithm": "sbx-sac",
+                              "env_steps": med, "seed": progs["medium"]["seed"], "transitions": med,
+                              "episodes": int(len(replay["final_observations"])),
+                              "note": "replay buffer of the medium policy's training run, steps 0..env_steps"}
+    log(f"{env_id} medium-replay: {med} transitions, {rp.stat().st_size / 1e6:.1f} MB")
+    entry["training"] = {k: {"total_env_steps": progs[k]["steps"], "wall_seconds": round(progs[k]["wall"], 1),
+                             "train_freq": progs[k].get("train_freq", 1),
+                             "eval_curve_5ep": [[r["steps"], round(r["mean"], 1), round(r.get("sample_mean", np.nan), 1)]
+                                                for r in evals[k]]} for k in runs}
+    manifest[env_id] = entry
+    write_json_atomic(manifest_path, manifest)
+    return entry
+
+
 # ---------------------------------------------------------------------------------------------
 # Building the datasets from the committed policies
 # ---------------------------------------------------------------------------------------------
@@ -151,9 +275,9 @@ def _cpu_has_avx2() -> bool:
         return False
 
 
-def dataset_id(env_id: str, level: str) -> str:
-    """Minari ids of the suite, D4RL-style: dt/hopper/medium-v0."""
-    return f"dt/{env_id.split('-')[0].lower()}/{level}-v0"
+def dataset_id(env_id: str, level: str, version: str = "v0") -> str:
+    """Minari ids of the suite, D4RL-style: dt/hopper/medium-v0 (suite v1: dt/hopper/medium-v1)."""
+    return f"dt/{env_id.split('-')[0].lower()}/{level}-{version}"
 
 
 def _replay_episodes(path: Path) -> list:
@@ -161,15 +285,25 @@ def _replay_episodes(path: Path) -> list:
     with np.load(path, allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}            # NpzFile decompresses on every access: once
     bounds, truncs = episode_bounds(d["terminations"], d["truncations"])
+    # v0 keeps every next observation, v1 only each episode's final one (_compact_replay)
+    finals = d["final_observations"] if "final_observations" in d else d["next_observations"][bounds[1:] - 1]
     eps = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         eps.append(Episode(d["observations"][a:b], d["actions"][a:b], d["rewards"][a:b].astype(np.float64),
-                           d["terminations"][a:b].astype(bool), truncs[a:b].astype(bool), d["next_observations"][b - 1]))
+                           d["terminations"][a:b].astype(bool), truncs[a:b].astype(bool), finals[i]))
     return eps
+
+
+def suite_dir(version: str) -> Path:
+    """The committed policies of a suite version: v0 in suite/, v1 in suite/v1/."""
+    return SUITE if version == "v0" else SUITE / version
 
 
 def load_manifest(suite_dir=SUITE) -> dict:
     p = Path(suite_dir) / "manifest.json"
+    if not p.is_file() and Path(suite_dir).resolve() == SUITE_V1.resolve():
+        raise DTError(f"{p} not found: suite v1's policies are not committed yet (docs/suite.md says where they "
+                      "stand); build suite v0 meanwhile (--version v0)")
     if not p.is_file():
         raise DTError(f"{p} not found: the suite's policies come with the source checkout; install it "
                       "with `pip install -e .` from the repository, or set DT_SUITE_DIR to a copy of suite/")
@@ -261,31 +395,48 @@ def _build(manifest, envs, levels, suite_dir, overwrite, progress, log) -> dict:
             out.update(build_replay(env_id, entry, suite_dir, overwrite, log))
             continue
         env_levels = [lv for lv in (levels or LEVELS) if lv != "replay"]
-        for lv in ("medium", "expert"):
-            f = Path(suite_dir) / entry[lv]["file"]
-            if sha256(f) != entry[lv]["sha256"]:
-                raise DTError(f"{f}: checksum differs from suite/manifest.json; the policy file is corrupt")
+        version = entry.get("version", "v0")
+        for lv in ("random", "medium", "expert"):
+            if "file" in entry.get(lv, {}):
+                f = Path(suite_dir) / entry[lv]["file"]
+                if sha256(f) != entry[lv]["sha256"]:
+                    raise DTError(f"{f}: checksum differs from {Path(suite_dir) / 'manifest.json'}; the policy file is corrupt")
         ref_max = float(entry["expert"]["return_mean"])
         t0 = time.time()
         ref_min = reference_min_score(env_id)
         log(f"{env_id}: reference scores random {ref_min:.1f}, expert {ref_max:.1f}")
         cache: dict[str, list] = {}
 
+        def recipe_of(lv) -> dict:
+            """How a level is collected: the manifest's `collect` (v1), else v0's constants."""
+            v0 = {"steps": SIZES[lv], "seed": SEEDS[lv], "noise": None if lv == "random" else NOISE}
+            return {**v0, **entry.get(lv, {}).get("collect", {})}
+
         def episodes_of(lv):
             if lv not in cache:
                 if lv == "medium-replay":
                     cache[lv] = _replay_episodes(Path(suite_dir) / entry["medium-replay"]["file"])
                 else:
-                    pol = "random" if lv == "random" else str(Path(suite_dir) / entry[lv]["file"])
-                    cache[lv], _ = rollout_episodes(env_id, pol, steps=SIZES[lv], num_envs=NUM_ENVS, seed=SEEDS[lv],
-                                                    noise=None if lv == "random" else NOISE, progress=progress)
+                    c = recipe_of(lv)
+                    pol = str(Path(suite_dir) / entry[lv]["file"]) if "file" in entry.get(lv, {}) else "random"
+                    cache[lv], _ = rollout_episodes(env_id, pol, steps=c["steps"], num_envs=NUM_ENVS, seed=c["seed"],
+                                                    noise=c["noise"], progress=progress)
             return cache[lv]
+
+        def describe(lv) -> str:
+            if lv == "medium-replay":
+                return f"replay buffer of the medium policy's training run ({entry['medium-replay']['env_steps']} steps)"
+            if lv == "medium-expert":
+                return "medium + expert"
+            c = recipe_of(lv)
+            if "file" not in entry.get(lv, {}):
+                return "uniform random actions"
+            how = ", the policy's own samples" if c["noise"] == "sample" else f" with {c['noise']} noise"
+            return f"suite/{version + '/' if version != 'v0' else ''}{entry[lv]['file']}{how}"
         for lv in env_levels:
             eps = episodes_of("medium") + episodes_of("expert") if lv == "medium-expert" else episodes_of(lv)
-            did = dataset_id(env_id, lv)
-            recipe = {"random": "uniform random actions",
-                      "medium-replay": f"replay buffer of the medium policy's training run ({entry['medium-replay']['env_steps']} steps)",
-                      "medium-expert": "medium + expert"}.get(lv, f"suite/{entry.get(lv, {}).get('file')} with {NOISE} noise")
+            did = dataset_id(env_id, lv, version)
+            recipe = describe(lv)
             path = write_minari(did, _dataset_id(did)[1], eps, env_id, ref_min, ref_max,
                                 f"dt suite build: {lv} ({recipe})", overwrite)
             steps = sum(len(e) for e in eps)

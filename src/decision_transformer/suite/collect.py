@@ -4,7 +4,8 @@ POLICY is `random`, a suite actor (`.safetensors`), a Stable-Baselines3 / RL-Zoo
 (read without unpickling, see policies.from_sb3_zip), or a DT checkpoint directory of ours
 (acting through the batched Agent at `target_return`). Optional noise: `gaussian:SIGMA` (added
 to continuous actions, in units of half the action range, then clipped) or `epsilon:EPS`
-(a uniformly random action with probability EPS).
+(a uniformly random action with probability EPS), or `sample`: actions drawn from the policy's own
+distribution (a SAC actor's squashed Gaussian: the v1 suite's recipe, D4RL's).
 
 Only finished episodes are written, with Minari's own writer (`create_dataset_from_buffers`),
 into a temporary directory beside the destination that is renamed into place when complete:
@@ -31,13 +32,16 @@ from decision_transformer.fileio import check_writable, why
 def parse_noise(spec: str | None):
     if not spec:
         return None
+    if spec == "sample":
+        return "sample", None
     m = re.fullmatch(r"(gaussian|epsilon):([0-9.eE+-]+)", spec)
     try:
         v = float(m.group(2)) if m else None
     except ValueError:
         v = None
     if v is None or not 0 <= v <= (1 if m.group(1) == "epsilon" else 10):
-        raise DTError(f"bad --noise {spec!r}: use gaussian:SIGMA (e.g. gaussian:0.1) or epsilon:EPS (0-1)")
+        raise DTError(f"bad --noise {spec!r}: use gaussian:SIGMA (e.g. gaussian:0.1), epsilon:EPS (0-1) or sample "
+                      "(the policy's own stochastic actions)")
     return m.group(1), float(m.group(2))
 
 
@@ -79,6 +83,13 @@ class _Policy:
 
     def __call__(self, obs):
         return self.agent.act(obs) if self.agent is not None else self.fn(obs)
+
+    def can_sample(self) -> bool:
+        return getattr(self.fn, "stochastic", False)
+
+    def sample(self, obs, rng):
+        """Actions drawn from a stochastic actor (a SAC MLPActor)."""
+        return self.fn.sample(obs, rng)
 
     def observe(self, rewards, dones):
         if self.agent is not None:
@@ -154,6 +165,10 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     envs = make_vec(env_id, num_envs)
     keep = lambda o: stored_frame(env_id, o)          # noqa: E731 - Atari: the newest frame of the stack
     pol = _Policy(policy, env_id, envs, target_return, seed, device)
+    if noise_kind and noise_kind[0] == "sample" and not pol.can_sample():
+        envs.close()
+        raise DTError(f"--noise sample draws from the policy's own distribution, but {policy!r} is deterministic: "
+                      "use a SAC actor (.safetensors with a Gaussian head), or --noise gaussian:SIGMA")
     space = envs.single_action_space
     rng = np.random.default_rng(seed + 1)
     obs, _ = envs.reset(seed=seed)
@@ -167,7 +182,10 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     interrupted = False
     try:
         while (len(done_eps) if episodes else n_steps) < goal:
-            act = np.asarray(pol(obs))
+            if noise_kind and noise_kind[0] == "sample":
+                act = pol.sample(obs, rng)
+            else:
+                act = np.asarray(pol(obs))
             if noise_kind and noise_kind[0] == "gaussian" and not hasattr(space, "n"):
                 act = np.clip(act + rng.normal(size=act.shape) * noise_kind[1] * (space.high - space.low) / 2,
                               space.low, space.high).astype(space.dtype)

@@ -23,17 +23,29 @@ _ACTS = {"relu": lambda x: np.maximum(x, 0), "tanh": np.tanh, "elu": lambda x: n
 
 
 class MLPActor:
-    """Deterministic actor: hidden layers with meta["activation"] (relu), output squashed with
-    tanh and rescaled to the action bounds, or clipped (meta["squash"] = "clip")."""
+    """An MLP actor: hidden layers with meta["activation"] (relu), output squashed with tanh and
+    rescaled to the action bounds, or clipped (meta["squash"] = "clip").
 
-    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], low, high, meta: dict | None = None):
+    Deterministic (TD3), or a squashed Gaussian (SAC, `log_std` given): calling it gives the mean
+    action tanh(mu(s)), `sample(obs, rng)` draws tanh(mu + sigma * eps), the policy's own
+    stochastic actions (the v1 suite's data are such samples, as D4RL's were)."""
+
+    LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0      # sbx / SB3 SAC clip log sigma to this range
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], low, high, meta: dict | None = None,
+                 log_std: tuple[np.ndarray, np.ndarray] | None = None):
         self.layers = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in layers]
+        self.log_std = None if log_std is None else tuple(np.asarray(x, np.float32) for x in log_std)
         self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
         self.meta = dict(meta or {})
         self.obs_dim, self.act_dim = self.layers[0][0].shape[0], self.layers[-1][0].shape[1]
 
-    def __call__(self, obs) -> np.ndarray:
-        """obs (obs_dim,) or (N, obs_dim) -> actions of the same batch shape."""
+    @property
+    def stochastic(self) -> bool:
+        return self.log_std is not None
+
+    def _features(self, obs):
+        """(hidden features of the last layer's input, whether obs was one observation)"""
         x = np.asarray(obs, np.float32)
         single = x.ndim == 1
         x = x[None] if single else x
@@ -41,15 +53,34 @@ class MLPActor:
             raise DTError(f"policy expects observations of size {self.obs_dim}, got {x.shape[-1]}: "
                           f"it was trained on {self.meta.get('env_id', 'another env')}")
         act = _ACTS[self.meta.get("activation", "relu")]
-        for i, (w, b) in enumerate(self.layers):
-            x = x @ w + b
-            if i < len(self.layers) - 1:
-                x = act(x)
+        for w, b in self.layers[:-1]:
+            x = act(x @ w + b)
+        return x, single
+
+    def _squash(self, x, single):
         if self.meta.get("squash", "tanh") == "tanh":       # tanh, rescaled to the bounds
             a = self.low + 0.5 * (np.tanh(x) + 1.0) * (self.high - self.low)
         else:                                                # "clip": a Gaussian mean, clipped
             a = np.clip(x, self.low, self.high)
         return a[0] if single else a
+
+    def __call__(self, obs) -> np.ndarray:
+        """obs (obs_dim,) or (N, obs_dim) -> mean actions of the same batch shape."""
+        h, single = self._features(obs)
+        w, b = self.layers[-1]
+        return self._squash(h @ w + b, single)
+
+    def sample(self, obs, rng: np.random.Generator) -> np.ndarray:
+        """Actions drawn from the policy: tanh(mu + sigma * eps), eps ~ N(0, I) from `rng`."""
+        if self.log_std is None:
+            raise DTError(f"{self.meta.get('file', 'this policy')} is deterministic (no Gaussian head): it cannot "
+                          "be sampled; add action noise instead (--noise gaussian:SIGMA)")
+        h, single = self._features(obs)
+        w, b = self.layers[-1]
+        mu = h @ w + b
+        log_std = np.clip(h @ self.log_std[0] + self.log_std[1], self.LOG_STD_MIN, self.LOG_STD_MAX)
+        eps = rng.standard_normal(mu.shape).astype(np.float32)
+        return self._squash(mu + np.exp(log_std) * eps, single)
 
     def save(self, path) -> None:
         from safetensors.numpy import save_file
@@ -57,6 +88,8 @@ class MLPActor:
         for i, (w, b) in enumerate(self.layers):
             tensors[f"l{i}.weight"], tensors[f"l{i}.bias"] = w, b
         tensors["action_low"], tensors["action_high"] = self.low, self.high
+        if self.log_std is not None:
+            tensors["log_std.weight"], tensors["log_std.bias"] = self.log_std
         meta = {k: json.dumps(v) for k, v in self.meta.items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
@@ -73,22 +106,32 @@ class MLPActor:
                 t = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:
             raise DTError(f"{path}: not a readable safetensors policy ({e})")
-        n = sum(1 for k in t if k.endswith(".weight"))
-        return cls([(t[f"l{i}.weight"], t[f"l{i}.bias"]) for i in range(n)], t["action_low"], t["action_high"], meta)
+        n = sum(1 for k in t if k.startswith("l") and k.endswith(".weight") and k[1:-7].isdigit())
+        log_std = (t["log_std.weight"], t["log_std.bias"]) if "log_std.weight" in t else None
+        return cls([(t[f"l{i}.weight"], t[f"l{i}.bias"]) for i in range(n)], t["action_low"], t["action_high"], meta,
+                   log_std=log_std)
 
     @classmethod
     def from_sbx(cls, zip_path, **meta) -> "MLPActor":
-        """Extract the actor of an sbx TD3/SAC save (our own training output: trusted)."""
+        """Extract the actor of an sbx TD3/SAC save (our own training output: trusted), or of a
+        freshly built sbx model (`zip_path` an sbx model object)."""
         import sbx
         algo = sbx.TD3 if meta.get("algo", "td3") == "td3" else sbx.SAC
-        model = algo.load(str(zip_path), device="cpu")
+        model = zip_path if isinstance(zip_path, algo) else algo.load(str(zip_path), device="cpu")
+        return cls.from_sbx_model(model, **meta)
+
+    @classmethod
+    def from_sbx_model(cls, model, **meta) -> "MLPActor":
+        """TD3: the Dense chain. SAC (sbx's SquashedGaussianActor): hidden Dense layers, then the
+        mean head and the log-std head, created in that order (Dense_{n-2}, Dense_{n-1})."""
+        import sbx
         params = model.policy.actor_state.params["params"]
         dense = sorted((k for k in params if k.startswith("Dense_")), key=lambda k: int(k.split("_")[1]))
-        if algo is not sbx.TD3:
-            raise DTError("only TD3 actors are exported so far (SAC's Gaussian head differs)")
         layers = [(np.asarray(params[k]["kernel"]), np.asarray(params[k]["bias"])) for k in dense]
         space = model.action_space
-        return cls(layers, space.low, space.high, meta)
+        if isinstance(model, sbx.TD3):
+            return cls(layers, space.low, space.high, meta)
+        return cls(layers[:-1], space.low, space.high, meta, log_std=layers[-1])
 
 
 # The committed policies live in the source checkout's suite/ (an editable install finds them);

@@ -26,6 +26,7 @@ from decision_transformer.options import check, field_default, option
 from decision_transformer.rundir import RunDir
 
 PRESETS = Path(__file__).resolve().parent / "presets"
+EMA_DIR = "ema"              # checkpoints/<step>/ema/: the moving average's weights (--ema-decay)
 
 
 @dataclass
@@ -65,10 +66,21 @@ class TrainConfig:
     precision: str = option("fp32", "fp32, or bf16 / fp16 autocast on CUDA (fp32 weights; fp16 with a "
                             "gradient scaler)", choices=PRECISIONS)
     compile: bool = option(False, "torch.compile the training forward (first steps compile)")
+    init: str = option("transformers", "initial weights of a DT: transformers (every layer N(0, 0.02), as "
+                       "transformers.DecisionTransformerModel) or official (the official code's: N(0, 0.02) in the "
+                       "GPT-2 trunk only, PyTorch's defaults for the embeddings and heads); BC's MLP always has "
+                       "PyTorch's defaults, as in the official code", choices=("transformers", "official"))
+    ema_decay: float = option(0.0, "also keep an exponential moving average of the weights with this decay "
+                              "(e.g. 0.999), saved beside each checkpoint as checkpoints/<step>/ema/, a checkpoint "
+                              "of its own; 0: off", range="[0, 1)")
     model: str = option("dt", "a registered model: dt, or bc (the MLP baseline of the official code)",
                         choices=architectures())
-    top_pct: float = option(100.0, "train on the top X%% of episodes by return (%%BC with --model bc)",
-                            range="(0, 100]")
+    top_pct: float = option(100.0, "train on the best episodes by return holding X%% of the data (%%BC with "
+                            "--model bc; see --top-unit)", range="(0, 100]")
+    top_unit: str = option("timesteps", "what --top-pct counts: timesteps (the paper's %%BC: the best episodes "
+                           "until they hold X%% of the steps; state statistics from all the data) or episodes "
+                           "(suite v0's campaign: X%% of the episodes, statistics from them)",
+                           choices=("timesteps", "episodes"))
 
     @classmethod
     def from_sources(cls, preset: str | None, overrides: dict) -> "TrainConfig":
@@ -104,22 +116,37 @@ class TrainConfig:
             raise DTError("--dataset is required (a Minari id or directory, a D4RL .hdf5, parquet rows or .npz)")
 
 
-def top_episodes(ds, pct: float):
-    """The top `pct`% of episodes by return (at least one), in their original order."""
+def top_episodes(ds, pct: float, unit: str = "timesteps"):
+    """The best episodes by return, in their original order.
+
+    unit "timesteps" (the paper's %BC, as the official code selects them): the best episode, then
+    the next best while together they hold at most int(pct% of all steps) steps. unit "episodes":
+    the top pct% of the episodes (at least one)."""
     from decision_transformer.data.datasets import TrajectoryDataset
     if pct >= 100:
         return ds
-    n = max(1, int(round(ds.num_episodes * pct / 100)))
-    keep = np.sort(np.argsort(-ds.episode_returns(), kind="stable")[:n])
+    order = np.argsort(-ds.episode_returns(), kind="stable")                # best first (ties: earlier first)
+    if unit == "episodes":
+        keep = order[:max(1, int(round(ds.num_episodes * pct / 100)))]
+    else:
+        lens = ds.lengths
+        budget = max(int(pct / 100 * ds.num_steps), 1)
+        total, n = int(lens[order[0]]), 1
+        while n < len(order) and total + lens[order[n]] <= budget:
+            total += int(lens[order[n]])
+            n += 1
+        keep = order[:n]
+    keep = np.sort(keep)
     return TrajectoryDataset.from_episodes([ds.episode(int(i)) for i in keep], f"{ds.metadata.get('source')} top {pct}%",
                                            ds.observation_space, ds.action_space, ds.metadata)
 
 
-def build_model(cfg: TrainConfig, ds, env_id: str | None):
-    """The registered model `cfg.model` names, with the policy fields the data gives."""
+def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
+    """The registered model `cfg.model` names, with the policy fields the data gives; the state
+    statistics from `stats_ds` (default: ds)."""
     from decision_transformer.models.policy import build, lookup
     image = ds.observations.ndim > 2
-    mean, std = (None, None) if image else ds.state_stats()   # frames are not normalised (nor copied as floats)
+    mean, std = (None, None) if image else (stats_ds or ds).state_stats()   # frames are not normalised
     rets = ds.episode_returns()
     policy = dict(
         state_dim=int(np.prod(ds.state_shape)),
@@ -132,8 +159,11 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None):
         env_id=env_id, target_returns=list(cfg.target_returns),
         extra={"dataset": cfg.dataset, "dataset_best_return": float(rets.max()), "dataset_mean_return": float(rets.mean()),
                "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score"),
-               "top_pct": cfg.top_pct})
-    return build(lookup(cfg.model)[0].from_training(cfg, **policy))
+               "top_pct": cfg.top_pct, "top_unit": cfg.top_unit})
+    model = build(lookup(cfg.model)[0].from_training(cfg, **policy))
+    if cfg.init == "official" and hasattr(model, "init_official"):
+        model.init_official()
+    return model
 
 
 class Trainer:
@@ -176,11 +206,16 @@ class Trainer:
         if self.dist.main:
             resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
         resume = self.dist.broadcast(bool(resume))         # ranks > 0 never write to the run directory
-        ds = top_episodes(ds, cfg.top_pct)
+        full, ds = ds, top_episodes(ds, cfg.top_pct, cfg.top_unit)
         self.ds, self.env_id = ds, env_id
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg, ds, env_id).to(self.device)
+        # %BC as the paper: state statistics from all the data (suite v0's campaign: from the subset)
+        self.model = build_model(cfg, ds, env_id, stats_ds=full if cfg.top_unit == "timesteps" else ds).to(self.device)
         self.forward_actions = self.model.forward_actions
+        self.ema = None              # an exponential moving average of the weights (--ema-decay), torch's own
+        if cfg.ema_decay:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
         if self.dist.on:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -244,8 +279,14 @@ class Trainer:
         if self.dist.on:
             meta.update(world=self.dist.world, rank_samplers=[r["sampler"] for r in ranks])
 
+        if self.ema is not None:
+            meta["ema_n_averaged"] = int(self.ema.n_averaged)
+
         def write(tmp: Path):
             write_checkpoint_files(self.model, tmp)
+            if self.ema is not None:                        # a checkpoint of its own: dt eval CKPT/ema
+                (tmp / EMA_DIR).mkdir()
+                write_checkpoint_files(self.ema.module, tmp / EMA_DIR)
             save_tensors(tensors, tmp / "trainer.safetensors")
             (tmp / "trainer.json").write_text(json.dumps(meta))
         return self.rundir.save_checkpoint(self.step, write)
@@ -280,6 +321,11 @@ class Trainer:
                 state.setdefault(int(pid), {})[name] = v
         self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
         self.sched.load_state_dict(meta["sched"])
+        if self.ema is not None:
+            if not (ck / EMA_DIR).is_dir():
+                raise DTError(f"{ck} has no {EMA_DIR}/ weights: the run was started without --ema-decay")
+            load_state_dict_strict(self.ema.module, read_weights(ck / EMA_DIR), where=str(ck / EMA_DIR))
+            self.ema.n_averaged.fill_(int(meta["ema_n_averaged"]))
         r = self.dist.rank
         pre = f"rank{r}." if r else ""
         self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
@@ -372,6 +418,8 @@ class Trainer:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                     self.opt.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 self.sched.step()
                 self.step += 1
                 losses.append(lval.item())

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Suite v1's behaviour policies (issue #22): sbx SAC, D4RL's algorithm, trained online, one thread per run.
+#
+#   tools/suite_v1_behaviour.sh expert   # core 1: the expert runs (1 gradient step per env step)
+#   tools/suite_v1_behaviour.sh medium   # core 2: the medium runs (1 gradient step per 8 env steps)
+#
+# Each line resumes its run where it stopped (rerun the same command after a kill). A medium run
+# stops once its mean action reaches 60% of the v0 expert's return (past D4RL's "about 1/3": the
+# level is picked afterwards by suite/build.py); its replay buffer up to the medium snapshot is the
+# medium-replay level. Then `python -m decision_transformer.suite.build --v1 ...` exports the levels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+PY=${PY:-.venv/bin/python}
+RUNS=${RUNS:-runs/behaviour-v1}
+train() { nice -n 19 "$PY" -m decision_transformer.suite.behaviour --algo sac "$@"; }
+case "${1:?expert or medium}" in
+  expert)
+    train --env Hopper-v5 --steps 1000000 --run-dir "$RUNS/hopper-expert"
+    train --env Walker2d-v5 --steps 1000000 --run-dir "$RUNS/walker2d-expert"
+    train --env HalfCheetah-v5 --steps 1000000 --run-dir "$RUNS/halfcheetah-expert" ;;
+  medium)
+    train --env Hopper-v5 --steps 1000000 --train-freq 8 --stop-return 2140 --run-dir "$RUNS/hopper-medium"
+    train --env Walker2d-v5 --steps 1000000 --train-freq 8 --stop-return 2400 --run-dir "$RUNS/walker2d-medium"
+    train --env HalfCheetah-v5 --steps 1000000 --train-freq 8 --stop-return 6050 --run-dir "$RUNS/halfcheetah-medium"
+    # then the second core helps with the experts, last one first
+    train --env HalfCheetah-v5 --steps 1000000 --run-dir "$RUNS/halfcheetah-expert" ;;
+esac
