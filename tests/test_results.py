@@ -117,7 +117,7 @@ def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
     camp = tiny_campaign
     camp.run()
     written = write_report(camp, docs=tmp_path / "docs")
-    md = (tmp_path / "docs" / "results.md").read_text()
+    md = (tmp_path / "docs" / "results-v0.md").read_text()
     for f in ("curve.png", "results.png", "sweeps.png", "sweep-toy-mixed.png"):
         assert (tmp_path / "docs" / "figures" / f).stat().st_size > 1000 and any(p.name == f for p in written)
     # the DT cell is exactly what eval.json implies: 100 (R - 7) / (19 - 7), pooled, mean ± std
@@ -133,7 +133,7 @@ def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
     # a missing run shows as pending, never as a number
     (camp.results / "pbc10-toy-mixed-s0" / "eval.json").unlink()
     write_report(camp, docs=tmp_path / "docs")
-    row = next(line for line in (tmp_path / "docs" / "results.md").read_text().splitlines()
+    row = next(line for line in (tmp_path / "docs" / "results-v0.md").read_text().splitlines()
                if line.startswith(f"| {C.dataset_id('toy', 'mixed')} |"))
     assert row.split("|")[5].strip() == "pending"
 
@@ -352,7 +352,7 @@ def test_minatar_tasks_run_and_reach_the_report(tmp_path, monkeypatch):
     assert ev["checkpoint_step"] == 20 and ev["results"][0]["target_return"] == d["return_max"]
     assert len(json.loads((camp.results / "dt-minatar-breakout-replay-s0" / "sweep.json").read_text())["results"]) == 3
     write_report(camp, docs=tmp_path / "docs")
-    md = (tmp_path / "docs" / "results.md").read_text()
+    md = (tmp_path / "docs" / "results-v0.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| MinAtar/Breakout-v1 | DT |"))
     s = 100 * (np.array(ev["results"][0]["returns"]) - 0.2) / 7.8
     assert f"| {s.mean():.1f} ± {s.std():.1f} [" in row
@@ -392,7 +392,7 @@ def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
     monkeypatch.setattr(policies, "SUITE", tmp_path / "suite")
     (tmp_path / "suite").mkdir()
     write_report(camp, docs=tmp_path / "docs")
-    md = (tmp_path / "docs" / "results.md").read_text()
+    md = (tmp_path / "docs" / "results-v0.md").read_text()
     sec = md[md.index("## 5. Atari end to end"):]
     assert "| training (`dt train --preset atari`) | 4 steps |" in sec and "| behaviour DQN (`dt suite dqn`) | pending" in sec
     assert f"target 5: return {ev['results'][0]['return_mean']:.1f}" in sec
@@ -403,7 +403,7 @@ def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
         "training": {"total_env_steps": 50_000, "wall_seconds": 1800.0, "eval_curve_10ep": [[25_000, 3.0], [50_000, 7.5]]},
         "references": {"ref_min_score": 1.5, "ref_max_score": 8.25}}}))
     write_report(camp, docs=tmp_path / "docs")
-    md = (tmp_path / "docs" / "results.md").read_text()
+    md = (tmp_path / "docs" / "results-v0.md").read_text()
     sec = md[md.index("## 5. Atari end to end"):]
     assert "| 50,000 env steps; best evaluation 7.5 at step 50,000; reference random 1.5, best DQN 8.2" in sec
     assert "reaches 8.2 (its best snapshot, 100 episodes), where the Nature DQN scored 401.2" in sec

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Suite v1's behaviour policies (issue #22): sbx SAC, D4RL's algorithm, trained online, one thread per run.
 #
-#   tools/suite_v1_behaviour.sh expert   # core 1: the expert runs (1 gradient step per env step)
-#   tools/suite_v1_behaviour.sh medium   # core 2: the medium runs (1 gradient step per 8 env steps)
+#   CORE=0 tools/suite_v1_behaviour.sh expert   # the expert runs (1 gradient step per env step)
+#   CORE=1 tools/suite_v1_behaviour.sh medium   # the medium runs (1 gradient step per 8 env steps)
+#
+# CORE pins a queue to one core (taskset): this JAX (0.10) ignores --xla_cpu_multi_thread_eigen=false
+# and runs two Eigen threads beside the Python one, so two unpinned runs on 2 cores oversubscribe
+# them (measured: sbx SAC at 31 env steps/s instead of ~100).
 #
 # Each line resumes its run where it stopped (rerun the same command after a kill). A medium run
 # stops once its mean action reaches 60% of the v0 expert's return (past D4RL's "about 1/3": the
@@ -13,7 +17,8 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 PY=${PY:-.venv/bin/python}
 RUNS=${RUNS:-runs/behaviour-v1}
-train() { nice -n 19 "$PY" -m decision_transformer.suite.behaviour --algo sac "$@"; }
+PIN=${CORE:+taskset -c $CORE}
+train() { $PIN nice -n 19 "$PY" -m decision_transformer.suite.behaviour --algo sac "$@"; }
 case "${1:?expert or medium}" in
   expert)
     train --env Hopper-v5 --steps 1000000 --run-dir "$RUNS/hopper-expert"

@@ -272,7 +272,10 @@ def _sampling(a) -> dict:
 
 def cmd_results(a) -> None:
     from decision_transformer.results import Campaign
-    camp = Campaign(runs=a.runs, results=a.results, **({"models": a.models} if a.models else {}))
+    from decision_transformer.results_v1 import CampaignV1
+    cls = CampaignV1 if a.version == "v1" else Campaign
+    dirs = {"v0": ("runs/results", "results"), "v1": ("runs/results-v1", "results/v1")}[a.version]
+    camp = cls(runs=a.runs or dirs[0], results=a.results or dirs[1], **({"models": a.models} if a.models else {}))
     if a.results_cmd == "run":
         n = camp.run(only=a.only, wait=not a.no_wait)
         print(f"{n} task(s) done; `dt results status` lists what is left")
@@ -283,9 +286,17 @@ def cmd_results(a) -> None:
                 print(f"{name:<46} {state}")
         done = sum(s == "done" for _, s in st)
         print(f"{done}/{len(st)} tasks done")
+        if a.version == "v1":
+            from decision_transformer.report.v1 import estimate_lines
+            print("\n".join(estimate_lines(camp)))
     else:
         from decision_transformer.report.page import write_report
-        for path in write_report(camp):
+        from decision_transformer.report.v1 import write_report_v1
+        # both pages: suite v1's (docs/results.md) and the first campaign's (docs/results-v0.md)
+        root = Path(a.results or "results")
+        v0 = Campaign(runs="runs/results", results=root, **({"models": a.models} if a.models else {}))
+        v1 = CampaignV1(runs="runs/results-v1", results=root / "v1")
+        for path in write_report(v0) + write_report_v1(v1):
             print(f"wrote {path}")
 
 
@@ -410,9 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
                       ("status", "list the tasks not done yet (--all: every task)"),
                       ("report", "regenerate docs/results.md, its figures and the model cards from the run files")):
         r = rsub.add_parser(name, help=hlp)
-        r.add_argument("--runs", default="runs/results", help="run directories with checkpoints (default runs/results)")
-        r.add_argument("--results", default="results",
-                       help="the small files the report is made from, committed (default results)")
+        r.add_argument("--version", default="v1", choices=("v0", "v1"),
+                       help="which suite's campaign: v1 (D4RL's recipe, issue #22; default) or v0 (the first one)")
+        r.add_argument("--runs", help="run directories with checkpoints (default runs/results-v1, v0: runs/results)")
+        r.add_argument("--results", help="the small files the report is made from, committed (default results/v1, "
+                                         "v0: results; `report` reads both, from RESULTS and RESULTS/v1)")
         r.add_argument("--models", help="the published checkpoints (default: the checkout's models/, or $DT_MODELS_DIR)")
         if name == "run":
             r.add_argument("--only", help="only tasks whose name contains this, e.g. 'hopper' or 'eval:'")

@@ -158,7 +158,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
           f"Training: {tr['step']} steps, final loss {tr['loss']:.4f} ({timings['train_s']:.0f} s).", "",
           "```", table, "```", "",
           f"Return conditioning, with the pretrained checkpoint models/{pre_name} ({pre_env}, trained "
-          f"{pre_steps:,} steps on the suite's {pre_info['dataset']}, docs/results.md; of the committed checkpoints, "
+          f"{pre_steps:,} steps on the suite's {pre_info['dataset']}, docs/results-v0.md; of the committed checkpoints, "
           "the one whose campaign sweep follows the target best): achieved vs target return.", "",
           "```", results_table(sweep), "```", "", conditioning_sentence(sweep, best), "", "![sweep](sweep.png)", "",
           f"Video: {video.get('file', video.get('error'))}", "", f"Timings: {timings}"]

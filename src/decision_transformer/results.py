@@ -221,7 +221,7 @@ class Campaign:
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
         from decision_transformer.training.trainer import TrainConfig
         game = env in GAMES
-        over = {"dataset": dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
+        over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
                 "checkpoint_every": GAME_CHECKPOINT_EVERY if game else CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
         if game:
             d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
@@ -263,9 +263,19 @@ class Campaign:
                 with atomic_path(out / f) as tmp:
                     shutil.copyfile(self.runs / run / f, tmp)
 
-    def _load(self, run: str, step: int):
+    def _load(self, run: str, step: int, ema: bool = False):
         from decision_transformer.models.checkpoint import from_pretrained
-        return from_pretrained(self.runs / run / "checkpoints" / ckpt_name(step))
+        from decision_transformer.training.trainer import EMA_DIR
+        ck = self.runs / run / "checkpoints" / ckpt_name(step)
+        return from_pretrained(ck / EMA_DIR if ema else ck)
+
+    @staticmethod
+    def dataset_id(env: str, level: str) -> str:
+        return dataset_id(env, level)
+
+    def build_dataset(self, env: str, level: str) -> None:
+        from decision_transformer.suite.build import build
+        build([self.env_id(env)], [level], progress=False, log=self.log)
 
     def dataset(self, env: str, level: str):
         """The suite dataset, built first if this machine lacks it (`dt suite build`, deterministic)."""
@@ -273,21 +283,20 @@ class Campaign:
             MissingDataset,
             load_dataset,
         )
+        did = self.dataset_id(env, level)
         try:
-            return load_dataset(dataset_id(env, level))
+            return load_dataset(did)
         except MissingDataset:
             with try_lock(_mk(self.runs / ".locks") / f"build_{env}-{level}.lock", "dt suite build", wait=True):
                 try:
-                    return load_dataset(dataset_id(env, level))      # another worker built it meanwhile
+                    return load_dataset(did)      # another worker built it meanwhile
                 except MissingDataset:
-                    from decision_transformer.suite.build import build
-                    build([self.env_id(env)], [level], progress=False, log=self.log)
-                    return load_dataset(dataset_id(env, level))
+                    self.build_dataset(env, level)
+                    return load_dataset(did)
 
-    @staticmethod
-    def _dataset_exists(env: str, level: str) -> bool:
+    def _dataset_exists(self, env: str, level: str) -> bool:
         """Cheap: is the dataset on disk (without loading it; the trainer loads it once)."""
-        did = dataset_id(env, level)
+        did = self.dataset_id(env, level)
         if Path(did).exists():
             return True
         from minari.storage import get_dataset_path
@@ -301,14 +310,15 @@ class Campaign:
         from decision_transformer.evaluation.evaluate import normalized
         norm = (lambda x: normalized(x, lo, hi)) if lo is not None and hi is not None else (lambda x: None)
         write_json_atomic(_mk(self.results / "datasets") / f"{env}-{level}.json", {
-            "dataset": dataset_id(env, level), "env_id": self.env_id(env), "episodes": ds.num_episodes, "steps": ds.num_steps,
+            "dataset": self.dataset_id(env, level), "env_id": self.env_id(env), "episodes": ds.num_episodes, "steps": ds.num_steps,
             "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
 
-    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED, **kw) -> dict:
+    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED, ema: bool = False,
+                  **kw) -> dict:
         from decision_transformer.evaluation.evaluate import evaluate
-        model = self._load(run, step)
+        model = self._load(run, step, ema)
         dt = model.config.architecture == "dt"
         t0 = time.time()
         res = evaluate(model, model.config.env_id, targets, episodes=episodes, num_envs=50, seed=seed, threads=1,
@@ -317,6 +327,7 @@ class Campaign:
                 "dataset": (model.config.extra or {}).get("dataset"), "architecture": model.config.architecture,
                 "top_pct": (model.config.extra or {}).get("top_pct", 100.0), "mode": "exact", "seed": seed,
                 "backend": "onnxruntime" if dt else "torch", "episodes_per_target": episodes,
+                "weights": "ema" if ema else "raw",
                 "eval_date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "eval_seconds": round(time.time() - t0, 1), "results": res}
 

@@ -1,0 +1,227 @@
+"""docs/results.md: the campaign on suite v1 (results_v1.py), from the files it commits.
+
+Like page.py (suite v0's page), every number is read from `results/v1/` or the suite's manifest, or
+computed from them; runs not finished show as "pending". Scores are normalised x100 with the
+references stored in each dataset (`dt suite build --version v1`), and every table gives two CIs:
+across episodes (the pooled episodes' bootstrap) and across seeds (a hierarchical bootstrap: seeds
+drawn with replacement, then episodes within each), so a result carried by one lucky seed shows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+
+from decision_transformer import results as R
+from decision_transformer import results_v1 as V
+from decision_transformer.evaluation.evaluate import bootstrap_ci, normalized
+from decision_transformer.fileio import write_text_atomic
+from decision_transformer.report.page import status_section
+
+
+def _read(p: Path):
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def hierarchical_ci(per_seed: list[np.ndarray], n: int = 2000, seed: int = 0, level: float = 0.95):
+    """95% CI of the mean when seeds vary as much as episodes: resample the seeds, then the episodes
+    of each resampled seed; the mean of each draw weighs seeds equally."""
+    rng = np.random.default_rng(seed)
+    k = len(per_seed)
+    means = np.empty(n)
+    for i in range(n):
+        picks = rng.integers(0, k, size=k)
+        means[i] = np.mean([per_seed[j][rng.integers(0, len(per_seed[j]), size=len(per_seed[j]))].mean() for j in picks])
+    lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
+    """Normalised scores of one evaluation per seed, at one target: None until every seed has one."""
+    if not evals or any(e is None for e in evals):
+        return None
+    per_seed = []
+    for ev in evals:
+        r = ev["results"][min(target_index, len(ev["results"]) - 1)]
+        per_seed.append(normalized(r["returns"], r["refs"]["min"], r["refs"]["max"]))
+    allx = np.concatenate(per_seed)
+    return {"mean": float(allx.mean()), "std": float(allx.std()), "ci_episodes": bootstrap_ci(allx),
+            "ci_seeds": hierarchical_ci(per_seed), "seed_means": [float(x.mean()) for x in per_seed],
+            "n": int(len(allx)), "target": evals[0]["results"][min(target_index, len(evals[0]["results"]) - 1)]["target_return"]}
+
+
+def fmt(st: dict | None) -> str:
+    if st is None:
+        return "pending"
+    return (f"{st['mean']:.1f} ± {st['std']:.1f} [{st['ci_episodes'][0]:.1f}, {st['ci_episodes'][1]:.1f}] "
+            f"[{st['ci_seeds'][0]:.1f}, {st['ci_seeds'][1]:.1f}] ({', '.join(f'{x:.1f}' for x in st['seed_means'])})")
+
+
+COLUMNS = "mean ± std [95% CI, episodes] [95% CI, seeds] (seed means)"
+
+
+def _evals(camp, model: str, env: str, level: str, name: str) -> list[dict | None]:
+    return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in V.SEEDS]
+
+
+def _targets(camp, env: str, level: str) -> list[float]:
+    for s in V.SEEDS:
+        ev = _read(camp.results / R.run_name("dt", env, level, s) / f"eval-{R.ckpt_name(V.AB_EVAL_STEPS[0])}.json")
+        if ev:
+            return [r["target_return"] for r in ev["results"]]
+    return []
+
+
+def budget_ema_section(camp) -> list[str]:
+    out = ["## 2. A/B: budget and weight averaging", "",
+           f"One {V.AB_STEPS:,}-step DT run per seed (seeds {', '.join(map(str, V.SEEDS))}; the `transformers` "
+           f"initialisation; an exponential moving average of the weights with decay {V.EMA_DECAY} kept beside them), "
+           f"its checkpoints at {', '.join(f'{s:,}' for s in V.AB_EVAL_STEPS)} steps evaluated with "
+           f"{V.EVAL_EPISODES} episodes per seed and target (env seeds 0-{V.EVAL_EPISODES - 1}), raw weights and "
+           f"EMA. Normalised x100, the {len(V.SEEDS)} seeds pooled: {COLUMNS}.", ""]
+    for env, level in V.AB_DATASETS:
+        targets = _targets(camp, env, level) or [None]
+        for ti, tr in enumerate(targets):
+            out += [f"**{camp.dataset_id(env, level)}**" + (f", target {tr:g}" if tr is not None else ""), "",
+                    "| steps | raw weights | EMA |", "| --- | --- | --- |"]
+            for s in V.AB_EVAL_STEPS:
+                raw = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}.json"), ti)
+                ema = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}-ema.json"), ti)
+                out.append(f"| {s:,} | {fmt(raw)} | {fmt(ema)} |")
+            out.append("")
+        out += stability_lines(camp, env, level)
+    return out
+
+
+def stability_lines(camp, env: str, level: str) -> list[str]:
+    """Checkpoint-to-checkpoint swings from 20k steps on: the std of the 20-episode means of
+    consecutive checkpoints at the first target, per seed, raw vs EMA."""
+    rows = []
+    for ema in (False, True):
+        per_seed = []
+        for s in V.SEEDS:
+            d = camp.results / R.run_name("dt", env, level, s) / "curve"
+            xs = []
+            for step in range(V.AB_EVAL_STEPS[0], V.AB_STEPS + 1, V.CHECKPOINT_EVERY):
+                ev = _read(d / f"{R.ckpt_name(step)}{'-ema' if ema else ''}.json")
+                if ev is None:
+                    break
+                r = ev["results"][0]
+                xs.append(float(normalized(r["returns"], r["refs"]["min"], r["refs"]["max"]).mean()))
+            per_seed.append(xs)
+        n = min(len(x) for x in per_seed)
+        if n < 2:
+            rows.append(f"| {'EMA' if ema else 'raw'} | pending | pending |")
+            continue
+        stds = [float(np.std(x[:n])) for x in per_seed]
+        jumps = [float(np.mean(np.abs(np.diff(x[:n])))) for x in per_seed]
+        rows.append(f"| {'EMA' if ema else 'raw'} | {np.mean(stds):.1f} ({', '.join(f'{x:.1f}' for x in stds)}) | "
+                    f"{np.mean(jumps):.1f} ({', '.join(f'{x:.1f}' for x in jumps)}) |")
+    return [f"Stability on {camp.dataset_id(env, level)}: the {V.CURVE_EPISODES}-episode normalised means of the "
+            f"checkpoints every {V.CHECKPOINT_EVERY:,} steps from {V.AB_EVAL_STEPS[0]:,} on, at the first target; "
+            "mean over seeds (per seed).", "",
+            "| weights | std across checkpoints | mean jump between consecutive checkpoints |", "| --- | --- | --- |",
+            *rows, ""]
+
+
+def init_section(camp) -> list[str]:
+    out = ["## 3. A/B: initialisation", "",
+           f"{V.INIT_AB_STEPS:,} steps, same seeds and data: the official code's initialisation (`--init official`: "
+           "N(0, 0.02) in the GPT-2 trunk only, PyTorch's defaults in the embeddings and heads, no position row) "
+           f"against `transformers`' (every layer N(0, 0.02); the budget runs' {V.INIT_AB_STEPS:,}-step checkpoints). "
+           f"{V.EVAL_EPISODES} episodes per seed and target, raw weights. {COLUMNS}.", ""]
+    for env, level in V.AB_DATASETS:
+        targets = _targets(camp, env, level) or [None]
+        out += [f"**{camp.dataset_id(env, level)}**", "",
+                "| initialisation | " + " | ".join(f"target {t:g}" if t is not None else "score" for t in targets) + " |",
+                "| --- |" + " --- |" * len(targets)]
+        for model, name in (("dt", "transformers"), ("dtoff", "official")):
+            cells = [fmt(pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(V.INIT_AB_STEPS)}.json"), ti))
+                     for ti in range(len(targets))]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
+def last_best_section(camp) -> list[str]:
+    out = ["## 4. Last and best checkpoint", "",
+           f"The headline is always the LAST checkpoint. \"Best\", as CORL and d3rlpy also report it: the checkpoint "
+           f"(every {V.CHECKPOINT_EVERY:,} steps) with the highest {V.CURVE_EPISODES}-episode mean at the first target, "
+           f"evaluated again on {V.EVAL_EPISODES} fresh episodes (env seeds {V.BEST_SEED}+), so its number is not the "
+           f"selection's own luck. {COLUMNS}.", "",
+           "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
+    for env, level in V.AB_DATASETS:
+        for model, rec in V.RECIPES.items():
+            last = pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json"))
+            bevs = _evals(camp, model, env, level, "eval-best.json")
+            best = pooled(bevs)
+            steps = ", ".join(f"{e['checkpoint_step']:,}" for e in bevs) if best else ""
+            out.append(f"| {camp.dataset_id(env, level)} | {model} ({rec['steps']:,} steps) | {fmt(last)} | "
+                       f"{fmt(best)}{' (' + steps + ')' if steps else ''} |")
+    return out + [""]
+
+
+def suite_lines() -> list[str]:
+    from decision_transformer.suite.build import SUITE_V1
+    mp = SUITE_V1 / "manifest.json"
+    have = json.loads(mp.read_text()) if mp.is_file() else {}
+    envs = [R.ENVS[e] for e in R.ENVS]
+    done = [e for e in envs if e in have]
+    return [f"Suite v1's behaviour policies are committed for {len(done)} of {len(envs)} envs"
+            + (f" ({', '.join(done)})" if done else "") + "; docs/suite.md says where the others stand.", ""]
+
+
+def estimate_lines(camp) -> list[str]:
+    est = camp.estimate()
+    if not est:
+        return ["Compute estimate: no measured step times found (the v0 campaign's results/ files)."]
+    s2 = "; ".join(f"{b // 1000}k steps: {h:.0f}" for b, h in est["stage2_h"].items())
+    leg = len(V.SEEDS) * len(V.AB_DATASETS) * (V.AB_STEPS - V.AB_EVAL_STEPS[-2]) / est["dt_steps_per_s"] / 3600
+    return [f"Compute left, in core-hours of one thread (priced from measured times: DT {est['dt_steps_per_s']:.2f} "
+            f"gradient steps/s, BC {est['bc_steps_per_s']:.1f}/s, evaluation "
+            f"{est['eval_s_per_env_step'] * 1e3:.2f} ms per env step with full-length episodes):",
+            f"- stage 1 (the A/Bs below): training {est['stage1_train_h']:.1f}, evaluation {est['stage1_eval_h']:.1f};",
+            f"- stage 2 (12 datasets x {len(V.SEEDS)} seeds of DT, BC and 10%BC at {V.BASELINE_STEPS // 1000}k "
+            f"baseline steps, evaluations), by DT budget: {s2}.", "",
+            "The plan, in order: behaviour policies, datasets, stage 1, stage 2; two one-thread workers "
+            "(`dt results run`, one per core). Stage 1 trains breadth-first: every run to "
+            f"{V.AB_EVAL_STEPS[0] // 1000}k steps (the initialisation A/B's runs with them), then every run to "
+            f"{V.AB_EVAL_STEPS[1] // 1000}k, then to {V.AB_STEPS // 1000}k, each checkpoint evaluated as soon as "
+            f"it exists. If {V.AB_EVAL_STEPS[1] // 1000}k does not beat {V.AB_EVAL_STEPS[0] // 1000}k beyond the "
+            f"seeds' CIs, the {V.AB_STEPS // 1000}k leg ({leg:.0f} core-hours) is left to a GPU session, and stage 2 "
+            "runs on the CPU only at a budget it can afford (the 100k budget costs about four times the 20k one "
+            "above)."]
+
+
+def protocol_lines() -> list[str]:
+    return ["## Protocol", "",
+            "- Data: suite v1 (docs/suite.md): D4RL's recipe on the v5 envs: sbx SAC trained online; random, medium and "
+            "expert = 1M steps each of a SAC actor's own samples (randomly initialised; stopped at about 1/3 of the "
+            "expert's return; the expert), medium-replay = the medium run's replay buffer up to the medium policy "
+            "(>= 200k steps), medium-expert = medium + expert.",
+            "- DT: the paper's hyper-parameters (`--preset hopper|walker2d|halfcheetah`: K = 20, 3 layers, 1 head, width "
+            "128, dropout 0.1, AdamW lr 1e-4, weight decay 1e-4, 10k warm-up steps, clip 0.25, batch 64, returns-to-go "
+            "/ 1000), one CPU thread per run, 3 seeds.",
+            "- Evaluation: exact semantics (the blog's loop), deterministic actions, the paper's targets, env seeds 0, 1, "
+            "...; the headline is the last checkpoint.",
+            "- Reproduce: `dt results run` (one one-thread worker per core, resumable), then `dt results report`.", ""]
+
+
+def write_report_v1(camp, docs="docs") -> list[Path]:
+    docs = Path(docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    md = ["# Results: Decision Transformer on suite v1", "",
+          "Generated by `dt results report` from the files under `results/v1/`, which `dt results run` writes. "
+          "Do not edit by hand. The first campaign, on suite v0, is in [results-v0.md](results-v0.md). "
+          f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
+    st = status_section(camp)
+    md += st[:-1] + [""] + suite_lines() + estimate_lines(camp) + [""]
+    md += protocol_lines() + ["## 1. Stages", "",
+                              "Stage 1 (this page's tables): the recipe A/Bs on hopper medium-replay and medium-expert. "
+                              "Stage 2: the whole campaign with the recipe they choose (12 datasets x 3 seeds, BC and "
+                              "10%BC, sweeps, the republished checkpoints).", ""]
+    md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp)
+    return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")]

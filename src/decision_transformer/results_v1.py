@@ -1,0 +1,247 @@
+"""`dt results run --version v1`: the campaign on suite v1 (issue #22), on results.py's machinery.
+
+Stage 1, the recipe A/Bs (this plan): on hopper medium-replay and medium-expert of suite v1,
+3 seeds each, 100 episodes per evaluation:
+- budget: one 100k-step DT run per seed (the `transformers` initialisation), its 20k, 50k and
+  100k checkpoints evaluated (the checkpoint at step B of a longer run is the last checkpoint of a
+  B-step run: results.py's docstring says why);
+- EMA: the same runs keep an exponential moving average of the weights (--ema-decay 0.999),
+  evaluated beside the raw weights at those steps, and both at every 5k checkpoint with 20 episodes
+  (checkpoint-to-checkpoint stability);
+- initialisation: 20k-step runs with the official code's initialisation (--init official),
+  against the budget runs' 20k checkpoints (same seeds, same data);
+- last vs best: the best 5k checkpoint by its 20-episode score, evaluated again on 100 fresh
+  episodes (env seeds from BEST_SEED), so the "best" number is not the selection's own noise.
+
+Stage 2, the campaign with the chosen recipe (12 datasets x 3 seeds, BC, %BC, sweeps, the
+republished checkpoints), is planned once stage 1 has decided; `estimate()` prices both stages
+from measured step and evaluation times.
+
+RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, and per run
+`config.json`, `metrics.csv`, `eval-<step>[-ema].json`, `curve/<step>[-ema].json`, `eval-best.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from decision_transformer import results as R
+from decision_transformer.fileio import write_json_atomic
+from decision_transformer.results import Campaign, Task, _mk, ckpt_name, run_name
+
+VERSION = "v1"
+SEEDS = (0, 1, 2)
+AB_DATASETS = (("hopper", "medium-replay"), ("hopper", "medium-expert"))
+AB_STEPS = 100_000
+AB_EVAL_STEPS = (20_000, 50_000, 100_000)
+INIT_AB_STEPS = 20_000
+EMA_DECAY = 0.999
+CHECKPOINT_EVERY = 5_000
+CURVE_EPISODES = 20               # per target, every checkpoint (raw and EMA)
+EVAL_EPISODES = 100               # per target
+BEST_SEED = 1_000                 # env seeds of the best checkpoint's re-evaluation
+# run-name prefix -> how the DT is trained (the model is always the paper's DT)
+RECIPES = {"dt": {"init": "transformers", "steps": AB_STEPS, "evals": AB_EVAL_STEPS},
+           "dtoff": {"init": "official", "steps": INIT_AB_STEPS, "evals": (INIT_AB_STEPS,)}}
+
+# Stage 2's size, for the estimate: every level of every env, DT x 3 seeds at the chosen budget,
+# BC and %BC x 3 seeds at BASELINE_STEPS.
+CAMPAIGN_BUDGETS = (20_000, 50_000, 100_000)
+BASELINE_STEPS = 20_000
+
+
+def _suffix(ema: bool) -> str:
+    return "-ema" if ema else ""
+
+
+class CampaignV1(Campaign):
+    version = VERSION
+
+    def __init__(self, runs="runs/results-v1", results="results/v1", models=R.MODELS, log=print):
+        super().__init__(runs=runs, results=results, models=models, log=log)
+
+    @staticmethod
+    def dataset_id(env: str, level: str) -> str:
+        return f"dt/{env}/{level}-{VERSION}"
+
+    def build_dataset(self, env: str, level: str) -> None:
+        from decision_transformer.suite.build import SUITE_V1, build
+        build([self.env_id(env)], [level], suite_dir=SUITE_V1, progress=False, log=self.log)
+
+    @staticmethod
+    def committed(env: str) -> bool:
+        """Suite v1 has this env's policies (suite/v1/manifest.json)."""
+        from decision_transformer.suite.build import SUITE_V1
+        mp = SUITE_V1 / "manifest.json"
+        return mp.is_file() and R.ENVS[env] in json.loads(mp.read_text())
+
+    # -- the plan ------------------------------------------------------------------------------
+    def plan(self) -> list[Task]:
+        """Data, then every evaluation (each ready once its checkpoint exists, so a worker does it
+        as soon as it can), then the trainings breadth-first: every run to 20k steps (seed by seed,
+        the init A/B's runs included), then every run to 50k, then to 100k. A session that runs out
+        of time leaves the most complete comparison so far, and 20k vs 50k is settled before 100k."""
+        tasks: list[Task] = []
+        for env, level in AB_DATASETS:
+            tasks.append(Task(f"data:{env}-{level}", [self.results / "datasets" / f"{env}-{level}.json"],
+                              lambda e=env, lv=level: self.dataset_stats(e, lv), ready=lambda e=env: self.committed(e)))
+        runs = [(run_name(model, env, level, seed), env, level, model, seed, rec)
+                for seed in SEEDS for env, level in AB_DATASETS for model, rec in RECIPES.items()]
+        trains = []
+        for run, env, level, model, seed, rec in runs:
+            evals, train = self._run_tasks(run, env, level, model, seed, rec)
+            tasks += evals
+            trains += train
+        stage = lambda t: int(t.name.rsplit("@", 1)[1])              # noqa: E731
+        tasks += sorted(trains, key=stage)                           # stable: seed, dataset order kept
+        by_name = {t.name: t for t in tasks}
+        for t in tasks:
+            for nd in t.needs:
+                by_name[nd].feeds.append(t)
+        return tasks
+
+    def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict):
+        """A run's evaluations (each ready when its checkpoint exists) and best-checkpoint
+        re-evaluation; its training in stages (train:RUN@STEPS for each evaluated budget, each done
+        in checkpoint-sized chunks, results.py), every stage done when its evaluations are."""
+        out, data = self.results / run, f"data:{env}-{level}"
+        ck = lambda s, ema=False: (self.runs / run / "checkpoints" / ckpt_name(s) / ("ema" if ema else "")  # noqa: E731
+                                   / "model.safetensors")
+        evals, curve = [], []
+        for s in rec["evals"]:
+            for ema in (False, True):
+                evals.append(Task(f"eval:{run}@{s}{_suffix(ema)}", [out / f"eval-{ckpt_name(s)}{_suffix(ema)}.json"],
+                                  lambda s=s, ema=ema: self.evaluate_at(run, s, ema), needs=[data],
+                                  ready=lambda s=s, ema=ema: ck(s, ema).exists()))
+        for s in range(CHECKPOINT_EVERY, rec["steps"] + 1, CHECKPOINT_EVERY):
+            for ema in (False, True):
+                curve.append(Task(f"curve-eval:{run}@{s}{_suffix(ema)}", [out / "curve" / f"{ckpt_name(s)}{_suffix(ema)}.json"],
+                                  lambda s=s, ema=ema: self.curve_eval_at(run, s, ema), needs=[data],
+                                  ready=lambda s=s, ema=ema: ck(s, ema).exists()))
+        best = Task(f"best:{run}", [out / "eval-best.json"], lambda: self.evaluate_best(run),
+                    needs=[t.name for t in curve if not t.name.endswith("-ema")])
+        trains = []
+        for s in rec["evals"]:
+            t = self._train_task(run, env, level, model, seed, s, name=f"train:{run}@{s}", needs=[data])
+            at = lambda name: int(name.split("@")[1].removesuffix("-ema"))          # noqa: E731
+            t.feeds = [x for x in evals + curve if at(x.name) <= s]   # done when they are (a clone without runs/)
+            trains.append(t)
+        return evals + curve + [best], trains
+
+    def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
+        from decision_transformer.training.trainer import TrainConfig
+        over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
+                "checkpoint_every": CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
+        if model in RECIPES:
+            over.update(init=RECIPES[model]["init"], ema_decay=EMA_DECAY)
+        else:                                                # stage 2's baselines: bc, pbc10
+            over["model"] = "bc"
+            if model.startswith("pbc"):
+                over.update(top_pct=float(model[3:]), top_unit="timesteps")
+        return TrainConfig.from_sources(R.PRESETS[env], over)
+
+    # -- the tasks -----------------------------------------------------------------------------
+    def evaluate_at(self, run: str, step: int, ema: bool) -> None:
+        """100 episodes at each paper target, the checkpoint of `step` (raw or EMA weights)."""
+        model = self._load(run, step, ema)
+        out = self._evaluate(run, step, model.config.target_returns, EVAL_EPISODES, ema=ema)
+        self._copy_run_files(run)
+        write_json_atomic(_mk(self.results / run) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json", out)
+
+    def curve_eval_at(self, run: str, step: int, ema: bool) -> None:
+        """20 episodes at the first (expert) target only: stability and the best checkpoint."""
+        model = self._load(run, step, ema)
+        out = self._evaluate(run, step, model.config.target_returns[:1], CURVE_EPISODES, ema=ema)
+        self._copy_run_files(run)
+        write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}{_suffix(ema)}.json", out)
+
+    def best_step(self, run: str) -> int:
+        """The checkpoint whose 20-episode score at the first target is highest (raw weights)."""
+        scores = {}
+        for p in sorted((self.results / run / "curve").glob("*.json")):
+            if p.stem.endswith("-ema"):
+                continue
+            ev = json.loads(p.read_text())
+            scores[int(p.stem)] = float(np.mean(ev["results"][0]["returns"]))
+        return max(scores, key=lambda s: (scores[s], -s))
+
+    def evaluate_best(self, run: str) -> None:
+        step = self.best_step(run)
+        model = self._load(run, step)
+        out = self._evaluate(run, step, model.config.target_returns, EVAL_EPISODES, seed=BEST_SEED)
+        out["selected_by"] = f"the highest {CURVE_EPISODES}-episode mean at the first target over the checkpoints " \
+                             f"every {CHECKPOINT_EVERY:,} steps; evaluated again on env seeds {BEST_SEED}+"
+        write_json_atomic(_mk(self.results / run) / "eval-best.json", out)
+
+    # -- what is left, in core-hours -----------------------------------------------------------
+    def estimate(self, v0_results=None) -> dict:
+        """Core-hours of one thread left in stage 1, and stage 2's cost at each candidate budget,
+        from measured times: DT and BC gradient steps/s from the runs' metrics.csv (v1 runs when
+        they exist, else the v0 campaign's), and evaluation seconds per episode-step from the
+        v0 campaign's eval.json files (episodes x mean length)."""
+        v0 = Path(v0_results) if v0_results else Path(self.results).parent
+        dt_sps = _steps_per_s([*self.results.glob("dt-*/metrics.csv"), *self.results.glob("dtoff-*/metrics.csv")]) \
+            or _steps_per_s(list(v0.glob("dt-*-s0/metrics.csv")))
+        bc_sps = _steps_per_s(list(v0.glob("bc-*/metrics.csv")))
+        eval_s = _eval_seconds_per_step(list(v0.glob("dt-*/eval.json")))
+        if not (dt_sps and bc_sps and eval_s):
+            return {}
+        ep_steps = 1000                                  # priced at full-length episodes: an upper bound
+        left_train = left_eval = 0.0
+        trained: dict[str, int] = {}
+        for t in sorted(self.plan(), key=lambda t: int(t.name.rsplit("@", 1)[1]) if t.name.startswith("train:") else 0):
+            if t.done():
+                continue
+            kind, run = t.name.split(":", 1)
+            if kind == "train":                  # stages of one run: count each step once
+                run, goal = run.split("@")
+                done = max(_last_step(self.runs / run), trained.get(run, 0))
+                left_train += max(0, int(goal) - done) / dt_sps
+                trained[run] = max(done, int(goal))
+            elif kind in ("eval", "best"):
+                left_eval += 2 * EVAL_EPISODES * ep_steps * eval_s
+            elif kind == "curve-eval":
+                left_eval += CURVE_EPISODES * ep_steps * eval_s
+        envs, levels = len(R.ENVS), len(R.LEVELS)
+        runs = envs * levels * len(SEEDS)
+        stage2 = {}
+        for b in CAMPAIGN_BUDGETS:
+            dt = runs * b / dt_sps
+            base = 2 * runs * BASELINE_STEPS / bc_sps
+            ev = runs * 3 * 2 * EVAL_EPISODES * ep_steps * eval_s        # DT (2 targets), BC, %BC
+            stage2[b] = (dt + base + ev) / 3600
+        return {"dt_steps_per_s": dt_sps, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
+                "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2}
+
+
+def _steps_per_s(files: list[Path]) -> float | None:
+    """Median of the steps_per_s column over the rows of these metrics.csv files."""
+    vals = []
+    for f in files:
+        for line in f.read_text().splitlines()[1:]:
+            cols = line.split(",")
+            if len(cols) > 3 and cols[3]:
+                vals.append(float(cols[3]))
+    return float(np.median(vals)) if vals else None
+
+
+def _eval_seconds_per_step(files: list[Path]) -> float | None:
+    """Evaluation seconds per env step (one thread, 50 envs, ONNX Runtime) over these eval.json files."""
+    rates = []
+    for f in files:
+        ev = json.loads(f.read_text())
+        steps = sum(r["episodes"] * r["length_mean"] for r in ev["results"] if "length_mean" in r)
+        if steps and ev.get("eval_seconds"):
+            rates.append(ev["eval_seconds"] / steps)
+    return float(np.median(rates)) if rates else None
+
+
+def _last_step(run: Path) -> int:
+    last = run / "checkpoints" / "last"
+    try:
+        return int(last.resolve().name) if last.exists() else 0
+    except ValueError:
+        return 0

@@ -1,0 +1,115 @@
+"""Suite v1's campaign (`dt results run`, results_v1.py): the A/B stage's plan, its runs and its page."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import toyenv  # noqa: F401  (registers LineReach-v0)
+
+from decision_transformer import results as C
+from decision_transformer import results_v1 as V
+from decision_transformer.report import v1 as page
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = dict(env_id="LineReach-v0", context_length=5, hidden_size=32, n_layer=2, n_head=1, dropout=0.1,
+           lr=1e-3, warmup_steps=50, return_scale=10.0, max_ep_len=32, target_returns=[19.0, 9.0], log_every=10)
+
+
+@pytest.fixture
+def tiny_v1(tmp_path, monkeypatch):
+    """The real v1 campaign code on a toy plan: one dataset, 2 seeds, budgets 10/20 steps, init A/B at 10."""
+    import h5py
+    npz = np.load(toyenv.make_dataset(tmp_path / "toy.npz", episodes=100))
+    data = tmp_path / "toy.hdf5"
+    with h5py.File(data, "w") as f:
+        f["observations"], f["actions"], f["rewards"] = npz["observations"], npz["actions"], npz["rewards"]
+        f["terminals"], f["timeouts"] = npz["terminations"], npz["truncations"]
+        f.attrs["env_id"], f.attrs["ref_min_score"], f.attrs["ref_max_score"] = "LineReach-v0", 7.0, 19.0
+    preset = tmp_path / "toy.json"
+    preset.write_text(json.dumps(TOY))
+    monkeypatch.setattr(C, "ENVS", {"toy": "LineReach-v0"})
+    monkeypatch.setattr(C, "PRESETS", {"toy": str(preset)})
+    for k, v in dict(SEEDS=(0, 1), AB_DATASETS=(("toy", "mixed"),), AB_EVAL_STEPS=(10, 20), AB_STEPS=20,
+                     INIT_AB_STEPS=10, CHECKPOINT_EVERY=5, CURVE_EPISODES=3, EVAL_EPISODES=4, BEST_SEED=50,
+                     RECIPES={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
+                              "dtoff": {"init": "official", "steps": 10, "evals": (10,)}}).items():
+        monkeypatch.setattr(V, k, v)
+    monkeypatch.setattr(V.CampaignV1, "dataset_id", staticmethod(lambda env, level: str(data)))
+    monkeypatch.setattr(V.CampaignV1, "committed", staticmethod(lambda env: True))
+    monkeypatch.setattr(V.CampaignV1, "poll_seconds", 0.2)
+    return V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
+                        log=lambda *a: None)
+
+
+def test_the_ab_plan_is_consistent_and_breadth_first():
+    camp = V.CampaignV1(runs="/nonexistent", results="/nonexistent")
+    tasks = camp.plan()
+    names = [t.name for t in tasks]
+    assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
+    trains = [n for n in names if n.startswith("train:")]
+    runs = len(V.SEEDS) * len(V.AB_DATASETS)
+    assert len(trains) == runs * (len(V.AB_EVAL_STEPS) + 1)          # dt in 3 stages, dtoff in 1
+    steps = [int(n.rsplit("@", 1)[1]) for n in trains]
+    assert steps == sorted(steps)                                       # every run to 20k before any to 50k
+    assert names.index(trains[0]) > max(i for i, n in enumerate(names) if not n.startswith("train:"))
+    evals = [n for n in names if n.startswith("eval:")]
+    assert len(evals) == runs * 2 * (len(V.AB_EVAL_STEPS) + 1)          # raw + EMA at each budget
+    assert len([n for n in names if n.startswith("best:")]) == 2 * runs
+    cfg = camp.train_config("dtoff-hopper-medium-replay-s1", "hopper", "medium-replay", "dtoff", 1, 20_000)
+    assert (cfg.init, cfg.ema_decay, cfg.seed, cfg.num_threads, cfg.dataset) == \
+        ("official", V.EMA_DECAY, 1, 1, "dt/hopper/medium-replay-v1")
+    assert camp.train_config("x", "hopper", "medium", "dt", 0, 10).init == "transformers"
+    pbc = camp.train_config("x", "hopper", "medium", "pbc10", 0, 10)
+    assert (pbc.model, pbc.top_pct, pbc.top_unit) == ("bc", 10.0, "timesteps")
+
+
+def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path):
+    camp = tiny_v1
+    camp.run()
+    assert all(s == "done" for _, s in camp.status())
+    r = camp.results / "dt-toy-mixed-s0"
+    raw, ema = (json.loads((r / f"eval-00000020{x}.json").read_text()) for x in ("", "-ema"))
+    assert raw["weights"] == "raw" and ema["weights"] == "ema" and raw["checkpoint_step"] == 20
+    assert [x["target_return"] for x in raw["results"]] == [19.0, 9.0] and raw["results"][0]["episodes"] == 4
+    assert raw["results"][0]["returns"] != ema["results"][0]["returns"] or raw["results"][1]["returns"] != ema["results"][1]["returns"]
+    curve = json.loads((r / "curve" / "00000015.json").read_text())
+    assert len(curve["results"]) == 1 and curve["results"][0]["episodes"] == 3            # first target only
+    best = json.loads((r / "eval-best.json").read_text())
+    assert best["checkpoint_step"] == camp.best_step("dt-toy-mixed-s0") and best["seed"] == 50
+    off = json.loads((camp.runs / "dtoff-toy-mixed-s1" / "config.json").read_text())
+    assert off["init"] == "official" and off["ema_decay"] == V.EMA_DECAY and off["steps"] == 10
+    # the page: the budget row is what the two seeds' files imply
+    page.write_report_v1(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    per_seed = [100 * (np.array(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "eval-00000020.json").read_text())
+                                ["results"][0]["returns"]) - 7.0) / 12.0 for k in (0, 1)]
+    x = np.concatenate(per_seed)
+    row = next(line for line in md.splitlines() if line.startswith("| 20 |"))
+    assert row.startswith(f"| 20 | {x.mean():.1f} ± {x.std():.1f} [")
+    assert f"({per_seed[0].mean():.1f}, {per_seed[1].mean():.1f})" in row
+    assert "| official |" in md and "| raw |" in md and "pending" not in md.split("## 2.")[1]
+    # a missing seed makes the cell pending, never a one-seed number
+    (camp.results / "dt-toy-mixed-s1" / "eval-00000020.json").unlink()
+    page.write_report_v1(camp, docs=tmp_path / "docs")
+    row = next(line for line in (tmp_path / "docs" / "results.md").read_text().splitlines() if line.startswith("| 20 |"))
+    assert row.split("|")[2].strip() == "pending"
+
+
+def test_hierarchical_ci_widens_when_seeds_disagree():
+    rng = np.random.default_rng(0)
+    same = [rng.normal(50, 10, 100) for _ in range(3)]
+    apart = [rng.normal(m, 10, 100) for m in (20, 50, 80)]
+    w = lambda ci: ci[1] - ci[0]                           # noqa: E731
+    assert w(page.hierarchical_ci(apart)) > 5 * w(page.hierarchical_ci(same))
+    assert page.hierarchical_ci(same)[0] < 50 < page.hierarchical_ci(same)[1]
+
+
+def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=ROOT / "results" / "v1-none")   # no v1 run yet
+    est = camp.estimate(v0_results=ROOT / "results")
+    assert 1 < est["dt_steps_per_s"] < 50 and est["bc_steps_per_s"] > est["dt_steps_per_s"]
+    dt_steps = len(V.SEEDS) * len(V.AB_DATASETS) * (V.AB_STEPS + V.INIT_AB_STEPS)
+    assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
+    assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
+    assert "stage 1" in "\n".join(page.estimate_lines(camp))
