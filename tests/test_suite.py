@@ -238,3 +238,34 @@ def test_suite_v1_build_samples_the_policies_and_names_v1(tmp_path, monkeypatch)
     monkeypatch.setattr(suite, "SUITE_V1", tmp_path / "v1-missing")
     with pytest.raises(DTError, match="suite v1's policies are not committed yet"):
         suite.build(["Hopper-v5"], suite_dir=tmp_path / "v1-missing")
+
+
+def test_export_v1_from_two_sac_runs(tmp_path):
+    """behaviour.py (SAC, --train-freq) -> export_v1 -> suite/v1 files whose actors equal sbx's own."""
+    pytest.importorskip("sbx")                               # the `behaviour` extra
+    import sbx
+
+    from decision_transformer.suite.behaviour import train_behaviour
+    from decision_transformer.suite.build import export_v1
+    for name, freq in (("expert", 1), ("medium", 8)):
+        train_behaviour("Hopper-v5", tmp_path / name, "sac", total_steps=1200, chunk=400, eval_episodes=1,
+                        train_freq=freq, log=lambda *a: None)
+    evals = [json.loads(x) for x in (tmp_path / "medium" / "evals.jsonl").read_text().splitlines()]
+    assert [e["steps"] for e in evals] == [400, 800, 1200] and all("sample_mean" in e for e in evals)
+    assert json.loads((tmp_path / "medium" / "state" / "progress.json").read_text())["train_freq"] == 8
+    with pytest.raises(ValueError, match="--train-freq 8, not 1"):
+        train_behaviour("Hopper-v5", tmp_path / "medium", "sac", total_steps=1600, chunk=400, train_freq=1)
+    entry = export_v1(tmp_path / "expert", tmp_path / "medium", "Hopper-v5", suite_dir=tmp_path / "v1",
+                      min_replay=0, log=lambda *a: None)
+    assert entry["version"] == "v1" and entry["medium-replay"]["transitions"] == entry["medium"]["env_steps"]
+    for lv in ("random", "medium", "expert"):
+        e = entry[lv]
+        assert sha256(tmp_path / "v1" / e["file"]) == e["sha256"] and e["collect"]["noise"] == "sample"
+        assert MLPActor.load(tmp_path / "v1" / e["file"]).stochastic
+    snap = tmp_path / "medium" / "snapshots" / f"{entry['medium']['env_steps']:08d}.zip"
+    model, actor = sbx.SAC.load(str(snap), device="cpu"), MLPActor.load(tmp_path / "v1" / entry["medium"]["file"])
+    obs = np.random.default_rng(0).normal(size=(8, 11)).astype(np.float32)
+    np.testing.assert_allclose(actor(obs), model.predict(obs, deterministic=True)[0], atol=1e-5)
+    d = np.load(tmp_path / "v1" / entry["medium-replay"]["file"])
+    assert "next_observations" not in d.files and len(d["rewards"]) == entry["medium"]["env_steps"]
+    assert json.loads((tmp_path / "v1" / "manifest.json").read_text())["Hopper-v5"]["expert"] == entry["expert"]
