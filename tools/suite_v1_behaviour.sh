@@ -9,7 +9,7 @@
 # them (measured: sbx SAC at 31 env steps/s instead of ~100).
 #
 # Each line resumes its run where it stopped (rerun the same command after a kill). A medium run
-# stops once its mean action reaches 60% of the v0 expert's return (past D4RL's "about 1/3": the
+# stops once its mean action reaches half the v0 expert's return (past D4RL's "about 1/3": the
 # level is picked afterwards by suite/build.py); its replay buffer up to the medium snapshot is the
 # medium-replay level. Then `python -m decision_transformer.suite.build --v1 ...` exports the levels.
 set -euo pipefail
@@ -25,9 +25,9 @@ case "${1:?expert or medium}" in
     train --env Walker2d-v5 --steps 1000000 --run-dir "$RUNS/walker2d-expert"
     train --env HalfCheetah-v5 --steps 1000000 --run-dir "$RUNS/halfcheetah-expert" ;;
   medium)
-    train --env Hopper-v5 --steps 1000000 --train-freq 8 --stop-return 2140 --run-dir "$RUNS/hopper-medium"
-    train --env Walker2d-v5 --steps 1000000 --train-freq 8 --stop-return 2400 --run-dir "$RUNS/walker2d-medium"
-    train --env HalfCheetah-v5 --steps 1000000 --train-freq 8 --stop-return 6050 --run-dir "$RUNS/halfcheetah-medium"
+    train --env Hopper-v5 --steps 1000000 --train-freq 8 --stop-return 1780 --run-dir "$RUNS/hopper-medium"
+    train --env Walker2d-v5 --steps 1000000 --train-freq 8 --stop-return 2000 --run-dir "$RUNS/walker2d-medium"
+    train --env HalfCheetah-v5 --steps 1000000 --train-freq 8 --stop-return 5050 --run-dir "$RUNS/halfcheetah-medium"
     # then the second core helps with the experts, last one first
     train --env HalfCheetah-v5 --steps 1000000 --run-dir "$RUNS/halfcheetah-expert" ;;
 esac
