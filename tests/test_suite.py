@@ -253,7 +253,7 @@ def test_export_v1_from_two_sac_runs(tmp_path):
     evals = [json.loads(x) for x in (tmp_path / "medium" / "evals.jsonl").read_text().splitlines()]
     assert [e["steps"] for e in evals] == [400, 800, 1200] and all("sample_mean" in e for e in evals)
     assert json.loads((tmp_path / "medium" / "state" / "progress.json").read_text())["train_freq"] == 8
-    with pytest.raises(ValueError, match="--train-freq 8, not 1"):
+    with pytest.raises(ValueError, match="--train-freq 8 --gradient-steps 1, not 1 and 1"):
         train_behaviour("Hopper-v5", tmp_path / "medium", "sac", total_steps=1600, chunk=400, train_freq=1)
     entry = export_v1(tmp_path / "expert", tmp_path / "medium", "Hopper-v5", suite_dir=tmp_path / "v1",
                       min_replay=0, log=lambda *a: None)

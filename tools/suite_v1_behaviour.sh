@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Suite v1's behaviour policies (issue #22): sbx SAC, D4RL's algorithm, trained online, one thread per run.
 #
-#   CORE=0 tools/suite_v1_behaviour.sh expert   # the expert runs (1 gradient step per env step)
+#   CORE=0 tools/suite_v1_behaviour.sh expert   # the expert runs (1 gradient step per env step), 500k
+#                                               # env steps each (docs/suite.md: what SAC costs here)
 #   CORE=1 tools/suite_v1_behaviour.sh medium   # the medium runs (1 gradient step per 8 env steps)
 #
 # CORE pins a queue to one core (taskset): this JAX (0.10) ignores --xla_cpu_multi_thread_eigen=false
@@ -21,13 +22,13 @@ PIN=${CORE:+taskset -c $CORE}
 train() { $PIN nice -n 19 "$PY" -m decision_transformer.suite.behaviour --algo sac "$@"; }
 case "${1:?expert or medium}" in
   expert)
-    train --env Hopper-v5 --steps 1000000 --run-dir "$RUNS/hopper-expert"
-    train --env Walker2d-v5 --steps 1000000 --run-dir "$RUNS/walker2d-expert"
-    train --env HalfCheetah-v5 --steps 1000000 --run-dir "$RUNS/halfcheetah-expert" ;;
+    train --env Hopper-v5 --steps 500000 --run-dir "$RUNS/hopper-expert"
+    train --env Walker2d-v5 --steps 500000 --run-dir "$RUNS/walker2d-expert"
+    train --env HalfCheetah-v5 --steps 500000 --run-dir "$RUNS/halfcheetah-expert" ;;
   medium)
     train --env Hopper-v5 --steps 1000000 --train-freq 8 --stop-return 1780 --run-dir "$RUNS/hopper-medium"
     train --env Walker2d-v5 --steps 1000000 --train-freq 8 --stop-return 2000 --run-dir "$RUNS/walker2d-medium"
     train --env HalfCheetah-v5 --steps 1000000 --train-freq 8 --stop-return 5050 --run-dir "$RUNS/halfcheetah-medium"
     # then the second core helps with the experts, last one first
-    train --env HalfCheetah-v5 --steps 1000000 --run-dir "$RUNS/halfcheetah-expert" ;;
+    train --env HalfCheetah-v5 --steps 500000 --run-dir "$RUNS/halfcheetah-expert" ;;
 esac

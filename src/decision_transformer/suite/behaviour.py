@@ -32,14 +32,16 @@ HYPERS = {
 }
 
 
-def _make(algo: str, env, seed: int, train_freq: int = 1):
-    """train_freq K: one gradient step every K env steps (update-to-data ratio 1/K). The suite's v1
-    medium runs use K = 8: the learner reaches the medium level after several times more env steps,
-    so its replay buffer up to that point is D4RL-sized (>= 200k steps), at a fraction of the cost."""
+def _make(algo: str, env, seed: int, train_freq: int = 1, gradient_steps: int = 1):
+    """Every `train_freq` env steps, `gradient_steps` gradient steps (update-to-data ratio G/K).
+    The suite's v1 medium runs use K = 8, G = 1: the learner reaches the medium level after several
+    times more env steps, so its replay buffer up to that point is D4RL-sized (>= 200k steps), at a
+    fraction of the cost. K = G > 1 keeps one update per env step in blocks, as D4RL's rlkit SAC
+    did (1000 env steps, then 1000 updates); sbx runs a block's updates in one compiled call."""
     import sbx
     from stable_baselines3.common.noise import NormalActionNoise
 
-    kw = dict(HYPERS[algo], train_freq=train_freq)
+    kw = dict(HYPERS[algo], train_freq=train_freq, gradient_steps=gradient_steps)
     if algo == "td3":
         n = env.action_space.shape[0]
         kw["action_noise"] = NormalActionNoise(np.zeros(n), 0.1 * np.ones(n))
@@ -69,7 +71,7 @@ def save_chunk(run: Path, model, prog: dict, prog_path: Path, snapshot: Path, re
 
 def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_steps: int = 1_000_000,
                     chunk: int = 10_000, eval_episodes: int = 5, seed: int = 0, train_freq: int = 1,
-                    stop_return: float | None = None, log=print) -> None:
+                    gradient_steps: int = 1, stop_return: float | None = None, log=print) -> None:
     """Train (or resume) a behaviour policy, checkpointing and evaluating every `chunk` steps.
     stop_return: stop once the mean action's evaluation reaches it (a medium run need not go on)."""
     import gymnasium as gym
@@ -90,14 +92,16 @@ def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_s
     cls = {"td3": sbx.TD3, "sac": sbx.SAC}[algo]
     if prog_path.exists():
         prog = json.loads(prog_path.read_text())
-        if prog.get("train_freq", 1) != train_freq:
-            raise ValueError(f"{run} was trained with --train-freq {prog.get('train_freq', 1)}, not {train_freq}")
+        if (prog.get("train_freq", 1), prog.get("gradient_steps", 1)) != (train_freq, gradient_steps):
+            raise ValueError(f"{run} was trained with --train-freq {prog.get('train_freq', 1)} --gradient-steps "
+                             f"{prog.get('gradient_steps', 1)}, not {train_freq} and {gradient_steps}")
         model = cls.load(run / "state" / "model.zip", env=env)
         model.load_replay_buffer(run / "state" / "replay.pkl")
         log(f"resumed {env_id} {algo} at {prog['steps']} steps")
     else:
-        prog = {"env_id": env_id, "algo": algo, "seed": seed, "train_freq": train_freq, "steps": 0, "wall": 0.0}
-        model = _make(algo, env, seed, train_freq)
+        prog = {"env_id": env_id, "algo": algo, "seed": seed, "train_freq": train_freq,
+                "gradient_steps": gradient_steps, "steps": 0, "wall": 0.0}
+        model = _make(algo, env, seed, train_freq, gradient_steps)
     while prog["steps"] < total_steps and not prog.get("stopped_at_return"):
         t0 = time.time()
         model.learn(total_timesteps=chunk, reset_num_timesteps=prog["steps"] == 0, progress_bar=False)
@@ -127,11 +131,12 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=1_000_000)
     p.add_argument("--chunk", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-freq", type=int, default=1, help="one gradient step every K env steps")
+    p.add_argument("--train-freq", type=int, default=1, help="update every K env steps")
+    p.add_argument("--gradient-steps", type=int, default=1, help="gradient steps per update")
     p.add_argument("--stop-return", type=float, default=None,
                    help="stop once the mean action's evaluation return reaches this")
     p.add_argument("--run-dir", required=True)
     a = p.parse_args()
-    train_behaviour(a.env, a.run_dir, a.algo, a.steps, a.chunk, seed=a.seed, train_freq=a.train_freq,
+    train_behaviour(a.env, a.run_dir, a.algo, a.steps, a.chunk, seed=a.seed, train_freq=a.train_freq, gradient_steps=a.gradient_steps,
                     stop_return=a.stop_return,
                     log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))

@@ -197,6 +197,7 @@ def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_repla
         entry[level] = {"file": f"{env_id}/{path.name}", "sha256": sha256(path), "algorithm": "sbx-sac",
                         "env_steps": src["steps"] if src else 0, "seed": progs[level if src else "expert"]["seed"],
                         "train_freq": progs[level if src else "expert"].get("train_freq", 1),
+                        "gradient_steps": progs[level if src else "expert"].get("gradient_steps", 1),
                         "eval_episodes": V1_EVAL_EPISODES,
                         "return_mean": round(float(np.mean(srets)), 2), "return_std": round(float(np.std(srets)), 2),
                         "mean_action_eval_episodes": EVAL_EPISODES,
@@ -218,7 +219,7 @@ def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_repla
                               "note": "replay buffer of the medium policy's training run, steps 0..env_steps"}
     log(f"{env_id} medium-replay: {med} transitions, {rp.stat().st_size / 1e6:.1f} MB")
     entry["training"] = {k: {"total_env_steps": progs[k]["steps"], "wall_seconds": round(progs[k]["wall"], 1),
-                             "train_freq": progs[k].get("train_freq", 1),
+                             "train_freq": progs[k].get("train_freq", 1), "gradient_steps": progs[k].get("gradient_steps", 1),
                              "eval_curve_5ep": [[r["steps"], round(r["mean"], 1), round(r.get("sample_mean", np.nan), 1)]
                                                 for r in evals[k]]} for k in runs}
     manifest[env_id] = entry
