@@ -223,6 +223,9 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d, monkeyp
     assert (res["mean_reward"], res["std_reward"], res["n_eval_episodes"], res["target_return"]) == \
         (r0["return_mean"], r0["return_std"], r0["episodes"], r0["target_return"])
     assert res["normalized_score_x100"] == r0["normalized_x100"] and res["checkpoint_step"] == ev["checkpoint_step"]
+    data = json.loads((ROOT / "results" / "datasets" / f"{env}-{level}.json").read_text())
+    assert res["dataset"] == data["dataset"] and (res["dataset_return_mean"], res["dataset_return_max"]) == \
+        (data["return_mean"], data["return_max"])
     card = (d / "README.md").read_text()
     head = card.split("---")[1]
     for line in ("library_name: decision-transformer", "pipeline_tag: reinforcement-learning", "- offline-rl",

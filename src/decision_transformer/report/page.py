@@ -487,7 +487,10 @@ def model_cards(col: Collected) -> list[Path]:
             cfg = json.loads((d / "config.json").read_text())["decision_transformer"]
             data = col.data[(e, lv)]
             r0 = ev["results"][0]
-            res = {"env_id": ev["env_id"], "dataset": ev["dataset"], "checkpoint_step": ev["checkpoint_step"],
+            res = {"env_id": ev["env_id"], "dataset": ev["dataset"],
+                   "dataset_return_mean": data["return_mean"] if data else None,
+                   "dataset_return_max": data["return_max"] if data else None,
+                   "checkpoint_step": ev["checkpoint_step"],
                    "target_return": r0["target_return"], "mean_reward": r0["return_mean"], "std_reward": r0["return_std"],
                    "n_eval_episodes": r0["episodes"], "normalized_score_x100": r0["normalized_x100"],
                    "normalized_ci95": r0["normalized_ci95"], "refs": r0["refs"], "is_deterministic": True,
