@@ -113,3 +113,44 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
     assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
     assert "stage 1" in "\n".join(page.estimate_lines(camp))
+
+
+@pytest.mark.parametrize("stage2", [{"budget": 20_000, "model": "dt"}, {"budget": 50_000, "model": "dtoff", "ema": True}])
+def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2, monkeypatch):
+    monkeypatch.setattr(V, "STAGE2", stage2)
+    tasks = V.CampaignV1(runs="/nonexistent", results="/nonexistent").plan()
+    names = [t.name for t in tasks]
+    assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
+    b, m = stage2["budget"], stage2["model"]
+    dts = {n.split(":")[1].split("@")[0] for n in names if n.startswith(f"train:{m}-")}
+    assert len(dts) == len(C.ENVS) * len(C.LEVELS) * len(V.SEEDS)        # stage 1's hopper runs among them
+    assert all(f"eval:{r}@{b}" in names and f"train:{r}@{b}" in names for r in dts)
+    for base in V.BASELINES:
+        assert len([n for n in names if n.startswith(f"train:{base}-")]) == len(C.ENVS) * len(C.LEVELS) * len(V.SEEDS)
+    assert len([n for n in names if n.startswith("sweep:")]) == len(C.ENVS) * len(V.SWEEP_LEVELS) * len(V.SEEDS)
+    assert names.index(next(n for n in names if n.startswith("train:"))) > names.index(next(n for n in names if n.startswith("sweep:")))
+
+
+def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "LEVELS", ("mixed",))
+    for k, v in dict(STAGE2={"budget": 10, "model": "dt"}, BASELINE_STEPS=10, SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3,
+                     SWEEP_EPISODES=2).items():
+        monkeypatch.setattr(V, k, v)
+    camp = tiny_v1
+    camp.run()
+    assert all(s == "done" for _, s in camp.status())
+    bc = json.loads((camp.results / "bc-toy-mixed-s1" / "eval-00000010.json").read_text())
+    pbc = json.loads((camp.runs / "pbc10-toy-mixed-s0" / "config.json").read_text())
+    assert bc["architecture"] == "bc" and len(bc["results"]) == 1                 # BC: one target
+    assert (pbc["top_pct"], pbc["top_unit"], pbc["steps"]) == (10.0, "timesteps", 10)
+    sw = json.loads((camp.results / "dt-toy-mixed-s0" / "sweep.json").read_text())
+    assert len(sw["results"]) == 3 and sw["checkpoint_step"] == 10
+    page.write_report_v1(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    row = next(line for line in md.split("## 5.")[1].splitlines() if line.startswith("| /"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert all(c != "pending" for c in cells[1:5]), row                       # data, DT, BC, 10%BC
+    x = np.concatenate([100 * (np.array(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "eval-00000010.json")
+                                                   .read_text())["results"][0]["returns"]) - 7) / 12 for k in (0, 1)])
+    assert cells[2].startswith(f"{x.mean():.1f} ± {x.std():.1f} [")
+    assert "### The bars (issue #22)" in md and "sweep rho >= 0.8" in md

@@ -51,6 +51,13 @@ RECIPES = {"dt": {"init": "transformers", "steps": AB_STEPS, "evals": AB_EVAL_ST
 # BC and %BC x 3 seeds at BASELINE_STEPS.
 CAMPAIGN_BUDGETS = (20_000, 50_000, 100_000)
 BASELINE_STEPS = 20_000
+# Stage 2's recipe, set when stage 1 has decided (docs/results.md), e.g.
+#   {"budget": 20_000, "model": "dt", "ema": False}   (model: "dt" = transformers init, "dtoff" = official)
+# None: stage 2 is not planned yet.
+STAGE2: dict | None = None
+BASELINES = ("bc", "pbc10")       # BC, and %BC at 10% of the timesteps (the paper's)
+SWEEP_LEVELS = ("medium-replay", "medium-expert")
+SWEEP_POINTS, SWEEP_EPISODES = 10, 20
 
 
 def _suffix(ema: bool) -> str:
@@ -96,8 +103,16 @@ class CampaignV1(Campaign):
             tasks += evals
             trains += train
         stage = lambda t: int(t.name.rsplit("@", 1)[1])              # noqa: E731
-        tasks += sorted(trains, key=stage)                           # stable: seed, dataset order kept
+        trains = sorted(trains, key=stage)                           # stable: seed, dataset order kept
+        if STAGE2 is not None:                                       # its evaluations before any training too
+            more, later = self._stage2_tasks({t.name for t in tasks + trains})
+            tasks += more
+            trains += sorted(later, key=stage)
+        tasks += trains
         by_name = {t.name: t for t in tasks}
+        for t in tasks:                                   # a sweep also feeds its run's training (stage 1's too)
+            if t.name.startswith("sweep:"):
+                by_name[f"train:{t.name[6:]}@{STAGE2['budget']}"].feeds.append(t)
         for t in tasks:
             for nd in t.needs:
                 by_name[nd].feeds.append(t)
@@ -131,6 +146,51 @@ class CampaignV1(Campaign):
             trains.append(t)
         return evals + curve + [best], trains
 
+    def _stage2_tasks(self, have: set[str]) -> tuple[list[Task], list[Task]]:
+        """Every level of every env: DT x 3 seeds with STAGE2's recipe (stage 1's runs reused where
+        they are the same run), BC and %BC x 3 seeds, sweeps of the medium-replay and medium-expert
+        DTs (every seed): (evaluations, trainings), placed by plan()."""
+        budget, model, ema = STAGE2["budget"], STAGE2["model"], STAGE2.get("ema", False)
+        rec = {"init": RECIPES[model]["init"], "steps": budget, "evals": (budget,)}
+        evals, trains = [], []
+        for env in R.ENVS:
+            for level in R.LEVELS:
+                data = f"data:{env}-{level}"
+                if data not in have:
+                    evals.append(Task(data, [self.results / "datasets" / f"{env}-{level}.json"],
+                                      lambda e=env, lv=level: self.dataset_stats(e, lv),
+                                      ready=lambda e=env: self.committed(e)))
+                for seed in SEEDS:
+                    run = run_name(model, env, level, seed)
+                    ev, tr = self._run_tasks(run, env, level, model, seed, rec)
+                    evals += [t for t in ev if t.name not in have]     # stage 1's runs are reused as they are
+                    trains += [t for t in tr if t.name not in have]
+                    if level in SWEEP_LEVELS:
+                        ck = self.runs / run / "checkpoints" / ckpt_name(budget) / ("ema" if ema else "")
+                        evals.append(Task(f"sweep:{run}", [self.results / run / "sweep.json"],
+                                          lambda r=run, e=env, lv=level: self.sweep_v1(r, e, lv, budget, ema),
+                                          needs=[data], ready=lambda c=ck: (c / "model.safetensors").exists()))
+                    for base in BASELINES:
+                        r = run_name(base, env, level, seed)
+                        evals.append(Task(f"eval:{r}@{BASELINE_STEPS}", [self.results / r / f"eval-{ckpt_name(BASELINE_STEPS)}.json"],
+                                          lambda r=r: self.evaluate_at(r, BASELINE_STEPS, False), needs=[data],
+                                          ready=lambda r=r: (self.runs / r / "checkpoints" / ckpt_name(BASELINE_STEPS)
+                                                             / "model.safetensors").exists()))
+                        t = self._train_task(r, env, level, base, seed, BASELINE_STEPS, name=f"train:{r}@{BASELINE_STEPS}",
+                                             needs=[data])
+                        t.feeds = [evals[-1]]
+                        trains.append(t)
+        return evals, trains
+
+    def sweep_v1(self, run: str, env: str, level: str, step: int, ema: bool) -> None:
+        """Achieved vs target return at SWEEP_POINTS targets from the data's lowest return to 1.2x its
+        best, SWEEP_EPISODES episodes each (env seeds from 1: not the evaluation's)."""
+        d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
+        targets = [float(x) for x in np.linspace(max(0.0, d["return_min"]), 1.2 * d["return_max"], SWEEP_POINTS)]
+        out = self._evaluate(run, step, targets, SWEEP_EPISODES, seed=R.EVAL_SEED + 1, ema=ema)
+        out["dataset_return_min"], out["dataset_return_max"] = d["return_min"], d["return_max"]
+        write_json_atomic(_mk(self.results / run) / "sweep.json", out)
+
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
         from decision_transformer.training.trainer import TrainConfig
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
@@ -145,9 +205,10 @@ class CampaignV1(Campaign):
 
     # -- the tasks -----------------------------------------------------------------------------
     def evaluate_at(self, run: str, step: int, ema: bool) -> None:
-        """100 episodes at each paper target, the checkpoint of `step` (raw or EMA weights)."""
+        """100 episodes at each paper target (BC: the first), the checkpoint of `step` (raw or EMA weights)."""
         model = self._load(run, step, ema)
-        out = self._evaluate(run, step, model.config.target_returns, EVAL_EPISODES, ema=ema)
+        targets = model.config.target_returns if model.config.architecture == "dt" else model.config.target_returns[:1]
+        out = self._evaluate(run, step, targets, EVAL_EPISODES, ema=ema)     # BC ignores the target: one
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json", out)
 

@@ -164,6 +164,79 @@ def last_best_section(camp) -> list[str]:
     return out + [""]
 
 
+def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
+    """The last-checkpoint evaluations of a stage-2 method (`dt` = STAGE2's DT), one per seed."""
+    if method in V.BASELINES:
+        return _evals(camp, method, env, level, f"eval-{R.ckpt_name(V.BASELINE_STEPS)}.json")
+    st = V.STAGE2
+    return _evals(camp, st["model"], env, level, f"eval-{R.ckpt_name(st['budget'])}{'-ema' if st.get('ema') else ''}.json")
+
+
+def _sweep_rho(camp, env: str, level: str) -> float | None:
+    """Spearman's rho of the mean achieved return (seeds pooled) against the target."""
+    from decision_transformer.report.page import spearman
+    sws = _evals(camp, V.STAGE2["model"], env, level, "sweep.json")
+    if any(x is None for x in sws):
+        return None
+    targets = [r["target_return"] for r in sws[0]["results"]]
+    means = [float(np.mean([np.mean(sw["results"][i]["returns"]) for sw in sws])) for i in range(len(targets))]
+    return spearman(targets, means)
+
+
+def scores_section(camp) -> list[str]:
+    from decision_transformer.report.page import PAPER_BC, PAPER_DT
+    if V.STAGE2 is None:
+        return ["## 5. Scores on suite v1 (stage 2)", "",
+                "Not started: stage 2 runs once the A/Bs above have chosen the recipe (budget, initialisation, "
+                "raw or averaged weights).", ""]
+    st = V.STAGE2
+    out = ["## 5. Scores on suite v1 (stage 2)", "",
+           f"DT: {st['budget']:,} steps, {'official' if st['model'] == 'dtoff' else 'transformers'} initialisation, "
+           f"{'averaged (EMA)' if st.get('ema') else 'raw'} weights, the LAST checkpoint, at the paper's first target; "
+           f"BC and 10%BC (the best episodes holding 10% of the timesteps): {V.BASELINE_STEPS:,} steps. "
+           f"{len(V.SEEDS)} seeds x {V.EVAL_EPISODES} episodes each, pooled: {COLUMNS}.", "",
+           "| dataset | data mean / max | DT | BC | 10%BC | paper DT | paper BC |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for env in R.ENVS:
+        for level in R.LEVELS:
+            d = _read(camp.results / "datasets" / f"{env}-{level}.json")
+            dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
+            cells = [fmt(pooled(_stage2_evals(camp, m, env, level))) for m in ("dt", *V.BASELINES)]
+            out.append(f"| {camp.dataset_id(env, level)} | {dd} | " + " | ".join(cells) +
+                       f" | {PAPER_DT.get((env, level), '-')} | {PAPER_BC.get((env, level), '-')} |")
+    return out + [""] + bars_section(camp)
+
+
+def bars_section(camp) -> list[str]:
+    """Issue #22's bars, each with the numbers it is judged on."""
+    rows = []
+
+    def row(what, value, ok):
+        rows.append(f"| {what} | {value} | {'pending' if ok is None else 'met' if ok else 'MISSED'} |")
+
+    def dt(env, level):
+        return pooled(_stage2_evals(camp, "dt", env, level))
+    for env in R.ENVS:
+        x = dt(env, "medium-expert")
+        row(f"{camp.dataset_id(env, 'medium-expert')}: DT >= 90 at the expert target",
+            f"{x['mean']:.1f}" if x else "pending", None if x is None else x["mean"] >= 90)
+    for env in R.ENVS:
+        x, d = dt(env, "medium"), _read(camp.results / "datasets" / f"{env}-medium.json")
+        ok = None if x is None or d is None else x["mean"] >= d["normalized_mean_x100"]
+        row(f"{camp.dataset_id(env, 'medium')}: DT >= the data's mean",
+            f"{x['mean']:.1f} vs {d['normalized_mean_x100']:.1f}" if x and d else "pending", ok)
+    for env in ("hopper", "walker2d"):
+        x, b = dt(env, "medium-replay"), pooled(_stage2_evals(camp, "bc", env, "medium-replay"))
+        row(f"{camp.dataset_id(env, 'medium-replay')}: DT >= BC + 10",
+            f"{x['mean']:.1f} vs {b['mean']:.1f} + 10" if x and b else "pending",
+            None if x is None or b is None else x["mean"] >= b["mean"] + 10)
+    for env in R.ENVS:
+        for level in V.SWEEP_LEVELS:
+            rho = _sweep_rho(camp, env, level)
+            row(f"{camp.dataset_id(env, level)}: sweep rho >= 0.8", "pending" if rho is None else f"{rho:.2f}",
+                None if rho is None else rho >= 0.8)
+    return ["### The bars (issue #22)", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
+
+
 def suite_lines() -> list[str]:
     from decision_transformer.suite.build import SUITE_V1
     mp = SUITE_V1 / "manifest.json"
@@ -223,5 +296,5 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
                               "Stage 1 (this page's tables): the recipe A/Bs on hopper medium-replay and medium-expert. "
                               "Stage 2: the whole campaign with the recipe they choose (12 datasets x 3 seeds, BC and "
                               "10%BC, sweeps, the republished checkpoints).", ""]
-    md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp)
+    md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
     return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")]
