@@ -128,6 +128,7 @@ def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2, monkeypatch):
     for base in V.BASELINES:
         assert len([n for n in names if n.startswith(f"train:{base}-")]) == len(C.ENVS) * len(C.LEVELS) * len(V.SEEDS)
     assert len([n for n in names if n.startswith("sweep:")]) == len(C.ENVS) * len(V.SWEEP_LEVELS) * len(V.SEEDS)
+    assert len([n for n in names if n.startswith("publish:")]) == len(C.ENVS) * len(C.LEVELS)          # twelve
     assert names.index(next(n for n in names if n.startswith("train:"))) > names.index(next(n for n in names if n.startswith("sweep:")))
 
 
@@ -136,9 +137,17 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     for k, v in dict(STAGE2={"budget": 10, "model": "dt"}, BASELINE_STEPS=10, SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3,
                      SWEEP_EPISODES=2).items():
         monkeypatch.setattr(V, k, v)
+    from decision_transformer.models.checkpoint import save_pretrained
+    monkeypatch.setattr(V.CampaignV1, "publish_model", lambda self, model, dest: save_pretrained(model, dest))  # no GIF
+    monkeypatch.setattr(V, "SEEDS", (0, 1, 2))
     camp = tiny_v1
     camp.run()
     assert all(s == "done" for _, s in camp.status())
+    pub = json.loads((camp.results / "published" / "toy-mixed.json").read_text())
+    means = [np.mean(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "eval-00000010.json").read_text())
+                     ["results"][0]["returns"]) for k in (0, 1, 2)]
+    assert pub["seed"] == sorted(range(3), key=lambda k: (means[k], k))[1]          # the median seed
+    assert pub["run"] == f"dt-toy-mixed-s{pub['seed']}" and pub["weights"] == "raw"
     bc = json.loads((camp.results / "bc-toy-mixed-s1" / "eval-00000010.json").read_text())
     pbc = json.loads((camp.runs / "pbc10-toy-mixed-s0" / "config.json").read_text())
     assert bc["architecture"] == "bc" and len(bc["results"]) == 1                 # BC: one target
@@ -151,6 +160,15 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert all(c != "pending" for c in cells[1:5]), row                       # data, DT, BC, 10%BC
     x = np.concatenate([100 * (np.array(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "eval-00000010.json")
-                                                   .read_text())["results"][0]["returns"]) - 7) / 12 for k in (0, 1)])
+                                                   .read_text())["results"][0]["returns"]) - 7) / 12 for k in (0, 1, 2)])
     assert cells[2].startswith(f"{x.mean():.1f} ± {x.std():.1f} [")
     assert "### The bars (issue #22)" in md and "sweep rho >= 0.8" in md
+    # the published model's results.json and card: its dataset, its evaluation, the rule
+    res = json.loads((camp.models / "toy-mixed" / "results.json").read_text())
+    d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
+    assert (res["dataset_return_mean"], res["dataset_return_max"]) == (d["return_mean"], d["return_max"])
+    assert res["mean_reward"] == pytest.approx(means[pub["seed"]], rel=1e-4) and res["seed"] == pub["seed"]
+    assert res["at_or_above_dataset_mean"] == (means[pub["seed"]] >= d["return_mean"])
+    card = (camp.models / "toy-mixed" / "README.md").read_text()
+    assert f"Published run: seed {pub['seed']} (raw weights)" in card and "median" in card
+    assert "--init transformers" in card and f"--seed {pub['seed']}" in card and "suite v1" in card

@@ -378,10 +378,12 @@ class Campaign:
     def publish(self, run: str, env: str, level: str) -> None:
         """models/<env>-<level>/: the budget checkpoint (config.json + model.safetensors) and a
         replay GIF at the first paper target. The card and results.json come from `report`."""
+        self.publish_model(self._load(run, BUDGET), self.models / f"{env}-{level}")
+
+    def publish_model(self, model, dest: Path) -> None:
+        """dest/: config.json + model.safetensors, and replay.gif, one episode at the first target."""
         from decision_transformer.models.checkpoint import save_pretrained
         from decision_transformer.report.video import record
-        model = self._load(run, BUDGET)
-        dest = self.models / f"{env}-{level}"
         save_pretrained(model, dest)
         gif = dest / "replay.gif"
         os.environ.setdefault("MUJOCO_GL", "egl")

@@ -58,6 +58,8 @@ STAGE2: dict | None = None
 BASELINES = ("bc", "pbc10")       # BC, and %BC at 10% of the timesteps (the paper's)
 SWEEP_LEVELS = ("medium-replay", "medium-expert")
 SWEEP_POINTS, SWEEP_EPISODES = 10, 20
+PUBLISH_RULE = ("of the {n} seeds, the one whose last checkpoint's mean score at the first target is the median "
+                "(the representative run, neither the luckiest nor the unluckiest)")
 
 
 def _suffix(ema: bool) -> str:
@@ -110,9 +112,12 @@ class CampaignV1(Campaign):
             trains += sorted(later, key=stage)
         tasks += trains
         by_name = {t.name: t for t in tasks}
-        for t in tasks:                                   # a sweep also feeds its run's training (stage 1's too)
+        for t in tasks:              # a sweep feeds its run's training (stage 1's too), a publication every seed's
             if t.name.startswith("sweep:"):
                 by_name[f"train:{t.name[6:]}@{STAGE2['budget']}"].feeds.append(t)
+            if t.name.startswith("publish:"):
+                for nd in t.needs:
+                    by_name["train:" + nd.split(":", 1)[1].removesuffix("-ema")].feeds.append(t)
         for t in tasks:
             for nd in t.needs:
                 by_name[nd].feeds.append(t)
@@ -180,7 +185,34 @@ class CampaignV1(Campaign):
                                              needs=[data])
                         t.feeds = [evals[-1]]
                         trains.append(t)
+            for level in R.LEVELS:                         # the published checkpoints, one per dataset
+                sfx = "-ema" if ema else ""
+                evals.append(Task(f"publish:{env}-{level}", [self.results / "published" / f"{env}-{level}.json"],
+                                  lambda e=env, lv=level: self.publish_v1(e, lv),
+                                  needs=[f"eval:{run_name(model, env, level, s)}@{budget}{sfx}" for s in SEEDS]))
         return evals, trains
+
+    def publish_seed(self, env: str, level: str) -> tuple[int, list[float]]:
+        """PUBLISH_RULE: the seed whose last-checkpoint mean at the first target is the median."""
+        st, means = STAGE2, []
+        for s in SEEDS:
+            ev = json.loads((self.results / run_name(st["model"], env, level, s) /
+                             f"eval-{ckpt_name(st['budget'])}{_suffix(st.get('ema', False))}.json").read_text())
+            means.append(float(np.mean(ev["results"][0]["returns"])))
+        order = sorted(range(len(SEEDS)), key=lambda i: (means[i], SEEDS[i]))
+        return SEEDS[order[(len(order) - 1) // 2]], means
+
+    def publish_v1(self, env: str, level: str) -> None:
+        """models/<env>-<level>/ from the seed PUBLISH_RULE picks; the card and results.json come from
+        the report, results/v1/published/<env>-<level>.json records the choice."""
+        st = STAGE2
+        seed, means = self.publish_seed(env, level)
+        run = run_name(st["model"], env, level, seed)
+        self.publish_model(self._load(run, st["budget"], st.get("ema", False)), self.models / f"{env}-{level}")
+        write_json_atomic(_mk(self.results / "published") / f"{env}-{level}.json",
+                          {"run": run, "seed": seed, "checkpoint_step": st["budget"],
+                           "weights": "ema" if st.get("ema") else "raw", "rule": PUBLISH_RULE.format(n=len(SEEDS)),
+                           "seed_return_means_first_target": dict(zip(map(str, SEEDS), means))})
 
     def sweep_v1(self, run: str, env: str, level: str, step: int, ema: bool) -> None:
         """Achieved vs target return at SWEEP_POINTS targets from the data's lowest return to 1.2x its

@@ -237,6 +237,60 @@ def bars_section(camp) -> list[str]:
     return ["### The bars (issue #22)", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
 
 
+V1_CARD = {
+    "page": "docs/results.md", "source": "results/v1/",
+    "evaluated": "Last checkpoint (step {step:,}, not the best)",
+    "refs": "the mean return of 100 uniform-random episodes and the suite expert's own sampled return on {env_id}.\n"
+            "These are not D4RL scores: v5 envs, our own SAC behaviour policies on D4RL's recipe (suite v1, "
+            "docs/suite.md).",
+    "build": "dt suite build --version v1 --env {env_id} --level {level}",
+    "train": "dt train --dataset {ds} --preset {env} --steps {step} --checkpoint-every {every} --init {init} \\\n"
+             "         --ema-decay {ema} --num-threads 1 --seed {seed} --output runs/{name}",
+}
+
+
+def model_cards_v1(camp) -> list[Path]:
+    """models/<env>-<level>/results.json and README.md of every checkpoint stage 2 published, from
+    results/v1/ (the run's evaluation, its dataset, the choice in published/<env>-<level>.json)."""
+    from decision_transformer.fileio import write_json_atomic
+    from decision_transformer.report.page import _card, spearman
+    out = []
+    for pub in sorted((camp.results / "published").glob("*.json")):
+        env, level = pub.stem.split("-", 1)
+        p = json.loads(pub.read_text())
+        d = camp.models / pub.stem
+        sfx = "-ema" if p["weights"] == "ema" else ""
+        ev = _read(camp.results / p["run"] / f"eval-{R.ckpt_name(p['checkpoint_step'])}{sfx}.json")
+        data = _read(camp.results / "datasets" / f"{pub.stem}.json")
+        if ev is None or data is None or not (d / "config.json").is_file():
+            continue
+        cfg = json.loads((d / "config.json").read_text())["decision_transformer"]
+        tc = json.loads((camp.results / p["run"] / "config.json").read_text())
+        r0 = ev["results"][0]
+        res = {"env_id": ev["env_id"], "dataset": ev["dataset"], "dataset_return_mean": data["return_mean"],
+               "dataset_return_max": data["return_max"], "checkpoint_step": ev["checkpoint_step"],
+               "weights": p["weights"], "seed": p["seed"], "selection_rule": p["rule"],
+               "target_return": r0["target_return"], "mean_reward": r0["return_mean"], "std_reward": r0["return_std"],
+               "n_eval_episodes": r0["episodes"], "normalized_score_x100": r0["normalized_x100"],
+               "normalized_ci95": r0["normalized_ci95"], "refs": r0["refs"], "is_deterministic": True,
+               "eval_datetime": ev["eval_date"], "at_or_above_dataset_mean": r0["return_mean"] >= data["return_mean"],
+               "all_targets": [{k: r[k] for k in ("target_return", "return_mean", "return_std", "return_ci95",
+                                                  "episodes", "normalized_x100")} for r in ev["results"]]}
+        sw = _read(camp.results / p["run"] / "sweep.json")
+        if sw is not None:
+            t = [r["target_return"] for r in sw["results"]]
+            m = [r["return_mean"] for r in sw["results"]]
+            res["return_conditioning"] = {"targets": t, "achieved_mean": m, "spearman_rho": spearman(t, m),
+                                          "episodes_per_target": sw["episodes_per_target"]}
+        write_json_atomic(d / "results.json", res)
+        means = ", ".join(f"seed {k}: {v:.1f}" for k, v in p["seed_return_means_first_target"].items())
+        card = dict(V1_CARD, rule=f"\nPublished run: seed {p['seed']} ({p['weights']} weights), chosen by a rule fixed "
+                                  f"before the results: {p['rule']} (mean returns at the first target: {means}).\n")
+        write_text_atomic(d / "README.md", _card(env, level, cfg, res, data, {**tc, "ema": tc.get("ema_decay", 0)}, card))
+        out += [d / "results.json", d / "README.md"]
+    return out
+
+
 def suite_lines() -> list[str]:
     from decision_transformer.suite.build import SUITE_V1
     mp = SUITE_V1 / "manifest.json"
@@ -297,4 +351,4 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
                               "Stage 2: the whole campaign with the recipe they choose (12 datasets x 3 seeds, BC and "
                               "10%BC, sweeps, the republished checkpoints).", ""]
     md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
-    return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")]
+    return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")] + model_cards_v1(camp)
