@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                       ("report", "regenerate docs/results.md, its figures and the model cards from the run files")):
         r = rsub.add_parser(name, help=hlp)
         r.add_argument("--version", default="v1", choices=("v0", "v1"),
-                       help="which suite's campaign: v1 (D4RL's recipe, issue #22; default) or v0 (the first one)")
+                       help="which suite's campaign: v1 (D4RL's recipe; default) or v0 (the first one)")
         r.add_argument("--runs", help="run directories with checkpoints (default runs/results-v1, v0: runs/results)")
         r.add_argument("--results", help="the small files the report is made from, committed (default results/v1, "
                                          "v0: results; `report` reads both, from RESULTS and RESULTS/v1)")

@@ -1,4 +1,4 @@
-"""`dt results run --version v1`: the campaign on suite v1 (issue #22), on results.py's machinery.
+"""`dt results run --version v1`: the campaign on suite v1, on results.py's machinery.
 
 Stage 1, the recipe A/Bs (this plan): on hopper medium-replay and medium-expert of suite v1,
 3 seeds each, 100 episodes per evaluation:
@@ -74,7 +74,8 @@ class CampaignV1(Campaign):
 
     @staticmethod
     def dataset_id(env: str, level: str) -> str:
-        return f"dt/{env}/{level}-{VERSION}"
+        from decision_transformer.suite.build import dataset_id
+        return dataset_id(R.ENVS[env], level, VERSION)             # the suite's own rule: dt/hopper/medium-v1
 
     def build_dataset(self, env: str, level: str) -> None:
         from decision_transformer.suite.build import SUITE_V1, build

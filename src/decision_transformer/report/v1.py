@@ -207,7 +207,7 @@ def scores_section(camp) -> list[str]:
 
 
 def bars_section(camp) -> list[str]:
-    """Issue #22's bars, each with the numbers it is judged on."""
+    """The bars the suite-v1 campaign is judged by, each with the numbers it is judged on."""
     rows = []
 
     def row(what, value, ok):
@@ -234,7 +234,7 @@ def bars_section(camp) -> list[str]:
             rho = _sweep_rho(camp, env, level)
             row(f"{camp.dataset_id(env, level)}: sweep rho >= 0.8", "pending" if rho is None else f"{rho:.2f}",
                 None if rho is None else rho >= 0.8)
-    return ["### The bars (issue #22)", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
+    return ["### The bars", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
 
 
 V1_CARD = {

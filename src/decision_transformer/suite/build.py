@@ -12,7 +12,7 @@ and records each level in `suite/manifest.json`: algorithm, env steps, seed, ret
 10 fresh evaluation episodes (seeds 0-9), sha256 of each file. That is suite v0 (TD3 actors, data
 collected with Gaussian action noise).
 
-Suite v1 (issue #22) follows D4RL's recipe: `export_v1(expert_run, medium_run, env_id)` reads two
+Suite v1 follows D4RL's recipe: `export_v1(expert_run, medium_run, env_id)` reads two
 sbx SAC runs (`behaviour.py --algo sac`; the medium run updates once per 8 env steps, so it reaches
 the medium level late and its replay buffer up to there is D4RL-sized) and writes `suite/v1/<env>/`:
 random.safetensors (the SAC actor as initialised), medium.safetensors, expert.safetensors (SAC
