@@ -419,3 +419,17 @@ def test_init_option_reaches_the_model(toy_data, tmp_path):
     t.close()
     with pytest.raises(DTError, match="--init"):
         _cfg(toy_data, tmp_path / "x", init="xavier")
+
+
+def test_metrics_have_one_reader(toy_data, tmp_path):
+    """rundir.read_metrics: typed rows of metrics.csv, as the trainer writes them (evaluation rows too)."""
+    from decision_transformer.rundir import METRICS_COLUMNS, read_metrics
+    train(_cfg(toy_data, tmp_path / "run", steps=20, log_every=5, eval_every=10, eval_episodes=2), progress=False)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",") == list(METRICS_COLUMNS)
+    train_rows = [r for r in rows if r["loss"] is not None]
+    assert [(r["step"], r["loss"]) for r in train_rows] == _losses(tmp_path / "run")
+    assert all(r["steps_per_s"] > 0 and r["eval_target"] is None for r in train_rows)
+    evals = [r for r in rows if r["eval_target"] is not None]
+    assert [(r["step"], r["eval_target"]) for r in evals] == [(10, 19.0), (10, 9.0), (20, 19.0), (20, 9.0)]
+    assert read_metrics(tmp_path / "nope.csv") == []

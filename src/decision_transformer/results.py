@@ -41,7 +41,7 @@ import numpy as np
 
 from decision_transformer.errors import DTError, RunBusy
 from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
-from decision_transformer.rundir import RunDir
+from decision_transformer.rundir import RunDir, read_metrics
 
 # The published checkpoints live in the checkout's models/ (DT_MODELS_DIR points elsewhere).
 MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
@@ -413,11 +413,11 @@ class Campaign:
         """', step N of M' for a training task: N from its run's metrics, M its target."""
         if "train:" not in task.name:
             return ""
-        rd = RunDir(self.runs / task.name.split(":", 1)[1])
+        rd = RunDir(self.runs / task.name.split(":", 1)[1].split("@")[0])
         try:
-            last = rd.metrics.read_text().strip().splitlines()[-1].split(",")[0]
-            return f", step {int(last):,} of {int(task.outputs[0].parent.name):,}"
-        except (OSError, ValueError, IndexError):
+            rows = read_metrics(rd.metrics)
+            return f", step {rows[-1]['step']:,} of {int(task.outputs[0].parent.name):,}" if rows else ""
+        except (OSError, ValueError):
             return ""
 
     def _others_working(self) -> bool:

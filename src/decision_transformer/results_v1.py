@@ -313,12 +313,8 @@ class CampaignV1(Campaign):
 
 def _steps_per_s(files: list[Path]) -> float | None:
     """Median of the steps_per_s column over the rows of these metrics.csv files."""
-    vals = []
-    for f in files:
-        for line in f.read_text().splitlines()[1:]:
-            cols = line.split(",")
-            if len(cols) > 3 and cols[3]:
-                vals.append(float(cols[3]))
+    from decision_transformer.rundir import read_metrics
+    vals = [r["steps_per_s"] for f in files for r in read_metrics(f) if r["steps_per_s"] is not None]
     return float(np.median(vals)) if vals else None
 
 

@@ -159,6 +159,26 @@ class RunDir:
             write_text_atomic(self.metrics, "".join(keep))
 
 
+METRICS_COLUMNS = ("step", "loss", "lr", "steps_per_s", "eval_target", "eval_return_mean", "eval_return_std")
+
+
+def read_metrics(path) -> list[dict]:
+    """The rows of a run's metrics.csv (the trainer writes METRICS_COLUMNS): `step` an int, every
+    other column a float, or None where the row leaves it empty (training rows have no evaluation,
+    evaluation rows no loss). A missing file has no rows."""
+    import csv
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = []
+        for r in csv.DictReader(f):
+            if not (r.get("step") or "").isdigit():
+                continue
+            rows.append({k: int(r[k]) if k == "step" else (float(r[k]) if r.get(k) else None) for k in METRICS_COLUMNS})
+        return rows
+
+
 def checkpoint_of(path: Path) -> Path:
     """A run directory stands for its last checkpoint; any other path stands for itself."""
     run = RunDir(path)

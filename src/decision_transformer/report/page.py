@@ -360,15 +360,15 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
 
 def _train_seconds(metrics: Path) -> float | None:
     """Training time from metrics.csv: the sum of each logged interval's steps / its steps per second."""
+    from decision_transformer.rundir import read_metrics
     if not metrics.is_file():
         return None
     total, prev = 0.0, 0
-    for row in metrics.read_text().splitlines()[1:]:
-        f = row.split(",")
-        if f[3]:
-            step, sps = int(f[0]), float(f[3])
-            total += (step - prev) / sps if sps > 0 else 0.0
-            prev = step
+    for row in read_metrics(metrics):
+        if row["steps_per_s"] is not None:
+            sps = row["steps_per_s"]
+            total += (row["step"] - prev) / sps if sps > 0 else 0.0
+            prev = row["step"]
     return total
 
 

@@ -23,7 +23,7 @@ from decision_transformer.errors import DTError
 from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
 from decision_transformer.options import check, field_default, option
-from decision_transformer.rundir import RunDir
+from decision_transformer.rundir import METRICS_COLUMNS, RunDir
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 EMA_DIR = "ema"              # checkpoints/<step>/ema/: the moving average's weights (--ema-decay)
@@ -389,7 +389,7 @@ class Trainer:
             mf = open(metrics_path, "a", newline="")
             w = csv.writer(mf)
             if new:
-                w.writerow(["step", "loss", "lr", "steps_per_s", "eval_target", "eval_return_mean", "eval_return_std"])
+                w.writerow(METRICS_COLUMNS)
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
