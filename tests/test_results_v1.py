@@ -89,6 +89,8 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     assert row.startswith(f"| 20 | {x.mean():.1f} ± {x.std():.1f} [")
     assert f"({per_seed[0].mean():.1f}, {per_seed[1].mean():.1f})" in row
     assert "| official |" in md and "| raw |" in md and "pending" not in md.split("## 2.")[1]
+    d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
+    assert f"| {camp.dataset_id('toy', 'mixed')} | {d['episodes']:,} | {d['steps']:,} | {d['return_mean']:.0f} / " in md
     # a missing seed makes the cell pending, never a one-seed number
     (camp.results / "dt-toy-mixed-s1" / "eval-00000020.json").unlink()
     page.write_report_v1(camp, docs=tmp_path / "docs")

@@ -90,12 +90,12 @@ class CampaignV1(Campaign):
 
     # -- the plan ------------------------------------------------------------------------------
     def plan(self) -> list[Task]:
-        """Data, then every evaluation (each ready once its checkpoint exists, so a worker does it
+        """Data (every level of every env), then every evaluation (each ready once its checkpoint exists, so a worker does it
         as soon as it can), then the trainings breadth-first: every run to 20k steps (seed by seed,
         the init A/B's runs included), then every run to 50k, then to 100k. A session that runs out
         of time leaves the most complete comparison so far, and 20k vs 50k is settled before 100k."""
-        tasks: list[Task] = []
-        for env, level in AB_DATASETS:
+        tasks: list[Task] = []                   # every dataset, as soon as its env's policies are committed
+        for env, level in [*AB_DATASETS, *((e, lv) for e in R.ENVS for lv in R.LEVELS if (e, lv) not in AB_DATASETS)]:
             tasks.append(Task(f"data:{env}-{level}", [self.results / "datasets" / f"{env}-{level}.json"],
                               lambda e=env, lv=level: self.dataset_stats(e, lv), ready=lambda e=env: self.committed(e)))
         runs = [(run_name(model, env, level, seed), env, level, model, seed, rec)

@@ -291,6 +291,35 @@ def model_cards_v1(camp) -> list[Path]:
     return out
 
 
+def datasets_section(camp) -> list[str]:
+    """Each level's return beside its behaviour policy's (suite/v1/manifest.json; the data from
+    results/v1/datasets/, which the campaign's data tasks write after `dt suite build`)."""
+    from decision_transformer.suite.build import SUITE_V1
+    mp = SUITE_V1 / "manifest.json"
+    man = json.loads(mp.read_text()) if mp.is_file() else {}
+    out = ["## 1. The datasets", "",
+           "Suite v1 (docs/suite.md). Returns are undiscounted episode returns; normalised x100 with the dataset's "
+           "references. The policy columns: the behaviour policy's own samples (what the data are made of; 20 "
+           "episodes) and its mean action (10 episodes), from suite/v1/manifest.json.", "",
+           "| dataset | episodes | steps | return mean / max | normalised mean / max | policy: sampled | policy: mean action |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for env in R.ENVS:
+        entry = man.get(R.ENVS[env], {})
+        for level in R.LEVELS:
+            d = _read(camp.results / "datasets" / f"{env}-{level}.json")
+            pol = entry.get(level, {}) if level in ("medium", "expert") else {}
+            ps = f"{pol['return_mean']:.0f} ± {pol['return_std']:.0f}" if "return_mean" in pol else "-"
+            pm = f"{pol['mean_action_return_mean']:.0f} ± {pol['mean_action_return_std']:.0f}" \
+                if "mean_action_return_mean" in pol else "-"
+            if d is None:
+                out.append(f"| {camp.dataset_id(env, level)} | pending | | | | {ps} | {pm} |")
+                continue
+            out.append(f"| {camp.dataset_id(env, level)} | {d['episodes']:,} | {d['steps']:,} | {d['return_mean']:.0f} / "
+                       f"{d['return_max']:.0f} | {d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f} | "
+                       f"{ps} | {pm} |")
+    return out + [""]
+
+
 def suite_lines() -> list[str]:
     from decision_transformer.suite.build import SUITE_V1
     mp = SUITE_V1 / "manifest.json"
@@ -346,9 +375,9 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
           f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
     st = status_section(camp)
     md += st[:-1] + [""] + suite_lines() + estimate_lines(camp) + [""]
-    md += protocol_lines() + ["## 1. Stages", "",
-                              "Stage 1 (this page's tables): the recipe A/Bs on hopper medium-replay and medium-expert. "
-                              "Stage 2: the whole campaign with the recipe they choose (12 datasets x 3 seeds, BC and "
-                              "10%BC, sweeps, the republished checkpoints).", ""]
+    md += protocol_lines() + ["Stage 1 (sections 2-4): the recipe A/Bs on hopper medium-replay and medium-expert. "
+                              "Stage 2 (section 5): the whole campaign with the recipe they choose (12 datasets x 3 "
+                              "seeds, BC and 10%BC, sweeps, the republished checkpoints).", ""]
+    md += datasets_section(camp)
     md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
     return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")] + model_cards_v1(camp)
