@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--plot", help="histogram PNG path (default SOURCE-returns.png; 'none' to skip)")
     di.set_defaults(func=cmd_data_info)
     t = sub.add_parser("train", help="train a Decision Transformer on an offline dataset",
-                       description="Every option below is a TrainConfig field (train.py); a preset fills them first, "
+                       description="Every option below is a TrainConfig field (training/trainer.py); a preset fills them first, "
                                    "flags given here override it.")
     t.add_argument("--preset", help="paper, hopper, walker2d, halfcheetah, demo, or a .json file of options "
                                     "(default: none, the defaults below)")

@@ -8,7 +8,7 @@ checks, eval, sweep, video, behaviour policies):
   (C, 10, 10) uint8 in {0, 1}. v1 uses the minimal action set; both keep MinAtar's sticky actions
   (p = 0.1). A time limit of MINATAR_MAX_STEPS steps bounds an episode (MinAtar has none).
 - Atari, `ALE/<Game>-v5` (ale-py, ROMs included), with the Decision Transformer paper's
-  evaluation protocol (notes §9): no sticky actions, frame-skip 4 with a max-pool over the last
+  evaluation protocol (docs/pixels.md): no sticky actions, frame-skip 4 with a max-pool over the last
   two frames, up to 30 no-ops at reset, 84x84 grey, a stack of the last 4 frames -> (4, 84, 84)
   uint8. An episode ends at game over (not at a lost life), and rewards are raw (not clipped).
   Behaviour policies collect with sticky actions (p = 0.25), as DQN-Replay did: `sticky=True`.

@@ -1,4 +1,4 @@
-"""`dt results`: the results campaign (issue #9), one resumable command.
+"""`dt results`: the results campaign, one resumable command.
 
     dt results run       # train, evaluate, sweep and publish whatever is not done yet
     dt results report    # regenerate docs/results.md, the figures and the model cards
@@ -9,8 +9,8 @@ needs. `run` goes down the list and does the first task that is not done, whose 
 done and that no other worker holds, then starts again from the top, so finished work is
 skipped and an interrupted training run is resumed from its last checkpoint. Every task holds
 a lock file while it runs (`RUNS/.locks/`), so several workers can share the list: start one
-per free core (`dt results run` twice). Each worker uses one thread (DEVELOPERS.md: a 2-thread
-job beside a busy core runs 3-4x slower).
+per free core (`dt results run` twice). Each worker uses one thread: a 2-thread training step
+takes 3-4x as long when another process keeps one of the two cores busy.
 
 Two places:
 - RUNS (default `runs/results/`, not committed): run directories with every checkpoint;
@@ -62,7 +62,7 @@ PUBLISH_LEVELS = ("expert", "medium", "medium-replay")      # the nine Hub check
 DEMO_CANDIDATES = (("hopper", "medium-replay"), ("hopper", "medium-expert"))   # published too: `dt demo`'s sweep
 
 
-# Pixels and discrete actions (issue #12): MinAtar games on DQN-Replay-style datasets (suite/pixels.py).
+# Pixels and discrete actions: MinAtar games on DQN-Replay-style datasets (suite/pixels.py).
 # DT, BC and %BC with 3 seeds each, the minatar preset, the last checkpoint; one target: the
 # dataset's best episode return (the paper's Atari targets are of that order); one sweep per game.
 GAMES = {"minatar-breakout": "MinAtar/Breakout-v1", "minatar-spaceinvaders": "MinAtar/SpaceInvaders-v1"}
@@ -71,7 +71,7 @@ GAME_PRESET = "minatar"
 GAME_BUDGET, GAME_CHECKPOINT_EVERY = 10_000, 2_500
 GAME_SEEDS = (0, 1, 2)
 ATARI_PRESET = "atari"
-# Atari (issue #12): one end-to-end run per game on its DQN-Replay-style dataset: the paper's model
+# Atari: one end-to-end run per game on its DQN-Replay-style dataset: the paper's model
 # (--preset atari) at a CPU-sized batch and budget, one seed, evaluated as the paper did (10
 # episodes, its target, no sticky actions), episodes cut at ATARI_MAX_STEPS; a replay GIF. The
 # report gives the time each stage took.

@@ -1,7 +1,7 @@
 """Training windows of K steps, drawn the way the official code does, fully vectorised.
 
 Per sample: an episode with probability proportional to its length, a start step uniform in
-[0, T); the window is steps [start, min(start + K, T)), left-padded to K (notes §4).
+[0, T); the window is steps [start, min(start + K, T)), left-padded to K (the official gym code's get_batch).
 Returns-to-go use gamma = 1 (the sum of rewards from the step to the episode's end) divided by
 `scale`; timesteps are the steps' indices in their episode, clipped to max_ep_len - 1; states
 are normalised with the dataset's mean/std (computed once). Padding: states, actions, rtg,

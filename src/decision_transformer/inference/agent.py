@@ -1,6 +1,6 @@
 """A batched, stateful Decision Transformer agent: the blog's evaluation loop, done right.
 
-Semantics (notes §3, identical to the blog's `get_action` loop, tested against it):
+Semantics (identical to the blog's `get_action` loop, tested against it):
 each step the current observation joins the window with a zero action placeholder and the
 current return-to-go; states are normalised with (s - mean) / std; the last K steps are kept,
 left-padded with zeros (timestep 0, attention mask 0); the action predicted at the last state

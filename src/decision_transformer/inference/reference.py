@@ -1,5 +1,5 @@
 """The Hugging Face blog's evaluation loop, kept as the reference our Agent is tested and
-benchmarked against (notes §3). It is deliberately written the way the blog does it:
+benchmarked against (tests/test_agent.py, bench/rollout.py). It is deliberately written the way the blog does it:
 tensors grown with torch.cat every step, the whole history normalised every step, the whole
 window recomputed. Do not use it for evaluation; use `decision_transformer.Agent`.
 """

@@ -1,6 +1,6 @@
 """State encoders for image states: (B, L, C, H, W) frames -> (B, L, hidden) embeddings.
 
-- NatureCNN, the Atari DT's state encoder (notes §4): Nature-DQN's three convolutions on 0-255
+- NatureCNN, the Atari DT's state encoder (the paper's official Atari code): Nature-DQN's three convolutions on 0-255
   frames (scaled to [0, 1]), Linear to the width, Tanh.
 - MinAtarCNN, MinAtar's network (Young & Tian, 2019) as an encoder: one 3x3 convolution with 16
   filters on the 0/1 frames as they are, Linear to the width, Tanh.

@@ -151,7 +151,7 @@ def _budget_text(xs, table, targets, steps) -> str:
             parts.append(f"at target {t:g}, {b:.1f} at step {B:,} against a mean of {final:.1f} over steps "
                          f"{xs[tail[0]]:,}-{xs[tail[-1]]:,}" + (f" ({100 * b / final:.0f}%)" if final > 0 else ""))
     txt = (f"Every other run trains for {B:,} gradient steps and is evaluated at that LAST checkpoint (not the best). "
-           "The published curves (shared notes §8: d3rlpy-benchmarks, min-decision-transformer) put DT at 85-100% of "
+           "The published curves (d3rlpy-benchmarks, 10 seeds; min-decision-transformer, 3 seeds) put DT at 85-100% of "
            "its final D4RL score by 20k steps on all three medium datasets. ")
     if parts:
         txt += "Here, " + "; ".join(parts) + ". "
@@ -306,7 +306,7 @@ def sweep_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
 
 
 def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
-    """MinAtar (issue #12): DT vs BC vs %BC, 3 seeds each, normalised and raw; one sweep per game."""
+    """MinAtar: DT vs BC vs %BC, 3 seeds each, normalised and raw; one sweep per game."""
     R = col.camp.results
     lines = ["## 4. Pixels and discrete actions: MinAtar", "",
              "Datasets: DQN-Replay-style samples of our own DQN runs (`dt suite dqn`, `dt suite replay`; "
@@ -373,7 +373,7 @@ def _train_seconds(metrics: Path) -> float | None:
 
 
 def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
-    """Atari (issue #12): one end-to-end run per game, with the time each stage took."""
+    """Atari: one end-to-end run per game, with the time each stage took."""
     from decision_transformer.suite.policies import SUITE
     R = col.camp.results
     mp = SUITE / "manifest.json"

@@ -329,7 +329,7 @@ class Trainer:
         r = self.dist.rank
         pre = f"rank{r}." if r else ""
         self.sampler.load_state_dict(meta["rank_samplers"][r] if r else meta["sampler"])
-        if self.sampler.anchor != self.model.window_anchor and self.dist.main:   # a BC run begun before 2026-11-25
+        if self.sampler.anchor != self.model.window_anchor and self.dist.main:   # a BC run begun on start-anchored windows
             self.log(f"note: {self.run} began on {self.sampler.anchor}-anchored windows and continues on them, so "
                      f"the resumed run equals the uninterrupted one; this version trains {self.model.config.architecture} "
                      f"on {self.model.window_anchor}-anchored windows: train it again with a new --output to get those")
