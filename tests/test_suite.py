@@ -269,3 +269,17 @@ def test_export_v1_from_two_sac_runs(tmp_path):
     d = np.load(tmp_path / "v1" / entry["medium-replay"]["file"])
     assert "next_observations" not in d.files and len(d["rewards"]) == entry["medium"]["env_steps"]
     assert json.loads((tmp_path / "v1" / "manifest.json").read_text())["Hopper-v5"]["expert"] == entry["expert"]
+
+
+def test_one_dataset_id_rule_for_every_family():
+    from decision_transformer import results as C
+    from decision_transformer.results_v1 import CampaignV1
+    from decision_transformer.suite import build, ids, pixels
+    assert ids.dataset_id("Hopper-v5", "medium") == build.dataset_id("Hopper-v5", "medium") == "dt/hopper/medium-v0"
+    assert ids.dataset_id("HalfCheetah-v5", "expert", "v1") == CampaignV1.dataset_id("halfcheetah", "expert") \
+        == "dt/halfcheetah/expert-v1"
+    assert pixels.dataset_id("MinAtar/Breakout-v1") == C.dataset_id("minatar-breakout", "replay") \
+        == "dt/minatar-breakout/replay-v0"
+    assert pixels.dataset_id("ALE/Breakout-v5") == C.dataset_id("atari-breakout", "replay") == "dt/atari-breakout/replay-v0"
+    for env in C.ENVS:                                     # the campaign's short names are the ids' env names
+        assert C.dataset_id(env, "medium") == f"dt/{env}/medium-v0"

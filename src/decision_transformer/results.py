@@ -87,8 +87,9 @@ GIF_SIZE, GIF_EVERY, GIF_COLORS = 128, 4, 32   # replay.gif: 128x128, every 4th 
 
 
 def dataset_id(env: str, level: str) -> str:
-    """The suite's Minari id (`dt suite build`)."""
-    return f"dt/{env}/{level}-v0"
+    """The suite's Minari id (`dt suite build`; suite/ids.py's rule)."""
+    from decision_transformer.suite.ids import dataset_id as suite_id
+    return suite_id(Campaign.env_id(env), level)
 
 
 def run_name(model: str, env: str, level: str, seed: int) -> str:

@@ -74,7 +74,7 @@ class CampaignV1(Campaign):
 
     @staticmethod
     def dataset_id(env: str, level: str) -> str:
-        from decision_transformer.suite.build import dataset_id
+        from decision_transformer.suite.ids import dataset_id
         return dataset_id(R.ENVS[env], level, VERSION)             # the suite's own rule: dt/hopper/medium-v1
 
     def build_dataset(self, env: str, level: str) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 from decision_transformer.errors import DTError
 from decision_transformer.fileio import atomic_path, write_json_atomic
 from decision_transformer.suite.collect import reference_min_score  # noqa: F401  (demo, tests use it from here)
+from decision_transformer.suite.ids import dataset_id
 from decision_transformer.suite.policies import SUITE, MLPActor, evaluate, sha256
 
 EVAL_EPISODES = 10
@@ -276,9 +277,7 @@ def _cpu_has_avx2() -> bool:
         return False
 
 
-def dataset_id(env_id: str, level: str, version: str = "v0") -> str:
-    """Minari ids of the suite, D4RL-style: dt/hopper/medium-v0 (suite v1: dt/hopper/medium-v1)."""
-    return f"dt/{env_id.split('-')[0].lower()}/{level}-{version}"
+
 
 
 def _replay_episodes(path: Path) -> list:

@@ -31,9 +31,9 @@ REF_SEED = 12345
 
 
 def dataset_id(env_id: str) -> str:
-    """dt/minatar-breakout/replay-v0, dt/atari-breakout/replay-v0."""
-    fam, game = env_id.split("/")
-    return f"dt/{fam.lower().replace('ale', 'atari')}-{game.split('-')[0].lower()}/replay-v0"
+    """dt/minatar-breakout/replay-v0, dt/atari-breakout/replay-v0 (suite/ids.py's rule)."""
+    from decision_transformer.suite.ids import dataset_id as suite_id
+    return suite_id(env_id, "replay")
 
 
 def pack_episodes(eps) -> dict[str, np.ndarray]:
