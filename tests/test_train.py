@@ -116,6 +116,14 @@ def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
                  "--output", str(tmp_path / "sw"), "--backend", "onnxruntime"]) == 0
     sw = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert [r["target_return"] for r in sw["results"]] == [5.0, 12.0, 19.0]
+    # one sweep schema: the campaigns' report reads dt sweep's file as it reads its own
+    assert sw["episodes_per_target"] == 2 and sw["dataset_return_max"] > 0 and sw["backend"] == "onnxruntime"
+    from decision_transformer import results as C
+    camp_keys = set(json.loads((Path(C.__file__).parents[2] / "results" / "dt-hopper-medium-replay-s0" /
+                                "sweep.json").read_text()))
+    assert {"checkpoint", "env_id", "dataset", "seed", "episodes_per_target", "dataset_return_min",
+            "dataset_return_max", "results"} <= set(sw) and camp_keys - set(sw) <= {"run", "checkpoint_step", "top_pct",
+                                                                                 "mode", "weights"}
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 5000
     assert main(["info", ck]) == 0
     assert main(["export", ck, str(tmp_path / "exp")]) == 0

@@ -196,7 +196,7 @@ def _runtime_args(p) -> None:
 
 
 def cmd_sweep(a) -> None:
-    from decision_transformer.evaluation.evaluate import evaluate, results_table
+    from decision_transformer.evaluation.evaluate import evaluation_record, results_table
     from decision_transformer.report.plots import sweep_plot
     targets = parse_targets(a.targets)
     if a.episodes < 1 or a.num_envs < 1:                # before the output directory is made
@@ -207,11 +207,10 @@ def cmd_sweep(a) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
-    res = evaluate(model, env_id, targets, episodes=a.episodes, num_envs=a.num_envs, seed=a.seed,
-                   backend=a.backend, threads=a.threads, **_sampling(a))
-    best = (model.config.extra or {}).get("dataset_best_return")
-    _write_json_atomic(out / "sweep.json", {"checkpoint": str(a.checkpoint), "env_id": env_id,
-                                            "dataset_best_return": best, "results": res})
+    rec = evaluation_record(model, env_id, targets, a.episodes, seed=a.seed, checkpoint=a.checkpoint,
+                            num_envs=a.num_envs, backend=a.backend, threads=a.threads, **_sampling(a))
+    res, best = rec["results"], rec["dataset_return_max"]
+    _write_json_atomic(out / "sweep.json", rec)            # the campaigns' schema: the report reads either
     ck = Path(str(a.checkpoint)).resolve()
     sweep_plot(res, out / "sweep.png", best, title=f"{ck.parent.parent.name}/{ck.name} on {env_id}")
     print(results_table(res))

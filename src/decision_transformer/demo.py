@@ -66,7 +66,7 @@ def conditioning_sentence(sweep: list[dict], best: float) -> str:
 
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
              episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print) -> dict:
-    from decision_transformer.evaluation.evaluate import evaluate, results_table
+    from decision_transformer.evaluation.evaluate import evaluate, evaluation_record, results_table
     from decision_transformer.report.plots import sweep_plot
     from decision_transformer.report.video import record
     from decision_transformer.suite.build import (
@@ -126,8 +126,9 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0, backend=backend)
     pretrained = from_pretrained(pre)
     pre_env = pretrained.config.env_id
-    sweep = evaluate(pretrained, pre_env, sweep_targets(pretrained), episodes=episodes, num_envs=episodes, seed=1,
-                     backend=backend)
+    sweep_rec = evaluation_record(pretrained, pre_env, sweep_targets(pretrained), episodes, seed=1,
+                                  checkpoint=f"models/{pre_name}", num_envs=episodes, backend=backend)
+    sweep = sweep_rec["results"]
     best = pretrained.config.extra["dataset_best_return"]
     sweep_plot(sweep, out / "sweep.png", best, title=f"pretrained DT (models/{pre_name}) on {pre_env}")
     timings["eval_s"] = round(time.time() - t2, 1)
@@ -148,7 +149,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
                                          "return_mean": float(data_returns.mean()), "return_max": float(data_returns.max()),
                                          "ref_min_score": ref_min, "ref_max_score": ref_max},
               "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(run_dir)},
-              "evaluation": results, "sweep": {"checkpoint": f"models/{pre_name}", "env_id": pre_env, "results": sweep},
+              "evaluation": results, "sweep": sweep_rec,          # the schema of every sweep.json
               "video": video, "timings": timings}
     write_json_atomic(out / "report.json", report)
     table = results_table(results)

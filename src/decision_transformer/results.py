@@ -317,20 +317,16 @@ class Campaign:
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
 
     def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED, ema: bool = False,
-                  **kw) -> dict:
-        from decision_transformer.evaluation.evaluate import evaluate
+                  dataset_returns=None, **kw) -> dict:
+        """evaluation_record (the one schema of eval and sweep files) plus the campaign's fields."""
+        from decision_transformer.evaluation.evaluate import evaluation_record
         model = self._load(run, step, ema)
         dt = model.config.architecture == "dt"
-        t0 = time.time()
-        res = evaluate(model, model.config.env_id, targets, episodes=episodes, num_envs=50, seed=seed, threads=1,
-                       backend="onnxruntime" if dt else "torch", **kw)
-        return {"run": run, "checkpoint_step": step, "env_id": model.config.env_id,
-                "dataset": (model.config.extra or {}).get("dataset"), "architecture": model.config.architecture,
-                "top_pct": (model.config.extra or {}).get("top_pct", 100.0), "mode": "exact", "seed": seed,
-                "backend": "onnxruntime" if dt else "torch", "episodes_per_target": episodes,
-                "weights": "ema" if ema else "raw",
-                "eval_date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "eval_seconds": round(time.time() - t0, 1), "results": res}
+        out = evaluation_record(model, model.config.env_id, targets, episodes, seed=seed, num_envs=50, threads=1,
+                                backend="onnxruntime" if dt else "torch", dataset_returns=dataset_returns, **kw)
+        out.update(run=run, checkpoint_step=step, top_pct=(model.config.extra or {}).get("top_pct", 100.0),
+                   mode="exact", weights="ema" if ema else "raw")
+        return out
 
     def evaluate(self, run: str) -> None:
         """The LAST checkpoint of the budget (step BUDGET), 100 episodes at each paper target.
@@ -354,14 +350,15 @@ class Campaign:
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}.json", out)
 
-    def sweep_targets(self, env: str, level: str) -> list[float]:
+    def sweep(self, run: str, env: str, level: str, step: int | None = None, ema: bool = False,
+              points: int | None = None, episodes: int | None = None) -> None:
+        """Achieved vs target return (the budget's checkpoint unless `step`): targets across the
+        dataset's returns (evaluate.sweep_targets), env seeds from EVAL_SEED + 1 (not the evaluation's)."""
+        from decision_transformer.evaluation.evaluate import sweep_targets
         d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
-        return [float(x) for x in np.linspace(max(0.0, d["return_min"]), 1.2 * d["return_max"], SWEEP_POINTS)]
-
-    def sweep(self, run: str, env: str, level: str) -> None:
-        out = self._evaluate(run, self.budget(run), self.sweep_targets(env, level), SWEEP_EPISODES, seed=EVAL_SEED + 1)
-        d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
-        out["dataset_return_min"], out["dataset_return_max"] = d["return_min"], d["return_max"]
+        targets = sweep_targets(d["return_min"], d["return_max"], points or SWEEP_POINTS)
+        out = self._evaluate(run, self.budget(run) if step is None else step, targets, episodes or SWEEP_EPISODES,
+                             seed=EVAL_SEED + 1, ema=ema, dataset_returns=(d["return_min"], d["return_max"]))
         write_json_atomic(_mk(self.results / run) / "sweep.json", out)
 
     def video(self, run: str) -> None:

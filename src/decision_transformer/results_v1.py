@@ -174,7 +174,8 @@ class CampaignV1(Campaign):
                     if level in SWEEP_LEVELS:
                         ck = self.runs / run / "checkpoints" / ckpt_name(budget) / ("ema" if ema else "")
                         evals.append(Task(f"sweep:{run}", [self.results / run / "sweep.json"],
-                                          lambda r=run, e=env, lv=level: self.sweep_v1(r, e, lv, budget, ema),
+                                          lambda r=run, e=env, lv=level: self.sweep(r, e, lv, budget, ema,
+                                                                                    SWEEP_POINTS, SWEEP_EPISODES),
                                           needs=[data], ready=lambda c=ck: (c / "model.safetensors").exists()))
                     for base in BASELINES:
                         r = run_name(base, env, level, seed)
@@ -214,15 +215,6 @@ class CampaignV1(Campaign):
                           {"run": run, "seed": seed, "checkpoint_step": st["budget"],
                            "weights": "ema" if st.get("ema") else "raw", "rule": PUBLISH_RULE.format(n=len(SEEDS)),
                            "seed_return_means_first_target": dict(zip(map(str, SEEDS), means))})
-
-    def sweep_v1(self, run: str, env: str, level: str, step: int, ema: bool) -> None:
-        """Achieved vs target return at SWEEP_POINTS targets from the data's lowest return to 1.2x its
-        best, SWEEP_EPISODES episodes each (env seeds from 1: not the evaluation's)."""
-        d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
-        targets = [float(x) for x in np.linspace(max(0.0, d["return_min"]), 1.2 * d["return_max"], SWEEP_POINTS)]
-        out = self._evaluate(run, step, targets, SWEEP_EPISODES, seed=R.EVAL_SEED + 1, ema=ema)
-        out["dataset_return_min"], out["dataset_return_max"] = d["return_min"], d["return_max"]
-        write_json_atomic(_mk(self.results / run) / "sweep.json", out)
 
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
         from decision_transformer.training.trainer import TrainConfig

@@ -143,3 +143,29 @@ def evaluate(model, env_id: str, targets, episodes: int = 100, num_envs: int = 5
                         "refs": {"min": ref_min, "max": ref_max, "from": refs_from}})
         out.append(res)
     return out
+
+
+def evaluation_record(model, env_id: str, targets, episodes: int, seed: int = 0, checkpoint=None,
+                      dataset_returns: tuple[float, float] | None = None, **evaluate_kw) -> dict:
+    """`evaluate`, as the one record every evaluation and sweep file holds (`dt eval --json`,
+    `dt sweep`'s sweep.json, the campaigns' eval.json and sweep.json, the demo's report): where it
+    ran (checkpoint, env, dataset, seed, episodes per target, backend, date, seconds), the
+    dataset's lowest and best episode returns when known (`dataset_returns`, else the best one the
+    checkpoint records), and per target the statistics of `evaluate` under "results"."""
+    import datetime
+    import time
+    t0 = time.time()
+    res = evaluate(model, env_id, targets, episodes=episodes, seed=seed, **evaluate_kw)
+    extra = model.config.extra or {}
+    lo, hi = dataset_returns if dataset_returns is not None else (None, extra.get("dataset_best_return"))
+    return {"checkpoint": None if checkpoint is None else str(checkpoint), "env_id": env_id,
+            "dataset": extra.get("dataset"), "architecture": model.config.architecture, "seed": seed,
+            "episodes_per_target": episodes, "backend": evaluate_kw.get("backend", "torch"),
+            "dataset_return_min": lo, "dataset_return_max": hi,
+            "eval_date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eval_seconds": round(time.time() - t0, 1), "results": res}
+
+
+def sweep_targets(return_min: float, return_max: float, points: int) -> list[float]:
+    """A sweep's targets: `points` from the data's lowest episode return (at least 0) to 1.2x its best."""
+    return [float(x) for x in np.linspace(max(0.0, return_min), 1.2 * return_max, points)]
