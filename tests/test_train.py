@@ -277,7 +277,7 @@ def test_video_camera_follows_the_robot():
     os.environ.setdefault("MUJOCO_GL", "egl")
     import gymnasium as gym
 
-    from decision_transformer.report.video import _follow_body
+    from decision_transformer.evaluation.video import _follow_body
 
     def robot_column(follow: bool):
         env = gym.make("Hopper-v5", render_mode="rgb_array", width=240, height=240)

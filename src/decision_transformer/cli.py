@@ -218,7 +218,7 @@ def cmd_sweep(a) -> None:
 
 
 def cmd_video(a) -> None:
-    from decision_transformer.report.video import record
+    from decision_transformer.evaluation.video import record
     model, env_id = _load_for_eval(a)
     path, ret, n = record(model, env_id, _number(a.target_return, "--target-return"), a.output, seed=a.seed,
                           max_steps=a.max_steps, fps=a.fps, **_sampling(a))

@@ -68,7 +68,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
              episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print) -> dict:
     from decision_transformer.evaluation.evaluate import evaluate, evaluation_record, results_table
     from decision_transformer.report.plots import sweep_plot
-    from decision_transformer.report.video import record
+    from decision_transformer.evaluation.video import record
     from decision_transformer.suite.build import (
         NOISE,
         SUITE,

@@ -363,7 +363,7 @@ class Campaign:
 
     def video(self, run: str) -> None:
         """An Atari run's replay GIF at its target (results/<run>/replay.gif) and how long it took."""
-        from decision_transformer.report.video import record
+        from decision_transformer.evaluation.video import record
         model = self._load(run, self.budget(run))
         t0 = time.time()
         path, ret, n = record(model, model.config.env_id, model.config.target_returns[0],
@@ -381,7 +381,7 @@ class Campaign:
     def publish_model(self, model, dest: Path) -> None:
         """dest/: config.json + model.safetensors, and replay.gif, one episode at the first target."""
         from decision_transformer.models.checkpoint import save_pretrained
-        from decision_transformer.report.video import record
+        from decision_transformer.evaluation.video import record
         save_pretrained(model, dest)
         gif = dest / "replay.gif"
         os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,1 +1,1 @@
-"""Reporting: figures (plots.py), videos (video.py) and the results page with model cards (page.py)."""
+"""Reporting: figures (plots.py) and the results pages with model cards (page.py: suite v0, v1.py: suite v1)."""
