@@ -174,3 +174,17 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     card = (camp.models / "toy-mixed" / "README.md").read_text()
     assert f"Published run: seed {pub['seed']} (raw weights)" in card and "median" in card
     assert "--init transformers" in card and f"--seed {pub['seed']}" in card and "suite v1" in card
+
+
+def test_v1_builds_every_level_of_an_env_once(tmp_path, monkeypatch):
+    """A data task builds the whole env (medium-expert reuses medium and expert), under one lock per env."""
+    from decision_transformer.data.datasets import MissingDataset
+    calls = []
+    import decision_transformer.suite.build as build
+    monkeypatch.setattr(build, "build", lambda envs, levels, **kw: calls.append((envs, levels, kw["suite_dir"])))
+    monkeypatch.setattr("decision_transformer.data.datasets.load_dataset",
+                        lambda did: (_ for _ in ()).throw(MissingDataset(did)) if not calls else did)
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results")
+    assert camp.dataset("hopper", "medium-expert") == "dt/hopper/medium-expert-v1"
+    assert calls == [(["Hopper-v5"], None, build.SUITE_V1)]
+    assert camp.build_unit("hopper", "medium") == camp.build_unit("hopper", "expert") != camp.build_unit("walker2d", "medium")

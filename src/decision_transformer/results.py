@@ -278,6 +278,11 @@ class Campaign:
         from decision_transformer.suite.build import build
         build([self.env_id(env)], [level], progress=False, log=self.log)
 
+    @staticmethod
+    def build_unit(env: str, level: str) -> str:
+        """What one build makes, and the lock it holds meanwhile: here one level."""
+        return f"build_{env}-{level}"
+
     def dataset(self, env: str, level: str):
         """The suite dataset, built first if this machine lacks it (`dt suite build`, deterministic)."""
         from decision_transformer.data.datasets import (
@@ -288,7 +293,7 @@ class Campaign:
         try:
             return load_dataset(did)
         except MissingDataset:
-            with try_lock(_mk(self.runs / ".locks") / f"build_{env}-{level}.lock", "dt suite build", wait=True):
+            with try_lock(_mk(self.runs / ".locks") / f"{self.build_unit(env, level)}.lock", "dt suite build", wait=True):
                 try:
                     return load_dataset(did)      # another worker built it meanwhile
                 except MissingDataset:

@@ -78,8 +78,14 @@ class CampaignV1(Campaign):
         return dataset_id(R.ENVS[env], level, VERSION)             # the suite's own rule: dt/hopper/medium-v1
 
     def build_dataset(self, env: str, level: str) -> None:
+        """Every level of the env in one build: medium-expert reuses the medium and expert episodes
+        (1M steps each) instead of collecting them again."""
         from decision_transformer.suite.build import SUITE_V1, build
-        build([self.env_id(env)], [level], suite_dir=SUITE_V1, progress=False, log=self.log)
+        build([self.env_id(env)], None, suite_dir=SUITE_V1, progress=False, log=self.log)
+
+    @staticmethod
+    def build_unit(env: str, level: str) -> str:
+        return f"build_{env}"                    # one build per env: two workers never build it twice
 
     @staticmethod
     def committed(env: str) -> bool:
