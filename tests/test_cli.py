@@ -119,3 +119,22 @@ def test_info_into_a_closed_pipe_is_quiet(tmp_path):
     p = subprocess.run(f"{sys.executable} -m decision_transformer.cli info {tmp_path / 'ck'} | head -1", shell=True,
                        capture_output=True, text=True)
     assert p.stdout.strip() == "{" and "Error" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(capsys):
+    """One message, two audiences: Python callers read parameter names, `dt` users read flags."""
+    import gymnasium as gym  # noqa: F401
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    from decision_transformer.errors import OptionError
+    from decision_transformer.evaluation.evaluate import evaluate
+    from decision_transformer.suite.collect import collect
+    model = DecisionTransformer(DecisionTransformerConfig(state_dim=11, act_dim=3, max_ep_len=100))
+    with pytest.raises(OptionError) as e:
+        evaluate(model, "Hopper-v5", [1.0], episodes=0)
+    assert str(e.value) == "episodes and num_envs must be >= 1, got 0 and 50"
+    assert e.value.render(lambda p: "--" + p.replace("_", "-")) == "--episodes and --num-envs must be >= 1, got 0 and 50"
+    with pytest.raises(OptionError, match="^give both ref_min_score and ref_max_score, or neither$"):
+        collect("Hopper-v5", "random", "x/y-v0", steps=10, ref_min_score=0.0)
+    assert main(["collect", "--env", "Hopper-v5", "--policy", "random", "--steps", "10", "--output", "x/y-v0",
+                 "--ref-min-score", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: give both --ref-min-score and --ref-max-score, or neither"

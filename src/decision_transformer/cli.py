@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from decision_transformer.errors import DTError
+from decision_transformer.errors import DTError, OptionError
 
 
 def cmd_export(a) -> None:
@@ -436,10 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+FLAGS = {"env_id": "--env"}                    # parameters whose flag is not --<name with dashes>
+
+
+def flag(param: str) -> str:
+    """The `dt` flag of a library parameter: num_envs -> --num-envs."""
+    return FLAGS.get(param) or "--" + param.replace("_", "-")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except OptionError as e:                   # the library names parameters; here they are flags
+        print(f"error: {e.render(flag)}", file=sys.stderr)
+        return 2
     except DTError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

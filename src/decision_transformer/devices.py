@@ -8,7 +8,7 @@ import re
 
 import torch
 
-from decision_transformer.errors import DTError
+from decision_transformer.errors import DTError, OptionError
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -25,18 +25,18 @@ def resolve_device(spec: str | None = "auto") -> torch.device:
     if m:
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-            raise DTError(f"--device {spec}: CUDA is not available on this machine (torch {torch.__version__}, "
-                          f"{build}): use --device cpu, or auto")
+            raise OptionError(f"{{device}} {spec}: CUDA is not available on this machine (torch {torch.__version__}, "
+                              f"{build}): use {{device}} cpu, or auto")
         i = int(m.group(1) or 0)
         if i >= torch.cuda.device_count():
-            raise DTError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                          f"numbered from 0")
+            raise OptionError(f"{{device}} {spec}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"numbered from 0")
         return torch.device("cuda", i)
     if s == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise DTError(f"--device {spec}: MPS (Apple GPU) is not available on this machine: use --device cpu")
+            raise OptionError(f"{{device}} {spec}: MPS (Apple GPU) is not available on this machine: use {{device}} cpu")
         return torch.device("mps")
-    raise DTError(f"--device {spec!r}: use {DEVICES}")
+    raise OptionError(f"{{device}} {spec!r}: use {DEVICES}")
 
 
 def autocast(device: torch.device, precision: str):
@@ -44,5 +44,5 @@ def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     if device.type != "cuda":
-        raise DTError(f"--precision {precision} is for CUDA devices; on {device.type} use --precision fp32")
+        raise OptionError(f"{{precision}} {precision} is for CUDA devices; on {device.type} use {{precision}} fp32")
     return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -15,3 +15,18 @@ class CheckpointError(DTError):
 
 class RunBusy(DTError):
     """A run directory that another process is writing (its lock is held)."""
+
+
+class OptionError(DTError):
+    """A bad value of a parameter. The message names parameters as `{name}` placeholders: a
+    library caller reads the Python names (`episodes and num_envs must be >= 1`), the `dt`
+    command reads its flags (`--episodes and --num-envs ...`, cli.py renders them)."""
+
+    def __init__(self, template: str):
+        self.template = template
+        super().__init__(self.render(lambda name: name))
+
+    def render(self, name) -> str:
+        """The message with each `{param}` replaced by name(param)."""
+        import re
+        return re.sub(r"\{([a-z_]+)\}", lambda m: name(m.group(1)), self.template)

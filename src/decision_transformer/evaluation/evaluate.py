@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from decision_transformer.errors import DTError
+from decision_transformer.errors import DTError, OptionError
 
 
 def bootstrap_ci(x, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -56,7 +56,7 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
     if int(threads) < 1:
         raise DTError(f"threads must be >= 1, got {threads}")
     if episodes < 1 or num_envs < 1:
-        raise DTError(f"--episodes and --num-envs must be >= 1, got {episodes} and {num_envs}")
+        raise OptionError(f"{{episodes}} and {{num_envs}} must be >= 1, got {episodes} and {num_envs}")
     num_envs = max(1, min(num_envs, episodes))
     G = min(int(threads), num_envs)
     sizes, quotas = split(num_envs, G), split(episodes, G)

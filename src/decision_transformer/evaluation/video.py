@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decision_transformer.errors import DTError
+from decision_transformer.errors import DTError, OptionError
 
 
 def _overlay(frame: np.ndarray, text: str, above: bool = False) -> np.ndarray:
@@ -59,7 +59,7 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
     from decision_transformer.inference.agent import Agent
     out = Path(output)
     if fps < 1 or max_steps < 1:
-        raise DTError(f"--fps and --max-steps must be >= 1, got {fps} and {max_steps}")
+        raise OptionError(f"{{fps}} and {{max_steps}} must be >= 1, got {fps} and {max_steps}")
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise DTError(f"{out}: the video must end in .mp4 or .gif")
     from decision_transformer.fileio import check_writable

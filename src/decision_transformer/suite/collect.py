@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decision_transformer.errors import DTError
+from decision_transformer.errors import DTError, OptionError
 from decision_transformer.fileio import check_writable, why
 
 
@@ -40,8 +40,8 @@ def parse_noise(spec: str | None):
     except ValueError:
         v = None
     if v is None or not 0 <= v <= (1 if m.group(1) == "epsilon" else 10):
-        raise DTError(f"bad --noise {spec!r}: use gaussian:SIGMA (e.g. gaussian:0.1), epsilon:EPS (0-1) or sample "
-                      "(the policy's own stochastic actions)")
+        raise OptionError(f"bad {{noise}} {spec!r}: use gaussian:SIGMA (e.g. gaussian:0.1), epsilon:EPS (0-1) or sample "
+                          "(the policy's own stochastic actions)")
     return m.group(1), float(m.group(2))
 
 
@@ -119,12 +119,12 @@ def collect(env_id: str, policy: str, output: str, episodes: int | None = None, 
             device: str = "auto") -> Path:
     """Run `policy` and write the finished episodes as a Minari dataset at `output` (id or dir)."""
     if (ref_min_score is None) != (ref_max_score is None):
-        raise DTError("give both --ref-min-score and --ref-max-score, or neither")
+        raise OptionError("give both {ref_min_score} and {ref_max_score}, or neither")
     dataset_id, final = _dataset_id(output)
     if final.exists() and not overwrite:
-        raise DTError(f"{final} already exists: choose another output or pass --overwrite")
+        raise OptionError(f"{final} already exists: choose another {{output}} or pass {{overwrite}}")
     if final.exists() and not (final / "data" / "metadata.json").is_file():
-        raise DTError(f"{final} is not a Minari dataset: --overwrite only replaces a dataset; choose another output")
+        raise OptionError(f"{final} is not a Minari dataset: {{overwrite}} only replaces a dataset; choose another {{output}}")
     check_writable(final)                       # before the collection, not after it
     eps, interrupted = rollout_episodes(env_id, policy, episodes, steps, num_envs, seed, noise, target_return, progress,
                                         device=device)
@@ -154,12 +154,12 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     from decision_transformer.data.datasets import Episode
 
     if (episodes is None) == (steps is None):
-        raise DTError("give exactly one of --episodes N or --steps N")
+        raise OptionError("give exactly one of {episodes} N or {steps} N")
     name, n = ("episodes", episodes) if episodes is not None else ("steps", steps)
     if n <= 0:
-        raise DTError(f"--{name} must be >= 1, got {n}")
+        raise OptionError(f"{{{name}}} must be >= 1, got {n}")
     if num_envs < 1:
-        raise DTError(f"--num-envs must be >= 1, got {num_envs}")
+        raise OptionError(f"{{num_envs}} must be >= 1, got {num_envs}")
     noise_kind = parse_noise(noise)
     from decision_transformer.envs import make_vec, stored_frame
     envs = make_vec(env_id, num_envs)
@@ -167,8 +167,8 @@ def rollout_episodes(env_id: str, policy: str, episodes: int | None = None, step
     pol = _Policy(policy, env_id, envs, target_return, seed, device)
     if noise_kind and noise_kind[0] == "sample" and not pol.can_sample():
         envs.close()
-        raise DTError(f"--noise sample draws from the policy's own distribution, but {policy!r} is deterministic: "
-                      "use a SAC actor (.safetensors with a Gaussian head), or --noise gaussian:SIGMA")
+        raise OptionError(f"{{noise}} sample draws from the policy's own distribution, but {policy!r} is deterministic: "
+                          "use a SAC actor (.safetensors with a Gaussian head), or {noise} gaussian:SIGMA")
     space = envs.single_action_space
     rng = np.random.default_rng(seed + 1)
     obs, _ = envs.reset(seed=seed)

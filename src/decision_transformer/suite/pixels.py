@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decision_transformer.errors import DTError
+from decision_transformer.errors import DTError, OptionError
 from decision_transformer.fileio import atomic_path, write_json_atomic
 
 REF_EPISODES = 100
@@ -124,7 +124,7 @@ def export_replay(run_dir, transitions: int = 500_000, seed: int = 0, suite_dir=
     if not (run / "progress.json").is_file():
         raise DTError(f"{run}: not a `dt suite dqn` run directory (no progress.json)")
     if transitions < 1:
-        raise DTError(f"--transitions must be >= 1, got {transitions}")
+        raise OptionError(f"{{transitions}} must be >= 1, got {transitions}")
     prog = json.loads((run / "progress.json").read_text())
     env_id = prog["env_id"]
     suite = Path(suite_dir or SUITE)
