@@ -103,8 +103,9 @@ def test_hierarchical_ci_widens_when_seeds_disagree():
     same = [rng.normal(50, 10, 100) for _ in range(3)]
     apart = [rng.normal(m, 10, 100) for m in (20, 50, 80)]
     w = lambda ci: ci[1] - ci[0]                           # noqa: E731
-    assert w(page.hierarchical_ci(apart)) > 5 * w(page.hierarchical_ci(same))
-    assert page.hierarchical_ci(same)[0] < 50 < page.hierarchical_ci(same)[1]
+    from decision_transformer.evaluation.stats import hierarchical_ci
+    assert w(hierarchical_ci(apart)) > 5 * w(hierarchical_ci(same))
+    assert hierarchical_ci(same)[0] < 50 < hierarchical_ci(same)[1]
 
 
 def test_estimate_prices_what_is_left_from_measured_times(tmp_path):

@@ -54,7 +54,7 @@ def sweep_targets(model) -> list[float]:
 
 def conditioning_sentence(sweep: list[dict], best: float) -> str:
     """What the sweep shows, in words, from its numbers: the lowest and highest achieved mean and where they fall."""
-    from decision_transformer.report.page import spearman
+    from decision_transformer.evaluation.stats import spearman
     t = [r["target_return"] for r in sweep]
     m = [r["return_mean"] for r in sweep]
     top = int(np.argmax(m))

@@ -313,7 +313,7 @@ class Campaign:
         r = ds.episode_returns()
         md = ds.metadata
         lo, hi = md.get("ref_min_score"), md.get("ref_max_score")
-        from decision_transformer.evaluation.evaluate import normalized
+        from decision_transformer.evaluation.stats import normalized
         norm = (lambda x: normalized(x, lo, hi)) if lo is not None and hi is not None else (lambda x: None)
         write_json_atomic(_mk(self.results / "datasets") / f"{env}-{level}.json", {
             "dataset": self.dataset_id(env, level), "env_id": self.env_id(env), "episodes": ds.num_episodes, "steps": ds.num_steps,

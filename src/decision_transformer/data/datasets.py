@@ -188,7 +188,7 @@ def _check_episode(e: Episode, where: str, i: int) -> None:
 
 def describe(ds: "TrajectoryDataset", source: str) -> dict:
     """Episodes, steps, shapes, the return distribution and reference scores (`dt data info`)."""
-    from decision_transformer.evaluation.evaluate import normalized
+    from decision_transformer.evaluation.stats import normalized
     r, L = ds.episode_returns(), ds.lengths
     md = ds.metadata
     info = {"source": source, "episodes": ds.num_episodes, "steps": ds.num_steps,

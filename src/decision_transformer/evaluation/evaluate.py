@@ -11,24 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from decision_transformer.errors import DTError, OptionError
-
-
-def bootstrap_ci(x, n: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    x = np.asarray(x, dtype=np.float64)
-    if len(x) < 2:
-        return float(x.mean()), float(x.mean())
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
-    lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def normalized(returns, ref_min: float, ref_max: float):
-    """The normalised score x100: 100 x (R - ref_min) / (ref_max - ref_min), for a number or an
-    array (D4RL's convention; Minari's get_normalized_score gives the 0-1 fraction instead)."""
-    if isinstance(returns, (int, float)):
-        return 100.0 * (returns - ref_min) / (ref_max - ref_min)
-    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
+from decision_transformer.evaluation.stats import bootstrap_ci, normalized
 
 
 def run_episodes(model, env_id: str, target_return: float, episodes: int, num_envs: int, seed: int,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer import results as C
-from decision_transformer.evaluation.evaluate import bootstrap_ci, normalized
+from decision_transformer.evaluation.stats import bootstrap_ci, normalized, spearman
 from decision_transformer.fileio import write_json_atomic, write_text_atomic
 from decision_transformer.report import plots
 
@@ -451,13 +451,6 @@ def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
                             f"method at the paper's scale")
             lines += ["".join(weak) + ".", ""]
     return lines, figures
-
-
-def spearman(x, y) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    if np.std(rx) == 0 or np.std(ry) == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def status_section(camp) -> list[str]:

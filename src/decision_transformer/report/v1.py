@@ -17,26 +17,13 @@ import numpy as np
 
 from decision_transformer import results as R
 from decision_transformer import results_v1 as V
-from decision_transformer.evaluation.evaluate import bootstrap_ci, normalized
+from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci, normalized, spearman
 from decision_transformer.fileio import write_text_atomic
 from decision_transformer.report.page import status_section
 
 
 def _read(p: Path):
     return json.loads(p.read_text()) if p.is_file() else None
-
-
-def hierarchical_ci(per_seed: list[np.ndarray], n: int = 2000, seed: int = 0, level: float = 0.95):
-    """95% CI of the mean when seeds vary as much as episodes: resample the seeds, then the episodes
-    of each resampled seed; the mean of each draw weighs seeds equally."""
-    rng = np.random.default_rng(seed)
-    k = len(per_seed)
-    means = np.empty(n)
-    for i in range(n):
-        picks = rng.integers(0, k, size=k)
-        means[i] = np.mean([per_seed[j][rng.integers(0, len(per_seed[j]), size=len(per_seed[j]))].mean() for j in picks])
-    lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return float(lo), float(hi)
 
 
 def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
@@ -174,7 +161,6 @@ def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
 
 def _sweep_rho(camp, env: str, level: str) -> float | None:
     """Spearman's rho of the mean achieved return (seeds pooled) against the target."""
-    from decision_transformer.report.page import spearman
     sws = _evals(camp, V.STAGE2["model"], env, level, "sweep.json")
     if any(x is None for x in sws):
         return None
@@ -253,7 +239,7 @@ def model_cards_v1(camp) -> list[Path]:
     """models/<env>-<level>/results.json and README.md of every checkpoint stage 2 published, from
     results/v1/ (the run's evaluation, its dataset, the choice in published/<env>-<level>.json)."""
     from decision_transformer.fileio import write_json_atomic
-    from decision_transformer.report.page import _card, spearman
+    from decision_transformer.report.page import _card
     out = []
     for pub in sorted((camp.results / "published").glob("*.json")):
         env, level = pub.stem.split("-", 1)

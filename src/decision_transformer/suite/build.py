@@ -378,7 +378,7 @@ def _check_args(envs, levels, suite_dir) -> dict:
 
 
 def _build(manifest, envs, levels, suite_dir, overwrite, progress, log) -> dict:
-    from decision_transformer.evaluation.evaluate import normalized
+    from decision_transformer.evaluation.stats import normalized
     from decision_transformer.suite.collect import (
         _dataset_id,
         rollout_episodes,
