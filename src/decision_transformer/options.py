@@ -24,7 +24,8 @@ def option(default=MISSING, help: str = "", *, range: str | None = None, choices
            factory=None, default_text: str | None = None, cli: bool = True):
     """A dataclass field with its declaration. `range` is an interval like "(0, inf)" or "[0, 1)";
     `flag` overrides the flag name (default --field-name); `default_text` describes a None default."""
-    md = {"help": help, "range": _interval(range) if range else None, "choices": tuple(choices) if choices else None,
+    md = {"help": help, "range": _interval(range) if range else None,
+          "choices": choices if callable(choices) else tuple(choices) if choices else None,
           "flag": flag, "default_text": default_text, "cli": cli}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
@@ -51,6 +52,12 @@ def _readable(r) -> str:
     return f"in {spec}"
 
 
+def choices_of(md) -> tuple | None:
+    """A field's choices; a callable is asked each time (e.g. the models registered so far)."""
+    c = md.get("choices")
+    return tuple(c()) if callable(c) else c
+
+
 def flag_name(f) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
@@ -75,7 +82,7 @@ def add_arguments(parser, cls) -> None:
         if base is bool:
             parser.add_argument(flag_name(f), action="store_true", **kw)
             continue
-        parser.add_argument(flag_name(f), type=base, choices=md.get("choices"), nargs="+" if is_list else None,
+        parser.add_argument(flag_name(f), type=base, choices=choices_of(md), nargs="+" if is_list else None,
                             metavar=None if md.get("choices") else {int: "N", float: "X"}.get(base, "STR"), **kw)
 
 
@@ -109,7 +116,7 @@ def check(obj) -> None:
                     raise DTError(f"{name} must be {_readable(r)}, got {x:g}")
             elif base is str and not isinstance(x, str):
                 raise DTError(f"{name} must be a string, got {x!r}")
-            if md.get("choices") and x not in md["choices"]:
-                raise DTError(f"{name} must be one of {', '.join(map(str, md['choices']))}, got {x!r}")
+            if md.get("choices") and x not in choices_of(md):
+                raise DTError(f"{name} must be one of {', '.join(map(str, choices_of(md)))}, got {x!r}")
         if is_list and not isinstance(v, list):
             raise DTError(f"{name} must be a list, got {v!r}")

@@ -112,8 +112,7 @@ class _Standalone(torch.nn.Module):
     def __init__(self, model, K: int):
         super().__init__()
         cfg = model.config
-        self.m, self.K, self.T = model, K, 3 * K - 1
-        self.dt = isinstance(model, DecisionTransformer)
+        self.m, self.K = model, K
         vec = cfg.state_type == "vector" and cfg.state_mean is not None
         self.register_buffer("mean", torch.tensor(cfg.state_mean if vec else [0.0], dtype=torch.float32))
         self.register_buffer("std", torch.tensor(cfg.state_std if vec else [1.0], dtype=torch.float32))
@@ -128,12 +127,7 @@ class _Standalone(torch.nn.Module):
         else:
             s = (states - self.mean) / self.std if self.normalise else states
             s = s * real[..., None].to(s.dtype)
-        R = returns_to_go / self.scale
-        if not self.dt:
-            return self.m._last(s)
-        allowed = DecisionTransformer.token_mask(real, self.T)              # (N, 1, T, T), the model's rule
-        bias = torch.zeros(allowed.shape, dtype=torch.float32).masked_fill(~allowed, float("-inf"))
-        return self.m.last_action(s, actions, R, timesteps, bias)
+        return self.m.step_forward(s, actions, returns_to_go / self.scale, timesteps, real)   # the model's own
 
 
 def _card(cfg, out_name: str) -> str:

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from decision_transformer.models.encoders import image_encoder
-from decision_transformer.models.policy import PolicyConfig, register
+from decision_transformer.models.policy import Policy, PolicyConfig, register
 from decision_transformer.options import option
 
 
@@ -38,7 +38,7 @@ class BCConfig(PolicyConfig):
         return cls(hidden_size=opts.hidden_size, n_layer=opts.n_layer, dropout=opts.dropout, **policy)
 
 
-class BCModel(nn.Module):
+class BCModel(Policy):
     window_anchor = "end"           # training windows end at a uniformly drawn step (sampler.py)
 
     def __init__(self, config: BCConfig):
@@ -85,6 +85,9 @@ class BCModel(nn.Module):
     def predict_last_action(self, states, actions=None, returns_to_go=None, timesteps=None, attention_mask=None,
                             token_mask=None):
         return self._last(states)                   # padded states are already zero in the Agent
+
+    def step_forward(self, states, actions, returns_to_go, timesteps, real):
+        return self._last(states)                   # the exporter zeroes padded states, as the Agent does
 
     def save_pretrained(self, path, **kw):
         from decision_transformer.models.checkpoint import save_pretrained

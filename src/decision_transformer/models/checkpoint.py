@@ -56,7 +56,9 @@ def transformers_config(cfg) -> dict:
 
 
 def is_transformers_compatible(cfg: PolicyConfig) -> bool:
-    return cfg.action_type == "continuous" and cfg.state_type == "vector" and cfg.architecture == "dt"
+    """The model's own answer (Policy.transformers_compatible), through the registry."""
+    from decision_transformer.models.policy import lookup
+    return lookup(cfg.architecture)[1].transformers_compatible(cfg)
 
 
 def save_pretrained(model, path, *, transformers_only: bool = False) -> Path:

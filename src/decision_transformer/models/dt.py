@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from decision_transformer.models.dropout import FastDropout, fast_dropout
 from decision_transformer.models.encoders import image_encoder
-from decision_transformer.models.policy import PolicyConfig, register
+from decision_transformer.models.policy import Policy, PolicyConfig, register
 from decision_transformer.options import option
 
 
@@ -223,7 +223,7 @@ class GPT2Trunk(nn.Module):
 # The model. Modality embeddings: Linear for vectors, a conv encoder for frames (encoders.py).
 # ---------------------------------------------------------------------------------------------
 
-class DecisionTransformer(nn.Module):
+class DecisionTransformer(Policy):
     window_anchor = "start"         # training windows as the official get_batch draws them (sampler.py)
 
     def __init__(self, config: DecisionTransformerConfig | None = None, **kwargs):
@@ -374,10 +374,17 @@ class DecisionTransformer(nn.Module):
         x = self.encoder(x, mask, query=slice(T - 1, T))           # (B, 1, H)
         return self.predict_action(x[:, 0])
 
+    def step_forward(self, states, actions, returns_to_go, timesteps, real):
+        """last_action with the token mask built from (N, K) real steps (the exported graph)."""
+        T = 3 * int(real.shape[1]) - 1        # a constant in the traced graph: K is fixed per export
+        allowed = self.token_mask(real, T)                                 # (N, 1, T, T), the model's rule
+        bias = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(~allowed, float("-inf"))
+        return self.last_action(states, actions, returns_to_go, timesteps, bias)
+
     @staticmethod
-    def loss_positions(attention_mask):
-        """Every real (unpadded) step counts in the loss."""
-        return attention_mask.bool()
+    def transformers_compatible(config) -> bool:
+        """transformers.DecisionTransformerModel holds continuous actions and vector states only."""
+        return config.action_type == "continuous" and config.state_type == "vector"
 
     # Checkpoint I/O lives in checkpoint.py; these are the familiar entry points.
     def save_pretrained(self, path, **kw):

@@ -1,28 +1,42 @@
-"""What every model is to the rest of the toolkit: a policy config and a registry of models.
+"""What every model is to the rest of the toolkit: the `Policy` contract, its config and the registry.
 
-A registered model is an nn.Module with
-- `config`: a PolicyConfig subclass (its `architecture` names the model in the registry);
-- `forward_actions(states, actions, returns_to_go, timesteps, attention_mask) -> (B, L, act_dim)`:
-  what training fits (MSE for continuous actions, cross-entropy on logits for discrete ones);
-- `loss_positions(attention_mask) -> bool mask`: which of those positions the loss counts;
+A model subclasses `Policy` (an nn.Module) and registers itself with `register(name, Config,
+Model)` at the end of its module; registration checks the contract, so a model that misses a
+part fails there, in one line, not deep inside the trainer or the Agent. The contract:
+
+- `config`: an instance of its PolicyConfig subclass (`architecture` = its registry name);
 - `window_anchor`: "start" or "end", how the training sampler places windows (sampler.py):
   "end" for a model whose loss counts the last position only, so every step is a target;
+- `forward_actions(states, actions, returns_to_go, timesteps, attention_mask) -> (B, L, act_dim)`:
+  what training fits;
+- `loss_positions(attention_mask) -> bool mask`: which of those positions the loss counts
+  (default: every real step);
+- `action_loss(pred, target) -> per-position losses`: the model's loss on the counted positions
+  (default: squared error summed over action dimensions / act_dim for continuous actions,
+  cross-entropy on logits for discrete ones); the trainer averages it, over ranks too;
 - `predict_last_action(states, actions, returns_to_go, timesteps, attention_mask=None,
-  token_mask=None) -> (B, act_dim)`: the action at the window's last step, what the Agent and
-  evaluate() call.
+  token_mask=None) -> (B, act_dim)`: the action at the window's last step, what the Agent calls;
+- `step_forward(states, actions, returns_to_go, timesteps, real) -> (N, act_dim)`: the same, on
+  normalised states and scaled returns-to-go with a (N, K) bool mask of real steps, written
+  without data-dependent branches: the graph `dt export --format onnx` traces;
+- `transformers_compatible(config) -> bool`: whether `transformers.DecisionTransformerModel`
+  can load its checkpoints (default: no).
+Saving and loading need nothing more: checkpoint.py writes any registered model's config and
+weights, and reads them back through the registry.
 
 Checkpoints store `config.to_dict()`; loading dispatches on its `architecture` (`config_from_dict`,
 `build`). Models register themselves when their module is imported, and the package imports
 them all, so this module imports none of them: no import cycle.
-
-To add a model: a PolicyConfig subclass with `architecture = "<name>"` and `from_training`, a
-module with the interface above, and `register("<name>", Config, Model)` at the module's end.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass, field, fields
+
+import torch.nn as nn
+import torch.nn.functional as F
 
 from decision_transformer.errors import CheckpointError, DTError
 from decision_transformer.options import check, option
@@ -86,10 +100,59 @@ class PolicyConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+class Policy(nn.Module):
+    """The contract every registered model fulfils (module docstring). Subclasses implement the
+    abstract parts; the defaults suit a model that fits every real step of its windows."""
+
+    window_anchor = "start"
+
+    def forward_actions(self, states, actions, returns_to_go, timesteps, attention_mask=None):
+        raise NotImplementedError
+
+    def predict_last_action(self, states, actions, returns_to_go, timesteps, attention_mask=None, token_mask=None):
+        raise NotImplementedError
+
+    def step_forward(self, states, actions, returns_to_go, timesteps, real):
+        raise NotImplementedError
+
+    @staticmethod
+    def loss_positions(attention_mask):
+        """Every real (unpadded) step counts in the loss."""
+        return attention_mask.bool()
+
+    def action_loss(self, pred, target):
+        """(n, act_dim) predictions and their targets at the counted positions -> (n,) losses:
+        mean squared error over the action's dimensions (continuous), cross-entropy (discrete)."""
+        if self.config.action_type == "discrete":
+            return F.cross_entropy(pred, target, reduction="none")
+        return ((pred - target) ** 2).mean(-1)
+
+    @staticmethod
+    def transformers_compatible(config) -> bool:
+        return False
+
+
+_REQUIRED = ("forward_actions", "predict_last_action", "step_forward")
 _REGISTRY: dict[str, tuple[type, type]] = {}
 
 
 def register(name: str, config_cls: type, model_cls: type) -> None:
+    """Add a model to the registry, after checking it fulfils the contract."""
+    problems = []
+    if not (inspect.isclass(config_cls) and issubclass(config_cls, PolicyConfig)):
+        problems.append(f"its config {config_cls!r} is not a PolicyConfig subclass")
+    elif config_cls.__dataclass_fields__["architecture"].default != name:
+        problems.append(f"its config's architecture is {config_cls.__dataclass_fields__['architecture'].default!r}")
+    if not (inspect.isclass(model_cls) and issubclass(model_cls, Policy)):
+        problems.append(f"{model_cls!r} does not subclass models.policy.Policy")
+    else:
+        missing = [m for m in _REQUIRED if getattr(model_cls, m) is getattr(Policy, m)]
+        if missing:
+            problems.append(f"{model_cls.__name__} does not implement {', '.join(missing)}")
+        if model_cls.window_anchor not in ("start", "end"):
+            problems.append(f"window_anchor is {model_cls.window_anchor!r}, not 'start' or 'end'")
+    if problems:
+        raise TypeError(f"model {name!r} cannot be registered: " + "; ".join(problems))
     _REGISTRY[name] = (config_cls, model_cls)
 
 

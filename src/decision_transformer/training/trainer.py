@@ -74,7 +74,7 @@ class TrainConfig:
                               "(e.g. 0.999), saved beside each checkpoint as checkpoints/<step>/ema/, a checkpoint "
                               "of its own; 0: off", range="[0, 1)")
     model: str = option("dt", "a registered model: dt, or bc (the MLP baseline of the official code)",
-                        choices=architectures())
+                        choices=architectures)          # asked when parsing: every model registered by then
     top_pct: float = option(100.0, "train on the best episodes by return holding X%% of the data (%%BC with "
                             "--model bc; see --top-unit)", range="(0, 100]")
     top_unit: str = option("timesteps", "what --top-pct counts: timesteps (the paper's %%BC: the best episodes "
@@ -353,17 +353,11 @@ class Trainer:
             pred = self.forward_actions(*(batch[k] for k in keys))        # (B, K, act_dim)
         pred = pred.float()
         mask = self.model.loss_positions(batch["attention_mask"])          # BC: the last step only
-        discrete = self.model.config.action_type == "discrete"
+        err = self.model.action_loss(pred[mask], batch["actions"][mask])    # the model's loss, per position
         if not self.dist.on:
-            if discrete:
-                return torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask])
-            return ((pred - batch["actions"]) ** 2)[mask].mean()
-        # N ranks: the sum over this rank's real steps / the global count, times N (DDP averages
+            return err.mean()
+        # N ranks: the sum over this rank's positions / the global count, times N (DDP averages
         # the N gradients): the gradient of the mean over the global batch, as one process computes it
-        if discrete:
-            err = torch.nn.functional.cross_entropy(pred[mask], batch["actions"][mask], reduction="none")
-        else:
-            err = ((pred - batch["actions"]) ** 2)[mask]
         count = self.dist.sum_(torch.tensor(float(err.numel()), device=err.device))
         return err.sum() * self.dist.world / count
 
