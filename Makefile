@@ -28,7 +28,7 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -m ""
 
-# Every training, evaluation and sweep behind docs/results.md and models/ (issue #9): days of CPU
+# Every training, evaluation and sweep behind docs/results.md (suite v1) and models/: days of CPU
 # time, resumable (rerun to continue), WORKERS one-thread workers sharing the task list; then the report.
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 results: install
