@@ -323,10 +323,13 @@ class Campaign:
 
     def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED, ema: bool = False,
                   dataset_returns=None, **kw) -> dict:
-        """evaluation_record (the one schema of eval and sweep files) plus the campaign's fields."""
+        """evaluation_record (the one schema of eval and sweep files) plus the campaign's fields.
+        targets None: the checkpoint's own (BC, which ignores them: the first); "first": the first."""
         from decision_transformer.evaluation.evaluate import evaluation_record
         model = self._load(run, step, ema)
         dt = model.config.architecture == "dt"
+        if targets is None or targets == "first":
+            targets = model.config.target_returns[:1] if targets == "first" or not dt else model.config.target_returns
         out = evaluation_record(model, model.config.env_id, targets, episodes, seed=seed, num_envs=50, threads=1,
                                 backend="onnxruntime" if dt else "torch", dataset_returns=dataset_returns, **kw)
         out.update(run=run, checkpoint_step=step, top_pct=(model.config.extra or {}).get("top_pct", 100.0),

@@ -237,16 +237,13 @@ class CampaignV1(Campaign):
     # -- the tasks -----------------------------------------------------------------------------
     def evaluate_at(self, run: str, step: int, ema: bool) -> None:
         """100 episodes at each paper target (BC: the first), the checkpoint of `step` (raw or EMA weights)."""
-        model = self._load(run, step, ema)
-        targets = model.config.target_returns if model.config.architecture == "dt" else model.config.target_returns[:1]
-        out = self._evaluate(run, step, targets, EVAL_EPISODES, ema=ema)     # BC ignores the target: one
+        out = self._evaluate(run, step, None, EVAL_EPISODES, ema=ema)       # the checkpoint's targets (BC: one)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json", out)
 
     def curve_eval_at(self, run: str, step: int, ema: bool) -> None:
         """20 episodes at the first (expert) target only: stability and the best checkpoint."""
-        model = self._load(run, step, ema)
-        out = self._evaluate(run, step, model.config.target_returns[:1], CURVE_EPISODES, ema=ema)
+        out = self._evaluate(run, step, "first", CURVE_EPISODES, ema=ema)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}{_suffix(ema)}.json", out)
 
@@ -262,8 +259,7 @@ class CampaignV1(Campaign):
 
     def evaluate_best(self, run: str) -> None:
         step = self.best_step(run)
-        model = self._load(run, step)
-        out = self._evaluate(run, step, model.config.target_returns, EVAL_EPISODES, seed=BEST_SEED)
+        out = self._evaluate(run, step, None, EVAL_EPISODES, seed=BEST_SEED)
         out["selected_by"] = f"the highest {CURVE_EPISODES}-episode mean at the first target over the checkpoints " \
                              f"every {CHECKPOINT_EVERY:,} steps; evaluated again on env seeds {BEST_SEED}+"
         write_json_atomic(_mk(self.results / run) / "eval-best.json", out)
