@@ -19,11 +19,7 @@ from decision_transformer import results as R
 from decision_transformer import results_v1 as V
 from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci, normalized, spearman
 from decision_transformer.fileio import write_text_atomic
-from decision_transformer.report.page import status_section
-
-
-def _read(p: Path):
-    return json.loads(p.read_text()) if p.is_file() else None
+from decision_transformer.report.page import _read, status_section
 
 
 def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
