@@ -23,6 +23,23 @@ def test_every_flag_of_every_subcommand_has_help():
     assert not missing, missing
 
 
+def test_every_flag_of_every_command_comes_from_a_declaration():
+    """The parser is built from option declarations (cli_options.py, TrainConfig): no hand-written flag,
+    and every count or size has a declared range."""
+    from dataclasses import fields
+
+    from decision_transformer.options import _kind
+    commands = [(path, sp) for path, sp in _subparsers(build_parser()) if "options" in sp._defaults]
+    assert len(commands) == 16
+    for path, sp in commands:
+        declared = list(fields(sp._defaults["options"])) + (list(fields(TrainConfig)) if path == ("train",) else [])
+        dests = {a.dest for a in sp._actions if not isinstance(a, argparse._HelpAction)}
+        assert dests <= {f.name for f in declared}, (path, dests - {f.name for f in declared})
+        for f in declared:
+            if f.metadata.get("cli") and _kind(f)[0] is int:
+                assert f.metadata["range"], f"dt {' '.join(path)} {f.name}: an integer option without a range"
+
+
 def test_train_flags_come_from_the_config_with_their_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -72,16 +89,23 @@ def hopper_ck(tmp_path_factory):
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["eval", "{ck}", "--episodes", "0"], "--episodes and --num-envs must be >= 1, got 0 and 50"),
-    (["eval", "{ck}", "--num-envs", "0", "--episodes", "2"], "--episodes and --num-envs must be >= 1, got 2 and 0"),
+    (["eval", "{ck}", "--episodes", "0"], "--episodes must be in [1, 100000], got 0"),
+    (["eval", "{ck}", "--num-envs", "0", "--episodes", "2"], "--num-envs must be in [1, 1024], got 0"),
+    (["eval", "{ck}", "--episodes", "100000000"], "--episodes must be in [1, 100000], got 100000000"),
+    (["eval", "{ck}", "--seed", "-1"], "--seed must be in [0, 2147483647], got -1"),
+    (["eval", "{ck}", "--temperature", "0.5"], "--temperature applies to --sample: pass --sample too"),
+    (["eval", "{ck}", "--ref-min-score", "0"], "give both --ref-min-score and --ref-max-score, or neither"),
+    (["eval", "{ck}", "--target-return", "nan"], "--target-return must be a finite number, got nan"),
+    (["sweep", "{ck}", "--targets", "0:1:100000000", "--output", "{tmp}/s"], "need HI > LO and N in [2, 1000]"),
     (["eval", "{ck}", "--target-return=-1e30", "--episodes", "2", "--num-envs", "2"], "the model produced NaN/inf actions"),
-    (["sweep", "{ck}", "--targets", "1:2:2", "--episodes", "0", "--output", "{tmp}/s"], "--episodes and --num-envs must be >= 1"),
-    (["video", "{ck}", "--target-return", "1", "-o", "{tmp}/v.gif", "--fps", "0"], "--fps and --max-steps must be >= 1"),
-    (["video", "{ck}", "--target-return", "1", "-o", "{tmp}/v.gif", "--max-steps", "0"], "--fps and --max-steps must be >= 1"),
-    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "0", "--output", "{tmp}/c"], "--episodes must be >= 1, got 0"),
-    (["collect", "--env", "Hopper-v5", "--policy", "random", "--steps", "-5", "--output", "{tmp}/c"], "--steps must be >= 1, got -5"),
+    (["eval", "{ck}", "--target-return", "-1e30", "--episodes", "2", "--num-envs", "2"], "the model produced NaN/inf actions"),
+    (["sweep", "{ck}", "--targets", "1:2:2", "--episodes", "0", "--output", "{tmp}/s"], "--episodes must be in [1, 100000]"),
+    (["video", "{ck}", "--target-return", "1", "-o", "{tmp}/v.gif", "--fps", "0"], "--fps must be in [1, 240], got 0"),
+    (["video", "{ck}", "--target-return", "1", "-o", "{tmp}/v.gif", "--max-steps", "0"], "--max-steps must be in [1, 10000000], got 0"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "0", "--output", "{tmp}/c"], "--episodes must be in [1, 100000], got 0"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--steps", "-5", "--output", "{tmp}/c"], "--steps must be in [1, 10000000], got -5"),
     (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--num-envs", "0", "--output", "{tmp}/c"],
-     "--num-envs must be >= 1, got 0"),
+     "--num-envs must be in [1, 1024], got 0"),
     (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--noise", "gaussian:1..2", "--output",
       "{tmp}/c"], "bad --noise 'gaussian:1..2'"),
     (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--output", "noversion"],

@@ -21,12 +21,18 @@ from decision_transformer.errors import DTError
 
 
 def option(default=MISSING, help: str = "", *, range: str | None = None, choices=None, flag: str | None = None,
-           factory=None, default_text: str | None = None, cli: bool = True):
+           factory=None, default_text: str | None = None, cli: bool = True, positional: bool = False,
+           short: str | None = None, group: str | None = None, metavar: str | None = None, const=None):
     """A dataclass field with its declaration. `range` is an interval like "(0, inf)" or "[0, 1)";
-    `flag` overrides the flag name (default --field-name); `default_text` describes a None default."""
+    `flag` overrides the flag name (default --field-name); `default_text` describes a None default.
+    No default (MISSING) makes the flag required; `positional` makes it an argument without a flag;
+    `short` adds an alias such as "-o"; fields of one `group` are mutually exclusive on the command
+    line (one of them required if the class lists the group in `required_groups`); `const` makes the
+    flag's value optional (`--ray` alone gives const, `--ray ADDRESS` the address)."""
     md = {"help": help, "range": _interval(range) if range else None,
           "choices": choices if callable(choices) else tuple(choices) if choices else None,
-          "flag": flag, "default_text": default_text, "cli": cli}
+          "flag": flag, "default_text": default_text, "cli": cli, "positional": positional, "short": short,
+          "group": group, "metavar": metavar, "const": const}
     if factory is not None:
         return field(default_factory=factory, metadata=md)
     return field(default=default, metadata=md)
@@ -66,29 +72,107 @@ def field_default(f):
     return f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
 
 
+def _help(f) -> str:
+    md, d = f.metadata, field_default(f)
+    base, is_list = _kind(f)
+    hlp = f"{md['help']}" + (f", {_readable(md['range'])}" if md.get("range") else "")
+    if md.get("positional") or base is bool:
+        return hlp
+    if d is MISSING:
+        return hlp + " (required)"
+    if d is None and not md.get("default_text"):
+        return hlp
+    shown = md.get("default_text") or (" ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in d) if is_list
+                                       else f"{d:g}" if isinstance(d, float) else d)
+    return hlp + f" (default: {shown})"
+
+
+def _help_order(cls) -> list:
+    """The class's own fields first, then each base's in method-resolution order (mixins last)."""
+    by_name = {f.name: f for f in fields(cls)}
+    out: list = []
+    for c in cls.__mro__:
+        out += [by_name[n] for n in c.__dict__.get("__annotations__", {}) if n in by_name and by_name[n] not in out]
+    return out
+
+
 def add_arguments(parser, cls) -> None:
-    """One flag per declared field, help text with the default; the parsed value is None when
-    the flag is not given, so presets and saved configs can fill it."""
-    for f in fields(cls):
+    """One flag (or positional argument) per declared field, help text with the default; the parsed
+    value is None when the flag is not given, so presets and saved configs can fill it."""
+    groups: dict[str, object] = {}
+    for f in _help_order(cls):
         md = f.metadata
         if not md.get("cli", False):
             continue
         base, is_list = _kind(f)
-        d = field_default(f)
-        shown = md.get("default_text") or (" ".join(f"{x:g}" for x in d) if is_list else
-                                           f"{d:g}" if isinstance(d, float) else d)
-        hlp = f"{md['help']}" + (f", {_readable(md['range'])}" if md.get("range") else "") + f" (default: {shown})"
-        kw = dict(dest=f.name, default=None, help=hlp)
-        if base is bool:
-            parser.add_argument(flag_name(f), action="store_true", **kw)
+        target = parser
+        if md.get("group"):
+            if md["group"] not in groups:
+                groups[md["group"]] = parser.add_mutually_exclusive_group(
+                    required=md["group"] in getattr(cls, "required_groups", ()))
+            target = groups[md["group"]]
+        if md.get("positional"):
+            target.add_argument(f.name, type=str if base in (int, float) else base, nargs="+" if is_list else None, help=_help(f),
+                                metavar=md.get("metavar") or f.name.upper())
             continue
-        parser.add_argument(flag_name(f), type=base, choices=choices_of(md), nargs="+" if is_list else None,
-                            metavar=None if md.get("choices") else {int: "N", float: "X"}.get(base, "STR"), **kw)
+        names = [n for n in (md.get("short"), flag_name(f)) if n]
+        kw = dict(dest=f.name, default=None, help=_help(f))
+        if base is bool:
+            target.add_argument(*names, action="store_true", **kw)
+            continue
+        if field_default(f) is MISSING and not md.get("group"):
+            kw["required"] = True
+        kw["nargs"] = "+" if is_list else None
+        if md.get("const") is not None:
+            kw.update(nargs="?", const=md["const"])
+        target.add_argument(*names, type=str if base in (int, float) else base, choices=choices_of(md),
+                            metavar=md.get("metavar") or (None if md.get("choices") else
+                                                          {int: "N", float: "X"}.get(base, "STR")), **kw)
+
+
+def from_args(cls, args, **extra):
+    """The options object of a command from its parsed arguments: what was given, else the declared
+    default; validated by `check` and by the class's own `validate()` (rules between fields)."""
+    kw = {}
+    for f in fields(cls):
+        if not f.metadata.get("cli"):
+            continue
+        v = getattr(args, f.name, None)
+        if v is None and f.metadata.get("positional") is False:
+            d = field_default(f)
+            v = None if d is MISSING else d
+        kw[f.name] = _parsed(f, v)
+    obj = cls(**kw, **extra)
+    check(obj)
+    if hasattr(obj, "validate"):
+        obj.validate()
+    return obj
+
+
+def _number(f, text):
+    """A number given on the command line (argparse hands over text, so that a bad one gets our
+    one-line error rather than argparse's usage block). Integers may be written 1e6."""
+    base, _ = _kind(f)
+    if base not in (int, float) or not isinstance(text, str):
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise DTError(f"{flag_name(f)} must be {'an integer' if base is int else 'a number'}, got {text!r}") from None
+    if base is int and math.isfinite(v):
+        if v != int(v):
+            raise DTError(f"{flag_name(f)} must be an integer, got {text!r}")
+        return int(v)
+    return v
+
+
+def _parsed(f, v):
+    return [_number(f, x) for x in v] if isinstance(v, list) else _number(f, v)
 
 
 def given(args, cls) -> dict:
     """The declared options that were given on the command line."""
-    return {f.name: getattr(args, f.name) for f in fields(cls)
+    return {f.name: _parsed(f, getattr(args, f.name)) for f in fields(cls)
             if f.metadata.get("cli") and getattr(args, f.name, None) is not None}
 
 
@@ -100,7 +184,7 @@ def check(obj) -> None:
             continue
         v = getattr(obj, f.name)
         base, is_list = _kind(f)
-        name = flag_name(f) if md.get("cli") else f.name
+        name = (f.name.upper() if md.get("positional") else flag_name(f)) if md.get("cli") else f.name
         if v is None:
             if "None" in str(f.type):
                 continue
@@ -113,7 +197,7 @@ def check(obj) -> None:
                     raise DTError(f"{name} must be a finite number, got {x!r}")
                 r = md.get("range")
                 if r and not ((x >= r[1] if r[2] else x > r[1]) and (x <= r[3] if r[4] else x < r[3])):
-                    raise DTError(f"{name} must be {_readable(r)}, got {x:g}")
+                    raise DTError(f"{name} must be {_readable(r)}, got {x if base is int else format(x, 'g')}")
             elif base is str and not isinstance(x, str):
                 raise DTError(f"{name} must be a string, got {x!r}")
             if md.get("choices") and x not in choices_of(md):
