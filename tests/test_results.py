@@ -42,15 +42,17 @@ def toy_h5(tmp_path_factory):
 def tiny_campaign(toy_h5, tmp_path, monkeypatch):
     """The real campaign code on a toy plan: one env, one level, 20-step budget."""
     data, preset = toy_h5
-    for k, v in dict(ENVS={"toy": "LineReach-v0"}, PRESETS={"toy": str(preset)}, LEVELS=("mixed",), BUDGET=20,
-                     CHECKPOINT_EVERY=10, CURVE=("toy", "mixed", 30), CURVE_EPISODES=4, EVAL_EPISODES=6,
-                     BASELINE_SEEDS=(0, 1), SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3, SWEEP_EPISODES=3,
-                     PUBLISH_LEVELS=(), GAMES={}, ATARI={}).items():
-        monkeypatch.setattr(C, k, v)
-    monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
-    monkeypatch.setattr(C.Campaign, "poll_seconds", 0.2)
     return C.Campaign(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
-                      log=lambda *a: None)
+                      log=lambda *a: None, config=toy_config(data, preset))
+
+
+def toy_config(data, preset, **kw):
+    """The campaign's config for one toy env and level, at toy sizes."""
+    base = dict(envs={"toy": "LineReach-v0"}, presets={"toy": str(preset)}, levels=("mixed",), budget=20,
+                checkpoint_every=10, curve=("toy", "mixed", 30), curve_episodes=4, eval_episodes=6,
+                baseline_seeds=(0, 1), sweep_levels=("mixed",), sweep_points=3, sweep_episodes=3,
+                publish_levels=(), games={}, atari={}, datasets={"toy-mixed": str(data)}, poll_seconds=0.2)
+    return C.CampaignConfig(**{**base, **kw})
 
 
 def test_plan_covers_the_issue_and_is_consistent():
@@ -59,12 +61,15 @@ def test_plan_covers_the_issue_and_is_consistent():
     assert len(names) == len(set(names))
     assert all(nd in names for t in tasks for nd in t.needs)
     kinds = lambda k: [n for n in names if n.startswith(k + ":")]
-    games = len(C.GAMES) * 3 * len(C.GAME_SEEDS) + len(C.ATARI)              # MinAtar: DT, BC, %BC x 3 seeds; Atari DT
-    assert len(kinds("train")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS)) + games   # DT + BC + %BC, 12 datasets
-    assert len(kinds("eval")) == 12 * (1 + 2 * len(C.BASELINE_SEEDS)) + games
-    assert len(kinds("curve-eval")) == C.CURVE[2] // C.CHECKPOINT_EVERY
-    assert len(kinds("publish")) == 9 + len(C.DEMO_CANDIDATES) - 1               # hopper-mr is both
-    assert len(kinds("sweep")) == 6 + len(C.GAMES) and len(kinds("video")) == len(C.ATARI)
+    c = C.CampaignConfig()
+    games = len(c.games) * 3 * len(c.game_seeds) + len(c.atari)              # MinAtar: DT, BC, %BC x 3 seeds; Atari DT
+    assert len(kinds("train")) == 12 * (1 + 2 * len(c.baseline_seeds)) + games   # DT + BC + %BC, 12 datasets
+    assert len(kinds("eval")) == 12 * (1 + 2 * len(c.baseline_seeds)) + games
+    assert len(kinds("curve-eval")) == c.curve[2] // c.checkpoint_every
+    assert len(kinds("publish")) == 9 + len(c.demo_candidates) - 1               # hopper-mr is both
+    assert len(kinds("sweep")) == 6 + len(c.games) and len(kinds("video")) == len(c.atari)
+    # tasks are data: a Campaign method and its arguments, nothing to parse out of a name
+    assert all(callable(getattr(C.Campaign, t.action)) and json.dumps(t.args) for t in tasks)
     assert names.index("curve-train:dt-hopper-medium-replay-s0") < names.index("train:dt-walker2d-medium-s0")
 
 
@@ -87,7 +92,8 @@ def test_campaign_runs_skips_and_resumes(tiny_campaign):
     (camp.results / "bc-toy-mixed-s1" / "eval.json").unlink()
     assert camp.run() == 1
     before = (camp.runs / "bc-toy-mixed-s0" / "metrics.csv").read_text()
-    C.BUDGET = 30
+    import dataclasses
+    camp.config = dataclasses.replace(camp.config, budget=30)
     camp.run(only="train:bc-toy-mixed-s0")
     after = (camp.runs / "bc-toy-mixed-s0" / "metrics.csv").read_text()
     assert after.startswith(before) and after.splitlines()[-1].startswith("30,")
@@ -123,7 +129,7 @@ def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
     # the DT cell is exactly what eval.json implies: 100 (R - 7) / (19 - 7), pooled, mean ± std
     ev = json.loads((camp.results / "dt-toy-mixed-s0" / "eval.json").read_text())["results"][0]
     s = 100 * (np.array(ev["returns"]) - 7.0) / 12.0
-    row = next(line for line in md.splitlines() if line.startswith(f"| {C.dataset_id('toy', 'mixed')} |"))
+    row = next(line for line in md.splitlines() if line.startswith(f"| {camp.dataset_id('toy', 'mixed')} |"))
     assert f"| {s.mean():.1f} ± {s.std():.1f} [" in row
     # BC pools both seeds' episodes
     bcs = np.concatenate([100 * (np.array(json.loads((camp.results / f"bc-toy-mixed-s{k}" / "eval.json").read_text())
@@ -134,8 +140,26 @@ def test_report_is_made_from_the_run_files(tiny_campaign, tmp_path):
     (camp.results / "pbc10-toy-mixed-s0" / "eval.json").unlink()
     write_report(camp, docs=tmp_path / "docs")
     row = next(line for line in (tmp_path / "docs" / "results-v0.md").read_text().splitlines()
-               if line.startswith(f"| {C.dataset_id('toy', 'mixed')} |"))
+               if line.startswith(f"| {camp.dataset_id('toy', 'mixed')} |"))
     assert row.split("|")[5].strip() == "pending"
+
+
+def test_a_sweep_written_by_dt_sweep_appears_in_the_report(tiny_campaign, tmp_path):
+    """One sweep schema: `dt sweep --output RESULTS/<run>` stands for the campaign's sweep on the page."""
+    from decision_transformer.cli import main
+    from decision_transformer.report.page import write_report
+    camp = tiny_campaign
+    camp.run()
+    run = camp.results / "dt-toy-mixed-s0"
+    (run / "sweep.json").unlink()
+    ck = camp.runs / "dt-toy-mixed-s0" / "checkpoints" / "00000020"
+    assert main(["sweep", str(ck), "--targets", "3:21:4", "--episodes", "2", "--num-envs", "2", "--output", str(run)]) == 0
+    sw = json.loads((run / "sweep.json").read_text())
+    write_report(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results-v0.md").read_text()
+    row = next(line for line in md.split("## 3.")[1].splitlines() if line.startswith(f"| {camp.dataset_id('toy', 'mixed')} |"))
+    m = [r["return_mean"] for r in sw["results"]]
+    assert row.startswith(f"| {camp.dataset_id('toy', 'mixed')} | {m[0]:.0f} (3) → {m[-1]:.0f} (21) |"), row
 
 
 def test_checkpoint_at_budget_equals_a_run_of_that_length(toy_h5, tmp_path):
@@ -178,7 +202,7 @@ def test_two_workers_share_the_plan(tiny_campaign):
 
     def work():
         try:
-            C.Campaign(camp.runs, camp.results, camp.models, log=camp.log).run()
+            C.Campaign(camp.runs, camp.results, camp.models, log=camp.log, config=camp.config).run()
         except Exception as e:             # surfaced below
             errors.append(e)
     threads = [threading.Thread(target=work) for _ in range(2)]
@@ -200,13 +224,14 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d, monkeyp
     from transformers import DecisionTransformerModel
 
     from decision_transformer import DecisionTransformer
-    from decision_transformer.report.page import metric_value
+    from decision_transformer.report.card import metric_value
     env, level = d.name.split("-", 1)
-    assert env in C.ENVS and C.published(env, level)
+    c = C.CampaignConfig()
+    assert env in c.envs and c.published(env, level)
     ours = DecisionTransformer.from_pretrained(d)
     hf = DecisionTransformerModel.from_pretrained(d).eval()
     cfg = ours.config
-    assert cfg.state_mean and cfg.state_std and cfg.return_scale == 1000.0 and cfg.env_id == C.ENVS[env]
+    assert cfg.state_mean and cfg.state_std and cfg.return_scale == 1000.0 and cfg.env_id == c.envs[env]
     g = torch.Generator().manual_seed(0)
     B, L = 2, cfg.context_length
     batch = dict(states=torch.randn(B, L, cfg.state_dim, generator=g), actions=torch.rand(B, L, cfg.act_dim, generator=g),
@@ -307,7 +332,7 @@ def test_a_task_that_crashes_does_not_stop_the_worker(tiny_campaign, monkeypatch
     camp = tiny_campaign
     logs = []
     camp.log = logs.append
-    monkeypatch.setattr(C.Campaign, "sweep", lambda self, *a: 1 / 0)
+    monkeypatch.setattr(C.Campaign, "sweep", lambda self, **kw: 1 / 0)
     with pytest.raises(C.DTError, match=r"1 task\(s\) failed: sweep:dt-toy-mixed-s0"):
         camp.run()
     assert any("ZeroDivisionError" in m for m in logs)
@@ -340,14 +365,11 @@ def test_minatar_tasks_run_and_reach_the_report(tmp_path, monkeypatch):
     preset = tmp_path / "tiny.json"
     preset.write_text(json.dumps({"context_length": 4, "hidden_size": 16, "n_layer": 1, "n_head": 2, "lr": 1e-3,
                                   "warmup_steps": 1, "return_scale": 1.0, "max_ep_len": 1000, "log_every": 10}))
-    for k, v in dict(GAMES={"minatar-breakout": "MinAtar/Breakout-v1"}, ATARI={}, GAME_SEEDS=(0,), GAME_BUDGET=20,
-                     GAME_CHECKPOINT_EVERY=10, GAME_PRESET=str(preset), EVAL_EPISODES=3, SWEEP_POINTS=3,
-                     SWEEP_EPISODES=2).items():
-        monkeypatch.setattr(C, k, v)
-    monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
-    monkeypatch.setattr(C.Campaign, "_game_committed", staticmethod(lambda g: True))
+    config = C.CampaignConfig(games={"minatar-breakout": "MinAtar/Breakout-v1"}, atari={}, game_seeds=(0,),
+                              game_budget=20, game_checkpoint_every=10, game_preset=str(preset), eval_episodes=3,
+                              sweep_points=3, sweep_episodes=2, datasets={"minatar-breakout-replay": str(data)})
     camp = C.Campaign(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
-                      log=lambda *a: None)
+                      log=lambda *a: None, config=config)
     camp.run(only="minatar")
     assert all(s == "done" for n, s in camp.status() if "minatar" in n)
     ev = json.loads((camp.results / "dt-minatar-breakout-replay-s0" / "eval.json").read_text())
@@ -375,14 +397,11 @@ def test_atari_end_to_end_tasks_and_their_stage_times(tmp_path, monkeypatch):
     preset = tmp_path / "tiny.json"
     preset.write_text(json.dumps({"context_length": 3, "hidden_size": 16, "n_layer": 1, "n_head": 2,
                                   "return_scale": 1.0, "max_ep_len": 2000, "log_every": 2, "warmup_steps": 1}))
-    for k, v in dict(GAMES={}, ATARI={"atari-breakout": ("ALE/Breakout-v5", 5.0)}, ATARI_BUDGET=4,
-                     ATARI_CHECKPOINT_EVERY=2, ATARI_BATCH=2, ATARI_EPISODES=2, ATARI_MAX_STEPS=25,
-                     ATARI_VIDEO_STEPS=12, ATARI_PRESET=str(preset)).items():
-        monkeypatch.setattr(C, k, v)
-    monkeypatch.setattr(C, "dataset_id", lambda env, level: str(data))
-    monkeypatch.setattr(C.Campaign, "_game_committed", staticmethod(lambda g: True))
+    config = C.CampaignConfig(games={}, atari={"atari-breakout": ("ALE/Breakout-v5", 5.0)}, atari_budget=4,
+                              atari_checkpoint_every=2, atari_batch=2, atari_episodes=2, atari_max_steps=25,
+                              atari_video_steps=12, atari_preset=str(preset), datasets={"atari-breakout-replay": str(data)})
     camp = C.Campaign(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
-                      log=lambda *a: None)
+                      log=lambda *a: None, config=config)
     camp.run(only="atari")
     run = camp.results / "dt-atari-breakout-replay-s0"
     ev = json.loads((run / "eval.json").read_text())
@@ -422,5 +441,5 @@ def test_budget_text_on_a_complete_curve_says_whether_longer_training_pays():
     rising = {x: x / 2_000 for x in xs}                                        # steady climb
     for curve, want in ((swings, "the budget stays at 20,000 steps"), (rising, "understates what longer training")):
         table = {3600.0: [{"mean": curve[x]} for x in xs]}
-        txt = _budget_text(xs, table, [3600.0], 100_000)
+        txt = _budget_text(xs, table, [3600.0], 100_000, 20_000)
         assert want in txt and "still training" not in txt, txt

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import toyenv  # noqa: F401  (registers LineReach-v0)
 
-from decision_transformer import results as C
 from decision_transformer import results_v1 as V
 from decision_transformer.report import v1 as page
 
@@ -28,37 +27,34 @@ def tiny_v1(tmp_path, monkeypatch):
         f.attrs["env_id"], f.attrs["ref_min_score"], f.attrs["ref_max_score"] = "LineReach-v0", 7.0, 19.0
     preset = tmp_path / "toy.json"
     preset.write_text(json.dumps(TOY))
-    monkeypatch.setattr(C, "ENVS", {"toy": "LineReach-v0"})
-    monkeypatch.setattr(C, "PRESETS", {"toy": str(preset)})
-    for k, v in dict(SEEDS=(0, 1), AB_DATASETS=(("toy", "mixed"),), AB_EVAL_STEPS=(10, 20), AB_STEPS=20,
-                     INIT_AB_STEPS=10, CHECKPOINT_EVERY=5, CURVE_EPISODES=3, EVAL_EPISODES=4, BEST_SEED=50,
-                     RECIPES={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
-                              "dtoff": {"init": "official", "steps": 10, "evals": (10,)}}).items():
-        monkeypatch.setattr(V, k, v)
-    monkeypatch.setattr(V.CampaignV1, "dataset_id", staticmethod(lambda env, level: str(data)))
-    monkeypatch.setattr(V.CampaignV1, "committed", staticmethod(lambda env: True))
-    monkeypatch.setattr(V.CampaignV1, "poll_seconds", 0.2)
+    config = V.CampaignV1Config(
+        envs={"toy": "LineReach-v0"}, presets={"toy": str(preset)}, levels=("mixed",), seeds=(0, 1),
+        ab_datasets=(("toy", "mixed"),), checkpoint_every=5, curve_episodes=3, eval_episodes=4, best_seed=50,
+        recipes={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
+                 "dtoff": {"init": "official", "steps": 10, "evals": (10,)}},
+        datasets={"toy-mixed": str(data)}, poll_seconds=0.2)
     return V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
-                        log=lambda *a: None)
+                        log=lambda *a: None, config=config)
 
 
 def test_the_ab_plan_is_consistent_and_breadth_first():
     camp = V.CampaignV1(runs="/nonexistent", results="/nonexistent")
     tasks = camp.plan()
     names = [t.name for t in tasks]
+    c = camp.config
     assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
     trains = [n for n in names if n.startswith("train:")]
-    runs = len(V.SEEDS) * len(V.AB_DATASETS)
-    assert len(trains) == runs * (len(V.AB_EVAL_STEPS) + 1)          # dt in 3 stages, dtoff in 1
+    runs = len(c.seeds) * len(c.ab_datasets)
+    assert len(trains) == runs * (len(c.ab_eval_steps) + 1)          # dt in 3 stages, dtoff in 1
     steps = [int(n.rsplit("@", 1)[1]) for n in trains]
     assert steps == sorted(steps)                                       # every run to 20k before any to 50k
     assert names.index(trains[0]) > max(i for i, n in enumerate(names) if not n.startswith("train:"))
     evals = [n for n in names if n.startswith("eval:")]
-    assert len(evals) == runs * 2 * (len(V.AB_EVAL_STEPS) + 1)          # raw + EMA at each budget
+    assert len(evals) == runs * 2 * (len(c.ab_eval_steps) + 1)          # raw + EMA at each budget
     assert len([n for n in names if n.startswith("best:")]) == 2 * runs
     cfg = camp.train_config("dtoff-hopper-medium-replay-s1", "hopper", "medium-replay", "dtoff", 1, 20_000)
     assert (cfg.init, cfg.ema_decay, cfg.seed, cfg.num_threads, cfg.dataset) == \
-        ("official", V.EMA_DECAY, 1, 1, "dt/hopper/medium-replay-v1")
+        ("official", c.ema_decay, 1, 1, "dt/hopper/medium-replay-v1")
     assert camp.train_config("x", "hopper", "medium", "dt", 0, 10).init == "transformers"
     pbc = camp.train_config("x", "hopper", "medium", "pbc10", 0, 10)
     assert (pbc.model, pbc.top_pct, pbc.top_unit) == ("bc", 10.0, "timesteps")
@@ -78,7 +74,7 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     best = json.loads((r / "eval-best.json").read_text())
     assert best["checkpoint_step"] == camp.best_step("dt-toy-mixed-s0") and best["seed"] == 50
     off = json.loads((camp.runs / "dtoff-toy-mixed-s1" / "config.json").read_text())
-    assert off["init"] == "official" and off["ema_decay"] == V.EMA_DECAY and off["steps"] == 10
+    assert off["init"] == "official" and off["ema_decay"] == camp.config.ema_decay and off["steps"] == 10
     # the page: the budget row is what the two seeds' files imply
     page.write_report_v1(camp, docs=tmp_path / "docs")
     md = (tmp_path / "docs" / "results.md").read_text()
@@ -112,38 +108,37 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     camp = V.CampaignV1(runs=tmp_path / "runs", results=ROOT / "results" / "v1-none")   # no v1 run yet
     est = camp.estimate(v0_results=ROOT / "results")
     assert 1 < est["dt_steps_per_s"] < 50 and est["bc_steps_per_s"] > est["dt_steps_per_s"]
-    dt_steps = len(V.SEEDS) * len(V.AB_DATASETS) * (V.AB_STEPS + V.INIT_AB_STEPS)
+    c = camp.config
+    dt_steps = len(c.seeds) * len(c.ab_datasets) * (c.ab_steps + c.init_ab_steps)
     assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
     assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
     assert "stage 1" in "\n".join(page.estimate_lines(camp))
 
 
 @pytest.mark.parametrize("stage2", [{"budget": 20_000, "model": "dt"}, {"budget": 50_000, "model": "dtoff", "ema": True}])
-def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2, monkeypatch):
-    monkeypatch.setattr(V, "STAGE2", stage2)
-    tasks = V.CampaignV1(runs="/nonexistent", results="/nonexistent").plan()
+def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2):
+    c = V.CampaignV1Config(stage2=stage2)
+    tasks = V.CampaignV1(runs="/nonexistent", results="/nonexistent", config=c).plan()
     names = [t.name for t in tasks]
     assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
     b, m = stage2["budget"], stage2["model"]
     dts = {n.split(":")[1].split("@")[0] for n in names if n.startswith(f"train:{m}-")}
-    assert len(dts) == len(C.ENVS) * len(C.LEVELS) * len(V.SEEDS)        # stage 1's hopper runs among them
+    assert len(dts) == len(c.envs) * len(c.levels) * len(c.seeds)        # stage 1's hopper runs among them
     assert all(f"eval:{r}@{b}" in names and f"train:{r}@{b}" in names for r in dts)
-    for base in V.BASELINES:
-        assert len([n for n in names if n.startswith(f"train:{base}-")]) == len(C.ENVS) * len(C.LEVELS) * len(V.SEEDS)
-    assert len([n for n in names if n.startswith("sweep:")]) == len(C.ENVS) * len(V.SWEEP_LEVELS) * len(V.SEEDS)
-    assert len([n for n in names if n.startswith("publish:")]) == len(C.ENVS) * len(C.LEVELS)          # twelve
+    for base in c.baselines:
+        assert len([n for n in names if n.startswith(f"train:{base}-")]) == len(c.envs) * len(c.levels) * len(c.seeds)
+    assert len([n for n in names if n.startswith("sweep:")]) == len(c.envs) * len(c.sweep_levels) * len(c.seeds)
+    assert len([n for n in names if n.startswith("publish:")]) == len(c.envs) * len(c.levels)          # twelve
     assert names.index(next(n for n in names if n.startswith("train:"))) > names.index(next(n for n in names if n.startswith("sweep:")))
 
 
 def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
-    monkeypatch.setattr(C, "LEVELS", ("mixed",))
-    for k, v in dict(STAGE2={"budget": 10, "model": "dt"}, BASELINE_STEPS=10, SWEEP_LEVELS=("mixed",), SWEEP_POINTS=3,
-                     SWEEP_EPISODES=2).items():
-        monkeypatch.setattr(V, k, v)
+    import dataclasses
     from decision_transformer.models.checkpoint import save_pretrained
     monkeypatch.setattr(V.CampaignV1, "publish_model", lambda self, model, dest: save_pretrained(model, dest))  # no GIF
-    monkeypatch.setattr(V, "SEEDS", (0, 1, 2))
     camp = tiny_v1
+    camp.config = dataclasses.replace(camp.config, stage2={"budget": 10, "model": "dt"}, baseline_steps=10,
+                                      sweep_levels=("mixed",), sweep_points=3, sweep_episodes=2, seeds=(0, 1, 2))
     camp.run()
     assert all(s == "done" for _, s in camp.status())
     pub = json.loads((camp.results / "published" / "toy-mixed.json").read_text())

@@ -272,14 +272,15 @@ def test_export_v1_from_two_sac_runs(tmp_path):
 
 
 def test_one_dataset_id_rule_for_every_family():
-    from decision_transformer import results as C
+    from decision_transformer.results import Campaign
     from decision_transformer.results_v1 import CampaignV1
     from decision_transformer.suite import build, ids, pixels
+    v0, v1 = Campaign(), CampaignV1()
     assert ids.dataset_id("Hopper-v5", "medium") == build.dataset_id("Hopper-v5", "medium") == "dt/hopper/medium-v0"
-    assert ids.dataset_id("HalfCheetah-v5", "expert", "v1") == CampaignV1.dataset_id("halfcheetah", "expert") \
+    assert ids.dataset_id("HalfCheetah-v5", "expert", "v1") == v1.dataset_id("halfcheetah", "expert") \
         == "dt/halfcheetah/expert-v1"
-    assert pixels.dataset_id("MinAtar/Breakout-v1") == C.dataset_id("minatar-breakout", "replay") \
+    assert pixels.dataset_id("MinAtar/Breakout-v1") == v0.dataset_id("minatar-breakout", "replay") \
         == "dt/minatar-breakout/replay-v0"
-    assert pixels.dataset_id("ALE/Breakout-v5") == C.dataset_id("atari-breakout", "replay") == "dt/atari-breakout/replay-v0"
-    for env in C.ENVS:                                     # the campaign's short names are the ids' env names
-        assert C.dataset_id(env, "medium") == f"dt/{env}/medium-v0"
+    assert pixels.dataset_id("ALE/Breakout-v5") == v0.dataset_id("atari-breakout", "replay") == "dt/atari-breakout/replay-v0"
+    for env in v0.config.envs:                             # the campaign's short names are the ids' env names
+        assert v0.dataset_id(env, "medium") == f"dt/{env}/medium-v0"

@@ -4,8 +4,9 @@
     dt results report    # regenerate docs/results.md, the figures and the model cards
     dt results status    # what is done, running and left
 
-The campaign is a list of tasks (`plan()`), each with the files it writes and the tasks it
-needs. `run` goes down the list and does the first task that is not done, whose needs are
+The campaign is data: a config object (`CampaignConfig`: datasets, budgets, seeds, episodes)
+and the task list `plan()` makes from it, each task a Campaign method with its arguments, the
+files it writes and the tasks it needs. `run` goes down the list and does the first task that is not done, whose needs are
 done and that no other worker holds, then starts again from the top, so finished work is
 skipped and an interrupted training run is resumed from its last checkpoint. Every task holds
 a lock file while it runs (`RUNS/.locks/`), so several workers can share the list: start one
@@ -35,9 +36,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 
 from decision_transformer.errors import DTError, RunBusy
 from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
@@ -45,51 +44,79 @@ from decision_transformer.rundir import RunDir, read_metrics
 
 # The published checkpoints live in the checkout's models/ (DT_MODELS_DIR points elsewhere).
 MODELS = Path(os.environ.get("DT_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
-ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5", "halfcheetah": "HalfCheetah-v5"}
-PRESETS = {"hopper": "hopper", "walker2d": "walker2d", "halfcheetah": "halfcheetah"}   # paper config + targets
-LEVELS = ("medium", "medium-replay", "expert", "medium-expert")
-PLAN_ORDER = ("medium", "medium-replay", "medium-expert", "expert")   # medium-expert early: a demo candidate
-BUDGET = 20_000                   # gradient steps per run (docs/results.md: chosen from the curve)
-CHECKPOINT_EVERY = 5_000
-CURVE = ("hopper", "medium-replay", 100_000)     # the paper-budget learning-curve run
-CURVE_EPISODES = 20               # per target, per checkpoint of the curve
-EVAL_EPISODES = 100               # per target, the last checkpoint of every run
-BASELINE_SEEDS = (0, 1, 2)
-TOP_PCT = 10.0                    # %BC
-SWEEP_LEVELS = ("medium-replay", "medium-expert")
-SWEEP_POINTS, SWEEP_EPISODES = 10, 20
-PUBLISH_LEVELS = ("expert", "medium", "medium-replay")      # the nine Hub checkpoints, x 3 envs
-DEMO_CANDIDATES = (("hopper", "medium-replay"), ("hopper", "medium-expert"))   # published too: `dt demo`'s sweep
-
-
-# Pixels and discrete actions: MinAtar games on DQN-Replay-style datasets (suite/pixels.py).
-# DT, BC and %BC with 3 seeds each, the minatar preset, the last checkpoint; one target: the
-# dataset's best episode return (the paper's Atari targets are of that order); one sweep per game.
-GAMES = {"minatar-breakout": "MinAtar/Breakout-v1", "minatar-spaceinvaders": "MinAtar/SpaceInvaders-v1"}
-GAME_LEVEL = "replay"
-GAME_PRESET = "minatar"
-GAME_BUDGET, GAME_CHECKPOINT_EVERY = 10_000, 2_500
-GAME_SEEDS = (0, 1, 2)
-ATARI_PRESET = "atari"
-# Atari: one end-to-end run per game on its DQN-Replay-style dataset: the paper's model
-# (--preset atari) at a CPU-sized batch and budget, one seed, evaluated as the paper did (10
-# episodes, its target, no sticky actions), episodes cut at ATARI_MAX_STEPS; a replay GIF. The
-# report gives the time each stage took.
-ATARI = {"atari-breakout": ("ALE/Breakout-v5", 90.0)}       # env id, the paper's target return
-ATARI_BUDGET, ATARI_CHECKPOINT_EVERY, ATARI_BATCH = 2_000, 500, 32
-ATARI_EPISODES, ATARI_MAX_STEPS, ATARI_VIDEO_STEPS = 10, 10_000, 2_000
-
-
-def published(env: str, level: str) -> bool:
-    return level in PUBLISH_LEVELS or (env, level) in DEMO_CANDIDATES
-EVAL_SEED = 0
 GIF_SIZE, GIF_EVERY, GIF_COLORS = 128, 4, 32   # replay.gif: 128x128, every 4th step, 32 colours (< 2 MB)
 
 
-def dataset_id(env: str, level: str) -> str:
-    """The suite's Minari id (`dt suite build`; suite/ids.py's rule)."""
+@dataclass(frozen=True)
+class SuiteConfig:
+    """What both campaigns share: the MuJoCo datasets and how a run is checkpointed and evaluated."""
+    envs: dict = field(default_factory=lambda: {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
+                                                "halfcheetah": "HalfCheetah-v5"})
+    presets: dict = field(default_factory=lambda: {"hopper": "hopper", "walker2d": "walker2d",
+                                                   "halfcheetah": "halfcheetah"})  # paper config + targets
+    levels: tuple = ("medium", "medium-replay", "expert", "medium-expert")
+    checkpoint_every: int = 5_000
+    curve_episodes: int = 20          # per target, per checkpoint of a learning curve
+    eval_episodes: int = 100          # per target, per evaluated checkpoint
+    eval_seed: int = 0                # env seeds of an evaluation: eval_seed + i; sweeps from eval_seed + 1
+    sweep_levels: tuple = ("medium-replay", "medium-expert")
+    sweep_points: int = 10
+    sweep_episodes: int = 20
+    # '<env>-<level>' -> a dataset (Minari id or path) used instead of the suite's: a campaign on
+    # data of one's own, and the tests' toy plans
+    datasets: dict = field(default_factory=dict)
+    poll_seconds: float = 30.0        # how often a worker looks again when other workers hold what is left
+
+
+@dataclass(frozen=True)
+class CampaignConfig(SuiteConfig):
+    """The first campaign (suite v0): DT seed 0, BC and %BC, at one budget; MinAtar and Atari."""
+    plan_order: tuple = ("medium", "medium-replay", "medium-expert", "expert")   # medium-expert early: a demo candidate
+    budget: int = 20_000              # gradient steps per run (docs/results-v0.md: chosen from the curve)
+    curve: tuple = ("hopper", "medium-replay", 100_000)   # the paper-budget learning-curve run
+    baseline_seeds: tuple = (0, 1, 2)
+    top_pct: float = 10.0             # %BC
+    publish_levels: tuple = ("expert", "medium", "medium-replay")      # the nine Hub checkpoints, x 3 envs
+    demo_candidates: tuple = (("hopper", "medium-replay"), ("hopper", "medium-expert"))  # published: `dt demo`'s sweep
+    # Pixels and discrete actions: MinAtar games on DQN-Replay-style datasets (suite/pixels.py).
+    # DT, BC and %BC with 3 seeds each, the minatar preset, the last checkpoint; one target: the
+    # dataset's best episode return (the paper's Atari targets are of that order); one sweep per game.
+    games: dict = field(default_factory=lambda: {"minatar-breakout": "MinAtar/Breakout-v1",
+                                                 "minatar-spaceinvaders": "MinAtar/SpaceInvaders-v1"})
+    game_level: str = "replay"
+    game_preset: str = "minatar"
+    game_budget: int = 10_000
+    game_checkpoint_every: int = 2_500
+    game_seeds: tuple = (0, 1, 2)
+    # Atari: one end-to-end run per game on its DQN-Replay-style dataset: the paper's model
+    # (--preset atari) at a CPU-sized batch and budget, one seed, evaluated as the paper did (10
+    # episodes, its target, no sticky actions), episodes cut at atari_max_steps; a replay GIF. The
+    # report gives the time each stage took.
+    atari: dict = field(default_factory=lambda: {"atari-breakout": ("ALE/Breakout-v5", 90.0)})  # env id, target
+    atari_preset: str = "atari"
+    atari_budget: int = 2_000
+    atari_checkpoint_every: int = 500
+    atari_batch: int = 32
+    atari_episodes: int = 10
+    atari_max_steps: int = 10_000
+    atari_video_steps: int = 2_000
+
+    def published(self, env: str, level: str) -> bool:
+        return level in self.publish_levels or (env, level) in self.demo_candidates
+
+    def env_id(self, env: str) -> str:
+        return self.atari[env][0] if env in self.atari else self.games.get(env) or self.envs[env]
+
+    @property
+    def pbc(self) -> str:
+        """%BC's run-name prefix: pbc10."""
+        return f"pbc{self.top_pct:g}"
+
+
+def dataset_id(env_id: str, level: str) -> str:
+    """The suite's Minari id of an env id (`dt suite build`; suite/ids.py's rule)."""
     from decision_transformer.suite.ids import dataset_id as suite_id
-    return suite_id(Campaign.env_id(env), level)
+    return suite_id(env_id, level)
 
 
 def run_name(model: str, env: str, level: str, seed: int) -> str:
@@ -103,140 +130,181 @@ def ckpt_name(step: int) -> str:
 
 @dataclass
 class Task:
-    name: str
+    """One step of a campaign, as data: the Campaign method that does it and its arguments
+    (strings and numbers, so that a task can be sent to another process or machine), what it
+    writes, and what must exist first."""
+    name: str                                    # unique: logs, lock files, --only
+    action: str                                  # the Campaign method that does it
+    args: dict                                   # its keyword arguments
     outputs: list[Path]                          # done when they all exist
-    action: Callable[[], None]
-    needs: list[str] = field(default_factory=list)
-    done_check: Callable[[], bool] | None = None
-    ready: Callable[[], bool] | None = None      # besides `needs`: e.g. a checkpoint another task writes
-    feeds: list["Task"] = field(default_factory=list)   # the tasks that use its outputs (set by plan())
+    needs: list[str] = field(default_factory=list)       # tasks done first
+    after: list[Path] = field(default_factory=list)      # files another task writes (a checkpoint), besides `needs`
+    suite_env: str | None = None                 # the suite must have this env's policies (its data can be built)
+    run: str | None = None                       # the run directory it trains or reads
+    step: int | None = None                      # train: the step it trains to; an evaluation: its checkpoint
+    stamped: bool = False                        # done only if its output records checkpoint_step == step
+    feeds: list["Task"] = field(default_factory=list)   # the tasks that use its outputs (set by the plan)
 
     def done(self) -> bool:
         """Its outputs exist, or every task that uses them is done: a training whose evaluations,
         sweep and publication are committed is not redone on a machine without its checkpoints."""
-        if self.done_check is not None:
-            ok = self.done_check()
-        else:
-            ok = all(p.exists() for p in self.outputs)
+        ok = all(p.exists() for p in self.outputs)
+        if ok and self.stamped:                  # done for the current budget: a raised one redoes it
+            ok = _json_field(self.outputs[0], "checkpoint_step") == self.step
         return ok or (bool(self.feeds) and all(t.done() for t in self.feeds))
 
 
-class Campaign:
-    poll_seconds = 30                      # how often a worker looks again when other workers hold what is left
+def link(tasks: list[Task]) -> list[Task]:
+    """Set every task's `feeds` from the others' `needs`."""
+    by_name = {t.name: t for t in tasks}
+    for t in tasks:
+        for nd in t.needs:
+            by_name[nd].feeds.append(t)
+    return tasks
 
-    def __init__(self, runs="runs/results", results="results", models=MODELS, log=print):
+
+class Campaign:
+    Config = CampaignConfig
+
+    def __init__(self, runs="runs/results", results="results", models=MODELS, log=print, config=None):
         self.runs, self.results, self.models, self.log = Path(runs), Path(results), Path(models), log
+        self.config = config or self.Config()
 
     # -- the plan ------------------------------------------------------------------------------
     def plan(self) -> list[Task]:
-        tasks = []
-        for env in ENVS:
-            for level in LEVELS:
-                tasks.append(Task(f"data:{env}-{level}", [self.results / "datasets" / f"{env}-{level}.json"],
-                                  lambda e=env, lv=level: self.dataset_stats(e, lv)))
-        env, level, steps = CURVE
+        c, tasks = self.config, []
+        for env in c.envs:
+            for level in c.levels:
+                tasks.append(self._data_task(env, level))
+        env, level, steps = c.curve
         curve = run_name("dt", env, level, 0)
-        for s in range(CHECKPOINT_EVERY, steps + 1, CHECKPOINT_EVERY):
-            out = self.results / curve / "curve" / f"{ckpt_name(s)}.json"
-            ck = self.runs / curve / "checkpoints" / ckpt_name(s) / "model.safetensors"
-            tasks.append(Task(f"curve-eval:{curve}@{s}", [out], lambda s=s: self.curve_eval(curve, s),
-                              ready=ck.exists))
+        for s in range(c.checkpoint_every, steps + 1, c.checkpoint_every):
+            tasks.append(Task(f"curve-eval:{curve}@{s}", "curve_eval", {"run": curve, "step": s},
+                              [self.results / curve / "curve" / f"{ckpt_name(s)}.json"], after=[self._ck(curve, s)],
+                              run=curve, step=s))
         tasks.append(self._train_task(curve, env, level, "dt", 0, steps, name=f"curve-train:{curve}"))
-        tasks[-1].feeds = [t for t in tasks if t.name.startswith(f"curve-eval:{curve}@")]   # via `ready`
-        for env in ENVS:
-            for level in sorted(LEVELS, key=lambda lv: PLAN_ORDER.index(lv) if lv in PLAN_ORDER else len(PLAN_ORDER)):
+        tasks[-1].feeds = [t for t in tasks if t.action == "curve_eval"]     # via `after`
+        for env in c.envs:
+            for level in sorted(c.levels, key=lambda lv: c.plan_order.index(lv) if lv in c.plan_order else 99):
                 dt = run_name("dt", env, level, 0)
-                tasks.append(self._train_task(dt, env, level, "dt", 0, BUDGET))
-                tasks.append(Task(f"eval:{dt}", [self.results / dt / "eval.json"], lambda r=dt: self.evaluate(r),
-                                  needs=[f"train:{dt}"]))
-                if published(env, level):
-                    tasks.append(Task(f"publish:{env}-{level}",
+                tasks.append(self._train_task(dt, env, level, "dt", 0, c.budget))
+                tasks.append(self._eval_task(dt, c.budget, c.eval_episodes))
+                if c.published(env, level):
+                    tasks.append(Task(f"publish:{env}-{level}", "publish",
+                                      {"run": dt, "env": env, "level": level, "step": c.budget},
                                       [self.models / f"{env}-{level}" / f for f in ("model.safetensors", "replay.gif")],
-                                      lambda r=dt, e=env, lv=level: self.publish(r, e, lv), needs=[f"eval:{dt}"]))
-                if level in SWEEP_LEVELS:
-                    tasks.append(Task(f"sweep:{dt}", [self.results / dt / "sweep.json"],
-                                      lambda r=dt, e=env, lv=level: self.sweep(r, e, lv),
-                                      needs=[f"train:{dt}", f"data:{env}-{level}"]))
-                for model in ("bc", f"pbc{TOP_PCT:g}"):
-                    for seed in BASELINE_SEEDS:
+                                      needs=[f"eval:{dt}"], run=dt))
+                if level in c.sweep_levels:
+                    tasks.append(self._sweep_task(dt, env, level, c.budget))
+                for model in ("bc", c.pbc):
+                    for seed in c.baseline_seeds:
                         r = run_name(model, env, level, seed)
-                        tasks.append(self._train_task(r, env, level, model, seed, BUDGET))
-                        tasks.append(Task(f"eval:{r}", [self.results / r / "eval.json"], lambda r=r: self.evaluate(r),
-                                          needs=[f"train:{r}"]))
-        for game in GAMES:                                 # last: run them with `--only minatar` on a free core
-            ready = lambda g=game: self._game_committed(g)
-            tasks.append(Task(f"data:{game}-{GAME_LEVEL}", [self.results / "datasets" / f"{game}-{GAME_LEVEL}.json"],
-                              lambda g=game: self.dataset_stats(g, GAME_LEVEL), ready=ready))
-            for model in ("dt", "bc", f"pbc{TOP_PCT:g}"):
-                for seed in GAME_SEEDS:
-                    r = run_name(model, game, GAME_LEVEL, seed)
-                    tasks.append(self._train_task(r, game, GAME_LEVEL, model, seed, GAME_BUDGET,
-                                                  needs=[f"data:{game}-{GAME_LEVEL}"]))
-                    tasks.append(Task(f"eval:{r}", [self.results / r / "eval.json"], lambda r=r: self.evaluate(r),
-                                      needs=[f"train:{r}"]))
-            dt = run_name("dt", game, GAME_LEVEL, 0)
-            tasks.append(Task(f"sweep:{dt}", [self.results / dt / "sweep.json"],
-                              lambda r=dt, g=game: self.sweep(r, g, GAME_LEVEL), needs=[f"train:{dt}"]))
-        for game in ATARI:                                 # last: `--only atari`
-            data = f"data:{game}-{GAME_LEVEL}"
-            tasks.append(Task(data, [self.results / "datasets" / f"{game}-{GAME_LEVEL}.json"],
-                              lambda g=game: self.dataset_stats(g, GAME_LEVEL), ready=lambda g=game: self._game_committed(g)))
-            dt = run_name("dt", game, GAME_LEVEL, 0)
-            tasks.append(self._train_task(dt, game, GAME_LEVEL, "dt", 0, ATARI_BUDGET, needs=[data]))
-            tasks.append(Task(f"eval:{dt}", [self.results / dt / "eval.json"], lambda r=dt: self.evaluate(r),
-                              needs=[f"train:{dt}"]))
-            tasks.append(Task(f"video:{dt}", [self.results / dt / "video.json"], lambda r=dt: self.video(r),
-                              needs=[f"train:{dt}"]))
-        by_name = {t.name: t for t in tasks}
-        for t in tasks:
-            for nd in t.needs:
-                by_name[nd].feeds.append(t)
-            kind, run = t.name.split(":", 1)
-            if kind in ("eval", "sweep"):          # done for the current budget: a raised one redoes them
-                t.done_check = lambda p=t.outputs[0], b=self.budget(run): _json_field(p, "checkpoint_step") == b
-        return tasks
+                        tasks.append(self._train_task(r, env, level, model, seed, c.budget))
+                        tasks.append(self._eval_task(r, c.budget, c.eval_episodes))
+        for game in c.games:                               # last: run them with `--only minatar` on a free core
+            tasks.append(self._data_task(game, c.game_level, suite_env=game))
+            for model in ("dt", "bc", c.pbc):
+                for seed in c.game_seeds:
+                    r = run_name(model, game, c.game_level, seed)
+                    tasks.append(self._train_task(r, game, c.game_level, model, seed, c.game_budget,
+                                                  needs=[f"data:{game}-{c.game_level}"]))
+                    tasks.append(self._eval_task(r, c.game_budget, c.eval_episodes))
+            tasks.append(self._sweep_task(run_name("dt", game, c.game_level, 0), game, c.game_level, c.game_budget))
+        for game in c.atari:                               # last: `--only atari`
+            tasks.append(self._data_task(game, c.game_level, suite_env=game))
+            dt = run_name("dt", game, c.game_level, 0)
+            tasks.append(self._train_task(dt, game, c.game_level, "dt", 0, c.atari_budget,
+                                          needs=[f"data:{game}-{c.game_level}"]))
+            tasks.append(self._eval_task(dt, c.atari_budget, c.atari_episodes, max_episode_steps=c.atari_max_steps))
+            tasks.append(Task(f"video:{dt}", "video", {"run": dt, "step": c.atari_budget},
+                              [self.results / dt / "video.json"], needs=[f"train:{dt}"], run=dt))
+        return link(tasks)
+
+    def _ck(self, run: str, step: int, ema: bool = False) -> Path:
+        from decision_transformer.training.trainer import EMA_DIR
+        ck = self.runs / run / "checkpoints" / ckpt_name(step)
+        return (ck / EMA_DIR if ema else ck) / "model.safetensors"
+
+    def _data_task(self, env: str, level: str, suite_env: str | None = None) -> Task:
+        return Task(f"data:{env}-{level}", "dataset_stats", {"env": env, "level": level},
+                    [self.results / "datasets" / f"{env}-{level}.json"], suite_env=suite_env)
+
+    def _eval_task(self, run: str, step: int, episodes: int, max_episode_steps: int | None = None) -> Task:
+        return Task(f"eval:{run}", "evaluate", {"run": run, "step": step, "episodes": episodes,
+                                                 "max_episode_steps": max_episode_steps},
+                    [self.results / run / "eval.json"], needs=[f"train:{run}"], run=run, step=step, stamped=True)
+
+    def _sweep_task(self, run: str, env: str, level: str, step: int) -> Task:
+        return Task(f"sweep:{run}", "sweep", {"run": run, "env": env, "level": level, "step": step},
+                    [self.results / run / "sweep.json"], needs=[f"train:{run}", f"data:{env}-{level}"],
+                    run=run, step=step, stamped=True)
 
     def _train_task(self, run: str, env: str, level: str, model: str, seed: int, steps: int, name=None,
                     needs=()) -> Task:
-        ck = self.runs / run / "checkpoints" / ckpt_name(steps) / "model.safetensors"
-        return Task(name or f"train:{run}", [ck], lambda: self.train(run, env, level, model, seed, steps),
-                    needs=list(needs))
+        return Task(name or f"train:{run}", "train",
+                    {"run": run, "env": env, "level": level, "model": model, "seed": seed, "steps": steps},
+                    [self._ck(run, steps)], needs=list(needs), run=run, step=steps)
 
-    @staticmethod
-    def _game_committed(game: str) -> bool:
-        """A game's dataset can be built: its replay.npz is in the suite's manifest."""
+    def suite_has(self, env: str) -> bool:
+        """The data of `env` can be built: the suite's manifest has its policies (a game: its replay.npz)."""
         from decision_transformer.suite.policies import SUITE
         mp = SUITE / "manifest.json"
-        return mp.is_file() and Campaign.env_id(game) in json.loads(mp.read_text())
+        return mp.is_file() and self.config.env_id(env) in json.loads(mp.read_text())
 
-    @staticmethod
-    def budget(run: str) -> int:
-        g = _game_of(run)
-        return ATARI_BUDGET if g in ATARI else GAME_BUDGET if g else BUDGET
+    def ready(self, task: Task) -> bool:
+        """Besides its needs: the files it reads exist, and its data can be built."""
+        if task.suite_env is not None and not any(k.startswith(f"{task.suite_env}-") for k in self.config.datasets) \
+                and not self.suite_has(task.suite_env):
+            return False
+        return all(p.exists() for p in task.after)
 
-    @staticmethod
-    def env_id(env: str) -> str:
-        return ATARI[env][0] if env in ATARI else GAMES.get(env) or ENVS[env]
+    def env_id(self, env: str) -> str:
+        return self.config.env_id(env)
+
+    def execute(self, task: Task) -> None:
+        """Do one task: its action with its arguments."""
+        getattr(self, task.action)(**task.args)
+
+    def lock_path(self, name: str) -> Path:
+        """The lock file a worker holds while it does the task `name` (RUNS/.locks/, shared by all workers)."""
+        return _mk(self.runs / ".locks") / f"{_safe(name)}.lock"
+
+    def attempt(self, name: str, action: str, args: dict) -> str:
+        """Do one task under its lock, as a worker on another process or machine does (ray_worker.py):
+        'ran', or 'held' when another worker holds the task or its run directory."""
+        try:
+            lock = try_lock(self.lock_path(name), name)
+        except Locked:
+            return "held"
+        try:
+            getattr(self, action)(**args)
+            return "ran"
+        except RunBusy:
+            return "held"
+        finally:
+            lock.close()
 
     # -- the tasks -----------------------------------------------------------------------------
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
         from decision_transformer.training.trainer import TrainConfig
-        game = env in GAMES
+        c = self.config
+        game = env in c.games
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
-                "checkpoint_every": GAME_CHECKPOINT_EVERY if game else CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
+                "checkpoint_every": c.game_checkpoint_every if game else c.checkpoint_every, "num_threads": 1,
+                "seed": seed}
         if game:
             d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
-            over.update(env_id=GAMES[env], target_returns=[float(d["return_max"])])
-        if env in ATARI:
-            over.update(env_id=ATARI[env][0], target_returns=[ATARI[env][1]], batch_size=ATARI_BATCH,
-                        checkpoint_every=ATARI_CHECKPOINT_EVERY)
-            return TrainConfig.from_sources(ATARI_PRESET, over)
+            over.update(env_id=c.games[env], target_returns=[float(d["return_max"])])
+        if env in c.atari:
+            over.update(env_id=c.atari[env][0], target_returns=[c.atari[env][1]], batch_size=c.atari_batch,
+                        checkpoint_every=c.atari_checkpoint_every)
+            return TrainConfig.from_sources(c.atari_preset, over)
         if model != "dt":
             over["model"] = "bc"
             if model.startswith("pbc"):
                 over["top_pct"] = float(model[3:])
                 over["top_unit"] = "episodes"          # the v0 campaign's rule (its results were made so)
-        return TrainConfig.from_sources(GAME_PRESET if game else PRESETS[env], over)
+        return TrainConfig.from_sources(c.game_preset if game else c.presets[env], over)
 
     def train(self, run, env, level, model, seed, steps) -> None:
         from decision_transformer.training.trainer import train
@@ -270,9 +338,8 @@ class Campaign:
         ck = self.runs / run / "checkpoints" / ckpt_name(step)
         return from_pretrained(ck / EMA_DIR if ema else ck)
 
-    @staticmethod
-    def dataset_id(env: str, level: str) -> str:
-        return dataset_id(env, level)
+    def dataset_id(self, env: str, level: str) -> str:
+        return self.config.datasets.get(f"{env}-{level}") or dataset_id(self.env_id(env), level)
 
     def build_dataset(self, env: str, level: str) -> None:
         from decision_transformer.suite.build import build
@@ -321,7 +388,7 @@ class Campaign:
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
 
-    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int = EVAL_SEED, ema: bool = False,
+    def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int | None = None, ema: bool = False,
                   dataset_returns=None, **kw) -> dict:
         """evaluation_record (the one schema of eval and sweep files) plus the campaign's fields.
         targets None: the checkpoint's own (BC, which ignores them: the first); "first": the first."""
@@ -330,61 +397,62 @@ class Campaign:
         dt = model.config.architecture == "dt"
         if targets is None or targets == "first":
             targets = model.config.target_returns[:1] if targets == "first" or not dt else model.config.target_returns
+        seed = self.config.eval_seed if seed is None else seed
         out = evaluation_record(model, model.config.env_id, targets, episodes, seed=seed, num_envs=50, threads=1,
                                 backend="onnxruntime" if dt else "torch", dataset_returns=dataset_returns, **kw)
         out.update(run=run, checkpoint_step=step, top_pct=(model.config.extra or {}).get("top_pct", 100.0),
                    mode="exact", weights="ema" if ema else "raw")
         return out
 
-    def evaluate(self, run: str) -> None:
-        """The LAST checkpoint of the budget (step BUDGET), 100 episodes at each paper target.
-        BC ignores the target: it is evaluated once, at the first target."""
-        budget = self.budget(run)
-        model = self._load(run, budget)
+    def evaluate(self, run: str, step: int, episodes: int, max_episode_steps: int | None = None) -> None:
+        """The LAST checkpoint of the budget (`step`), `episodes` at each paper target. BC ignores the
+        target: it is evaluated once, at the first target. Atari: the paper's protocol, episodes
+        cut at `max_episode_steps`."""
+        model = self._load(run, step)
         targets = model.config.target_returns
         if model.config.architecture != "dt":
             targets = targets[:1]
-        if _game_of(run) in ATARI:                          # the paper's protocol: 10 episodes
-            out = self._evaluate(run, budget, targets, ATARI_EPISODES, max_episode_steps=ATARI_MAX_STEPS)
-            out["max_episode_steps"] = ATARI_MAX_STEPS
-        else:
-            out = self._evaluate(run, budget, targets, EVAL_EPISODES)
+        kw = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+        out = self._evaluate(run, step, targets, episodes, **kw)
+        if max_episode_steps is not None:
+            out["max_episode_steps"] = max_episode_steps
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / "eval.json", out)
 
     def curve_eval(self, run: str, step: int) -> None:
         model = self._load(run, step)
-        out = self._evaluate(run, step, model.config.target_returns, CURVE_EPISODES)
+        out = self._evaluate(run, step, model.config.target_returns, self.config.curve_episodes)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}.json", out)
 
-    def sweep(self, run: str, env: str, level: str, step: int | None = None, ema: bool = False,
-              points: int | None = None, episodes: int | None = None) -> None:
-        """Achieved vs target return (the budget's checkpoint unless `step`): targets across the
-        dataset's returns (evaluate.sweep_targets), env seeds from EVAL_SEED + 1 (not the evaluation's)."""
+    def sweep(self, run: str, env: str, level: str, step: int, ema: bool = False) -> None:
+        """Achieved vs target return at checkpoint `step`: targets across the dataset's returns
+        (evaluate.sweep_targets), env seeds from eval_seed + 1 (not the evaluation's)."""
         from decision_transformer.evaluation.evaluate import sweep_targets
+        c = self.config
         d = json.loads((self.results / "datasets" / f"{env}-{level}.json").read_text())
-        targets = sweep_targets(d["return_min"], d["return_max"], points or SWEEP_POINTS)
-        out = self._evaluate(run, self.budget(run) if step is None else step, targets, episodes or SWEEP_EPISODES,
-                             seed=EVAL_SEED + 1, ema=ema, dataset_returns=(d["return_min"], d["return_max"]))
+        targets = sweep_targets(d["return_min"], d["return_max"], c.sweep_points)
+        out = self._evaluate(run, step, targets, c.sweep_episodes, seed=c.eval_seed + 1, ema=ema,
+                             dataset_returns=(d["return_min"], d["return_max"]))
         write_json_atomic(_mk(self.results / run) / "sweep.json", out)
 
-    def video(self, run: str) -> None:
+    def video(self, run: str, step: int) -> None:
         """An Atari run's replay GIF at its target (results/<run>/replay.gif) and how long it took."""
         from decision_transformer.evaluation.video import record
-        model = self._load(run, self.budget(run))
+        model = self._load(run, step)
         t0 = time.time()
+        n_max = self.config.atari_video_steps
         path, ret, n = record(model, model.config.env_id, model.config.target_returns[0],
-                              self.results / run / "replay.gif", max_steps=ATARI_VIDEO_STEPS, fps=30,
+                              self.results / run / "replay.gif", max_steps=n_max, fps=30,
                               gif_every=GIF_EVERY, gif_colors=GIF_COLORS)
         write_json_atomic(_mk(self.results / run) / "video.json",
                           {"file": path.name, "return": ret, "steps": n, "seconds": round(time.time() - t0, 1),
-                           "max_steps": ATARI_VIDEO_STEPS, "seed": 0})
+                           "max_steps": n_max, "seed": 0})
 
-    def publish(self, run: str, env: str, level: str) -> None:
+    def publish(self, run: str, env: str, level: str, step: int) -> None:
         """models/<env>-<level>/: the budget checkpoint (config.json + model.safetensors) and a
         replay GIF at the first paper target. The card and results.json come from `report`."""
-        self.publish_model(self._load(run, BUDGET), self.models / f"{env}-{level}")
+        self.publish_model(self._load(run, step), self.models / f"{env}-{level}")
 
     def publish_model(self, model, dest: Path) -> None:
         """dest/: config.json + model.safetensors, and replay.gif, one episode at the first target."""
@@ -408,7 +476,7 @@ class Campaign:
                 out.append((t.name, "done"))
                 continue
             try:
-                lk = try_lock(_mk(self.runs / ".locks") / f"{_safe(t.name)}.lock")
+                lk = try_lock(self.lock_path(t.name))
                 lk.close()
                 out.append((t.name, "todo"))
             except Locked as e:
@@ -417,12 +485,12 @@ class Campaign:
 
     def _progress(self, task: Task) -> str:
         """', step N of M' for a training task: N from its run's metrics, M its target."""
-        if "train:" not in task.name:
+        if task.action != "train":
             return ""
-        rd = RunDir(self.runs / task.name.split(":", 1)[1].split("@")[0])
+        rd = RunDir(self.runs / task.run)
         try:
             rows = read_metrics(rd.metrics)
-            return f", step {rows[-1]['step']:,} of {int(task.outputs[0].parent.name):,}" if rows else ""
+            return f", step {rows[-1]['step']:,} of {task.step:,}" if rows else ""
         except (OSError, ValueError):
             return ""
 
@@ -450,11 +518,11 @@ class Campaign:
                 if any(nd in by_name and not by_name[nd].done() for nd in t.needs):
                     busy = True
                     continue
-                if t.ready is not None and not t.ready():
+                if not self.ready(t):
                     busy = True
                     continue
                 try:
-                    lock = try_lock(_mk(self.runs / ".locks") / f"{_safe(t.name)}.lock", t.name)
+                    lock = try_lock(self.lock_path(t.name), t.name)
                 except Locked:
                     busy = others = True
                     continue
@@ -463,7 +531,7 @@ class Campaign:
                         continue
                     self.log(f"[{_now()}] {t.name} ...")
                     t0 = time.time()
-                    t.action()
+                    self.execute(t)
                     self.log(f"[{_now()}] {t.name} " + (f"done in {time.time() - t0:.0f} s" if t.done() else
                                                         f"continues ({time.time() - t0:.0f} s){self._progress(t)}"))
                     n += 1
@@ -486,17 +554,12 @@ class Campaign:
                 break
             if not did:
                 if busy and wait and (others or self._others_working()):
-                    time.sleep(self.poll_seconds)
+                    time.sleep(self.config.poll_seconds)
                     continue
                 break
         if failed:
             raise DTError(f"{len(failed)} task(s) failed: {', '.join(sorted(failed))}")
         return n
-
-
-def _game_of(run: str) -> str | None:
-    """The MinAtar/Atari game of a run name, or None (MuJoCo)."""
-    return next((g for g in (*GAMES, *ATARI) if f"-{g}-" in f"-{run}-"), None)
 
 
 def _json_field(path: Path, key: str):

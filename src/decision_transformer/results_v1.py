@@ -11,7 +11,7 @@ Stage 1, the recipe A/Bs (this plan): on hopper medium-replay and medium-expert 
 - initialisation: 20k-step runs with the official code's initialisation (--init official),
   against the budget runs' 20k checkpoints (same seeds, same data);
 - last vs best: the best 5k checkpoint by its 20-episode score, evaluated again on 100 fresh
-  episodes (env seeds from BEST_SEED), so the "best" number is not the selection's own noise.
+  episodes (env seeds from best_seed), so the "best" number is not the selection's own noise.
 
 Stage 2, the campaign with the chosen recipe (12 datasets x 3 seeds, BC, %BC, sweeps, the
 republished checkpoints), is planned once stage 1 has decided; `estimate()` prices both stages
@@ -24,42 +24,52 @@ RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from decision_transformer import results as R
 from decision_transformer.fileio import write_json_atomic
-from decision_transformer.results import Campaign, Task, _mk, ckpt_name, run_name
+from decision_transformer.results import MODELS, Campaign, SuiteConfig, Task, _mk, ckpt_name, link, run_name
 
 VERSION = "v1"
-SEEDS = (0, 1, 2)
-AB_DATASETS = (("hopper", "medium-replay"), ("hopper", "medium-expert"))
-AB_STEPS = 100_000
-AB_EVAL_STEPS = (20_000, 50_000, 100_000)
-INIT_AB_STEPS = 20_000
-EMA_DECAY = 0.999
-CHECKPOINT_EVERY = 5_000
-CURVE_EPISODES = 20               # per target, every checkpoint (raw and EMA)
-EVAL_EPISODES = 100               # per target
-BEST_SEED = 1_000                 # env seeds of the best checkpoint's re-evaluation
-# run-name prefix -> how the DT is trained (the model is always the paper's DT)
-RECIPES = {"dt": {"init": "transformers", "steps": AB_STEPS, "evals": AB_EVAL_STEPS},
-           "dtoff": {"init": "official", "steps": INIT_AB_STEPS, "evals": (INIT_AB_STEPS,)}}
-
-# Stage 2's size, for the estimate: every level of every env, DT x 3 seeds at the chosen budget,
-# BC and %BC x 3 seeds at BASELINE_STEPS.
-CAMPAIGN_BUDGETS = (20_000, 50_000, 100_000)
-BASELINE_STEPS = 20_000
-# Stage 2's recipe, set when stage 1 has decided (docs/results.md), e.g.
-#   {"budget": 20_000, "model": "dt", "ema": False}   (model: "dt" = transformers init, "dtoff" = official)
-# None: stage 2 is not planned yet.
-STAGE2: dict | None = None
-BASELINES = ("bc", "pbc10")       # BC, and %BC at 10% of the timesteps (the paper's)
-SWEEP_LEVELS = ("medium-replay", "medium-expert")
-SWEEP_POINTS, SWEEP_EPISODES = 10, 20
 PUBLISH_RULE = ("of the {n} seeds, the one whose last checkpoint's mean score at the first target is the median "
                 "(the representative run, neither the luckiest nor the unluckiest)")
+
+
+@dataclass(frozen=True)
+class CampaignV1Config(SuiteConfig):
+    """Stage 1 (the recipe A/Bs) and, once it has decided, stage 2 (the campaign)."""
+    seeds: tuple = (0, 1, 2)
+    ab_datasets: tuple = (("hopper", "medium-replay"), ("hopper", "medium-expert"))
+    ema_decay: float = 0.999
+    best_seed: int = 1_000            # env seeds of the best checkpoint's re-evaluation
+    # run-name prefix -> how the DT is trained (the model is always the paper's DT): its
+    # initialisation, its length and the checkpoints evaluated with eval_episodes
+    recipes: dict = field(default_factory=lambda: {
+        "dt": {"init": "transformers", "steps": 100_000, "evals": (20_000, 50_000, 100_000)},
+        "dtoff": {"init": "official", "steps": 20_000, "evals": (20_000,)}})
+    # Stage 2's size, for the estimate: every level of every env, DT x 3 seeds at the chosen
+    # budget, BC and %BC x 3 seeds at baseline_steps.
+    campaign_budgets: tuple = (20_000, 50_000, 100_000)
+    baseline_steps: int = 20_000
+    baselines: tuple = ("bc", "pbc10")    # BC, and %BC at 10% of the timesteps (the paper's)
+    # Stage 2's recipe, set when stage 1 has decided (docs/results.md), e.g.
+    #   {"budget": 20_000, "model": "dt", "ema": False}   (model: "dt" = transformers init, "dtoff" = official)
+    # None: stage 2 is not planned yet.
+    stage2: dict | None = None
+
+    @property
+    def ab_steps(self) -> int:
+        return self.recipes["dt"]["steps"]
+
+    @property
+    def ab_eval_steps(self) -> tuple:
+        return self.recipes["dt"]["evals"]
+
+    @property
+    def init_ab_steps(self) -> int:
+        return self.recipes["dtoff"]["steps"]
 
 
 def _suffix(ema: bool) -> str:
@@ -68,14 +78,17 @@ def _suffix(ema: bool) -> str:
 
 class CampaignV1(Campaign):
     version = VERSION
+    Config = CampaignV1Config
 
-    def __init__(self, runs="runs/results-v1", results="results/v1", models=R.MODELS, log=print):
-        super().__init__(runs=runs, results=results, models=models, log=log)
+    def __init__(self, runs="runs/results-v1", results="results/v1", models=MODELS, log=print, config=None):
+        super().__init__(runs=runs, results=results, models=models, log=log, config=config)
 
-    @staticmethod
-    def dataset_id(env: str, level: str) -> str:
+    def dataset_id(self, env: str, level: str) -> str:
         from decision_transformer.suite.ids import dataset_id
-        return dataset_id(R.ENVS[env], level, VERSION)             # the suite's own rule: dt/hopper/medium-v1
+        return self.config.datasets.get(f"{env}-{level}") or dataset_id(self.env_id(env), level, VERSION)
+
+    def env_id(self, env: str) -> str:
+        return self.config.envs[env]
 
     def build_dataset(self, env: str, level: str) -> None:
         """Every level of the env in one build: medium-expert reuses the medium and expert episodes
@@ -87,12 +100,11 @@ class CampaignV1(Campaign):
     def build_unit(env: str, level: str) -> str:
         return f"build_{env}"                    # one build per env: two workers never build it twice
 
-    @staticmethod
-    def committed(env: str) -> bool:
+    def suite_has(self, env: str) -> bool:
         """Suite v1 has this env's policies (suite/v1/manifest.json)."""
         from decision_transformer.suite.build import SUITE_V1
         mp = SUITE_V1 / "manifest.json"
-        return mp.is_file() and R.ENVS[env] in json.loads(mp.read_text())
+        return mp.is_file() and self.env_id(env) in json.loads(mp.read_text())
 
     # -- the plan ------------------------------------------------------------------------------
     def plan(self) -> list[Task]:
@@ -100,150 +112,141 @@ class CampaignV1(Campaign):
         as soon as it can), then the trainings breadth-first: every run to 20k steps (seed by seed,
         the init A/B's runs included), then every run to 50k, then to 100k. A session that runs out
         of time leaves the most complete comparison so far, and 20k vs 50k is settled before 100k."""
-        tasks: list[Task] = []                   # every dataset, as soon as its env's policies are committed
-        for env, level in [*AB_DATASETS, *((e, lv) for e in R.ENVS for lv in R.LEVELS if (e, lv) not in AB_DATASETS)]:
-            tasks.append(Task(f"data:{env}-{level}", [self.results / "datasets" / f"{env}-{level}.json"],
-                              lambda e=env, lv=level: self.dataset_stats(e, lv), ready=lambda e=env: self.committed(e)))
-        runs = [(run_name(model, env, level, seed), env, level, model, seed, rec)
-                for seed in SEEDS for env, level in AB_DATASETS for model, rec in RECIPES.items()]
+        c = self.config
+        ab = list(c.ab_datasets)
+        tasks: list[Task] = [self._data_task(env, level, suite_env=env)   # every dataset, once its policies are in
+                             for env, level in [*ab, *((e, lv) for e in c.envs for lv in c.levels if (e, lv) not in ab)]]
         trains = []
-        for run, env, level, model, seed, rec in runs:
-            evals, train = self._run_tasks(run, env, level, model, seed, rec)
-            tasks += evals
-            trains += train
-        stage = lambda t: int(t.name.rsplit("@", 1)[1])              # noqa: E731
-        trains = sorted(trains, key=stage)                           # stable: seed, dataset order kept
-        if STAGE2 is not None:                                       # its evaluations before any training too
+        for seed in c.seeds:
+            for env, level in ab:
+                for model, rec in c.recipes.items():
+                    evals, train = self._run_tasks(run_name(model, env, level, seed), env, level, model, seed, rec)
+                    tasks += evals
+                    trains += train
+        if c.stage2 is not None:                                     # its evaluations before any training too
             more, later = self._stage2_tasks({t.name for t in tasks + trains})
             tasks += more
-            trains += sorted(later, key=stage)
-        tasks += trains
+            trains += later
+        tasks += sorted(trains, key=lambda t: t.step)                # stable: seed, dataset order kept
+        link(tasks)
         by_name = {t.name: t for t in tasks}
+        by_run_step = {(t.run, t.step): t for t in tasks if t.action == "train"}
         for t in tasks:              # a sweep feeds its run's training (stage 1's too), a publication every seed's
-            if t.name.startswith("sweep:"):
-                by_name[f"train:{t.name[6:]}@{STAGE2['budget']}"].feeds.append(t)
-            if t.name.startswith("publish:"):
-                for nd in t.needs:
-                    by_name["train:" + nd.split(":", 1)[1].removesuffix("-ema")].feeds.append(t)
-        for t in tasks:
-            for nd in t.needs:
-                by_name[nd].feeds.append(t)
+            if t.action == "sweep":
+                by_run_step[(t.run, t.step)].feeds.append(t)
+            if t.action == "publish_v1":
+                for ev in (by_name[nd] for nd in t.needs):
+                    by_run_step[(ev.run, ev.step)].feeds.append(t)
         return tasks
 
     def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict):
         """A run's evaluations (each ready when its checkpoint exists) and best-checkpoint
         re-evaluation; its training in stages (train:RUN@STEPS for each evaluated budget, each done
         in checkpoint-sized chunks, results.py), every stage done when its evaluations are."""
-        out, data = self.results / run, f"data:{env}-{level}"
-        ck = lambda s, ema=False: (self.runs / run / "checkpoints" / ckpt_name(s) / ("ema" if ema else "")  # noqa: E731
-                                   / "model.safetensors")
+        c, out, data = self.config, self.results / run, f"data:{env}-{level}"
         evals, curve = [], []
         for s in rec["evals"]:
             for ema in (False, True):
-                evals.append(Task(f"eval:{run}@{s}{_suffix(ema)}", [out / f"eval-{ckpt_name(s)}{_suffix(ema)}.json"],
-                                  lambda s=s, ema=ema: self.evaluate_at(run, s, ema), needs=[data],
-                                  ready=lambda s=s, ema=ema: ck(s, ema).exists()))
-        for s in range(CHECKPOINT_EVERY, rec["steps"] + 1, CHECKPOINT_EVERY):
+                evals.append(Task(f"eval:{run}@{s}{_suffix(ema)}", "evaluate_at", {"run": run, "step": s, "ema": ema},
+                                  [out / f"eval-{ckpt_name(s)}{_suffix(ema)}.json"], needs=[data],
+                                  after=[self._ck(run, s, ema)], run=run, step=s))
+        for s in range(c.checkpoint_every, rec["steps"] + 1, c.checkpoint_every):
             for ema in (False, True):
-                curve.append(Task(f"curve-eval:{run}@{s}{_suffix(ema)}", [out / "curve" / f"{ckpt_name(s)}{_suffix(ema)}.json"],
-                                  lambda s=s, ema=ema: self.curve_eval_at(run, s, ema), needs=[data],
-                                  ready=lambda s=s, ema=ema: ck(s, ema).exists()))
-        best = Task(f"best:{run}", [out / "eval-best.json"], lambda: self.evaluate_best(run),
-                    needs=[t.name for t in curve if not t.name.endswith("-ema")])
+                curve.append(Task(f"curve-eval:{run}@{s}{_suffix(ema)}", "curve_eval_at",
+                                  {"run": run, "step": s, "ema": ema},
+                                  [out / "curve" / f"{ckpt_name(s)}{_suffix(ema)}.json"], needs=[data],
+                                  after=[self._ck(run, s, ema)], run=run, step=s))
+        best = Task(f"best:{run}", "evaluate_best", {"run": run}, [out / "eval-best.json"],
+                    needs=[t.name for t in curve if not t.args["ema"]], run=run)
         trains = []
         for s in rec["evals"]:
             t = self._train_task(run, env, level, model, seed, s, name=f"train:{run}@{s}", needs=[data])
-            at = lambda name: int(name.split("@")[1].removesuffix("-ema"))          # noqa: E731
-            t.feeds = [x for x in evals + curve if at(x.name) <= s]   # done when they are (a clone without runs/)
+            t.feeds = [x for x in evals + curve if x.step <= s]      # done when they are (a clone without runs/)
             trains.append(t)
         return evals + curve + [best], trains
 
     def _stage2_tasks(self, have: set[str]) -> tuple[list[Task], list[Task]]:
-        """Every level of every env: DT x 3 seeds with STAGE2's recipe (stage 1's runs reused where
+        """Every level of every env: DT x 3 seeds with stage2's recipe (stage 1's runs reused where
         they are the same run), BC and %BC x 3 seeds, sweeps of the medium-replay and medium-expert
         DTs (every seed): (evaluations, trainings), placed by plan()."""
-        budget, model, ema = STAGE2["budget"], STAGE2["model"], STAGE2.get("ema", False)
-        rec = {"init": RECIPES[model]["init"], "steps": budget, "evals": (budget,)}
+        c = self.config
+        budget, model, ema = c.stage2["budget"], c.stage2["model"], c.stage2.get("ema", False)
+        rec = {"init": c.recipes[model]["init"], "steps": budget, "evals": (budget,)}
         evals, trains = [], []
-        for env in R.ENVS:
-            for level in R.LEVELS:
+        for env in c.envs:
+            for level in c.levels:
                 data = f"data:{env}-{level}"
                 if data not in have:
-                    evals.append(Task(data, [self.results / "datasets" / f"{env}-{level}.json"],
-                                      lambda e=env, lv=level: self.dataset_stats(e, lv),
-                                      ready=lambda e=env: self.committed(e)))
-                for seed in SEEDS:
+                    evals.append(self._data_task(env, level, suite_env=env))
+                for seed in c.seeds:
                     run = run_name(model, env, level, seed)
                     ev, tr = self._run_tasks(run, env, level, model, seed, rec)
                     evals += [t for t in ev if t.name not in have]     # stage 1's runs are reused as they are
                     trains += [t for t in tr if t.name not in have]
-                    if level in SWEEP_LEVELS:
-                        ck = self.runs / run / "checkpoints" / ckpt_name(budget) / ("ema" if ema else "")
-                        evals.append(Task(f"sweep:{run}", [self.results / run / "sweep.json"],
-                                          lambda r=run, e=env, lv=level: self.sweep(r, e, lv, budget, ema,
-                                                                                    SWEEP_POINTS, SWEEP_EPISODES),
-                                          needs=[data], ready=lambda c=ck: (c / "model.safetensors").exists()))
-                    for base in BASELINES:
-                        r = run_name(base, env, level, seed)
-                        evals.append(Task(f"eval:{r}@{BASELINE_STEPS}", [self.results / r / f"eval-{ckpt_name(BASELINE_STEPS)}.json"],
-                                          lambda r=r: self.evaluate_at(r, BASELINE_STEPS, False), needs=[data],
-                                          ready=lambda r=r: (self.runs / r / "checkpoints" / ckpt_name(BASELINE_STEPS)
-                                                             / "model.safetensors").exists()))
-                        t = self._train_task(r, env, level, base, seed, BASELINE_STEPS, name=f"train:{r}@{BASELINE_STEPS}",
-                                             needs=[data])
+                    if level in c.sweep_levels:
+                        evals.append(Task(f"sweep:{run}", "sweep", {"run": run, "env": env, "level": level,
+                                                                     "step": budget, "ema": ema},
+                                          [self.results / run / "sweep.json"], needs=[data],
+                                          after=[self._ck(run, budget, ema)], run=run, step=budget))
+                    for base in c.baselines:
+                        r, b = run_name(base, env, level, seed), c.baseline_steps
+                        evals.append(Task(f"eval:{r}@{b}", "evaluate_at", {"run": r, "step": b, "ema": False},
+                                          [self.results / r / f"eval-{ckpt_name(b)}.json"], needs=[data],
+                                          after=[self._ck(r, b)], run=r, step=b))
+                        t = self._train_task(r, env, level, base, seed, b, name=f"train:{r}@{b}", needs=[data])
                         t.feeds = [evals[-1]]
                         trains.append(t)
-            for level in R.LEVELS:                         # the published checkpoints, one per dataset
-                sfx = "-ema" if ema else ""
-                evals.append(Task(f"publish:{env}-{level}", [self.results / "published" / f"{env}-{level}.json"],
-                                  lambda e=env, lv=level: self.publish_v1(e, lv),
-                                  needs=[f"eval:{run_name(model, env, level, s)}@{budget}{sfx}" for s in SEEDS]))
+            for level in c.levels:                         # the published checkpoints, one per dataset
+                evals.append(Task(f"publish:{env}-{level}", "publish_v1", {"env": env, "level": level},
+                                  [self.results / "published" / f"{env}-{level}.json"],
+                                  needs=[f"eval:{run_name(model, env, level, s)}@{budget}{_suffix(ema)}"
+                                         for s in c.seeds]))
         return evals, trains
 
     def publish_seed(self, env: str, level: str) -> tuple[int, list[float]]:
         """PUBLISH_RULE: the seed whose last-checkpoint mean at the first target is the median."""
-        st, means = STAGE2, []
-        for s in SEEDS:
+        st, seeds, means = self.config.stage2, self.config.seeds, []
+        for s in seeds:
             ev = json.loads((self.results / run_name(st["model"], env, level, s) /
                              f"eval-{ckpt_name(st['budget'])}{_suffix(st.get('ema', False))}.json").read_text())
             means.append(float(np.mean(ev["results"][0]["returns"])))
-        order = sorted(range(len(SEEDS)), key=lambda i: (means[i], SEEDS[i]))
-        return SEEDS[order[(len(order) - 1) // 2]], means
+        order = sorted(range(len(seeds)), key=lambda i: (means[i], seeds[i]))
+        return seeds[order[(len(order) - 1) // 2]], means
 
     def publish_v1(self, env: str, level: str) -> None:
         """models/<env>-<level>/ from the seed PUBLISH_RULE picks; the card and results.json come from
         the report, results/v1/published/<env>-<level>.json records the choice."""
-        st = STAGE2
+        st, seeds = self.config.stage2, self.config.seeds
         seed, means = self.publish_seed(env, level)
         run = run_name(st["model"], env, level, seed)
         self.publish_model(self._load(run, st["budget"], st.get("ema", False)), self.models / f"{env}-{level}")
         write_json_atomic(_mk(self.results / "published") / f"{env}-{level}.json",
                           {"run": run, "seed": seed, "checkpoint_step": st["budget"],
-                           "weights": "ema" if st.get("ema") else "raw", "rule": PUBLISH_RULE.format(n=len(SEEDS)),
-                           "seed_return_means_first_target": dict(zip(map(str, SEEDS), means))})
+                           "weights": "ema" if st.get("ema") else "raw", "rule": PUBLISH_RULE.format(n=len(seeds)),
+                           "seed_return_means_first_target": dict(zip(map(str, seeds), means))})
 
     def train_config(self, run: str, env: str, level: str, model: str, seed: int, steps: int):
         from decision_transformer.training.trainer import TrainConfig
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
-                "checkpoint_every": CHECKPOINT_EVERY, "num_threads": 1, "seed": seed}
-        if model in RECIPES:
-            over.update(init=RECIPES[model]["init"], ema_decay=EMA_DECAY)
+                "checkpoint_every": self.config.checkpoint_every, "num_threads": 1, "seed": seed}
+        if model in self.config.recipes:
+            over.update(init=self.config.recipes[model]["init"], ema_decay=self.config.ema_decay)
         else:                                                # stage 2's baselines: bc, pbc10
             over["model"] = "bc"
             if model.startswith("pbc"):
                 over.update(top_pct=float(model[3:]), top_unit="timesteps")
-        return TrainConfig.from_sources(R.PRESETS[env], over)
+        return TrainConfig.from_sources(self.config.presets[env], over)
 
     # -- the tasks -----------------------------------------------------------------------------
     def evaluate_at(self, run: str, step: int, ema: bool) -> None:
         """100 episodes at each paper target (BC: the first), the checkpoint of `step` (raw or EMA weights)."""
-        out = self._evaluate(run, step, None, EVAL_EPISODES, ema=ema)       # the checkpoint's targets (BC: one)
+        out = self._evaluate(run, step, None, self.config.eval_episodes, ema=ema)       # the checkpoint's targets (BC: one)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json", out)
 
     def curve_eval_at(self, run: str, step: int, ema: bool) -> None:
         """20 episodes at the first (expert) target only: stability and the best checkpoint."""
-        out = self._evaluate(run, step, "first", CURVE_EPISODES, ema=ema)
+        out = self._evaluate(run, step, "first", self.config.curve_episodes, ema=ema)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}{_suffix(ema)}.json", out)
 
@@ -259,9 +262,10 @@ class CampaignV1(Campaign):
 
     def evaluate_best(self, run: str) -> None:
         step = self.best_step(run)
-        out = self._evaluate(run, step, None, EVAL_EPISODES, seed=BEST_SEED)
-        out["selected_by"] = f"the highest {CURVE_EPISODES}-episode mean at the first target over the checkpoints " \
-                             f"every {CHECKPOINT_EVERY:,} steps; evaluated again on env seeds {BEST_SEED}+"
+        c = self.config
+        out = self._evaluate(run, step, None, c.eval_episodes, seed=c.best_seed)
+        out["selected_by"] = f"the highest {c.curve_episodes}-episode mean at the first target over the checkpoints " \
+                             f"every {c.checkpoint_every:,} steps; evaluated again on env seeds {c.best_seed}+"
         write_json_atomic(_mk(self.results / run) / "eval-best.json", out)
 
     # -- what is left, in core-hours -----------------------------------------------------------
@@ -280,26 +284,24 @@ class CampaignV1(Campaign):
         ep_steps = 1000                                  # priced at full-length episodes: an upper bound
         left_train = left_eval = 0.0
         trained: dict[str, int] = {}
-        for t in sorted(self.plan(), key=lambda t: int(t.name.rsplit("@", 1)[1]) if t.name.startswith("train:") else 0):
+        c = self.config
+        for t in sorted(self.plan(), key=lambda t: t.step if t.action == "train" else 0):
             if t.done():
                 continue
-            kind, run = t.name.split(":", 1)
-            if kind == "train":                  # stages of one run: count each step once
-                run, goal = run.split("@")
-                done = max(_last_step(self.runs / run), trained.get(run, 0))
-                left_train += max(0, int(goal) - done) / dt_sps
-                trained[run] = max(done, int(goal))
-            elif kind in ("eval", "best"):
-                left_eval += 2 * EVAL_EPISODES * ep_steps * eval_s
-            elif kind == "curve-eval":
-                left_eval += CURVE_EPISODES * ep_steps * eval_s
-        envs, levels = len(R.ENVS), len(R.LEVELS)
-        runs = envs * levels * len(SEEDS)
+            if t.action == "train":              # stages of one run: count each step once
+                done = max(_last_step(self.runs / t.run), trained.get(t.run, 0))
+                left_train += max(0, t.step - done) / dt_sps
+                trained[t.run] = max(done, t.step)
+            elif t.action in ("evaluate_at", "evaluate_best"):
+                left_eval += 2 * c.eval_episodes * ep_steps * eval_s
+            elif t.action == "curve_eval_at":
+                left_eval += c.curve_episodes * ep_steps * eval_s
+        runs = len(c.envs) * len(c.levels) * len(c.seeds)
         stage2 = {}
-        for b in CAMPAIGN_BUDGETS:
+        for b in c.campaign_budgets:
             dt = runs * b / dt_sps
-            base = 2 * runs * BASELINE_STEPS / bc_sps
-            ev = runs * 3 * 2 * EVAL_EPISODES * ep_steps * eval_s        # DT (2 targets), BC, %BC
+            base = 2 * runs * c.baseline_steps / bc_sps
+            ev = runs * 3 * 2 * c.eval_episodes * ep_steps * eval_s        # DT (2 targets), BC, %BC
             stage2[b] = (dt + base + ev) / 3600
         return {"dt_steps_per_s": dt_sps, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
                 "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2}

@@ -18,6 +18,7 @@ import numpy as np
 from decision_transformer import results as C
 from decision_transformer.evaluation.stats import bootstrap_ci, normalized, spearman
 from decision_transformer.fileio import write_json_atomic, write_text_atomic
+from decision_transformer.report import card as card_template
 from decision_transformer.report import plots
 
 # Chen et al. (2021), Table 2: D4RL v2 normalised scores (x100), last checkpoint; BC as reported there.
@@ -31,7 +32,9 @@ PAPER_BC = {("halfcheetah", "medium"): 43.1, ("hopper", "medium"): 63.9, ("walke
 # the Nature DQN's after 50M frames (Mnih et al. 2015, Extended Data Table 2).
 PAPER_ATARI_DT = {"atari-breakout": 76.9}
 NATURE_DQN = {"atari-breakout": 401.2}
-METHODS = {"dt": "DT", "bc": "BC", f"pbc{C.TOP_PCT:g}": f"{C.TOP_PCT:g}%BC"}
+def methods(cfg) -> dict[str, str]:
+    """Run-name prefix -> the method's name on the page."""
+    return {"dt": "DT", "bc": "BC", cfg.pbc: f"{cfg.top_pct:g}%BC"}
 
 
 def _read(p: Path):
@@ -60,20 +63,20 @@ class Collected:
 
     def __init__(self, camp):
         R = camp.results
-        self.camp = camp
-        self.data = {(e, lv): _read(R / "datasets" / f"{e}-{lv}.json") for e in C.ENVS for lv in C.LEVELS}
+        self.camp, self.cfg = camp, camp.config
+        self.data = {(e, lv): _read(R / "datasets" / f"{e}-{lv}.json") for e in self.cfg.envs for lv in self.cfg.levels}
         self.evals = {}
-        for e in C.ENVS:
-            for lv in C.LEVELS:
-                for m in METHODS:
-                    seeds = (0,) if m == "dt" else C.BASELINE_SEEDS
+        for e in self.cfg.envs:
+            for lv in self.cfg.levels:
+                for m in methods(self.cfg):
+                    seeds = (0,) if m == "dt" else self.cfg.baseline_seeds
                     for s in seeds:
                         self.evals[(m, e, lv, s)] = _read(R / C.run_name(m, e, lv, s) / "eval.json")
 
     def score(self, method: str, env: str, level: str, target_index: int = 0) -> dict | None:
         """Normalised episode scores pooled over the method's seeds (all must be done), at the
         target with this index (BC ignores the target: its one evaluation)."""
-        seeds = (0,) if method == "dt" else C.BASELINE_SEEDS
+        seeds = (0,) if method == "dt" else self.cfg.baseline_seeds
         evs = [self.evals[(method, env, level, s)] for s in seeds]
         if any(ev is None for ev in evs):
             return None
@@ -106,13 +109,13 @@ def _paper_verdict(dt, bc, margin=5.0) -> str | None:
 
 
 def curve_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
-    env, level, steps = C.CURVE
+    env, level, steps = col.cfg.curve
     run = C.run_name("dt", env, level, 0)
     files = sorted((col.camp.results / run / "curve").glob("*.json"))
     evs = [json.loads(f.read_text()) for f in files]
     lines = ["## 1. How long to train: the learning curve", ""]
     if not evs:
-        return lines + [f"Pending: the {steps:,}-step run on {C.dataset_id(env, level)} has no evaluated checkpoint yet.", ""], []
+        return lines + [f"Pending: the {steps:,}-step run on {col.camp.dataset_id(env, level)} has no evaluated checkpoint yet.", ""], []
     xs = [ev["checkpoint_step"] for ev in evs]
     targets = [r["target_return"] for r in evs[0]["results"]]
     series, table = {}, {}
@@ -121,25 +124,24 @@ def curve_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
         series[f"target {t:g}"] = ([s["mean"] for s in sts], [s["ci"][0] for s in sts], [s["ci"][1] for s in sts])
         table[t] = sts
     data = col.data[(env, level)]
-    path = plots.curve_plot(xs, series, figs / "curve.png", mark=C.BUDGET, xmax=steps,
+    path = plots.curve_plot(xs, series, figs / "curve.png", mark=col.cfg.budget, xmax=steps,
                             hlines={"dataset mean": data["normalized_mean_x100"]} if data else None,
-                            title=f"DT on {C.dataset_id(env, level)}, seed 0: {C.CURVE_EPISODES} episodes per target "
+                            title=f"DT on {col.camp.dataset_id(env, level)}, seed 0: {col.cfg.curve_episodes} episodes per target "
                                   "per checkpoint")
     lines += [f"One paper-budget run ({steps:,} gradient steps, batch 64, lr 1e-4, 10k warm-up, seed 0) on "
-              f"`{C.dataset_id(env, level)}`, a checkpoint every {C.CHECKPOINT_EVERY:,} steps, each evaluated with "
-              f"{C.CURVE_EPISODES} episodes at both paper targets (exact mode, env seeds 0-{C.CURVE_EPISODES - 1}). "
-              f"Measured so far: {len(xs)} of {steps // C.CHECKPOINT_EVERY} checkpoints (up to step {max(xs):,}).", "",
+              f"`{col.camp.dataset_id(env, level)}`, a checkpoint every {col.cfg.checkpoint_every:,} steps, each evaluated with "
+              f"{col.cfg.curve_episodes} episodes at both paper targets (exact mode, env seeds 0-{col.cfg.curve_episodes - 1}). "
+              f"Measured so far: {len(xs)} of {steps // col.cfg.checkpoint_every} checkpoints (up to step {max(xs):,}).", "",
               "![learning curve](figures/curve.png)", "",
               "| step | " + " | ".join(f"target {t:g}: normalised mean ± std [95% CI]" for t in targets) + " |",
               "| --- | " + " | ".join("---" for _ in targets) + " |"]
     for j, x in enumerate(xs):
         lines.append(f"| {x:,} | " + " | ".join(_fmt(table[t][j]) for t in targets) + " |")
-    lines += ["", "**The budget.** " + _budget_text(xs, table, targets, steps), ""]
+    lines += ["", "**The budget.** " + _budget_text(xs, table, targets, steps, col.cfg.budget), ""]
     return lines, [path]
 
 
-def _budget_text(xs, table, targets, steps) -> str:
-    B = C.BUDGET
+def _budget_text(xs, table, targets, steps, B: int) -> str:
     done = max(xs) >= steps
     tail = [j for j, x in enumerate(xs) if x > max(xs) - 20_000 and x > B]
     parts = []
@@ -185,29 +187,29 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
              f"Normalised score = 100 x (R - R_random) / (R_expert - R_random), per env: R_random is the mean return "
              "of 100 uniform-random episodes and R_expert the suite expert's 10-episode mean (both in each dataset's "
              "metadata, listed below). Every run is evaluated at its LAST checkpoint "
-             f"(step {C.BUDGET:,}), {C.EVAL_EPISODES} episodes per target, exact mode, env seeds "
-             f"0-{C.EVAL_EPISODES - 1}. DT: seed 0, at the paper's first (higher) target; its second target is in "
-             f"the next table. BC and {C.TOP_PCT:g}%BC: {len(C.BASELINE_SEEDS)} seeds, "
-             f"{C.EVAL_EPISODES} episodes each, pooled (mean ± std over episodes, 95% bootstrap CI of the mean); "
+             f"(step {col.cfg.budget:,}), {col.cfg.eval_episodes} episodes per target, exact mode, env seeds "
+             f"0-{col.cfg.eval_episodes - 1}. DT: seed 0, at the paper's first (higher) target; its second target is in "
+             f"the next table. BC and {col.cfg.top_pct:g}%BC: {len(col.cfg.baseline_seeds)} seeds, "
+             f"{col.cfg.eval_episodes} episodes each, pooled (mean ± std over episodes, 95% bootstrap CI of the mean); "
              "they ignore the target. Dataset: mean and max normalised episode return.", "",
-             "| dataset | data mean / max | DT | BC | " + f"{C.TOP_PCT:g}%BC | DT vs BC | paper DT | paper BC |",
+             "| dataset | data mean / max | DT | BC | " + f"{col.cfg.top_pct:g}%BC | DT vs BC | paper DT | paper BC |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    groups, bars = [], {v: [] for v in METHODS.values()}
+    groups, bars = [], {v: [] for v in methods(col.cfg).values()}
     marks = {"dataset mean": [], "paper DT (D4RL: another suite)": []}
     verdicts, pct = {}, {}
-    for e in C.ENVS:
-        for lv in C.LEVELS:
+    for e in col.cfg.envs:
+        for lv in col.cfg.levels:
             d = col.data[(e, lv)]
-            sc = {m: col.score(m, e, lv) for m in METHODS}
+            sc = {m: col.score(m, e, lv) for m in methods(col.cfg)}
             v = _verdict(sc["dt"], sc["bc"])
             verdicts[(e, lv)] = (v, _paper_verdict(PAPER_DT.get((e, lv)), PAPER_BC.get((e, lv))))
-            pct[(e, lv)] = _verdict(sc["dt"], sc[f"pbc{C.TOP_PCT:g}"]).replace("BC", f"{C.TOP_PCT:g}%BC")
+            pct[(e, lv)] = _verdict(sc["dt"], sc[f"pbc{col.cfg.top_pct:g}"]).replace("BC", f"{col.cfg.top_pct:g}%BC")
             dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
             p = lambda x: f"{x:.1f}" if x is not None else "-"
-            lines.append(f"| {C.dataset_id(e, lv)} | {dd} | {_fmt(sc['dt'])} | {_fmt(sc['bc'])} | "
-                         f"{_fmt(sc[f'pbc{C.TOP_PCT:g}'])} | {v} | {p(PAPER_DT.get((e, lv)))} | {p(PAPER_BC.get((e, lv)))} |")
+            lines.append(f"| {col.camp.dataset_id(e, lv)} | {dd} | {_fmt(sc['dt'])} | {_fmt(sc['bc'])} | "
+                         f"{_fmt(sc[f'pbc{col.cfg.top_pct:g}'])} | {v} | {p(PAPER_DT.get((e, lv)))} | {p(PAPER_BC.get((e, lv)))} |")
             groups.append(f"{e}-{lv}")
-            for m, name in METHODS.items():
+            for m, name in methods(col.cfg).items():
                 s = sc[m]
                 bars[name].append((s["mean"], s["ci"][0], s["ci"][1]) if s else None)
             marks["dataset mean"].append(d["normalized_mean_x100"] if d else None)
@@ -217,21 +219,21 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
               "policies and 200k-step datasets (medium-replay: the replay buffer up to the medium policy), so only "
               "the pattern can be compared, not the numbers. '-': not reported there.", ""]
     path = plots.score_bars(groups, bars, figs / "results.png", marks,
-                             title=f"last checkpoint ({C.BUDGET:,} steps), {C.EVAL_EPISODES} episodes per run, "
+                             title=f"last checkpoint ({col.cfg.budget:,} steps), {col.cfg.eval_episodes} episodes per run, "
                                    "95% CI; DT at the first paper target")
     lines += ["![scores](figures/results.png)", ""]
-    lines += _statement(verdicts, pct)
+    lines += _statement(verdicts, pct, col.cfg.top_pct)
     lines += _second_target(col)
     refs = ["", "Reference returns (from the datasets' metadata):", "",
             "| env | R_random | R_expert |", "| --- | --- | --- |"]
-    for e, eid in C.ENVS.items():
-        d = next((col.data[(e, lv)] for lv in C.LEVELS if col.data[(e, lv)]), None)
+    for e, eid in col.cfg.envs.items():
+        d = next((col.data[(e, lv)] for lv in col.cfg.levels if col.data[(e, lv)]), None)
         if d:
             refs.append(f"| {eid} | {d['ref_min_score']:.1f} | {d['ref_max_score']:.1f} |")
     return lines + refs + [""], [path]
 
 
-def _statement(verdicts, pct) -> list[str]:
+def _statement(verdicts, pct, top_pct: float) -> list[str]:
     by = {}
     for k, (v, _) in verdicts.items():
         by.setdefault(v, []).append(f"{k[0]} {k[1]}")
@@ -253,7 +255,7 @@ def _statement(verdicts, pct) -> list[str]:
         if v != "pending":
             by.setdefault(v, []).append(f"{k[0]} {k[1]}")
     if by:
-        out[-1] += f" Against {C.TOP_PCT:g}%BC (BC on the best episodes only): " + " ".join(
+        out[-1] += f" Against {top_pct:g}%BC (BC on the best episodes only): " + " ".join(
             f"{v}: {', '.join(names)}." for v, names in sorted(by.items()))
     return out + [""]
 
@@ -261,42 +263,42 @@ def _statement(verdicts, pct) -> list[str]:
 def _second_target(col) -> list[str]:
     out = ["DT at both paper targets (normalised, mean ± std [95% CI]):", "",
            "| dataset | first target | second target |", "| --- | --- | --- |"]
-    for e in C.ENVS:
-        for lv in C.LEVELS:
+    for e in col.cfg.envs:
+        for lv in col.cfg.levels:
             a, b = col.score("dt", e, lv, 0), col.score("dt", e, lv, 1)
             if a is None:
-                out.append(f"| {C.dataset_id(e, lv)} | pending | pending |")
+                out.append(f"| {col.camp.dataset_id(e, lv)} | pending | pending |")
             else:
-                out.append(f"| {C.dataset_id(e, lv)} | {a['target']:g}: {_fmt(a)} | {b['target']:g}: {_fmt(b)} |")
+                out.append(f"| {col.camp.dataset_id(e, lv)} | {a['target']:g}: {_fmt(a)} | {b['target']:g}: {_fmt(b)} |")
     return out
 
 
 def sweep_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     lines = ["## 3. Return conditioning (the paper's Figure 4)", "",
-             f"`dt sweep` of the DT checkpoints ({C.BUDGET:,} steps) on the medium-replay and medium-expert datasets: "
-             f"{C.SWEEP_POINTS} targets from the dataset's lowest episode return (0 if negative) to 1.2x its best, "
-             f"{C.SWEEP_EPISODES} episodes each (env seeds 1-{C.SWEEP_EPISODES}). Spearman's rho is the rank "
+             f"`dt sweep` of the DT checkpoints ({col.cfg.budget:,} steps) on the medium-replay and medium-expert datasets: "
+             f"{col.cfg.sweep_points} targets from the dataset's lowest episode return (0 if negative) to 1.2x its best, "
+             f"{col.cfg.sweep_episodes} episodes each (env seeds 1-{col.cfg.sweep_episodes}). Spearman's rho is the rank "
              "correlation of target and achieved mean: 1 means achieved return rises with every step of the target.", "",
              "| dataset | achieved at lowest → highest target | best achieved (target) | dataset best | rho |",
              "| --- | --- | --- | --- | --- |"]
     paths, panels = [], []
-    for e in C.ENVS:
-        for lv in C.SWEEP_LEVELS:
+    for e in col.cfg.envs:
+        for lv in col.cfg.sweep_levels:
             run = C.run_name("dt", e, lv, 0)
             sw = _read(col.camp.results / run / "sweep.json")
             if sw is None:
-                lines.append(f"| {C.dataset_id(e, lv)} | pending | | | |")
+                lines.append(f"| {col.camp.dataset_id(e, lv)} | pending | | | |")
                 continue
             res = sw["results"]
             t = [r["target_return"] for r in res]
             m = [r["return_mean"] for r in res]
             best = int(np.argmax(m))
             rho = spearman(t, m)
-            title = f"{C.ENVS[e]} {lv}"
+            title = f"{col.cfg.envs[e]} {lv}"
             paths.append(plots.sweep_plot(res, figs / f"sweep-{e}-{lv}.png", sw["dataset_return_max"],
-                                           title=f"DT on {C.dataset_id(e, lv)} ({C.BUDGET:,} steps)"))
+                                           title=f"DT on {col.camp.dataset_id(e, lv)} ({col.cfg.budget:,} steps)"))
             panels.append((title, res, sw["dataset_return_max"]))
-            lines.append(f"| {C.dataset_id(e, lv)} | {m[0]:.0f} ({t[0]:.0f}) → {m[-1]:.0f} ({t[-1]:.0f}) | "
+            lines.append(f"| {col.camp.dataset_id(e, lv)} | {m[0]:.0f} ({t[0]:.0f}) → {m[-1]:.0f} ({t[-1]:.0f}) | "
                          f"{m[best]:.0f} ({t[best]:.0f}) | {sw['dataset_return_max']:.0f} | {rho:.2f} |")
     if panels:
         paths.append(plots.sweep_grid(panels, figs / "sweeps.png", cols=2))       # a row per env: medium-replay, medium-expert
@@ -311,20 +313,20 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     lines = ["## 4. Pixels and discrete actions: MinAtar", "",
              "Datasets: DQN-Replay-style samples of our own DQN runs (`dt suite dqn`, `dt suite replay`; "
              "docs/pixels.md): frames (C, 10, 10), discrete actions. Models: the `minatar` preset "
-             f"({C.GAME_BUDGET:,} steps, the last checkpoint), BC and {C.TOP_PCT:g}%BC with the same conv encoder "
-             f"and width; seeds {', '.join(map(str, C.GAME_SEEDS))}, {C.EVAL_EPISODES} episodes each (env seeds "
-             f"0-{C.EVAL_EPISODES - 1}), greedy actions. DT's target is the dataset's best episode return. "
+             f"({col.cfg.game_budget:,} steps, the last checkpoint), BC and {col.cfg.top_pct:g}%BC with the same conv encoder "
+             f"and width; seeds {', '.join(map(str, col.cfg.game_seeds))}, {col.cfg.eval_episodes} episodes each (env seeds "
+             f"0-{col.cfg.eval_episodes - 1}), greedy actions. DT's target is the dataset's best episode return. "
              "Normalised = 100 x (R - random) / (best DQN - random): the references are the uniform random "
              "policy and the best DQN snapshot (greedy), 100 episodes each, from the dataset's metadata.", "",
              "| game | method | normalised (pooled seeds) | raw return | seed means (raw) | dataset mean / max (raw) |",
              "| --- | --- | --- | --- | --- | --- |"]
     paths, panels, verdicts = [], [], []
-    for g, env_id in C.GAMES.items():
-        d = _read(R / "datasets" / f"{g}-{C.GAME_LEVEL}.json")
+    for g, env_id in col.cfg.games.items():
+        d = _read(R / "datasets" / f"{g}-{col.cfg.game_level}.json")
         dtxt = f"{d['return_mean']:.1f} / {d['return_max']:.0f}" if d else "pending"
         stats = {}
-        for m, label in METHODS.items():
-            evs = [_read(R / C.run_name(m, g, C.GAME_LEVEL, s) / "eval.json") for s in C.GAME_SEEDS]
+        for m, label in methods(col.cfg).items():
+            evs = [_read(R / C.run_name(m, g, col.cfg.game_level, s) / "eval.json") for s in col.cfg.game_seeds]
             if any(ev is None for ev in evs):
                 lines.append(f"| {env_id} | {label} | pending | | | {dtxt} |")
                 continue
@@ -334,24 +336,24 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
             stats[m] = _stat(_norm(raw, refs))
             lines.append(f"| {env_id} | {label} | {_fmt(stats[m])} | {_fmt(_stat(raw))} | {seeds} | {dtxt} |")
         if "dt" in stats:
-            vs = [(_verdict(stats["dt"], stats[m]).replace("BC", label), label) for m, label in METHODS.items()
+            vs = [(_verdict(stats["dt"], stats[m]).replace("BC", label), label) for m, label in methods(col.cfg).items()
                   if m != "dt" and m in stats]
             if vs:
                 verdicts.append(f"{env_id}: " + "; ".join(f"against {label}, {v}" for v, label in vs))
     if verdicts:
         lines += ["", "**DT against the baselines** (a difference counts when the two 95% CIs of the pooled "
                       "normalised mean do not overlap). " + ". ".join(verdicts) + "."]
-    for g, env_id in C.GAMES.items():
-        sw = _read(R / C.run_name("dt", g, C.GAME_LEVEL, 0) / "sweep.json")
+    for g, env_id in col.cfg.games.items():
+        sw = _read(R / C.run_name("dt", g, col.cfg.game_level, 0) / "sweep.json")
         if sw is not None:
             res = sw["results"]
             paths.append(plots.sweep_plot(res, figs / f"sweep-{g}.png", sw["dataset_return_max"],
-                                          title=f"DT on {C.dataset_id(g, C.GAME_LEVEL)} ({C.GAME_BUDGET:,} steps)"))
+                                          title=f"DT on {col.camp.dataset_id(g, col.cfg.game_level)} ({col.cfg.game_budget:,} steps)"))
             panels.append((env_id, res, sw["dataset_return_max"]))
     if panels:
         paths.append(plots.sweep_grid(panels, figs / "sweeps-minatar.png", cols=len(panels)))
-        lines += ["", f"Return conditioning: DT seed 0, {C.SWEEP_POINTS} targets from the dataset's lowest "
-                      f"return to 1.2x its best, {C.SWEEP_EPISODES} episodes each. Spearman's rho (target vs "
+        lines += ["", f"Return conditioning: DT seed 0, {col.cfg.sweep_points} targets from the dataset's lowest "
+                      f"return to 1.2x its best, {col.cfg.sweep_episodes} episodes each. Spearman's rho (target vs "
                       "achieved mean): " + ", ".join(f"{t} {spearman([r['target_return'] for r in res], [r['return_mean'] for r in res]):.2f}"
                                                     for t, res, _ in panels) + ".", "",
                   "![MinAtar return conditioning](figures/sweeps-minatar.png)"]
@@ -380,15 +382,15 @@ def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
     manifest = json.loads(mp.read_text()) if mp.is_file() else {}
     lines = ["## 5. Atari end to end", "",
              f"The paper's Atari model (`--preset atari`: 6 layers, 8 heads, width 128, K = 30) on a DQN-Replay-style "
-             f"dataset of our own DQN run, trained for {C.ATARI_BUDGET:,} steps at batch {C.ATARI_BATCH} (the paper: "
+             f"dataset of our own DQN run, trained for {col.cfg.atari_budget:,} steps at batch {col.cfg.atari_batch} (the paper: "
              f"batch 128, about 20k steps; this is what one CPU core affords), seed 0, the last checkpoint, "
-             f"evaluated as the paper did: {C.ATARI_EPISODES} episodes at its target, no sticky actions "
-             f"(episodes cut at {C.ATARI_MAX_STEPS:,} steps). Normalised = 100 x (R - random) / (best DQN - random).", ""]
+             f"evaluated as the paper did: {col.cfg.atari_episodes} episodes at its target, no sticky actions "
+             f"(episodes cut at {col.cfg.atari_max_steps:,} steps). Normalised = 100 x (R - random) / (best DQN - random).", ""]
     figures = []
-    for g, (env_id, target) in C.ATARI.items():
-        run = C.run_name("dt", g, C.GAME_LEVEL, 0)
+    for g, (env_id, target) in col.cfg.atari.items():
+        run = C.run_name("dt", g, col.cfg.game_level, 0)
         entry = manifest.get(env_id)
-        d = _read(R / "datasets" / f"{g}-{C.GAME_LEVEL}.json")
+        d = _read(R / "datasets" / f"{g}-{col.cfg.game_level}.json")
         ev, vid = _read(R / run / "eval.json"), _read(R / run / "video.json")
         secs = _train_seconds(R / run / "metrics.csv")
         rows = ["| stage | what | time |", "| --- | --- | --- |"]
@@ -403,7 +405,7 @@ def atari_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
             rows.append("| behaviour DQN (`dt suite dqn`) | pending | |")
         rows.append(f"| dataset (`dt suite replay`) | {d['steps']:,} steps, {d['episodes']:,} episodes, return "
                     f"{d['return_mean']:.1f} (max {d['return_max']:.0f}) | |" if d else "| dataset | pending | |")
-        rows.append(f"| training (`dt train --preset atari`) | {C.ATARI_BUDGET:,} steps | {secs / 60:.0f} min |"
+        rows.append(f"| training (`dt train --preset atari`) | {col.cfg.atari_budget:,} steps | {secs / 60:.0f} min |"
                     if secs and ev else "| training | pending | |")
         if ev:
             r = ev["results"][0]
@@ -471,9 +473,9 @@ def status_section(camp) -> list[str]:
 
 def model_cards(col: Collected) -> list[Path]:
     out = []
-    for e in C.ENVS:
-        for lv in C.LEVELS:
-            if not C.published(e, lv):
+    for e in col.cfg.envs:
+        for lv in col.cfg.levels:
+            if not col.cfg.published(e, lv):
                 continue
             d = col.camp.models / f"{e}-{lv}"
             ev = col.evals[("dt", e, lv, 0)]
@@ -502,147 +504,31 @@ def model_cards(col: Collected) -> list[Path]:
                                               "episodes_per_target": sw["episodes_per_target"]}
             write_json_atomic(d / "results.json", res)
             tc = json.loads((col.camp.results / C.run_name("dt", e, lv, 0) / "config.json").read_text())
-            write_text_atomic(d / "README.md", _card(e, lv, cfg, res, data, tc))
+            write_text_atomic(d / "README.md", card_template.card(e, lv, cfg, res, data, tc))
             out += [d / "results.json", d / "README.md"]
     return out
 
 
-def metric_value(res: dict) -> str:
-    """The model-index metric, Hub RL-card style: 'mean +/- std'."""
-    return f"{res['mean_reward']:.2f} +/- {res['std_reward']:.2f}"
-
-
-V0_CARD = {
-    "page": "docs/results-v0.md", "source": "results/",
-    "evaluated": "Last checkpoint (step {step:,}, not the best)",
-    "refs": "the mean return of 100 uniform-random episodes and the suite expert's 10-episode mean on {env_id}.\n"
-            "These are not D4RL scores: v5 envs, our own behaviour policies, a 200k-step dataset.",
-    "build": "dt suite build --env {env_id} --level {level}",
-    "train": "dt train --dataset {ds} --preset {env} --steps {step} --checkpoint-every {every} \\\n"
-             "         --num-threads 1 --seed 0 --output runs/{name}",
-    "rule": "",
-}
-
-
-def _card(env, level, cfg, res, data, tc, v=V0_CARD) -> str:
-    """A model card (Hub RL conventions); `v` holds what differs between campaigns (V0_CARD; report/v1.py)."""
-    name = f"decision-transformer-{env}-{level}"
-    ds = res["dataset"]
-    targets = cfg.get("target_returns") or []
-    rows = "\n".join(f"| {r['target_return']:g} | {r['return_mean']:.1f} ± {r['return_std']:.1f} | "
-                     f"[{r['return_ci95'][0]:.1f}, {r['return_ci95'][1]:.1f}] | {r['normalized_x100']:.1f} | {r['episodes']} |"
-                     for r in res["all_targets"])
-    fl = lambda v: "[" + ", ".join(f"{x:.6g}" for x in v) + "]"
-    dline = (f"{data['episodes']} episodes, {data['steps']:,} steps, episode return mean {data['return_mean']:.1f}, "
-             f"max {data['return_max']:.1f}") if data else ""
-    kw = dict(step=res["checkpoint_step"], env_id=res["env_id"], level=level, ds=res["dataset"], env=env,
-              every=tc.get("checkpoint_every", C.CHECKPOINT_EVERY), name=name, seed=tc.get("seed", 0),
-              init=tc.get("init", "transformers"), ema=tc.get("ema", 0))
-    t = {k: x.format(**kw) for k, x in v.items()}
-    return f"""---
-library_name: decision-transformer
-pipeline_tag: reinforcement-learning
-tags:
-- decision-transformer
-- reinforcement-learning
-- offline-rl
-- {res['env_id']}
-model-index:
-- name: {name}
-  results:
-  - task:
-      type: reinforcement-learning
-      name: reinforcement-learning
-    dataset:
-      name: {ds}
-      type: {ds}
-    metrics:
-    - type: mean_reward
-      value: {metric_value(res)}
-      name: mean_reward
-      verified: false
----
-
-# Decision Transformer: {res['env_id']}, {level}
-
-A Decision Transformer (Chen et al., 2021) trained offline on `{ds}`, this project's D4RL-style
-dataset ({dline}; built by `dt suite build`, docs/suite.md). It loads in this toolkit and in
-`transformers.DecisionTransformerModel`; the state statistics and the return scale are in config.json.
-Generated by `dt results report` from `{t['source']}` ({t['page']}); nothing here is typed by hand.
-{t['rule']}
-## Evaluation
-
-{t['evaluated']}, {res['n_eval_episodes']} episodes per target,
-deterministic actions, env seeds 0-{res['n_eval_episodes'] - 1}, evaluated {res['eval_datetime']}.
-
-| target return | return (mean ± std) | 95% CI of the mean | normalised (x100) | episodes |
-| --- | --- | --- | --- | --- |
-{rows}
-
-Normalised = 100 x (R - {res['refs']['min']:.1f}) / ({res['refs']['max']:.1f} - {res['refs']['min']:.1f}): the references are
-{t['refs']}
-
-## Training
-
-```bash
-{t['build']}
-{t['train']}
-```
-
-Hyper-parameters (the paper's, from the run's config.json): context K = {tc['context_length']}, {tc['n_layer']} layers,
-{tc['n_head']} head(s), width {tc['hidden_size']}, dropout {tc['dropout']:g}, AdamW lr {tc['lr']:g}, weight decay
-{tc['weight_decay']:g}, {tc['warmup_steps']:,} linear warm-up steps, gradient clip {tc['grad_clip']:g}, batch {tc['batch_size']},
-returns-to-go divided by {tc['return_scale']:g}. `dt results run` reproduces this model with every other run of the
-results page.
-
-Target returns: {', '.join(f'{t:g}' for t in targets)} (the paper's). State mean: {fl(cfg['state_mean'])}.
-State std: {fl(cfg['state_std'])}.
-
-## Use
-
-```python
-import gymnasium as gym
-from decision_transformer import Agent, DecisionTransformer
-
-model = DecisionTransformer.from_pretrained("models/{env}-{level}")   # mean/std/scale/K from config.json
-env = gym.make("{res['env_id']}")
-agent = Agent(model, num_envs=1, target_return={targets[0] if targets else 0:g})
-obs, _ = env.reset(seed=0)
-done, ret = False, 0.0
-while not done:
-    obs, r, term, trunc, _ = env.step(agent.act(obs[None])[0])
-    agent.observe([r], [term or trunc])
-    ret, done = ret + r, term or trunc
-print(ret)
-```
-
-`transformers.DecisionTransformerModel.from_pretrained("models/{env}-{level}")` loads the same weights;
-normalise states with the config's `state_mean`/`state_std` and divide returns-to-go by `return_scale`.
-
-![replay](replay.gif)
-"""
-
-
 def protocol_section(col: Collected) -> list[str]:
-    env, level, _ = C.CURVE
+    env, level, _ = col.cfg.curve
     tc = _read(col.camp.results / C.run_name("dt", env, level, 0) / "config.json")
     lines = ["## Protocol", "",
              "- Data: the suite's datasets (`dt suite build`, docs/suite.md): v5 envs, behaviour policies trained here "
              "(sbx TD3), 200k-step medium and expert levels, medium-replay = the replay buffer up to the medium policy, "
              "medium-expert = both; the policies' actions are computed on OpenBLAS's Haswell kernels wherever the CPU has AVX2, "
              "so a build gives the same arrays on AVX2 and AVX-512 machines (docs/suite.md).",
-             f"- Runs: DT seed 0; BC and {C.TOP_PCT:g}%BC (BC on the top {C.TOP_PCT:g}% of episodes by return, the "
+             f"- Runs: DT seed 0; BC and {col.cfg.top_pct:g}%BC (BC on the top {col.cfg.top_pct:g}% of episodes by return, the "
              f"official code's MLP on the last K states, trained on windows that end at a uniformly drawn step; the "
              f"official sampler starts windows there, so the first K-1 steps of an episode are never a BC target) "
-             f"seeds {', '.join(map(str, C.BASELINE_SEEDS))}; every run "
-             f"{C.BUDGET:,} gradient steps, one CPU thread each, and evaluated at its last checkpoint."]
+             f"seeds {', '.join(map(str, col.cfg.baseline_seeds))}; every run "
+             f"{col.cfg.budget:,} gradient steps, one CPU thread each, and evaluated at its last checkpoint."]
     if tc:
         lines.append(f"- Hyper-parameters (the paper's, from `results/{C.run_name('dt', env, level, 0)}/config.json`): "
                      f"K = {tc['context_length']}, {tc['n_layer']} layers, {tc['n_head']} head, width {tc['hidden_size']}, "
                      f"dropout {tc['dropout']:g}, AdamW lr {tc['lr']:g}, weight decay {tc['weight_decay']:g}, "
                      f"{tc['warmup_steps']:,} linear warm-up steps then constant, gradient clip {tc['grad_clip']:g}, "
                      f"batch {tc['batch_size']}, returns-to-go / {tc['return_scale']:g}.")
-    lines += [f"- Evaluation: {C.EVAL_EPISODES} episodes per target, deterministic actions, exact evaluation semantics "
+    lines += [f"- Evaluation: {col.cfg.eval_episodes} episodes per target, deterministic actions, exact evaluation semantics "
               "(the blog's loop), env seeds 0, 1, ...; 95% CIs by bootstrap of the mean.",
               "- Reproduce everything: `make results` (resumable, one one-thread worker per core), then this page "
               "regenerates with `dt results report`; `dt results status` shows what is left.", ""]

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer import results as R
-from decision_transformer import results_v1 as V
 from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci, normalized, spearman
 from decision_transformer.fileio import write_text_atomic
+from decision_transformer.report import card as card_template
 from decision_transformer.report.page import _read, status_section
 
 
@@ -47,12 +47,12 @@ COLUMNS = "mean ± std [95% CI, episodes] [95% CI, seeds] (seed means)"
 
 
 def _evals(camp, model: str, env: str, level: str, name: str) -> list[dict | None]:
-    return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in V.SEEDS]
+    return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in camp.config.seeds]
 
 
 def _targets(camp, env: str, level: str) -> list[float]:
-    for s in V.SEEDS:
-        ev = _read(camp.results / R.run_name("dt", env, level, s) / f"eval-{R.ckpt_name(V.AB_EVAL_STEPS[0])}.json")
+    for s in camp.config.seeds:
+        ev = _read(camp.results / R.run_name("dt", env, level, s) / f"eval-{R.ckpt_name(camp.config.ab_eval_steps[0])}.json")
         if ev:
             return [r["target_return"] for r in ev["results"]]
     return []
@@ -60,17 +60,17 @@ def _targets(camp, env: str, level: str) -> list[float]:
 
 def budget_ema_section(camp) -> list[str]:
     out = ["## 2. A/B: budget and weight averaging", "",
-           f"One {V.AB_STEPS:,}-step DT run per seed (seeds {', '.join(map(str, V.SEEDS))}; the `transformers` "
-           f"initialisation; an exponential moving average of the weights with decay {V.EMA_DECAY} kept beside them), "
-           f"its checkpoints at {', '.join(f'{s:,}' for s in V.AB_EVAL_STEPS)} steps evaluated with "
-           f"{V.EVAL_EPISODES} episodes per seed and target (env seeds 0-{V.EVAL_EPISODES - 1}), raw weights and "
-           f"EMA. Normalised x100, the {len(V.SEEDS)} seeds pooled: {COLUMNS}.", ""]
-    for env, level in V.AB_DATASETS:
+           f"One {camp.config.ab_steps:,}-step DT run per seed (seeds {', '.join(map(str, camp.config.seeds))}; the `transformers` "
+           f"initialisation; an exponential moving average of the weights with decay {camp.config.ema_decay} kept beside them), "
+           f"its checkpoints at {', '.join(f'{s:,}' for s in camp.config.ab_eval_steps)} steps evaluated with "
+           f"{camp.config.eval_episodes} episodes per seed and target (env seeds 0-{camp.config.eval_episodes - 1}), raw weights and "
+           f"EMA. Normalised x100, the {len(camp.config.seeds)} seeds pooled: {COLUMNS}.", ""]
+    for env, level in camp.config.ab_datasets:
         targets = _targets(camp, env, level) or [None]
         for ti, tr in enumerate(targets):
             out += [f"**{camp.dataset_id(env, level)}**" + (f", target {tr:g}" if tr is not None else ""), "",
                     "| steps | raw weights | EMA |", "| --- | --- | --- |"]
-            for s in V.AB_EVAL_STEPS:
+            for s in camp.config.ab_eval_steps:
                 raw = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}.json"), ti)
                 ema = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}-ema.json"), ti)
                 out.append(f"| {s:,} | {fmt(raw)} | {fmt(ema)} |")
@@ -85,10 +85,10 @@ def stability_lines(camp, env: str, level: str) -> list[str]:
     rows = []
     for ema in (False, True):
         per_seed = []
-        for s in V.SEEDS:
+        for s in camp.config.seeds:
             d = camp.results / R.run_name("dt", env, level, s) / "curve"
             xs = []
-            for step in range(V.AB_EVAL_STEPS[0], V.AB_STEPS + 1, V.CHECKPOINT_EVERY):
+            for step in range(camp.config.ab_eval_steps[0], camp.config.ab_steps + 1, camp.config.checkpoint_every):
                 ev = _read(d / f"{R.ckpt_name(step)}{'-ema' if ema else ''}.json")
                 if ev is None:
                     break
@@ -103,8 +103,8 @@ def stability_lines(camp, env: str, level: str) -> list[str]:
         jumps = [float(np.mean(np.abs(np.diff(x[:n])))) for x in per_seed]
         rows.append(f"| {'EMA' if ema else 'raw'} | {np.mean(stds):.1f} ({', '.join(f'{x:.1f}' for x in stds)}) | "
                     f"{np.mean(jumps):.1f} ({', '.join(f'{x:.1f}' for x in jumps)}) |")
-    return [f"Stability on {camp.dataset_id(env, level)}: the {V.CURVE_EPISODES}-episode normalised means of the "
-            f"checkpoints every {V.CHECKPOINT_EVERY:,} steps from {V.AB_EVAL_STEPS[0]:,} on, at the first target; "
+    return [f"Stability on {camp.dataset_id(env, level)}: the {camp.config.curve_episodes}-episode normalised means of the "
+            f"checkpoints every {camp.config.checkpoint_every:,} steps from {camp.config.ab_eval_steps[0]:,} on, at the first target; "
             "mean over seeds (per seed).", "",
             "| weights | std across checkpoints | mean jump between consecutive checkpoints |", "| --- | --- | --- |",
             *rows, ""]
@@ -112,17 +112,17 @@ def stability_lines(camp, env: str, level: str) -> list[str]:
 
 def init_section(camp) -> list[str]:
     out = ["## 3. A/B: initialisation", "",
-           f"{V.INIT_AB_STEPS:,} steps, same seeds and data: the official code's initialisation (`--init official`: "
+           f"{camp.config.init_ab_steps:,} steps, same seeds and data: the official code's initialisation (`--init official`: "
            "N(0, 0.02) in the GPT-2 trunk only, PyTorch's defaults in the embeddings and heads, no position row) "
-           f"against `transformers`' (every layer N(0, 0.02); the budget runs' {V.INIT_AB_STEPS:,}-step checkpoints). "
-           f"{V.EVAL_EPISODES} episodes per seed and target, raw weights. {COLUMNS}.", ""]
-    for env, level in V.AB_DATASETS:
+           f"against `transformers`' (every layer N(0, 0.02); the budget runs' {camp.config.init_ab_steps:,}-step checkpoints). "
+           f"{camp.config.eval_episodes} episodes per seed and target, raw weights. {COLUMNS}.", ""]
+    for env, level in camp.config.ab_datasets:
         targets = _targets(camp, env, level) or [None]
         out += [f"**{camp.dataset_id(env, level)}**", "",
                 "| initialisation | " + " | ".join(f"target {t:g}" if t is not None else "score" for t in targets) + " |",
                 "| --- |" + " --- |" * len(targets)]
         for model, name in (("dt", "transformers"), ("dtoff", "official")):
-            cells = [fmt(pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(V.INIT_AB_STEPS)}.json"), ti))
+            cells = [fmt(pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(camp.config.init_ab_steps)}.json"), ti))
                      for ti in range(len(targets))]
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append("")
@@ -132,12 +132,12 @@ def init_section(camp) -> list[str]:
 def last_best_section(camp) -> list[str]:
     out = ["## 4. Last and best checkpoint", "",
            f"The headline is always the LAST checkpoint. \"Best\", as CORL and d3rlpy also report it: the checkpoint "
-           f"(every {V.CHECKPOINT_EVERY:,} steps) with the highest {V.CURVE_EPISODES}-episode mean at the first target, "
-           f"evaluated again on {V.EVAL_EPISODES} fresh episodes (env seeds {V.BEST_SEED}+), so its number is not the "
+           f"(every {camp.config.checkpoint_every:,} steps) with the highest {camp.config.curve_episodes}-episode mean at the first target, "
+           f"evaluated again on {camp.config.eval_episodes} fresh episodes (env seeds {camp.config.best_seed}+), so its number is not the "
            f"selection's own luck. {COLUMNS}.", "",
            "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
-    for env, level in V.AB_DATASETS:
-        for model, rec in V.RECIPES.items():
+    for env, level in camp.config.ab_datasets:
+        for model, rec in camp.config.recipes.items():
             last = pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json"))
             bevs = _evals(camp, model, env, level, "eval-best.json")
             best = pooled(bevs)
@@ -149,15 +149,15 @@ def last_best_section(camp) -> list[str]:
 
 def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
     """The last-checkpoint evaluations of a stage-2 method (`dt` = STAGE2's DT), one per seed."""
-    if method in V.BASELINES:
-        return _evals(camp, method, env, level, f"eval-{R.ckpt_name(V.BASELINE_STEPS)}.json")
-    st = V.STAGE2
+    if method in camp.config.baselines:
+        return _evals(camp, method, env, level, f"eval-{R.ckpt_name(camp.config.baseline_steps)}.json")
+    st = camp.config.stage2
     return _evals(camp, st["model"], env, level, f"eval-{R.ckpt_name(st['budget'])}{'-ema' if st.get('ema') else ''}.json")
 
 
 def _sweep_rho(camp, env: str, level: str) -> float | None:
     """Spearman's rho of the mean achieved return (seeds pooled) against the target."""
-    sws = _evals(camp, V.STAGE2["model"], env, level, "sweep.json")
+    sws = _evals(camp, camp.config.stage2["model"], env, level, "sweep.json")
     if any(x is None for x in sws):
         return None
     targets = [r["target_return"] for r in sws[0]["results"]]
@@ -167,22 +167,22 @@ def _sweep_rho(camp, env: str, level: str) -> float | None:
 
 def scores_section(camp) -> list[str]:
     from decision_transformer.report.page import PAPER_BC, PAPER_DT
-    if V.STAGE2 is None:
+    if camp.config.stage2 is None:
         return ["## 5. Scores on suite v1 (stage 2)", "",
                 "Not started: stage 2 runs once the A/Bs above have chosen the recipe (budget, initialisation, "
                 "raw or averaged weights).", ""]
-    st = V.STAGE2
+    st = camp.config.stage2
     out = ["## 5. Scores on suite v1 (stage 2)", "",
            f"DT: {st['budget']:,} steps, {'official' if st['model'] == 'dtoff' else 'transformers'} initialisation, "
            f"{'averaged (EMA)' if st.get('ema') else 'raw'} weights, the LAST checkpoint, at the paper's first target; "
-           f"BC and 10%BC (the best episodes holding 10% of the timesteps): {V.BASELINE_STEPS:,} steps. "
-           f"{len(V.SEEDS)} seeds x {V.EVAL_EPISODES} episodes each, pooled: {COLUMNS}.", "",
+           f"BC and 10%BC (the best episodes holding 10% of the timesteps): {camp.config.baseline_steps:,} steps. "
+           f"{len(camp.config.seeds)} seeds x {camp.config.eval_episodes} episodes each, pooled: {COLUMNS}.", "",
            "| dataset | data mean / max | DT | BC | 10%BC | paper DT | paper BC |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for env in R.ENVS:
-        for level in R.LEVELS:
+    for env in camp.config.envs:
+        for level in camp.config.levels:
             d = _read(camp.results / "datasets" / f"{env}-{level}.json")
             dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
-            cells = [fmt(pooled(_stage2_evals(camp, m, env, level))) for m in ("dt", *V.BASELINES)]
+            cells = [fmt(pooled(_stage2_evals(camp, m, env, level))) for m in ("dt", *camp.config.baselines)]
             out.append(f"| {camp.dataset_id(env, level)} | {dd} | " + " | ".join(cells) +
                        f" | {PAPER_DT.get((env, level), '-')} | {PAPER_BC.get((env, level), '-')} |")
     return out + [""] + bars_section(camp)
@@ -197,45 +197,32 @@ def bars_section(camp) -> list[str]:
 
     def dt(env, level):
         return pooled(_stage2_evals(camp, "dt", env, level))
-    for env in R.ENVS:
+    for env in camp.config.envs:
         x = dt(env, "medium-expert")
         row(f"{camp.dataset_id(env, 'medium-expert')}: DT >= 90 at the expert target",
             f"{x['mean']:.1f}" if x else "pending", None if x is None else x["mean"] >= 90)
-    for env in R.ENVS:
+    for env in camp.config.envs:
         x, d = dt(env, "medium"), _read(camp.results / "datasets" / f"{env}-medium.json")
         ok = None if x is None or d is None else x["mean"] >= d["normalized_mean_x100"]
         row(f"{camp.dataset_id(env, 'medium')}: DT >= the data's mean",
             f"{x['mean']:.1f} vs {d['normalized_mean_x100']:.1f}" if x and d else "pending", ok)
-    for env in ("hopper", "walker2d"):
+    for env in [e for e in ("hopper", "walker2d") if e in camp.config.envs]:
         x, b = dt(env, "medium-replay"), pooled(_stage2_evals(camp, "bc", env, "medium-replay"))
         row(f"{camp.dataset_id(env, 'medium-replay')}: DT >= BC + 10",
             f"{x['mean']:.1f} vs {b['mean']:.1f} + 10" if x and b else "pending",
             None if x is None or b is None else x["mean"] >= b["mean"] + 10)
-    for env in R.ENVS:
-        for level in V.SWEEP_LEVELS:
+    for env in camp.config.envs:
+        for level in camp.config.sweep_levels:
             rho = _sweep_rho(camp, env, level)
             row(f"{camp.dataset_id(env, level)}: sweep rho >= 0.8", "pending" if rho is None else f"{rho:.2f}",
                 None if rho is None else rho >= 0.8)
     return ["### The bars", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
 
 
-V1_CARD = {
-    "page": "docs/results.md", "source": "results/v1/",
-    "evaluated": "Last checkpoint (step {step:,}, not the best)",
-    "refs": "the mean return of 100 uniform-random episodes and the suite expert's own sampled return on {env_id}.\n"
-            "These are not D4RL scores: v5 envs, our own SAC behaviour policies on D4RL's recipe (suite v1, "
-            "docs/suite.md).",
-    "build": "dt suite build --version v1 --env {env_id} --level {level}",
-    "train": "dt train --dataset {ds} --preset {env} --steps {step} --checkpoint-every {every} --init {init} \\\n"
-             "         --ema-decay {ema} --num-threads 1 --seed {seed} --output runs/{name}",
-}
-
-
 def model_cards_v1(camp) -> list[Path]:
     """models/<env>-<level>/results.json and README.md of every checkpoint stage 2 published, from
     results/v1/ (the run's evaluation, its dataset, the choice in published/<env>-<level>.json)."""
     from decision_transformer.fileio import write_json_atomic
-    from decision_transformer.report.page import _card
     out = []
     for pub in sorted((camp.results / "published").glob("*.json")):
         env, level = pub.stem.split("-", 1)
@@ -266,9 +253,9 @@ def model_cards_v1(camp) -> list[Path]:
                                           "episodes_per_target": sw["episodes_per_target"]}
         write_json_atomic(d / "results.json", res)
         means = ", ".join(f"seed {k}: {v:.1f}" for k, v in p["seed_return_means_first_target"].items())
-        card = dict(V1_CARD, rule=f"\nPublished run: seed {p['seed']} ({p['weights']} weights), chosen by a rule fixed "
+        card = dict(card_template.V1_CARD, rule=f"\nPublished run: seed {p['seed']} ({p['weights']} weights), chosen by a rule fixed "
                                   f"before the results: {p['rule']} (mean returns at the first target: {means}).\n")
-        write_text_atomic(d / "README.md", _card(env, level, cfg, res, data, {**tc, "ema": tc.get("ema_decay", 0)}, card))
+        write_text_atomic(d / "README.md", card_template.card(env, level, cfg, res, data, {**tc, "ema": tc.get("ema_decay", 0)}, card))
         out += [d / "results.json", d / "README.md"]
     return out
 
@@ -285,9 +272,9 @@ def datasets_section(camp) -> list[str]:
            "episodes) and its mean action (10 episodes), from suite/v1/manifest.json.", "",
            "| dataset | episodes | steps | return mean / max | normalised mean / max | policy: sampled | policy: mean action |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
-    for env in R.ENVS:
-        entry = man.get(R.ENVS[env], {})
-        for level in R.LEVELS:
+    for env in camp.config.envs:
+        entry = man.get(camp.config.envs[env], {})
+        for level in camp.config.levels:
             d = _read(camp.results / "datasets" / f"{env}-{level}.json")
             pol = entry.get(level, {}) if level in ("medium", "expert") else {}
             ps = f"{pol['return_mean']:.0f} ± {pol['return_std']:.0f}" if "return_mean" in pol else "-"
@@ -302,11 +289,11 @@ def datasets_section(camp) -> list[str]:
     return out + [""]
 
 
-def suite_lines() -> list[str]:
+def suite_lines(camp) -> list[str]:
     from decision_transformer.suite.build import SUITE_V1
     mp = SUITE_V1 / "manifest.json"
     have = json.loads(mp.read_text()) if mp.is_file() else {}
-    envs = [R.ENVS[e] for e in R.ENVS]
+    envs = list(camp.config.envs.values())
     done = [e for e in envs if e in have]
     return [f"Suite v1's behaviour policies are committed for {len(done)} of {len(envs)} envs"
             + (f" ({', '.join(done)})" if done else "") + "; docs/suite.md says where the others stand.", ""]
@@ -317,19 +304,19 @@ def estimate_lines(camp) -> list[str]:
     if not est:
         return ["Compute estimate: no measured step times found (the v0 campaign's results/ files)."]
     s2 = "; ".join(f"{b // 1000}k steps: {h:.0f}" for b, h in est["stage2_h"].items())
-    leg = len(V.SEEDS) * len(V.AB_DATASETS) * (V.AB_STEPS - V.AB_EVAL_STEPS[-2]) / est["dt_steps_per_s"] / 3600
+    leg = len(camp.config.seeds) * len(camp.config.ab_datasets) * (camp.config.ab_steps - camp.config.ab_eval_steps[-2]) / est["dt_steps_per_s"] / 3600
     return [f"Compute left, in core-hours of one thread (priced from measured times: DT {est['dt_steps_per_s']:.2f} "
             f"gradient steps/s, BC {est['bc_steps_per_s']:.1f}/s, evaluation "
             f"{est['eval_s_per_env_step'] * 1e3:.2f} ms per env step with full-length episodes):",
             f"- stage 1 (the A/Bs below): training {est['stage1_train_h']:.1f}, evaluation {est['stage1_eval_h']:.1f};",
-            f"- stage 2 (12 datasets x {len(V.SEEDS)} seeds of DT, BC and 10%BC at {V.BASELINE_STEPS // 1000}k "
+            f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "
             f"baseline steps, evaluations), by DT budget: {s2}.", "",
             "The plan, in order: behaviour policies, datasets, stage 1, stage 2; two one-thread workers "
             "(`dt results run`, one per core). Stage 1 trains breadth-first: every run to "
-            f"{V.AB_EVAL_STEPS[0] // 1000}k steps (the initialisation A/B's runs with them), then every run to "
-            f"{V.AB_EVAL_STEPS[1] // 1000}k, then to {V.AB_STEPS // 1000}k, each checkpoint evaluated as soon as "
-            f"it exists. If {V.AB_EVAL_STEPS[1] // 1000}k does not beat {V.AB_EVAL_STEPS[0] // 1000}k beyond the "
-            f"seeds' CIs, the {V.AB_STEPS // 1000}k leg ({leg:.0f} core-hours) is left to a GPU session, and stage 2 "
+            f"{camp.config.ab_eval_steps[0] // 1000}k steps (the initialisation A/B's runs with them), then every run to "
+            f"{camp.config.ab_eval_steps[1] // 1000}k, then to {camp.config.ab_steps // 1000}k, each checkpoint evaluated as soon as "
+            f"it exists. If {camp.config.ab_eval_steps[1] // 1000}k does not beat {camp.config.ab_eval_steps[0] // 1000}k beyond the "
+            f"seeds' CIs, the {camp.config.ab_steps // 1000}k leg ({leg:.0f} core-hours) is left to a GPU session, and stage 2 "
             "runs on the CPU only at a budget it can afford (the 100k budget costs about four times the 20k one "
             "above)."]
 
@@ -356,7 +343,7 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
           "Do not edit by hand. The first campaign, on suite v0, is in [results-v0.md](results-v0.md). "
           f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
     st = status_section(camp)
-    md += st[:-1] + [""] + suite_lines() + estimate_lines(camp) + [""]
+    md += st[:-1] + [""] + suite_lines(camp) + estimate_lines(camp) + [""]
     md += protocol_lines() + ["Stage 1 (sections 2-4): the recipe A/Bs on hopper medium-replay and medium-expert. "
                               "Stage 2 (section 5): the whole campaign with the recipe they choose (12 datasets x 3 "
                               "seeds, BC and 10%BC, sweeps, the republished checkpoints).", ""]
