@@ -51,3 +51,8 @@ def make_dataset(path, episodes=300, seed=0):
             obs, done = nobs, term or trunc
     np.savez(path, **{k: np.asarray(v) for k, v in cols.items()})
     return path
+
+
+def setup() -> None:
+    """A worker process's set-up hook (Ray's worker_process_setup_hook): importing this module
+    registered the env."""
