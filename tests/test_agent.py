@@ -82,12 +82,12 @@ def test_four_envs_ending_at_different_steps_match_blog_loop(backend):
 def test_agent_is_o_k_per_step_and_buffers_do_not_grow():
     _, ours = _models()
     agent = Agent(ours, num_envs=2, target_return=1000, scale=1000)
-    ptrs = [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts)]
+    ptrs = [b.ctypes.data for b in agent._bufs]
     for _ in range(50):
         agent.act(np.zeros((2, 11)))
         agent.observe([1.0, 2.0], [False, False])
-    assert [b.data_ptr() for b in (agent.s, agent.a, agent.R, agent.ts)] == ptrs
-    assert agent.s.shape == (2, 40, 11)          # a ring of 2K steps, allocated once
+    assert [b.ctypes.data for b in agent._bufs] == ptrs
+    assert agent._s.shape == (2, 40, 11)          # a ring of 2K steps, allocated once
     assert agent.t.tolist() == [50, 50]
     np.testing.assert_allclose(agent.rtg, [1.0 - 0.05, 1.0 - 0.1], rtol=1e-5)
 
@@ -97,7 +97,7 @@ def test_timestep_is_clamped_to_the_embedding_table():
     agent = Agent(ours, target_return=1.0, scale=1.0)
     agent.t[:] = 5000
     agent.act(np.zeros(11))
-    assert agent.ts[0, agent.p - 1].item() == ours.config.max_ep_len - 1
+    assert agent._ts[0, agent.p - 1] == ours.config.max_ep_len - 1
 
 
 def test_env_checkpoint_dimension_mismatch_is_a_clear_error():

@@ -66,108 +66,122 @@ def conditioning_sentence(sweep: list[dict], best: float) -> str:
 
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
              episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print) -> dict:
-    from decision_transformer.evaluation.evaluate import evaluate, evaluation_record, results_table
-    from decision_transformer.report.plots import sweep_plot
-    from decision_transformer.evaluation.video import record
-    from decision_transformer.suite.build import (
-        NOISE,
-        SUITE,
-        load_manifest,
-        reference_min_score,
-    )
-    from decision_transformer.suite.collect import rollout_episodes, write_minari
-    from decision_transformer.training.trainer import TrainConfig, train
-
+    """collect -> train -> evaluate + sweep -> video -> report.{json,md}; returns the report."""
+    from decision_transformer.evaluation.evaluate import results_table
     out = Path(output)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
-    manifest = load_manifest()
     pre_name, pre_info = pick_pretrained()  # inputs first: a missing one fails before any work
-    from decision_transformer.results import MODELS
-    pre = MODELS / pre_name
-    pre_steps = pre_info["checkpoint_step"]
-    t0 = time.time()
-    timings = {}
-
+    timings, t0 = {}, time.time()
     log(f"[1/4] collecting {ENV} medium + expert ({steps_per_level} steps each) with the suite's policies")
+    data, eps = _collect(out / "data" / "hopper-medium-expert", steps_per_level, progress)
+    timings["collect_s"] = round(time.time() - t0, 1)
+    log("[2/4] training a Decision Transformer (preset demo)")
+    t = time.time()
+    cfg, tr = _train(data["path"], out / "run", train_steps, progress, log)
+    timings["train_s"] = round(time.time() - t, 1)
+    log(f"[3/4] evaluating at target returns {cfg.target_returns} ({episodes} episodes each) and sweeping")
+    t = time.time()
+    results, sweep_rec = _evaluate_and_sweep(out, cfg, pre_name, episodes)
+    timings["eval_s"] = round(time.time() - t, 1)
+    log("[4/4] recording a video")
+    t = time.time()
+    video = _video(out, cfg, video_steps)
+    timings["video_s"] = round(time.time() - t, 1)
+    timings["total_s"] = round(time.time() - t0, 1)
+    report = {"env_id": ENV, "dataset": data,
+              "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(out / "run")},
+              "evaluation": results, "sweep": sweep_rec,          # the schema of every sweep.json
+              "video": video, "timings": timings}
+    write_json_atomic(out / "report.json", report)
+    (out / "report.md").write_text(_markdown(report, pre_name, pre_info))
+    log("")
+    log(results_table(results))
+    log(f"\nreturn conditioning, pretrained models/{pre_name} on {sweep_rec['env_id']}:")
+    log(results_table(sweep_rec["results"]))
+    log(conditioning_sentence(sweep_rec["results"], sweep_rec["dataset_return_max"]))
+    log(f"\nreport: {out / 'report.md'} (+ report.json, sweep.png, video.mp4); total {timings['total_s']:.0f} s")
+    return report
+
+
+def _collect(data_dir: Path, steps_per_level: int, progress: bool) -> tuple[dict, list]:
+    """The suite's medium and expert policies, `steps_per_level` steps each, as one Minari dataset."""
+    from decision_transformer.suite.build import NOISE, SUITE, load_manifest, reference_min_score
+    from decision_transformer.suite.collect import rollout_episodes, write_minari
+    manifest = load_manifest()
     eps = []
     for seed, level in enumerate(("medium", "expert")):
         e, _ = rollout_episodes(ENV, str(SUITE / manifest[ENV][level]["file"]), steps=steps_per_level, num_envs=8,
                                 seed=100 + seed, noise=NOISE, progress=progress)
         eps += e
     ref_min, ref_max = reference_min_score(ENV), float(manifest[ENV]["expert"]["return_mean"])
-    data_dir = out / "data" / "hopper-medium-expert"
     write_minari("local/hopper-medium-expert-v0", data_dir.resolve(), eps, ENV, ref_min, ref_max,
                  "dt demo: suite medium + expert policies, gaussian:0.1", overwrite=True)
-    timings["collect_s"] = round(time.time() - t0, 1)
+    returns = np.array([e.episode_return for e in eps])
+    return {"path": str(data_dir), "episodes": len(eps), "steps": int(sum(len(e) for e in eps)),
+            "return_mean": float(returns.mean()), "return_max": float(returns.max()),
+            "ref_min_score": ref_min, "ref_max_score": ref_max}, eps
 
-    log("[2/4] training a Decision Transformer (preset demo)")
-    run_dir = out / "run"
+
+def _train(data_dir: str, run_dir: Path, train_steps: int | None, progress: bool, log):
+    """`dt train --preset demo` on the collected data, from scratch: (its config, its result)."""
+    from decision_transformer.training.trainer import TrainConfig, train
     if run_dir.exists():
         import shutil
         shutil.rmtree(run_dir)
-    over = {"dataset": str(data_dir), "env_id": ENV, "output": str(run_dir)}
+    over = {"dataset": data_dir, "env_id": ENV, "output": str(run_dir)}
     if train_steps:
         over["steps"] = train_steps
     cfg = TrainConfig.from_sources("demo", over)
-    t1 = time.time()
-    tr = train(cfg, progress=progress, log=log)
-    timings["train_s"] = round(time.time() - t1, 1)
+    return cfg, train(cfg, progress=progress, log=log)
 
-    from decision_transformer.models.checkpoint import from_pretrained
-    model = from_pretrained(run_dir / "checkpoints" / "last")
-    log(f"[3/4] evaluating at target returns {cfg.target_returns} ({episodes} episodes each) and sweeping")
-    t2 = time.time()
+
+def _evaluate_and_sweep(out: Path, cfg, pre_name: str, episodes: int) -> tuple[list[dict], dict]:
+    """The trained model at its targets, and the pretrained checkpoint's sweep (+ sweep.png)."""
     import importlib.util
+
+    from decision_transformer.evaluation.evaluate import evaluate, evaluation_record
+    from decision_transformer.models.checkpoint import from_pretrained
+    from decision_transformer.report.plots import sweep_plot
+    from decision_transformer.results import MODELS
     fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))   # same math, faster here
     backend = "onnxruntime" if fast else "torch"
+    model = from_pretrained(Path(cfg.output) / "checkpoints" / "last")
     results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0, backend=backend)
-    pretrained = from_pretrained(pre)
+    pretrained = from_pretrained(MODELS / pre_name)
     pre_env = pretrained.config.env_id
-    sweep_rec = evaluation_record(pretrained, pre_env, sweep_targets(pretrained), episodes, seed=1,
-                                  checkpoint=f"models/{pre_name}", num_envs=episodes, backend=backend)
-    sweep = sweep_rec["results"]
-    best = pretrained.config.extra["dataset_best_return"]
-    sweep_plot(sweep, out / "sweep.png", best, title=f"pretrained DT (models/{pre_name}) on {pre_env}")
-    timings["eval_s"] = round(time.time() - t2, 1)
+    rec = evaluation_record(pretrained, pre_env, sweep_targets(pretrained), episodes, seed=1,
+                            checkpoint=f"models/{pre_name}", num_envs=episodes, backend=backend)
+    sweep_plot(rec["results"], out / "sweep.png", rec["dataset_return_max"],
+               title=f"pretrained DT (models/{pre_name}) on {pre_env}")
+    return results, rec
 
-    log("[4/4] recording a video")
-    t3 = time.time()
+
+def _video(out: Path, cfg, video_steps: int) -> dict:
+    from decision_transformer.evaluation.video import record
+    from decision_transformer.models.checkpoint import from_pretrained
+    model = from_pretrained(Path(cfg.output) / "checkpoints" / "last")
     try:
         vpath, vret, vn = record(model, ENV, cfg.target_returns[0], out / "video.mp4", max_steps=video_steps)
-        video = {"file": vpath.name, "steps": vn, "return": vret}
+        return {"file": vpath.name, "steps": vn, "return": vret}
     except DTError as e:                      # no offscreen GL here: the report says so, the rest stands
-        video = {"error": str(e)}
-    timings["video_s"] = round(time.time() - t3, 1)
-    timings["total_s"] = round(time.time() - t0, 1)
+        return {"error": str(e)}
 
-    data_returns = np.array([e.episode_return for e in eps])
-    report = {"env_id": ENV, "dataset": {"path": str(data_dir), "episodes": len(eps),
-                                         "steps": int(sum(len(e) for e in eps)),
-                                         "return_mean": float(data_returns.mean()), "return_max": float(data_returns.max()),
-                                         "ref_min_score": ref_min, "ref_max_score": ref_max},
-              "training": {"steps": tr["step"], "final_loss": tr["loss"], "run_dir": str(run_dir)},
-              "evaluation": results, "sweep": sweep_rec,          # the schema of every sweep.json
-              "video": video, "timings": timings}
-    write_json_atomic(out / "report.json", report)
-    table = results_table(results)
-    md = [f"# Decision Transformer demo: {ENV}", "",
-          f"Dataset: {len(eps)} episodes, {report['dataset']['steps']} steps (medium + expert suite policies), "
-          f"mean return {data_returns.mean():.0f}, best {data_returns.max():.0f}.",
-          f"Training: {tr['step']} steps, final loss {tr['loss']:.4f} ({timings['train_s']:.0f} s).", "",
-          "```", table, "```", "",
-          f"Return conditioning, with the pretrained checkpoint models/{pre_name} ({pre_env}, trained "
-          f"{pre_steps:,} steps on the suite's {pre_info['dataset']}, docs/results-v0.md; of the committed checkpoints, "
-          "the one whose campaign sweep follows the target best): achieved vs target return.", "",
-          "```", results_table(sweep), "```", "", conditioning_sentence(sweep, best), "", "![sweep](sweep.png)", "",
-          f"Video: {video.get('file', video.get('error'))}", "", f"Timings: {timings}"]
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    log("")
-    log(table)
-    log(f"\nreturn conditioning, pretrained models/{pre_name} on {pre_env}:")
-    log(results_table(sweep))
-    log(conditioning_sentence(sweep, best))
-    log(f"\nreport: {out / 'report.md'} (+ report.json, sweep.png, video.mp4); total {timings['total_s']:.0f} s")
-    return report
+
+def _markdown(report: dict, pre_name: str, pre_info: dict) -> str:
+    from decision_transformer.evaluation.evaluate import results_table
+    d, tr, sw, video, timings = (report[k] for k in ("dataset", "training", "sweep", "video", "timings"))
+    return "\n".join([
+        f"# Decision Transformer demo: {ENV}", "",
+        f"Dataset: {d['episodes']} episodes, {d['steps']} steps (medium + expert suite policies), "
+        f"mean return {d['return_mean']:.0f}, best {d['return_max']:.0f}.",
+        f"Training: {tr['steps']} steps, final loss {tr['final_loss']:.4f} ({timings['train_s']:.0f} s).", "",
+        "```", results_table(report["evaluation"]), "```", "",
+        f"Return conditioning, with the pretrained checkpoint models/{pre_name} ({sw['env_id']}, trained "
+        f"{pre_info['checkpoint_step']:,} steps on the suite's {pre_info['dataset']}, docs/results-v0.md; of the "
+        "committed checkpoints, the one whose campaign sweep follows the target best): achieved vs target return.", "",
+        "```", results_table(sw["results"]), "```", "", conditioning_sentence(sw["results"], sw["dataset_return_max"]),
+        "", "![sweep](sweep.png)", "",
+        f"Video: {video.get('file', video.get('error'))}", "", f"Timings: {timings}"]) + "\n"

@@ -15,11 +15,66 @@ the last action needs (`DecisionTransformer.predict_last_action`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
 from decision_transformer.errors import DTError
 from decision_transformer.models.dt import DecisionTransformer
+
+
+class Window(NamedTuple):
+    """What a backend sees each step: the last K steps of every env (numpy views of the Agent's
+    ring buffers; the newest step's action is the zero placeholder), and the newest step's context."""
+    states: np.ndarray           # (N, K, *state_shape), normalised
+    actions: np.ndarray          # (N, K, act_dim) float32, or (N, K) int64 indices
+    returns_to_go: np.ndarray    # (N, K, 1), scaled
+    timesteps: np.ndarray        # (N, K)
+    real: np.ndarray             # (N,) real steps in each env's window (the rest is left padding)
+    prev_action: np.ndarray      # (N, act_dim) or (N,): the action taken before the newest step
+    started: np.ndarray          # (N,) bool: the episode has a step before the newest
+
+
+class TorchBackend:
+    """The exact forward in PyTorch: `predict_last_action` on the window, padded steps masked.
+    Every backend has this interface: built from the model, N and K; `backend(window)` -> the
+    output at the newest state token, (N, act_dim) actions or (N, n_actions) logits, a torch
+    tensor; `reset(envs)` when those envs start over (inference/onnx.py: OnnxBackend, the same
+    math in ONNX Runtime; inference/cached.py: KVCache, approximate)."""
+
+    def __init__(self, model, num_envs: int, K: int):
+        self.model, self.K = model, K
+        self.dev = next(model.parameters()).device
+        self.mask_table = DecisionTransformer.window_masks(K).to(self.dev)
+
+    def reset(self, envs) -> None:
+        pass
+
+    def __call__(self, w: Window) -> torch.Tensor:
+        mask = None if w.real.min() == self.K else self.mask_table[torch.from_numpy(w.real).to(self.dev)]
+        s, a, R, ts = (torch.from_numpy(x).to(self.dev) for x in (w.states, w.actions, w.returns_to_go, w.timesteps))
+        return self.model.predict_last_action(s, a, R, ts, token_mask=mask)
+
+
+def make_backend(model, num_envs: int, K: int, mode: str = "exact", backend: str = "torch"):
+    """The Agent's forward: `backend` (torch | onnxruntime) in `mode` (exact | cached)."""
+    if mode not in ("exact", "cached"):
+        raise DTError(f"mode must be 'exact' or 'cached' (approximate, see cached.py), got {mode!r}")
+    if backend not in ("torch", "onnxruntime"):
+        raise DTError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
+    if backend == "onnxruntime":
+        if mode != "exact":
+            raise DTError("backend='onnxruntime' runs the exact mode only; use mode='exact' or backend='torch'")
+        from decision_transformer.inference.onnx import OnnxBackend
+        return OnnxBackend(model, num_envs, K)
+    if mode == "cached":
+        from decision_transformer.inference.cached import KVCache
+        try:
+            return KVCache(model, num_envs, K)
+        except ValueError as e:
+            raise DTError(str(e))
+    return TorchBackend(model, num_envs, K)
 
 
 class Agent:
@@ -42,59 +97,46 @@ class Agent:
         self.image = cfg.state_type == "image"
         self.discrete = cfg.action_type == "discrete"
         self.state_shape = tuple(cfg.state_shape) if self.image else (cfg.state_dim,)
-        mean = state_mean if state_mean is not None else cfg.state_mean
-        std = state_std if state_std is not None else cfg.state_std
-        if self.image or mean is None:
-            self.mean, self.std = None, None
-        else:
-            self.mean = np.asarray(mean, dtype=np.float64).reshape(-1)
-            self.std = np.asarray(std if std is not None else np.ones_like(self.mean), dtype=np.float64).reshape(-1)
-            for name, v in (("state_mean", self.mean), ("state_std", self.std)):
-                if v.shape != (cfg.state_dim,):
-                    raise DTError(f"{name} has {v.size} values but the checkpoint's state_dim is {cfg.state_dim}")
-        if mode not in ("exact", "cached"):
-            raise DTError(f"mode must be 'exact' or 'cached' (approximate, see cached.py), got {mode!r}")
+        self.mean, self.std = self._normalisation(state_mean, state_std)
         self.mode = mode
-        if backend not in ("torch", "onnxruntime"):
-            raise DTError(f"backend must be 'torch' or 'onnxruntime', got {backend!r}")
-        if backend == "onnxruntime" and mode != "exact":
-            raise DTError("backend='onnxruntime' runs the exact mode only; use mode='exact' or backend='torch'")
         self.deterministic = deterministic
         if not (np.isfinite(temperature) and temperature > 0):
             raise DTError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        N, K = self.N, self.K
-        W = self.W = 2 * K            # ring of 2K steps: the window is the view [p-K, p), O(1) per step
-        self.dev = dev = next(model.parameters()).device
-        # host buffers in numpy (per-step writes are ~1 us numpy stores, not torch indexing ops),
-        # torch tensors viewing the same memory for the forward
-        self._s = np.zeros((N, W, *self.state_shape), dtype=np.uint8 if self.image else np.float32)
-        self._a = np.zeros((N, W), dtype=np.int64) if self.discrete else np.zeros((N, W, cfg.act_dim), np.float32)
-        self._R = np.zeros((N, W, 1), dtype=np.float32)
-        self._ts = np.zeros((N, W), dtype=np.int64)
-        self._bufs = (self._s, self._a, self._R, self._ts)      # the attention mask comes from mask_table
-        self.s, self.a, self.R, self.ts = (torch.from_numpy(b) for b in self._bufs)
-        self.p = K
-        # token masks for c = 0..K real (most recent) steps in the window: (K+1, 1, 3K-1, 3K-1)
-        steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
-        self.mask_table = DecisionTransformer.token_mask(steps, 3 * K - 1).to(dev)
-        self.cache = self.onnx = None
-        if backend == "onnxruntime":
-            from decision_transformer.inference.onnx import OnnxLastAction
-            self.onnx = OnnxLastAction(model, self.K, batch=N)
-            self.bias_np = self.onnx.bias(self.mask_table.cpu().numpy())
-        if mode == "cached":
-            from decision_transformer.inference.cached import KVCache
-            try:
-                self.cache = KVCache(model, N, K)
-            except ValueError as e:
-                raise DTError(str(e))
-        self.target = np.zeros(N)
-        self.rtg = np.zeros(N, dtype=np.float32)   # float32 like the blog's target_return tensor
-        self.t = np.zeros(N, dtype=np.int64)
+        self.backend = make_backend(model, self.N, self.K, mode, backend)
+        self._allocate()
+        self.target = np.zeros(self.N)
+        self.rtg = np.zeros(self.N, dtype=np.float32)   # float32 like the blog's target_return tensor
+        self.t = np.zeros(self.N, dtype=np.int64)
         self._acted = False
         self.reset(target)
+
+    def _normalisation(self, state_mean, state_std):
+        """(mean, std) of the states as float64 arrays, or (None, None): frames, or no statistics."""
+        cfg = self.cfg
+        mean = state_mean if state_mean is not None else cfg.state_mean
+        std = state_std if state_std is not None else cfg.state_std
+        if self.image or mean is None:
+            return None, None
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(std if std is not None else np.ones_like(mean), dtype=np.float64).reshape(-1)
+        for name, v in (("state_mean", mean), ("state_std", std)):
+            if v.shape != (cfg.state_dim,):
+                raise DTError(f"{name} has {v.size} values but the checkpoint's state_dim is {cfg.state_dim}")
+        return mean, std
+
+    def _allocate(self) -> None:
+        """Per-env ring buffers of 2K steps (the window is the view [p-K, p): O(1) per step), in
+        numpy: per-step writes are ~1 us numpy stores, not torch indexing ops."""
+        N, K, cfg = self.N, self.K, self.cfg
+        self.W = 2 * K
+        self._s = np.zeros((N, self.W, *self.state_shape), dtype=np.uint8 if self.image else np.float32)
+        self._a = np.zeros((N, self.W), dtype=np.int64) if self.discrete else np.zeros((N, self.W, cfg.act_dim), np.float32)
+        self._R = np.zeros((N, self.W, 1), dtype=np.float32)
+        self._ts = np.zeros((N, self.W), dtype=np.int64)
+        self._bufs = (self._s, self._a, self._R, self._ts)
+        self.p = K
 
     # -- episode bookkeeping ------------------------------------------------------------------
     def reset(self, target_return=None, envs=None):
@@ -112,8 +154,7 @@ class Agent:
         self.t[idx] = 0
         for buf in self._bufs:
             buf[idx] = 0
-        if self.cache is not None:
-            self.cache.reset(torch.as_tensor(idx, device=self.dev))
+        self.backend.reset(idx)
         self._acted = False
 
     def _check_obs(self, obs) -> np.ndarray:
@@ -150,20 +191,8 @@ class Agent:
         np.minimum(self.t, self.cfg.max_ep_len - 1, out=self._ts[:, p])
         self.p = p = p + 1
         w = slice(p - K, p)
-        if self.cache is not None:                        # approximate: only the 3 new tokens
-            dev = self.dev
-            out = self.cache.step(self.s[:, p - 1].to(dev), self.R[:, p - 1, 0].to(dev), self.ts[:, p - 1].to(dev),
-                                  self.a[:, p - 2].to(dev), torch.from_numpy(self.t > 0).to(dev))
-        elif self.onnx is not None:                       # exact, the same math through ONNX Runtime
-            real = np.minimum(self.t + 1, K)              # real steps in each env's window
-            out = torch.from_numpy(self.onnx(self._s[:, w], self._a[:, w], self._R[:, w], self._ts[:, w],
-                                             self.bias_np[real]))
-        else:
-            real = np.minimum(self.t + 1, K)
-            mask = None if real.min() == K else self.mask_table[torch.from_numpy(real).to(self.dev)]
-            dev = self.dev
-            out = self.model.predict_last_action(self.s[:, w].to(dev), self.a[:, w].to(dev), self.R[:, w].to(dev),
-                                                 self.ts[:, w].to(dev), token_mask=mask)  # (N, act_dim) | logits
+        out = self.backend(Window(self._s[:, w], self._a[:, w], self._R[:, w], self._ts[:, w],
+                                  np.minimum(self.t + 1, K), self._a[:, p - 2], self.t > 0))
         if self.discrete:
             if self.deterministic:
                 act = out.argmax(dim=-1)

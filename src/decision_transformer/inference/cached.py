@@ -37,7 +37,14 @@ class KVCache:
         self.p = self.C                                            # next slot; window = [p - C, p)
 
     def reset(self, envs) -> None:
-        self.valid[envs] = False
+        self.valid[torch.as_tensor(envs, device=self.valid.device)] = False
+
+    def __call__(self, w) -> torch.Tensor:
+        """The Agent's backend interface (agent.py: TorchBackend): only the newest step's 3 tokens."""
+        dev = self.valid.device
+        return self.step(torch.from_numpy(w.states[:, -1]).to(dev), torch.from_numpy(w.returns_to_go[:, -1, 0]).to(dev),
+                         torch.from_numpy(w.timesteps[:, -1]).to(dev), torch.from_numpy(w.prev_action).to(dev),
+                         torch.from_numpy(w.started).to(dev))
 
     @torch.inference_mode()
     def step(self, s, rtg, ts, prev_a, has_prev):

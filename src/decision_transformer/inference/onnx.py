@@ -96,6 +96,21 @@ class OnnxLastAction:
         return self.session.run(None, feeds)[0]
 
 
+class OnnxBackend:
+    """The Agent's exact forward through ONNX Runtime (agent.py: TorchBackend has the interface):
+    the model's own last-action forward, exported for a batch of the Agent's N."""
+
+    def __init__(self, model, num_envs: int, K: int):
+        self.run = OnnxLastAction(model, K, batch=num_envs)
+        self.bias = self.run.bias(DecisionTransformer.window_masks(K).numpy())
+
+    def reset(self, envs) -> None:
+        pass
+
+    def __call__(self, w) -> torch.Tensor:
+        return torch.from_numpy(self.run(w.states, w.actions, w.returns_to_go, w.timesteps, self.bias[w.real]))
+
+
 # ---------------------------------------------------------------------------------------------
 # A standalone, deployable model: `dt export CKPT --format onnx OUT`
 # ---------------------------------------------------------------------------------------------

@@ -166,6 +166,21 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
     return model
 
 
+def check_env_fits(ds, env_id: str, source: str) -> None:
+    """The dataset's observations and actions are the env's: one clear line before training if not."""
+    from decision_transformer.envs import make_env
+    env = make_env(env_id)
+    space, aspace = env.observation_space, env.action_space
+    env.close()
+    if tuple(space.shape) != tuple(ds.state_shape):
+        raise DTError(f"dataset {source} has observations {tuple(ds.state_shape)} but {env_id} has {tuple(space.shape)}"
+                      + (f": the dataset was collected on {ds.metadata['env_id']}" if ds.metadata.get("env_id") else ""))
+    if ds.discrete != hasattr(aspace, "n") or (not ds.discrete and tuple(aspace.shape) != tuple(ds.actions.shape[1:])):
+        have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
+        want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
+        raise DTError(f"dataset {source} has {have} actions but {env_id} takes {want} actions")
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool | str = False, progress: bool = True, log=print):
         """resume: False (a new run), True (continue RUN), or "auto" (continue if RUN has a checkpoint,
@@ -191,18 +206,7 @@ class Trainer:
         ds = load_dataset(cfg.dataset)                  # inputs first: a bad one writes nothing
         env_id = cfg.env_id or ds.metadata.get("env_id")
         if cfg.env_id:
-            from decision_transformer.envs import make_env
-            env = make_env(cfg.env_id)
-            space, aspace = env.observation_space, env.action_space
-            env.close()
-            if tuple(space.shape) != tuple(ds.state_shape):
-                raise DTError(f"dataset {cfg.dataset} has observations {tuple(ds.state_shape)} but "
-                              f"{cfg.env_id} has {tuple(space.shape)}"
-                              + (f": the dataset was collected on {ds.metadata['env_id']}" if ds.metadata.get("env_id") else ""))
-            if ds.discrete != hasattr(aspace, "n") or (not ds.discrete and tuple(aspace.shape) != tuple(ds.actions.shape[1:])):
-                have = "discrete" if ds.discrete else f"{ds.actions.shape[1]}-dimensional"
-                want = f"{aspace.n} discrete" if hasattr(aspace, "n") else f"{aspace.shape[0]}-dimensional"
-                raise DTError(f"dataset {cfg.dataset} has {have} actions but {cfg.env_id} takes {want} actions")
+            check_env_fits(ds, cfg.env_id, cfg.dataset)
         if self.dist.main:
             resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
         resume = self.dist.broadcast(bool(resume))         # ranks > 0 never write to the run directory
@@ -211,21 +215,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         # %BC as the paper: state statistics from all the data (suite v0's campaign: from the subset)
         self.model = build_model(cfg, ds, env_id, stats_ds=full if cfg.top_unit == "timesteps" else ds).to(self.device)
-        self.forward_actions = self.model.forward_actions
         self.ema = None              # an exponential moving average of the weights (--ema-decay), torch's own
         if cfg.ema_decay:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
-        if self.dist.on:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            from decision_transformer.training.distributed import FitActions
-            # unused by the action loss: the state/return heads, wte; DDP must not wait for them
-            self.forward_actions = DDP(FitActions(self.model), find_unused_parameters=True,
-                                       device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            torch.manual_seed(cfg.seed * 1_000_003 + self.dist.rank)   # per-rank dropout (rank 0 reseeded too)
-        if cfg.compile:
-            self.forward_actions = torch.compile(self.forward_actions)
+        self.forward_actions = self._training_forward()
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         mc = self.model.config
         self.sampler = WindowSampler(ds, K=cfg.context_length, batch_size=cfg.batch_size // self.dist.world,
@@ -290,6 +284,20 @@ class Trainer:
             save_tensors(tensors, tmp / "trainer.safetensors")
             (tmp / "trainer.json").write_text(json.dumps(meta))
         return self.rundir.save_checkpoint(self.step, write)
+
+    def _training_forward(self):
+        """The forward the loss is taken on: the model's, wrapped in DDP under torchrun, compiled
+        with --compile."""
+        cfg, fwd = self.cfg, self.model.forward_actions
+        if self.dist.on:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            from decision_transformer.training.distributed import FitActions
+            # unused by the action loss: the state/return heads, wte; DDP must not wait for them
+            fwd = DDP(FitActions(self.model), find_unused_parameters=True,
+                      device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            torch.manual_seed(cfg.seed * 1_000_003 + self.dist.rank)   # per-rank dropout (rank 0 reseeded too)
+        return torch.compile(fwd) if cfg.compile else fwd
 
     def _restore(self):
         from safetensors.torch import load_file
@@ -376,19 +384,7 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         main = self.dist.main                               # only rank 0 writes (metrics, TensorBoard, checkpoints)
-        mf = w = tb = None
-        if main:
-            metrics_path = self.rundir.metrics
-            new = not metrics_path.exists()
-            mf = open(metrics_path, "a", newline="")
-            w = csv.writer(mf)
-            if new:
-                w.writerow(METRICS_COLUMNS)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
-            except ImportError:
-                pass
+        mf, w, tb = self._open_logs() if main else (None, None, None)
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and main), dynamic_ncols=True,
                    mininterval=1.0, desc="train")
         losses, t_last, s_last, last_loss = [], time.time(), self.step, float("nan")
@@ -401,20 +397,7 @@ class Trainer:
                     lval = self.dist.sum_(lval.clone()) / self.dist.world
                 if not torch.isfinite(lval):
                     raise DTError(f"loss became {lval.item()} at step {self.step}: lower --lr or check the dataset")
-                self.opt.zero_grad(set_to_none=True)
-                if self.scaler is not None:                 # fp16: scaled loss, unscaled before clipping
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.opt)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                    self.scaler.step(self.opt)
-                    self.scaler.update()
-                else:
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                    self.opt.step()
-                if self.ema is not None:
-                    self.ema.update_parameters(self.model)
-                self.sched.step()
+                self._update(loss)
                 self.step += 1
                 losses.append(lval.item())
                 bar.update(1)
@@ -443,6 +426,37 @@ class Trainer:
             if mf:
                 mf.close()
         return {"step": self.step, "loss": last_loss, "checkpoint": str(self.rundir.last)}
+
+    def _open_logs(self):
+        """(metrics.csv file, its csv writer, a TensorBoard writer or None), appending after a resume."""
+        new = not self.rundir.metrics.exists()
+        mf = open(self.rundir.metrics, "a", newline="")
+        w = csv.writer(mf)
+        if new:
+            w.writerow(METRICS_COLUMNS)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
+        except ImportError:
+            tb = None
+        return mf, w, tb
+
+    def _update(self, loss) -> None:
+        """One optimiser step on `loss`: gradients clipped to --grad-clip, the EMA and the schedule advanced."""
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:                 # fp16: scaled loss, unscaled before clipping
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.opt.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.sched.step()
 
     def _io_failure(self, e: OSError) -> str:
         what = f"{self.run}: {e.strerror or e} while training (step {self.step})"
