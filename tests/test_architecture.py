@@ -85,7 +85,9 @@ def test_models_by_registry_and_a_clear_error_for_unknown_ones(tmp_path):
     from decision_transformer.errors import CheckpointError
     from decision_transformer.models.checkpoint import from_pretrained, save_pretrained
     from decision_transformer.models.policy import architectures, build, lookup
-    assert architectures() == ["bc", "dt"]
+    from decision_transformer import OnlineDecisionTransformer, OnlineDecisionTransformerConfig
+    assert architectures() == ["bc", "dt", "odt"]
+    assert lookup("odt") == (OnlineDecisionTransformerConfig, OnlineDecisionTransformer)
     assert lookup("dt") == (DecisionTransformerConfig, DecisionTransformer) and lookup("bc") == (BCConfig, BCModel)
     bc = build(BCConfig(state_dim=3, act_dim=2, context_length=4, hidden_size=8, n_layer=2, dropout=0.2))
     save_pretrained(bc, tmp_path / "bc")

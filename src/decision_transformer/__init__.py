@@ -5,9 +5,14 @@ from decision_transformer.models.dt import (
     DecisionTransformer,
     DecisionTransformerConfig,
 )
+from decision_transformer.models.odt import (  # noqa: E402  (registers "odt")
+    OnlineDecisionTransformer,
+    OnlineDecisionTransformerConfig,
+)
 
 __version__ = "0.1.0"
-__all__ = ["DecisionTransformer", "DecisionTransformerConfig", "BCModel", "BCConfig", "Agent", "__version__"]
+__all__ = ["DecisionTransformer", "DecisionTransformerConfig", "OnlineDecisionTransformer",
+           "OnlineDecisionTransformerConfig", "BCModel", "BCConfig", "Agent", "__version__"]
 
 
 def __getattr__(name):  # lazy: importing the package must not pull gymnasium/numpy-heavy bits

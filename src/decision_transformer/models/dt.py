@@ -316,6 +316,13 @@ class DecisionTransformer(Policy):
         causal = torch.ones(T, T, dtype=torch.bool, device=keys.device).tril_()
         return (causal & keys[:, None, None, :]) | torch.eye(T, dtype=torch.bool, device=keys.device)
 
+    @classmethod
+    def window_masks(cls, K: int):
+        """The token masks of a K-step window whose last c steps are real, for c = 0..K: (K+1, 1, 3K-1, 3K-1),
+        indexed by the real-step count (the Agent's windows are left-padded)."""
+        steps = (torch.arange(K)[None, :] >= K - torch.arange(K + 1)[:, None]).float()   # (K+1, K)
+        return cls.token_mask(steps, 3 * K - 1)
+
     def forward(self, states=None, actions=None, rewards=None, returns_to_go=None, timesteps=None,
                 attention_mask=None, return_dict=False, **unused):
         """states (B, L, state_dim | C,H,W), actions (B, L, act_dim) or (B, L) indices,
@@ -338,9 +345,14 @@ class DecisionTransformer(Policy):
 
     def forward_actions(self, states, actions, returns_to_go, timesteps, attention_mask=None):
         """Action predictions only, (B, L, act_dim): equal to forward(...)[1], for training on
-        the paper's action loss. The final a_L token (no state token sees it) is not embedded,
-        and the last layer computes attention + MLP for the L state tokens only, as nothing
-        else reaches the loss: ~18% fewer FLOPs in the paper config."""
+        the paper's action loss."""
+        return self.predict_action(self.state_features(states, actions, returns_to_go, timesteps, attention_mask))
+
+    def state_features(self, states, actions, returns_to_go, timesteps, attention_mask=None):
+        """The trunk's output at the L state tokens, (B, L, H): what the action head reads. The final
+        a_L token (no state token sees it) is not embedded, and the last layer computes attention +
+        MLP for the L state tokens only, as nothing else reaches the loss: ~18% fewer FLOPs in the
+        paper config."""
         B, L = timesteps.shape
         x = self.embed(states, actions, returns_to_go, timesteps)[:, :-1]   # (B, 3L-1, H)
         T = x.shape[1]
@@ -350,8 +362,7 @@ class DecisionTransformer(Policy):
             mask = self.token_mask(attention_mask, T)
         else:
             mask = None
-        x = self.encoder(x, mask, query=slice(1, T, 3))            # (B, L, H): the s_t tokens
-        return self.predict_action(x)
+        return self.encoder(x, mask, query=slice(1, T, 3))         # (B, L, H): the s_t tokens
 
     @torch.inference_mode()
     def predict_last_action(self, states, actions, returns_to_go, timesteps, attention_mask=None,
