@@ -441,3 +441,55 @@ def test_metrics_have_one_reader(toy_data, tmp_path):
     evals = [r for r in rows if r["eval_target"] is not None]
     assert [(r["step"], r["eval_target"]) for r in evals] == [(10, 19.0), (10, 9.0), (20, 19.0), (20, 9.0)]
     assert read_metrics(tmp_path / "nope.csv") == []
+
+
+def test_resume_damage_and_misuse_are_one_line_and_offer_the_newest_intact_checkpoint(toy_data, tmp_path, capsys):
+    """Run-directory files cut short or hand-edited, a checkpoint given as the run, --steps going
+    backwards: one line each, naming the file and the fix, and nothing changed on disk."""
+    import os
+    import shutil
+    run = tmp_path / "r"
+    train(_cfg(toy_data, run, steps=20, checkpoint_every=10), progress=False)
+    ck = run / "checkpoints"
+
+    def err(argv):
+        assert main(argv) == 2
+        e = capsys.readouterr().err.strip()
+        assert e.startswith("error: ") and "\n" not in e and "Traceback" not in e, e
+        return e
+
+    def files():
+        return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    before = files()
+    assert f"is one checkpoint of a run, not a run directory: pass the run directory {run}" in err(
+        ["train", "--resume", str(ck / "00000010")])
+    assert "--steps 5 is below the run's last checkpoint (step 20)" in err(["train", "--resume", str(run), "--steps", "5"])
+    assert files() == before                                      # config.json untouched
+    assert main(["train", "--resume", str(run)]) == 0             # a finished run: said, not "loss nan"
+    out = capsys.readouterr().out
+    assert "already at step 20 (--steps 20): nothing to train" in out and "nan" not in out
+    ts = ck / "00000020" / "trainer.json"                         # trainer state cut in half
+    ts.write_text(before["checkpoints/00000020/trainer.json"].decode()[:40])
+    e = err(["train", "--resume", str(run), "--steps", "30"])
+    assert "00000020 cannot be resumed from" in e and f"the newest intact checkpoint is step 10: resume from it with " \
+        f"`ln -sfn 00000010 {ck / 'last'}`" in e
+    ts.write_bytes(before["checkpoints/00000020/trainer.json"])
+    shutil.move(ck / "00000020", tmp_path / "away")               # a dangling `last`
+    e = err(["train", "--resume", str(run), "--steps", "30"])
+    assert "checkpoints/last points at 00000020, which is missing; the newest intact checkpoint is step 10" in e
+    assert "already holds a run" in err(["train", "--dataset", toy_data, "--output", str(run)])   # never started over
+    os.remove(ck / "last")                                        # the advice works
+    os.symlink("00000010", ck / "last")
+    assert main(["train", "--resume", str(run), "--steps", "30", "--quiet"]) == 0
+    capsys.readouterr()
+    text = (run / "config.json").read_text()
+    (run / "config.json").write_text(text[:len(text) // 2])      # config.json cut in half
+    assert f"{run / 'config.json'} is cut short or not JSON" in err(["train", "--resume", str(run)])
+    d = json.loads(text)
+    d["lr"] = "fast"                                             # one bad field
+    (run / "config.json").write_text(json.dumps(d))
+    assert f"{run / 'config.json'}: --lr must be a number, got 'fast'; restore the file" in err(["train", "--resume", str(run)])
+    d["lr"], d["turbo"] = 1e-3, True                              # an option this version does not know
+    (run / "config.json").write_text(json.dumps(d))
+    assert "unknown training option(s): turbo" in err(["train", "--resume", str(run)])
+    assert "preset file nowhere.json does not exist" in err(["train", "--dataset", toy_data, "--preset", "nowhere.json"])

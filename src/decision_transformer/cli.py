@@ -96,12 +96,21 @@ def cmd_train(a) -> None:
         from decision_transformer.rundir import RunDir
         if a.preset:
             raise DTError("--resume takes the run's saved options; --preset cannot be given with it")
-        cfg = TrainConfig(**{**RunDir(a.resume).read_config(), **over})
+        rd = RunDir(a.resume)
+        try:                                    # the saved options alone first: a bad one names the file
+            TrainConfig.from_sources(None, {**rd.read_config(), "output": a.resume})
+        except DTError as e:
+            raise DTError(f"{rd.config}: {e}; restore the file, or train again into another --output")
+        cfg = TrainConfig(**{**rd.read_config(), **over})
         cfg.output = a.resume                   # the run continues where it is now, even if moved
         cfg.validate()                          # the trainer applies the resume rule (rundir.py)
     else:
         cfg = TrainConfig.from_sources(a.preset, over)
     res = train(cfg, resume=bool(a.resume), progress=not a.quiet)
+    if res["loss"] != res["loss"]:             # no step was taken: the run was already there
+        print(f"{cfg.output} is already at step {res['step']} (--steps {cfg.steps}): nothing to train; "
+              f"checkpoint {res['checkpoint']}")
+        return
     print(f"trained to step {res['step']}: loss {res['loss']:.4f}; checkpoint {res['checkpoint']}")
 
 

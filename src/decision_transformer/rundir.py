@@ -53,8 +53,31 @@ class RunDir:
 
     def has_checkpoint(self) -> bool:
         """A run with a finished checkpoint: it can be resumed, not started over. A run that died
-        before its first checkpoint (e.g. a full disk) is started over by the same command."""
-        return self.last.exists()
+        before its first checkpoint (e.g. a full disk) is started over by the same command. A
+        `last` that points at nothing still marks a run: its earlier checkpoints are kept."""
+        return self.last.exists() or self.last.is_symlink()
+
+    def intact_checkpoints(self) -> list[Path]:
+        """The checkpoints whose files are all there and readable as far as cheaply checked, newest first."""
+        out = []
+        for d in self.checkpoints.glob("[0-9]" * 8) if self.checkpoints.is_dir() else ():
+            try:
+                json.loads((d / "trainer.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if all((d / f).is_file() and (d / f).stat().st_size > 0 for f in ("model.safetensors", "trainer.safetensors")):
+                out.append(d)
+        return sorted(out, reverse=True)
+
+    def damaged(self, what: str, before: int | None = None) -> DTError:
+        """The error for a checkpoint that cannot be resumed from: `what` is wrong; the fix is the
+        newest intact checkpoint (older than step `before`), if there is one."""
+        ok = [d for d in self.intact_checkpoints() if before is None or int(d.name) < before]
+        if ok:
+            return DTError(f"{what}; the newest intact checkpoint is step {int(ok[0].name)}: resume from it with "
+                           f"`ln -sfn {ok[0].name} {self.last}` and the same --resume command")
+        return DTError(f"{what}, and no earlier checkpoint is intact: start the run over (another --output, or "
+                       f"remove {self.path})")
 
     def busy_by(self) -> str | None:
         """Who holds the run's lock (None when nobody does)."""
@@ -111,9 +134,20 @@ class RunDir:
         write_json_atomic(self.config, cfg)
 
     def read_config(self) -> dict:
+        if (self.path / "model.safetensors").is_file() and self.path.parent.name == "checkpoints":
+            raise DTError(f"{self.path} is one checkpoint of a run, not a run directory: pass the run directory "
+                          f"{self.path.parent.parent}")
         if not self.config.is_file():
             raise DTError(f"{self.path}: not a run directory (no config.json)")
-        return json.loads(self.config.read_text())
+        try:
+            d = json.loads(self.config.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DTError(f"{self.config} is cut short or not JSON ({e}): the run's options are lost; restore the "
+                          "file, or train again into another --output")
+        if not isinstance(d, dict):
+            raise DTError(f"{self.config}: not a JSON object of training options (a {type(d).__name__}); restore the "
+                          "file, or train again into another --output")
+        return d
 
     def save_checkpoint(self, step: int, write) -> Path:
         """write(tmp_dir) fills a checkpoint; it becomes checkpoints/<step>, then `last` points at it."""
@@ -139,6 +173,8 @@ class RunDir:
 
     def last_checkpoint(self) -> Path:
         """The newest complete checkpoint, after clearing what a killed write left behind."""
+        if self.last.is_symlink() and not self.last.exists():
+            raise self.damaged(f"{self.path}: checkpoints/last points at {os.readlink(self.last)}, which is missing")
         if not self.last.exists():
             raise DTError(f"{self.path}: no checkpoint to resume from (checkpoints/last is missing); "
                           "start it over with the same command without --resume")

@@ -88,6 +88,8 @@ class TrainConfig:
         if preset:
             p = Path(preset) if Path(preset).suffix == ".json" else PRESETS / f"{preset}.json"
             if not p.is_file():
+                if Path(preset).suffix == ".json":
+                    raise DTError(f"preset file {preset} does not exist")
                 have = ", ".join(sorted(x.stem for x in PRESETS.glob("*.json")))
                 raise DTError(f"unknown preset {preset!r}: choose one of {have}, or pass a .json file")
             try:
@@ -233,10 +235,14 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
         self.step = 0
-        if resume:
-            self._restore()
-        elif self.dist.main:
-            self.rundir.write_config(asdict(cfg))
+        try:
+            if resume:
+                self._restore()
+            elif self.dist.main:
+                self.rundir.write_config(asdict(cfg))
+        except BaseException:                   # refused or failed: the run directory is free again
+            self.rundir.close()
+            raise
 
     def close(self) -> None:
         """Release the run directory's lock (also released when the process dies)."""
@@ -300,6 +306,7 @@ class Trainer:
         return torch.compile(fwd) if cfg.compile else fwd
 
     def _restore(self):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from decision_transformer.models.checkpoint import (
@@ -314,9 +321,16 @@ class Trainer:
         self.dist.barrier()
         if not self.dist.main:
             ck = self.rundir.last.resolve()
-        load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
-        meta = json.loads((ck / "trainer.json").read_text())
-        t = load_file(str(ck / "trainer.safetensors"))
+        try:
+            load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
+            meta = json.loads((ck / "trainer.json").read_text())
+            t = load_file(str(ck / "trainer.safetensors"))
+            int(meta["step"])
+        except (OSError, ValueError, KeyError, TypeError, DTError, SafetensorError) as e:
+            raise self.rundir.damaged(f"{ck} cannot be resumed from ({e})", before=int(ck.name)) from None
+        if self.cfg.steps < int(meta["step"]):             # before anything is written
+            raise DTError(f"--steps {self.cfg.steps} is below the run's last checkpoint (step {meta['step']}): a "
+                          f"resumed run only goes forward; pass --steps above {meta['step']}, or leave it out")
         world = int(meta.get("world", 1))
         if world != self.dist.world:
             raise DTError(f"{self.run} was trained with {world} process(es): resume it with the same number "
