@@ -132,6 +132,31 @@ def test_action_dimension_mismatch_is_caught_before_training(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_without_env_the_env_the_data_names_is_checked_and_eval_checks_actions(tmp_path, capsys):
+    """No --env: the env in the dataset's metadata is checked before training; `dt eval` checks the
+    checkpoint's actions against the env's (one line each, nothing written)."""
+    import h5py
+    import numpy as np
+
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    n = 40
+    with h5py.File(tmp_path / "d.hdf5", "w") as f:                 # Hopper's observations, 1-D actions
+        f["observations"], f["actions"] = np.zeros((n, 11), np.float32), np.zeros((n, 1), np.float32)
+        f["rewards"], f["terminals"], f["timeouts"] = np.zeros(n, np.float32), np.arange(n) % 20 == 19, np.zeros(n, bool)
+        f.attrs["env_id"] = "Hopper-v5"
+    assert main(["train", "--dataset", str(tmp_path / "d.hdf5"), "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has 1-dimensional actions but Hopper-v5 takes 3-dimensional actions (the env its metadata names" in err
+    assert "\n" not in err and not (tmp_path / "r").exists()
+    DecisionTransformer(DecisionTransformerConfig(state_dim=11, act_dim=1, n_layer=1, hidden_size=16, max_ep_len=100,
+                                                  env_id="Hopper-v5", target_returns=[1.0], state_mean=[0.0] * 11,
+                                                  state_std=[1.0] * 11)).save_pretrained(tmp_path / "ck")
+    assert main(["eval", str(tmp_path / "ck"), "--episodes", "1", "--num-envs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: the checkpoint acts with 1-dimensional actions but Hopper-v5 takes 3-dimensional actions: " \
+                  "evaluate it on the env it was trained on"
+
+
 def test_info_into_a_closed_pipe_is_quiet(tmp_path):
     import subprocess
     import sys

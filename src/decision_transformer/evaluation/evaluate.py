@@ -55,6 +55,7 @@ def run_episodes(model, env_id: str, target_return: float, episodes: int, num_en
                 if int(np.prod(got)) != int(np.prod(want)):
                     raise DTError(f"the checkpoint expects observations of shape {want} but {env_id} gives {got}: "
                                   "evaluate it on the env it was trained on")
+                check_actions(model.config, envs.single_action_space, env_id)
                 if sample:
                     agent_kw.update(deterministic=False, temperature=temperature, seed=seed + sum(sizes[:g]))
                 agent = Agent(model, num_envs=sizes[g], target_return=target_return, **agent_kw)
@@ -104,6 +105,16 @@ def results_table(results: list[dict]) -> str:
         ref = results[0]["refs"]
         lines.append(f"normalised = 100 x (R - {ref['min']:.1f}) / ({ref['max']:.1f} - {ref['min']:.1f}), refs from {ref['from']}")
     return "\n".join(lines)
+
+
+def check_actions(cfg, space, env_id: str) -> None:
+    """The checkpoint's actions are the env's (kind and size): one line if not."""
+    discrete = hasattr(space, "n")
+    have = f"{cfg.act_dim} discrete" if cfg.action_type == "discrete" else f"{cfg.act_dim}-dimensional"
+    want = f"{space.n} discrete" if discrete else f"{int(np.prod(space.shape))}-dimensional"
+    if (cfg.action_type == "discrete") != discrete or have != want:
+        raise DTError(f"the checkpoint acts with {have} actions but {env_id} takes {want} actions: evaluate it on "
+                      "the env it was trained on")
 
 
 def evaluate(model, env_id: str, targets, episodes: int = 100, num_envs: int = 50, seed: int = 0,

@@ -168,10 +168,26 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
     return model
 
 
-def check_env_fits(ds, env_id: str, source: str) -> None:
-    """The dataset's observations and actions are the env's: one clear line before training if not."""
+def check_env_fits(ds, env_id: str, source: str, named_by_data: bool = False) -> None:
+    """The dataset's observations and actions are the env's: one clear line before training if not.
+    named_by_data: the env is the one the dataset's metadata names (not --env): skipped if this
+    machine cannot make it, and the message says where the id came from."""
     from decision_transformer.envs import make_env
-    env = make_env(env_id)
+    try:
+        env = make_env(env_id)
+    except DTError:
+        if named_by_data:
+            return
+        raise
+    try:
+        _check_spaces(ds, env, env_id, source)
+    except DTError as e:
+        if named_by_data:
+            raise DTError(f"{e} (the env its metadata names; pass --env to train for another)") from None
+        raise
+
+
+def _check_spaces(ds, env, env_id: str, source: str) -> None:
     space, aspace = env.observation_space, env.action_space
     env.close()
     if tuple(space.shape) != tuple(ds.state_shape):
@@ -209,6 +225,8 @@ class Trainer:
         env_id = cfg.env_id or ds.metadata.get("env_id")
         if cfg.env_id:
             check_env_fits(ds, cfg.env_id, cfg.dataset)
+        elif env_id:                                    # the env the dataset names, if this machine has it
+            check_env_fits(ds, env_id, cfg.dataset, named_by_data=True)
         if self.dist.main:
             resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
         resume = self.dist.broadcast(bool(resume))         # ranks > 0 never write to the run directory
