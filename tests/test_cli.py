@@ -108,8 +108,8 @@ def hopper_ck(tmp_path_factory):
      "--num-envs must be in [1, 1024], got 0"),
     (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--noise", "gaussian:1..2", "--output",
       "{tmp}/c"], "bad --noise 'gaussian:1..2'"),
-    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--output", "noversion"],
-     "bad output 'noversion': a Minari id like"),
+    (["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--output", "a//b-v0"],
+     "bad output 'a//b-v0': a Minari id like"),
 ])
 def test_bad_numbers_elsewhere_are_one_line_errors_and_write_nothing(argv, msg, hopper_ck, tmp_path, capsys):
     argv = [a.format(ck=hopper_ck, tmp=tmp_path) for a in argv]
@@ -117,6 +117,21 @@ def test_bad_numbers_elsewhere_are_one_line_errors_and_write_nothing(argv, msg, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and msg in err and "\n" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_collect_into_a_plain_relative_name_writes_that_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "2", "--output", "mydata",
+                 "--quiet"]) == 0
+    assert (tmp_path / "mydata" / "data").is_dir() and "wrote" in capsys.readouterr().out
+
+
+def test_a_mistyped_local_path_is_named_with_near_matches(tmp_path, capsys):
+    (tmp_path / "hopper_medium").mkdir()
+    assert main(["data", "info", str(tmp_path / "hoper_medium")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tmp_path / 'hoper_medium'}: no such file or directory (did you mean " \
+                  f"{tmp_path / 'hopper_medium'}?)"
 
 
 def test_action_dimension_mismatch_is_caught_before_training(tmp_path, capsys):

@@ -115,7 +115,7 @@ def test_cli_collect_info_and_errors(tmp_path, capsys):
         (["--output", "test/c-v0"], "already exists"),
         (["--output", "test/d-v0", "--noise", "pink:1"], "bad --noise"),
         (["--output", "test/d-v0", "--ref-min-score", "0"], "give both --ref-min-score and --ref-max-score"),
-        (["--output", "no id", ], "bad output"),
+        (["--output", "a//b-v0"], "bad output"),
     ]:
         assert main(["collect", "--env", "Hopper-v5", "--policy", "random", "--episodes", "1", "--quiet", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()

@@ -18,6 +18,7 @@ Every problem is a one-line `DatasetError` naming the file, the episode and the 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,9 +221,22 @@ def load_dataset(source, download: bool = False, pack_frames: bool = True) -> Tr
         if suffix == ".npz":
             return _load_npz(p)
         raise DatasetError(f"{p}: unknown dataset file type {suffix!r} (expected .hdf5/.h5, .parquet/.arrow, .npz)")
-    if p.suffix.lower() in (".hdf5", ".h5", ".parquet", ".arrow", ".npz") or str(source).startswith((os.sep, ".", "~")):
-        raise DatasetError(f"{source}: no such file or directory")
+    if p.suffix.lower() in (".hdf5", ".h5", ".parquet", ".arrow", ".npz") or str(source).startswith((os.sep, ".", "~")) \
+            or not re.search(r"-v\d+$", str(source)):            # not a Minari id (name-vN): a path
+        raise DatasetError(f"{source}: no such file or directory{_near_matches(p)}")
     return _load_minari_id(str(source), download, pack_frames)
+
+
+def _near_matches(p: Path) -> str:
+    """' (did you mean A, B?)' for names beside a mistyped path, or ''."""
+    import difflib
+    parent = p.expanduser().parent
+    try:
+        names = [x.name for x in parent.iterdir()] if parent.is_dir() else []
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(p.name, names, n=3, cutoff=0.75)
+    return f" (did you mean {', '.join(str(parent / c) for c in close)}?)" if close else ""
 
 
 def _load_minari_id(dataset_id: str, download: bool, pack_frames: bool = True) -> TrajectoryDataset:

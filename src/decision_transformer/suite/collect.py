@@ -97,9 +97,10 @@ class _Policy:
 
 
 def _dataset_id(output: str) -> tuple[str, Path]:
-    """(minari dataset id, final directory) for an id or a directory path."""
+    """(minari dataset id, final directory) for an id (name-vN, namespace/name-vN) or a directory
+    path: anything else, a plain relative name included."""
     from minari.storage import get_dataset_path
-    if output.startswith((".", "/", "~")) or (os.sep in output and not re.search(r"-v\d+$", output)):
+    if output.startswith((".", "/", "~")) or not re.search(r"-v\d+$", output):
         d = Path(output).expanduser().resolve()
         name = re.sub(r"[^\w]+", "_", d.name) or "dataset"
         return f"local/{name}-v0", d
