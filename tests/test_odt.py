@@ -84,6 +84,22 @@ def test_every_inference_path_gives_the_mean_action():
     torch.testing.assert_close(same, m.sample_last_action(s, a, R, t, generator=torch.Generator().manual_seed(7)))
 
 
+def test_the_agent_samples_from_the_policy_when_asked():
+    from decision_transformer import Agent, DecisionTransformer, DecisionTransformerConfig
+    from decision_transformer.errors import DTError
+    m = _model(target_returns=[1.0]).eval()
+    obs = np.random.default_rng(0).normal(size=(3, 3))
+    mean = Agent(m, num_envs=3).act(obs)
+    a1 = Agent(m, num_envs=3, deterministic=False, seed=5).act(obs)
+    a2 = Agent(m, num_envs=3, deterministic=False, seed=5).act(obs)
+    np.testing.assert_array_equal(a1, a2)                      # seeded
+    assert np.abs(a1 - mean).max() > 1e-3 and np.abs(a1).max() < 1
+    dt = DecisionTransformer(DecisionTransformerConfig(state_dim=3, act_dim=2, n_layer=1, hidden_size=16,
+                                                       target_returns=[1.0]))
+    with pytest.raises(DTError, match="deterministic head: sampling continuous actions needs a stochastic policy"):
+        Agent(dt, deterministic=False)
+
+
 def test_discrete_actions_are_refused_in_one_line():
     with pytest.raises(ValueError, match="continuous actions only"):
         _model(action_type="discrete")

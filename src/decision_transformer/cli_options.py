@@ -67,9 +67,9 @@ class LoadOptions:
     seed: int = _seed()
     device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps (the envs always "
                                  "step on the CPU)")
-    sample: bool = option(False, "discrete actions: sample from softmax(logits / T), seeded by --seed "
-                                 "(default: argmax)")
-    temperature: float = option(1.0, "T for --sample", range="(0, inf)")
+    sample: bool = option(False, "sample actions, seeded by --seed: discrete ones from softmax(logits / T), a "
+                                 "stochastic model's (--model odt) from its policy (default: argmax, mean action)")
+    temperature: float = option(1.0, "T for --sample with discrete actions", range="(0, inf)")
 
     def validate(self) -> None:
         if self.temperature != 1.0 and not self.sample:

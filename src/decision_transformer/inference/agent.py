@@ -43,8 +43,10 @@ class TorchBackend:
     tensor; `reset(envs)` when those envs start over (inference/onnx.py: OnnxBackend, the same
     math in ONNX Runtime; inference/cached.py: KVCache, approximate)."""
 
-    def __init__(self, model, num_envs: int, K: int):
-        self.model, self.K = model, K
+    def __init__(self, model, num_envs: int, K: int, generator: torch.Generator | None = None):
+        """generator: draw actions from a stochastic model's policy (sample_last_action) with it,
+        instead of its mean action."""
+        self.model, self.K, self.gen = model, K, generator
         self.dev = next(model.parameters()).device
         self.mask_table = DecisionTransformer.window_masks(K).to(self.dev)
 
@@ -54,11 +56,22 @@ class TorchBackend:
     def __call__(self, w: Window) -> torch.Tensor:
         mask = None if w.real.min() == self.K else self.mask_table[torch.from_numpy(w.real).to(self.dev)]
         s, a, R, ts = (torch.from_numpy(x).to(self.dev) for x in (w.states, w.actions, w.returns_to_go, w.timesteps))
+        if self.gen is not None:
+            return self.model.sample_last_action(s, a, R, ts, token_mask=mask, generator=self.gen)
         return self.model.predict_last_action(s, a, R, ts, token_mask=mask)
 
 
-def make_backend(model, num_envs: int, K: int, mode: str = "exact", backend: str = "torch"):
-    """The Agent's forward: `backend` (torch | onnxruntime) in `mode` (exact | cached)."""
+def make_backend(model, num_envs: int, K: int, mode: str = "exact", backend: str = "torch",
+                 generator: torch.Generator | None = None):
+    """The Agent's forward: `backend` (torch | onnxruntime) in `mode` (exact | cached); with a
+    generator, a stochastic model's sampled actions (exact mode, torch)."""
+    if generator is not None:
+        if not hasattr(model, "sample_last_action"):
+            raise DTError(f"this {model.config.architecture!r} model has a deterministic head: sampling continuous "
+                          "actions needs a stochastic policy (dt train --model odt)")
+        if mode != "exact" or backend != "torch":
+            raise DTError("sampled actions run in the exact mode with the torch backend")
+        return TorchBackend(model, num_envs, K, generator)
     if mode not in ("exact", "cached"):
         raise DTError(f"mode must be 'exact' or 'cached' (approximate, see cached.py), got {mode!r}")
     if backend not in ("torch", "onnxruntime"):
@@ -83,7 +96,9 @@ class Agent:
                  deterministic: bool = True, seed: int | None = None, mode: str = "exact",
                  backend: str = "torch", temperature: float = 1.0):
         """Discrete actions: the argmax of the logits (deterministic=True, the default), or a sample
-        from softmax(logits / temperature) drawn with a generator seeded by `seed`."""
+        from softmax(logits / temperature) drawn with a generator seeded by `seed`. Continuous
+        actions: the model's (mean) action, or with deterministic=False a draw from a stochastic
+        model's policy (`--model odt`), seeded likewise."""
         cfg = model.config
         self.model = model.eval()
         self.cfg, self.N = cfg, int(num_envs)
@@ -104,7 +119,12 @@ class Agent:
             raise DTError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
         self.gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        self.backend = make_backend(model, self.N, self.K, mode, backend)
+        sampled = not deterministic and not self.discrete     # continuous: the model draws its own actions
+        if sampled and temperature != 1.0:
+            raise DTError("temperature applies to discrete actions; a stochastic model samples from its own policy")
+        if sampled and self.gen is None:
+            self.gen = torch.Generator().manual_seed(int(torch.randint(2**31 - 1, ()).item()))
+        self.backend = make_backend(model, self.N, self.K, mode, backend, self.gen if sampled else None)
         self._allocate()
         self.target = np.zeros(self.N)
         self.rtg = np.zeros(self.N, dtype=np.float32)   # float32 like the blog's target_return tensor
