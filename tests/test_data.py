@@ -203,3 +203,33 @@ def test_bad_inputs(tmp_path, monkeypatch):
     (tmp_path / "x.parquet").write_bytes(b"PAR1garbage")
     with pytest.raises(DatasetError, match="x.parquet: cannot read"):
         load_dataset(tmp_path / "x.parquet")
+
+
+def test_fields_of_the_wrong_type_or_shape_are_refused_by_data_info_and_train_alike(tmp_path, capsys):
+    """What training would refuse, `dt data info` says first: one line each, and `dt train` writes nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from decision_transformer.cli import main
+    n = 40
+    base = dict(observations=np.zeros((n, 3), np.float32), actions=np.zeros((n, 2), np.float32),
+                rewards=np.ones(n, np.float32), terminations=np.arange(n) % 20 == 19, truncations=np.zeros(n, bool))
+    cases = {
+        "str-rewards": (dict(rewards=np.array(["1.0"] * n)), "field rewards: not numbers (dtype <U3)"),
+        "1d-obs": (dict(observations=np.zeros(n, np.float32)), "field observations: one number per step (shape (20,))"),
+        "1d-float-actions": (dict(actions=np.zeros(n, np.float32)), "field actions: one float per step"),
+        "huge-actions": (dict(actions=np.full((n, 2), 1e30, np.float32)), "field actions: values up to 1e+30, beyond"),
+    }
+    for name, (over, msg) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **{**base, **over})
+        for argv in (["data", "info", str(tmp_path / f"{name}.npz"), "--plot", "none"],
+                     ["train", "--dataset", str(tmp_path / f"{name}.npz"), "--output", str(tmp_path / "run")]):
+            assert main(argv) == 2, (name, argv)
+            err = capsys.readouterr().err.strip()
+            assert err.startswith("error: ") and msg in err and "\n" not in err, (name, err)
+        assert not (tmp_path / "run").exists()
+    rows = pa.table({"observations": [[[0.0, 1.0]] * 5, [[0.0, 1.0, 2.0]] * 5], "actions": [[[0.0]] * 5, [[0.0]] * 5],
+                     "rewards": [[1.0] * 5, [1.0] * 5], "dones": [[False] * 4 + [True]] * 2})
+    pq.write_table(rows, tmp_path / "ragged.parquet")
+    assert main(["data", "info", str(tmp_path / "ragged.parquet"), "--plot", "none"]) == 2
+    assert "episode 1, field observations: shape (3,) per step but episode 0 has (2,)" in capsys.readouterr().err

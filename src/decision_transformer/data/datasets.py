@@ -130,6 +130,7 @@ class TrajectoryDataset:
             raise DatasetError(f"{where}: the dataset has no episodes")
         for i, e in enumerate(eps):
             _check_episode(e, where, i)
+        _check_shapes(eps, where)
         discrete = eps[0].actions.ndim == 1 and np.issubdtype(eps[0].actions.dtype, np.integer)
         obs_dtype = np.uint8 if eps[0].observations.dtype == np.uint8 else np.float32
         offsets = np.zeros(len(eps) + 1, dtype=np.int64)
@@ -170,6 +171,11 @@ class TrajectoryDataset:
             np.clip(self.actions, low, high, out=self.actions)
 
 
+# Values beyond this break float32 training (state statistics, scaled returns-to-go): refused at
+# loading, so `dt data info` says it before `dt train` would fail or print a NaN loss.
+MAX_ABS = 1e8
+
+
 def _check_episode(e: Episode, where: str, i: int) -> None:
     T = len(e.rewards)
     if T == 0:
@@ -178,9 +184,35 @@ def _check_episode(e: Episode, where: str, i: int) -> None:
         v = getattr(e, name)
         if len(v) != T:
             raise DatasetError(f"{where}: episode {i}, field {name}: length {len(v)} but {T} rewards")
-        if name in ("observations", "actions", "rewards") and np.issubdtype(v.dtype, np.floating) \
-                and not np.all(np.isfinite(v)):
-            raise DatasetError(f"{where}: episode {i}, field {name}: contains NaN or inf")
+        if name not in ("observations", "actions", "rewards"):
+            continue
+        if not (np.issubdtype(v.dtype, np.number) or v.dtype == bool):
+            raise DatasetError(f"{where}: episode {i}, field {name}: not numbers (dtype {v.dtype}); store them as "
+                               "numbers")
+        if np.issubdtype(v.dtype, np.floating):
+            if not np.all(np.isfinite(v)):
+                raise DatasetError(f"{where}: episode {i}, field {name}: contains NaN or inf")
+            big = float(np.abs(v).max())
+            if big > MAX_ABS:
+                raise DatasetError(f"{where}: episode {i}, field {name}: values up to {big:.3g}, beyond the {MAX_ABS:g} "
+                                   "float32 training handles; rescale the data")
+    if e.observations.ndim == 1:
+        raise DatasetError(f"{where}: episode {i}, field observations: one number per step (shape ({T},)); a state "
+                           f"is a vector or a frame: reshape to ({T}, 1)")
+    if e.actions.ndim == 1 and not np.issubdtype(e.actions.dtype, np.integer):
+        raise DatasetError(f"{where}: episode {i}, field actions: one float per step (shape ({T},)); continuous "
+                           f"actions are ({T}, act_dim): reshape to ({T}, 1); discrete actions are integers")
+
+
+def _check_shapes(eps: list[Episode], where: str) -> None:
+    """Every episode's steps have the first one's observation and action shapes."""
+    for name in ("observations", "actions"):
+        want = getattr(eps[0], name).shape[1:]
+        for i, e in enumerate(eps):
+            got = getattr(e, name).shape[1:]
+            if got != want:
+                raise DatasetError(f"{where}: episode {i}, field {name}: shape {got} per step but episode 0 has "
+                                   f"{want}")
 
 
 # ---------------------------------------------------------------------------------------------
