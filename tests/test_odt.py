@@ -141,3 +141,94 @@ def test_odt_trains_evaluates_sweeps_and_exports_through_dt(toy_data, tmp_path, 
     assert main(["export", str(run), str(tmp_path / "hf")]) == 2                   # not transformers-compatible
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "transformers" in err
+
+
+@pytest.fixture(scope="module")
+def weak_odt(tmp_path_factory):
+    """An odt pretrained briefly on weak LineReach data (mostly random actions)."""
+    d = tmp_path_factory.mktemp("weak")
+    rng, env = np.random.default_rng(0), toyenv.LineReach()
+    cols = {k: [] for k in ("observations", "actions", "rewards", "terminations", "truncations")}
+    for ep in range(100):
+        obs, _ = env.reset(seed=ep)
+        k, done = 0.0, False
+        while not done:
+            a = (k * toyenv.expert(obs) + (1 - k) * rng.uniform(-1, 1, 1)).astype(np.float32)
+            nobs, r, term, trunc, _ = env.step(a)
+            for key, v in zip(cols, (obs, a, r, term, trunc)):
+                cols[key].append(v)
+            obs, done = nobs, term or trunc
+    np.savez(d / "weak.npz", **{k: np.asarray(v) for k, v in cols.items()})
+    assert main(["train", "--dataset", str(d / "weak.npz"), "--env", "LineReach-v0", "--model", "odt", "--output",
+                 str(d / "pre"), "--steps", "150", "--context-length", "5", "--hidden-size", "32", "--n-layer", "2",
+                 "--max-ep-len", "32", "--return-scale", "10", "--target-return", "19", "--warmup-steps", "50",
+                 "--lr", "1e-3", "--quiet"]) == 0
+    return d / "pre"
+
+
+FT = ["--num-envs", "10", "--updates-per-round", "40", "--batch-size", "32", "--eval-episodes", "20", "--lr", "1e-3",
+      "--warmup-steps", "10", "--explore-return", "25", "--quiet"]
+
+
+def test_finetune_raises_a_weak_models_return(weak_odt, tmp_path, capsys):
+    from decision_transformer.evaluation.evaluate import evaluate
+    from decision_transformer.models.checkpoint import from_pretrained
+    before = evaluate(from_pretrained(weak_odt), "LineReach-v0", [19.0], episodes=40, num_envs=10, seed=10_000)[0]
+    assert main(["finetune", str(weak_odt), "--output", str(tmp_path / "ft"), "--online-steps", "6000",
+                 "--eval-every", "2000", "--checkpoint-every", "2000", *FT]) == 0
+    after = evaluate(from_pretrained(tmp_path / "ft"), "LineReach-v0", [19.0], episodes=40, num_envs=10, seed=10_000)[0]
+    assert after["return_mean"] > before["return_mean"] + 3 and after["return_mean"] > 12, (before, after)   # 9.1 -> 14.9
+    rows = (tmp_path / "ft" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("env_steps,round,updates,loss,temperature") and len(rows) == 4   # 2000, 4000, 6000
+    assert "fine-tuned: return" in capsys.readouterr().out
+    assert main(["eval", str(tmp_path / "ft"), "--episodes", "2", "--num-envs", "2"]) == 0       # a checkpoint like any
+    assert any((tmp_path / "ft" / "tb").iterdir())
+
+
+def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(weak_odt, tmp_path):
+    from safetensors.torch import load_file
+    common = [str(weak_odt), "--eval-every", "400", "--checkpoint-every", "400", *FT]
+    assert main(["finetune", *common, "--output", str(tmp_path / "a"), "--online-steps", "1200"]) == 0
+    assert main(["finetune", *common, "--output", str(tmp_path / "b"), "--online-steps", "800"]) == 0   # stopped there
+    assert main(["finetune", "--resume", str(tmp_path / "b"), "--online-steps", "1200", "--quiet"]) == 0
+    wa, wb = (load_file(str(tmp_path / r / "checkpoints" / "last" / "model.safetensors")) for r in ("a", "b"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    # killed (SIGKILL) after its first checkpoint, mid-way: resumed, the same weights and metrics again
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    tests = Path(__file__).parent
+    p = subprocess.Popen([sys.executable, "-c", "import sys, toyenv; from decision_transformer.cli import main; "
+                          "sys.exit(main())", "finetune", *common, "--output", str(tmp_path / "c"), "--online-steps",
+                          "1200"], cwd=tests, env={**os.environ, "PYTHONPATH": str(tests)})
+    first, deadline = tmp_path / "c" / "checkpoints" / "00000400", time.time() + 120
+    while not first.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert first.exists() and not (tmp_path / "c" / "checkpoints" / "00001200").exists()
+    assert main(["finetune", "--resume", str(tmp_path / "c"), "--online-steps", "1200", "--quiet"]) == 0
+    wc = load_file(str(tmp_path / "c" / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wc[k]) for k in wa)
+    assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "c" / "metrics.csv").read_text()
+
+
+def test_finetune_bad_input_is_one_line(weak_odt, tmp_path, capsys):
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=16, max_ep_len=32,
+                                                  env_id="LineReach-v0", target_returns=[19.0])).save_pretrained(tmp_path / "dt")
+    for argv, msg in [
+        ([str(tmp_path / "dt"), "--output", str(tmp_path / "x")], "a 'dt' model with a deterministic head: online fine-tuning"),
+        ([str(weak_odt), "--env", "Hopper-v5", "--output", str(tmp_path / "x")], "but the checkpoint was trained on (2,)"),
+        ([str(weak_odt), "--buffer-size", "1", "--batch-size", "64", "--output", str(tmp_path / "x")],
+         "the replay buffer holds 20 steps, fewer than a batch (--batch-size 64)"),
+        (["--output", str(tmp_path / "x")], "give the checkpoint to fine-tune"),
+    ]:
+        assert main(["finetune", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and msg in err and "\n" not in err, err
+        assert not (tmp_path / "x").exists()

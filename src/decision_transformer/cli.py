@@ -114,6 +114,23 @@ def cmd_train(a) -> None:
     print(f"trained to step {res['step']}: loss {res['loss']:.4f}; checkpoint {res['checkpoint']}")
 
 
+def cmd_finetune(a) -> None:
+    from dataclasses import fields
+
+    from decision_transformer.training.finetune import FinetuneConfig, finetune
+    from decision_transformer.rundir import RunDir
+    opts = {f.name: getattr(a, f.name) for f in fields(FinetuneConfig)}
+    if a.resume:                                # the run's saved options; --online-steps may grow
+        saved = RunDir(a.resume).read_config()
+        names = {f.name for f in fields(FinetuneConfig)}
+        opts = {**{k: v for k, v in saved.items() if k in names}, "output": a.resume, "online_steps": a.online_steps,
+                "num_threads": a.num_threads}
+    res = finetune(FinetuneConfig(**opts), resume=bool(a.resume), progress=not a.quiet)
+    got = (f"return {res['eval_return_mean']:.1f} ± {res['eval_return_std']:.1f} at {res['env_steps']:,} env steps"
+           if "eval_return_mean" in res else "nothing to do")
+    print(f"fine-tuned: {got}; checkpoint {res['checkpoint']}")
+
+
 def _load_for_eval(a):
     """The checkpoint of eval, sweep or video (LoadOptions), on its device, and its env id."""
     import numpy as np
@@ -265,6 +282,8 @@ COMMANDS = {   # command path -> (help, its options class, its function); the pa
     ("data", "info"): ("episodes, steps, return distribution, reference scores (+ histogram PNG)", "DataInfoOptions",
                        cmd_data_info),
     ("train",): ("train a Decision Transformer on an offline dataset", "TrainOptions", cmd_train),
+    ("finetune",): ("fine-tune an odt checkpoint online (the Online Decision Transformer)", "FinetuneOptions",
+                    cmd_finetune),
     ("eval",): ("evaluate a checkpoint in the env at target returns", "EvalOptions", cmd_eval),
     ("sweep",): ("achieved vs target return over a range of targets (PNG + JSON)", "SweepOptions", cmd_sweep),
     ("video",): ("render one episode to .mp4 or .gif with the running return overlaid", "VideoOptions", cmd_video),

@@ -255,6 +255,9 @@ class ResultsStatusOptions(ResultsOptions):
     all: bool = option(False, "list done tasks too")
 
 
+from decision_transformer.training.finetune import FinetuneOptions  # noqa: E402,F401  (dt finetune's, declared there)
+
+
 def parse_targets(spec: str) -> list[float]:
     """LO:HI:N -> N evenly spaced target returns."""
     import numpy as np

@@ -111,9 +111,10 @@ def add_arguments(parser, cls) -> None:
                 groups[md["group"]] = parser.add_mutually_exclusive_group(
                     required=md["group"] in getattr(cls, "required_groups", ()))
             target = groups[md["group"]]
-        if md.get("positional"):
-            target.add_argument(f.name, type=str if base in (int, float) else base, nargs="+" if is_list else None, help=_help(f),
-                                metavar=md.get("metavar") or f.name.upper())
+        if md.get("positional"):                       # a default makes it optional
+            nargs = "+" if is_list else None if field_default(f) is MISSING else "?"
+            target.add_argument(f.name, type=str if base in (int, float) else base, nargs=nargs,
+                                help=_help(f), metavar=md.get("metavar") or f.name.upper())
             continue
         names = [n for n in (md.get("short"), flag_name(f)) if n]
         kw = dict(dest=f.name, default=None, help=_help(f))

@@ -168,6 +168,22 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
     return model
 
 
+def optimizer_tensors(osd: dict) -> dict:
+    """An optimiser's state_dict()["state"] as flat tensors for safetensors: opt.<param id>.<name>."""
+    return {f"opt.{pid}.{k}": v.cpu() if torch.is_tensor(v) else torch.tensor(v)
+            for pid, st in osd["state"].items() for k, v in st.items()}
+
+
+def load_optimizer(opt, tensors: dict, param_groups: list) -> None:
+    """The inverse of optimizer_tensors (the other keys of `tensors` are ignored)."""
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": param_groups})
+
+
 def check_env_fits(ds, env_id: str, source: str, named_by_data: bool = False) -> None:
     """The dataset's observations and actions are the env's: one clear line before training if not.
     named_by_data: the env is the one the dataset's metadata names (not --env): skipped if this
@@ -289,9 +305,7 @@ class Trainer:
             tensors[f"rank{r}.torch_rng"] = ranks[r]["torch_rng"]
             if ranks[r]["cuda_rng"] is not None:
                 tensors[f"rank{r}.cuda_rng"] = ranks[r]["cuda_rng"]
-        for pid, st in osd["state"].items():
-            for k, v in st.items():
-                tensors[f"opt.{pid}.{k}"] = v.cpu() if torch.is_tensor(v) else torch.tensor(v)
+        tensors.update(optimizer_tensors(osd))
         meta = {"step": self.step, "param_groups": osd["param_groups"], "sched": self.sched.state_dict(),
                 "sampler": ranks[0]["sampler"]}
         if self.dist.on:
@@ -354,12 +368,7 @@ class Trainer:
             raise DTError(f"{self.run} was trained with {world} process(es): resume it with the same number "
                           f"({'torchrun --nproc-per-node ' + str(world) if world > 1 else 'plain dt train'}), "
                           "so every rank's sampler continues its own stream")
-        state = {}
-        for k, v in t.items():
-            if k.startswith("opt."):
-                _, pid, name = k.split(".", 2)
-                state.setdefault(int(pid), {})[name] = v
-        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        load_optimizer(self.opt, t, meta["param_groups"])
         self.sched.load_state_dict(meta["sched"])
         if self.ema is not None:
             if not (ck / EMA_DIR).is_dir():
