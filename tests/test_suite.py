@@ -174,6 +174,12 @@ def test_pick_levels_v1_judges_by_samples_and_needs_a_d4rl_sized_replay():
     assert lv["medium"]["steps"] == 260_000             # >= 200k, before 2/3 x 3000 (not 340k), closest to 1000
     with pytest.raises(DTError, match="no evaluation at >= 400,000 steps.*--train-freq"):
         pick_levels_v1(expert, medium, min_replay=400_000)
+    # judged again on more episodes: the candidates' new means decide, the training run's are kept beside
+    seen = []
+    lv = pick_levels_v1(expert, medium, min_replay=200_000,
+                        rescore=lambda c: seen.extend(r["steps"] for r in c) or {220_000: 1010.0, 260_000: 700.0})
+    assert seen == [220_000, 260_000] and lv["medium"]["steps"] == 220_000
+    assert (lv["medium"]["sample_mean"], lv["medium"]["training_sample_mean"]) == (1010.0, 1300)
 
 
 def test_compact_replay_rebuilds_the_same_episodes(tmp_path):
@@ -197,9 +203,15 @@ def test_compact_replay_rebuilds_the_same_episodes(tmp_path):
         for k in ("observations", "actions", "rewards", "terminations", "truncations", "final_observation"):
             np.testing.assert_array_equal(getattr(x, k), getattr(y, k))
     assert b[2].truncations[-1] and not b[2].terminations[-1]          # the cut episode: truncated
-    broken = dict(full, next_observations=full["next_observations"] + 1)
-    with pytest.raises(DTError, match="do not follow"):
-        _compact_replay(broken)
+    # a behaviour run resumed mid-episode: its env was reset, so s'_1 != s_2 inside episode 0
+    restarted = dict(full, observations=full["observations"].copy())
+    restarted["observations"][2] += 1
+    cut = _compact_replay(restarted)
+    assert cut["restart_cuts"].tolist() == [1] and cut["truncations"][1] and not full["truncations"][1]
+    np.savez(tmp_path / "cut.npz", **cut)
+    c = _replay_episodes(tmp_path / "cut.npz")
+    assert [len(e) for e in c] == [2, 3, 3, 4] and c[0].truncations[-1]
+    np.testing.assert_array_equal(c[0].final_observation, full["next_observations"][1])
 
 
 def test_suite_v1_build_samples_the_policies_and_names_v1(tmp_path, monkeypatch):

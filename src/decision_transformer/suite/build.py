@@ -63,11 +63,17 @@ def pick_levels(evals: list[dict]) -> dict[str, dict]:
 MIN_REPLAY = 200_000      # v1: medium-replay holds at least this many steps (D4RL's: 202k-402k)
 
 
-def pick_levels_v1(expert_evals: list[dict], medium_evals: list[dict], min_replay: int = MIN_REPLAY) -> dict[str, dict]:
+PICK_SEED = 100                 # env seeds of the medium snapshots' re-evaluation (export_v1)
+
+
+def pick_levels_v1(expert_evals: list[dict], medium_evals: list[dict], min_replay: int = MIN_REPLAY,
+                   rescore=None) -> dict[str, dict]:
     """Suite v1's levels, judged by the policies' own samples (`sample_mean`: what the data are made
     of). expert: the expert run's best evaluation. medium: in the medium run, among the evaluations
     before it first reached 2/3 of that expert return and at >= min_replay env steps (so that its
-    replay buffer, medium-replay, is D4RL-sized), the one closest to expert / 3."""
+    replay buffer, medium-replay, is D4RL-sized), the one closest to expert / 3. `rescore(candidates)`
+    -> {steps: sampled mean}: the candidates judged again on more episodes than the training run's
+    5 (their sample_mean is replaced), since a medium policy's return varies widely between episodes."""
     expert = max(expert_evals, key=lambda r: (r["sample_mean"], r["steps"]))
     early = []
     for r in medium_evals:
@@ -80,6 +86,9 @@ def pick_levels_v1(expert_evals: list[dict], medium_evals: list[dict], min_repla
         raise DTError(f"the medium run has no evaluation at >= {min_replay:,} steps before it reached 2/3 of the "
                       f"expert's return (its last such evaluation is at {last:,} steps): train it further, or "
                       "with a lower update ratio (--train-freq)")
+    if rescore is not None:
+        again = rescore(late)
+        late = [dict(r, sample_mean=again[r["steps"]], training_sample_mean=r["sample_mean"]) for r in late]
     medium = min(late, key=lambda r: abs(r["sample_mean"] - expert["sample_mean"] / 3))
     return {"expert": expert, "medium": medium}
 
@@ -151,16 +160,21 @@ def _sampled_returns(actor, env_id: str, episodes: int, seed: int = 0) -> list[f
 def _compact_replay(replay: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The replay prefix without next_observations: within an episode s'_t = s_{t+1}, so only each
     episode's final observation is kept (`final_observations`, one row per episode end, the
-    trailing partial episode included). Half the bytes of the v0 layout."""
+    trailing partial episode included). Half the bytes of the v0 layout.
+
+    A resumed behaviour run resets its env (SB3's learn() does on a fresh process), abandoning the
+    episode in progress without a done flag: there s'_t != s_{t+1}, and the episode is marked
+    truncated at t (`restart_cuts` counts them)."""
     from decision_transformer.data.datasets import episode_bounds
     obs, nxt = replay["observations"], replay["next_observations"]
-    bounds, _ = episode_bounds(replay["terminations"], replay["truncations"])
-    cont = ~(replay["terminations"] | replay["truncations"])[:-1]
-    if not np.array_equal(nxt[:-1][cont], obs[1:][cont]):
-        raise DTError("the replay buffer's next observations do not follow its observations within episodes")
+    trunc = replay["truncations"].copy()
+    cont = ~(replay["terminations"] | trunc)[:-1]
+    cuts = np.flatnonzero(cont & ~np.all(nxt[:-1] == obs[1:], axis=tuple(range(1, obs.ndim))))
+    trunc[cuts] = True
+    bounds, _ = episode_bounds(replay["terminations"], trunc)
     return {"observations": obs, "actions": replay["actions"], "rewards": replay["rewards"],
-            "terminations": replay["terminations"], "truncations": replay["truncations"],
-            "final_observations": nxt[bounds[1:] - 1]}
+            "terminations": replay["terminations"], "truncations": trunc,
+            "final_observations": nxt[bounds[1:] - 1], "restart_cuts": np.asarray(cuts, np.int64)}
 
 
 def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_replay: int = MIN_REPLAY,
@@ -177,7 +191,12 @@ def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_repla
         if pr["algo"] != "sac" or pr["env_id"] != env_id:
             raise DTError(f"{runs[k]}: a {pr['algo']} run on {pr['env_id']}; suite v1 needs sbx SAC runs on {env_id}")
     evals = {k: _evals(r) for k, r in runs.items()}
-    levels = pick_levels_v1(evals["expert"], evals["medium"], min_replay)
+
+    def rescore(candidates):                  # env seeds PICK_SEED+: not the ones the manifest reports
+        return {r["steps"]: float(np.mean(_sampled_returns(
+            MLPActor.from_sbx(runs["medium"] / "snapshots" / f"{r['steps']:08d}.zip", env_id=env_id, algo="sac"),
+            env_id, V1_EVAL_EPISODES, seed=PICK_SEED))) for r in candidates}
+    levels = pick_levels_v1(evals["expert"], evals["medium"], min_replay, rescore=rescore)
     out = Path(suite_dir) / env_id
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = Path(suite_dir) / "manifest.json"
@@ -206,7 +225,12 @@ def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_repla
                         "mean_action_return_std": round(float(np.std(mrets)), 2),
                         "collect": V1_COLLECT[level]}
         if src:
-            entry[level]["training_eval_5ep"] = {"sampled": round(src["sample_mean"], 2), "mean_action": round(src["mean"], 2)}
+            entry[level]["training_eval_5ep"] = {"sampled": round(src.get("training_sample_mean", src["sample_mean"]), 2),
+                                                 "mean_action": round(src["mean"], 2)}
+        if src and "training_sample_mean" in src:
+            entry[level]["picked_by"] = (f"of the snapshots from {min_replay:,} env steps on, before its samples reached 2/3 "
+                                         f"of the expert's, the one whose {V1_EVAL_EPISODES} sampled episodes (env seeds "
+                                         f"{PICK_SEED}+) came closest to the expert's third: {src['sample_mean']:.0f}")
         log(f"{env_id} {level}: step {entry[level]['env_steps']}, sampled return {np.mean(srets):.0f} ± {np.std(srets):.0f}"
             f" ({V1_EVAL_EPISODES} episodes), mean action {np.mean(mrets):.0f} ± {np.std(mrets):.0f} ({EVAL_EPISODES})")
     med = levels["medium"]["steps"]
@@ -217,6 +241,7 @@ def export_v1(expert_run, medium_run, env_id: str, suite_dir=SUITE_V1, min_repla
     entry["medium-replay"] = {"file": f"{env_id}/{rp.name}", "sha256": sha256(rp), "algorithm": "sbx-sac",
                               "env_steps": med, "seed": progs["medium"]["seed"], "transitions": med,
                               "episodes": int(len(replay["final_observations"])),
+                              "restart_cuts": int(len(replay["restart_cuts"])),
                               "note": "replay buffer of the medium policy's training run, steps 0..env_steps"}
     log(f"{env_id} medium-replay: {med} transitions, {rp.stat().st_size / 1e6:.1f} MB")
     entry["training"] = {k: {"total_env_steps": progs[k]["steps"], "wall_seconds": round(progs[k]["wall"], 1),
