@@ -148,7 +148,7 @@ def last_best_section(camp) -> list[str]:
 
 
 def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
-    """The last-checkpoint evaluations of a stage-2 method (`dt` = STAGE2's DT), one per seed."""
+    """The last-checkpoint evaluations of a stage-2 method (`dt` = the config's stage2 DT), one per seed."""
     if method in camp.config.baselines:
         return _evals(camp, method, env, level, f"eval-{R.ckpt_name(camp.config.baseline_steps)}.json")
     st = camp.config.stage2
