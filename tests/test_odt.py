@@ -167,7 +167,8 @@ def weak_odt(tmp_path_factory):
 
 
 FT = ["--num-envs", "10", "--updates-per-round", "40", "--batch-size", "32", "--eval-episodes", "20", "--lr", "1e-3",
-      "--warmup-steps", "10", "--explore-return", "25", "--quiet"]
+      "--warmup-steps", "10", "--explore-return", "25", "--quiet",
+      "--num-threads", "1"]  # one thread in every process: the kill test compares a subprocess with this one
 
 
 def test_finetune_raises_a_weak_models_return(weak_odt, tmp_path, capsys):

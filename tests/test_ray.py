@@ -80,7 +80,7 @@ def test_ray_campaign_writes_what_local_workers_write_and_resumes_after_a_kill(t
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ck = killed.runs / "dt-toy-mixed-s0" / "checkpoints"
     t0 = time.time()
-    while not (ck / "00000010").exists() and time.time() - t0 < 240 and p.poll() is None:
+    while not (ck / "00000010").exists() and time.time() - t0 < 600 and p.poll() is None:
         time.sleep(0.05)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()

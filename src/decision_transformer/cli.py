@@ -124,7 +124,7 @@ def cmd_finetune(a) -> None:
         saved = RunDir(a.resume).read_config()
         names = {f.name for f in fields(FinetuneConfig)}
         opts = {**{k: v for k, v in saved.items() if k in names}, "output": a.resume, "online_steps": a.online_steps,
-                "num_threads": a.num_threads}
+                "num_threads": a.num_threads or saved.get("num_threads", 0)}   # the run's threads: the same sums
     res = finetune(FinetuneConfig(**opts), resume=bool(a.resume), progress=not a.quiet)
     got = (f"return {res['eval_return_mean']:.1f} ± {res['eval_return_std']:.1f} at {res['env_steps']:,} env steps"
            if "eval_return_mean" in res else "nothing to do")
