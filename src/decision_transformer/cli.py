@@ -121,8 +121,13 @@ def cmd_finetune(a) -> None:
     from decision_transformer.rundir import RunDir
     opts = {f.name: getattr(a, f.name) for f in fields(FinetuneConfig)}
     if a.resume:                                # the run's saved options; --online-steps may grow
-        saved = RunDir(a.resume).read_config()
+        rd = RunDir(a.resume)
+        saved = rd.read_config()
         names = {f.name for f in fields(FinetuneConfig)}
+        try:                                    # the saved options alone first: a bad one names the file
+            FinetuneConfig(**{k: v for k, v in saved.items() if k in names}).validate()
+        except DTError as e:
+            raise DTError(f"{rd.config}: {e}; restore the file, or fine-tune again into another --output")
         opts = {**{k: v for k, v in saved.items() if k in names}, "output": a.resume, "online_steps": a.online_steps,
                 "num_threads": a.num_threads or saved.get("num_threads", 0)}   # the run's threads: the same sums
     res = finetune(FinetuneConfig(**opts), resume=bool(a.resume), progress=not a.quiet)

@@ -54,6 +54,36 @@ def write_json_atomic(path, obj, indent: int | None = 1) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=indent) + "\n")
 
 
+def json_mismatch(template, value, where: str = "") -> str | None:
+    """Where `value` (read from a JSON file) departs from the structure of `template` (what this
+    version writes there), or None: a dict for a dict, a list for a list, an int where an int
+    belongs, a number where a float does, text where text does; None in the template allows
+    anything. Keys the template lacks are allowed (files written by later versions)."""
+    if template is None:
+        return None
+    if isinstance(template, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'the file'} is a {type(value).__name__}, not an object"
+        for k in template:
+            if k in value:
+                bad = json_mismatch(template[k], value[k], f"{where}.{k}" if where else k)
+                if bad:
+                    return bad
+        return None
+    if isinstance(template, (list, tuple)):
+        if not isinstance(value, list):
+            return f"{where} is a {type(value).__name__}, not a list"
+        if len(template) == len(value):
+            return next((b for t, v, i in zip(template, value, range(len(value)))
+                         if (b := json_mismatch(t, v, f"{where}[{i}]"))), None)
+        return None
+    want = (bool,) if isinstance(template, bool) else (int,) if isinstance(template, int) else \
+        (int, float) if isinstance(template, float) else (str,) if isinstance(template, str) else None
+    if want and (not isinstance(value, want) or (bool not in want and isinstance(value, bool))):
+        return f"{where} is {value!r}, where a {type(template).__name__} belongs"
+    return None
+
+
 def umask() -> int:
     """The process's file-creation mask (os.umask can only be read by setting it)."""
     m = os.umask(0o022)

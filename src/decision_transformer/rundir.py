@@ -4,7 +4,8 @@
     RUN/metrics.csv            step, loss, lr, steps/s (+ evaluation rows); never a step twice
     RUN/tb/                    TensorBoard events
     RUN/checkpoints/<step>/    config.json + model.safetensors (a checkpoint any command loads)
-                               + trainer.safetensors + trainer.json (optimizer, schedule, RNG states)
+                               + trainer.safetensors + trainer.json (optimizer, schedule, RNG states,
+                               and the SHA-256 of every other file of the checkpoint, written last)
     RUN/checkpoints/last       symlink to the newest complete checkpoint
     RUN/.lock                  held by the one process writing the run
 
@@ -15,8 +16,10 @@ directory stands for its last checkpoint (`checkpoint_of`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from decision_transformer.fileio import (
     Locked,
     atomic_dir,
     atomic_path,
+    json_mismatch,
     try_lock,
     write_json_atomic,
     write_text_atomic,
@@ -33,6 +37,11 @@ from decision_transformer.fileio import (
 # The resume rule: a resumed run keeps its options; only the number of steps may change, and the
 # run continues where its directory is now (a moved or copied run writes to itself).
 MAY_CHANGE_ON_RESUME = ("steps", "output", "device", "num_threads", "compile")   # where, not what
+STATE = "trainer.json"
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 class RunDir:
@@ -58,16 +67,58 @@ class RunDir:
         return self.last.exists() or self.last.is_symlink()
 
     def intact_checkpoints(self) -> list[Path]:
-        """The checkpoints whose files are all there and readable as far as cheaply checked, newest first."""
+        """The checkpoints whose files are all there and unchanged (checked against the hashes in
+        their trainer.json; checkpoints written before the hashes: present and not empty), newest first."""
         out = []
         for d in self.checkpoints.glob("[0-9]" * 8) if self.checkpoints.is_dir() else ():
-            try:
-                json.loads((d / "trainer.json").read_text())
-            except (OSError, ValueError):
-                continue
-            if all((d / f).is_file() and (d / f).stat().st_size > 0 for f in ("model.safetensors", "trainer.safetensors")):
+            meta, problem = self._state(d)
+            if problem is None and ("files" in meta or all(
+                    (d / f).is_file() and (d / f).stat().st_size > 0 for f in ("model.safetensors", "trainer.safetensors"))):
                 out.append(d)
         return sorted(out, reverse=True)
+
+    def write_state(self, tmp: Path, meta: dict) -> None:
+        """Write a checkpoint's trainer.json, last, with the SHA-256 of every other file in it and
+        of metrics.csv as it stands (its rows are flushed as they are written): a resume then finds
+        any file that was cut, corrupted, edited or removed since, and cuts the log back exactly."""
+        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        log = self.metrics.read_bytes() if self.metrics.is_file() else b""
+        (tmp / STATE).write_text(json.dumps({**meta, "files": files, "metrics": {
+            "bytes": len(log), "sha256": hashlib.sha256(log).hexdigest()}}))
+
+    @staticmethod
+    def _state(ck: Path, template: dict | None = None) -> tuple[dict, tuple[Path, str] | None]:
+        """(trainer.json, None) when checkpoint `ck` is intact, else ({}, (the damaged file, why))."""
+        p = ck / STATE
+        try:
+            meta = json.loads(p.read_text())
+        except FileNotFoundError:
+            return {}, (p, "missing")
+        except (OSError, ValueError) as e:
+            return {}, (p, f"cut short or not JSON: {e}")
+        template = {"step": 0, **(template or {})}
+        bad = json_mismatch({**template, "files": {}}, meta)
+        if not bad and (missing := [k for k in template if k not in meta]):
+            bad = f"no {', '.join(missing)}"
+        if bad:
+            return {}, (p, f"not the trainer state this version writes ({bad})")
+        for rel, digest in meta.get("files", {}).items():
+            f = ck / rel
+            if not f.is_file():
+                return {}, (f, "missing")
+            if _sha256(f) != digest:
+                return {}, (f, "changed since the checkpoint was written (cut short, corrupted or edited)")
+        return meta, None
+
+    def read_state(self, ck: Path, template: dict) -> dict:
+        """trainer.json of checkpoint `ck`, once it and every file it lists are checked: `template`
+        is the structure this version writes (json_mismatch); the first damaged file is named, with
+        the newest intact checkpoint to resume from instead."""
+        meta, problem = self._state(ck, template)
+        if problem:
+            f, why = problem
+            raise self.damaged(f"{f} is {why}: checkpoint {ck.name} cannot be resumed from", before=int(ck.name))
+        return meta
 
     def damaged(self, what: str, before: int | None = None) -> DTError:
         """The error for a checkpoint that cannot be resumed from: `what` is wrong; the fix is the
@@ -181,18 +232,60 @@ class RunDir:
         self.last_checkpoint_debris()
         return self.last.resolve()
 
-    def truncate_metrics(self, step: int) -> None:
+    def truncate_metrics(self, step: int, every: int = 1, recorded: dict | None = None) -> None:
         """Drop metrics rows past `step` (logged after the checkpoint a run resumes from): the
-        resumed run logs those steps again, so metrics.csv never holds a step twice."""
+        resumed run logs those steps again, so metrics.csv never holds a step twice. `recorded`
+        (the checkpoint's trainer.json "metrics"): the log's length and hash when the checkpoint was
+        written; the file is cut back to it, and refused if that part was cut or changed. Without
+        it (checkpoints of earlier versions) rows are filtered by step: a last line cut by a kill
+        is dropped, a row that is not numbers or missing rows (the last one at or before `step`
+        must lie within `every` steps of it) are refused. Refused before anything is written; a
+        deleted file is started anew."""
         if not self.metrics.is_file():
             return
         if step == 0:                              # starting over: a new file, header included
             self.metrics.unlink()
             return
-        lines = self.metrics.read_text().splitlines(keepends=True)
-        keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= step]
-        if len(keep) != len(lines):
-            write_text_atomic(self.metrics, "".join(keep))
+        fix = f"repair it, or move it away to resume with a new log from step {step}"
+        if recorded:
+            log, n = self.metrics.read_bytes(), int(recorded["bytes"])
+            if len(log) < n or hashlib.sha256(log[:n]).hexdigest() != recorded["sha256"]:
+                what = "cut short" if len(log) < n else "changed"
+                raise DTError(f"{self.metrics}: {what} since the checkpoint at step {step} was written: {fix}")
+            if len(log) > n:
+                write_text_atomic(self.metrics, log[:n].decode())
+            if n == 0:
+                self.metrics.unlink()              # no header yet: the resumed run writes it
+            return
+        try:
+            lines = self.metrics.read_text().splitlines(keepends=True)
+        except (OSError, UnicodeDecodeError) as e:
+            raise DTError(f"{self.metrics}: cannot be read ({e}): {fix}")
+        if lines and not lines[-1].endswith("\n"):
+            lines = lines[:-1]                      # a row cut by a kill mid-write
+        width = len(lines[0].split(",")) if lines else 0
+        if lines and not re.fullmatch(r"[a-z_]+", lines[0].split(",", 1)[0]):   # empty: killed before the header
+            raise DTError(f"{self.metrics}: no header row (step, ...): {fix}")
+        for n, ln in enumerate(lines[1:], start=2):
+            cells = ln.rstrip("\r\n").split(",")
+            if len(cells) != width or not cells[0].isdigit() or not all(_number_or_empty(c) for c in cells[1:]):
+                raise DTError(f"{self.metrics}: line {n} is not a row of numbers ({ln.strip()[:60]!r}): {fix}")
+        keep = [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
+        if step >= every and (not keep or int(keep[-1].split(",", 1)[0]) <= step - every):
+            got = f"ends at step {keep[-1].split(',', 1)[0]}" if keep else "has no rows"
+            raise DTError(f"{self.metrics}: {got}, where the checkpoint is at step {step}: rows are missing; {fix}")
+        if not lines:
+            self.metrics.unlink()                  # the resumed run writes a new one, header first
+        elif len(keep) != len(lines) - 1 or not self.metrics.read_text().endswith("\n"):
+            write_text_atomic(self.metrics, "".join(lines[:1] + keep))
+
+
+def _number_or_empty(cell: str) -> bool:
+    try:
+        cell == "" or float(cell)
+        return True
+    except ValueError:
+        return False
 
 
 METRICS_COLUMNS = ("step", "loss", "lr", "steps_per_s", "eval_target", "eval_return_mean", "eval_return_std")

@@ -17,6 +17,7 @@ Every problem is a one-line `DatasetError` naming the file, the episode and the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -298,8 +299,13 @@ def _load_minari_dir(path: Path, pack_frames: bool = True) -> TrajectoryDataset:
     data = path / "data" if (path / "data").is_dir() else path
     if not (data / "metadata.json").is_file():
         raise DatasetError(f"{path}: not a Minari dataset directory (no data/metadata.json)")
+    _check_minari_files(data)
     try:
         md = MinariDataset(str(data))
+    except Exception as e:             # its files open (checked above): Minari rejects the metadata's values
+        raise DatasetError(f"{data / 'metadata.json'}: Minari rejects this metadata ({why(e)}); restore the file, "
+                           "or collect the dataset again")
+    try:
         # one pass, observations written into one preallocated array (frames: no second copy of
         # the dataset, which for 500k Atari frames would be 3.5 GB more), small fields per episode.
         # Atari (frames stored once, `frame_stack` > 1) is packed as it is read (data/frames.py:
@@ -343,12 +349,43 @@ def _load_minari_dir(path: Path, pack_frames: bool = True) -> TrajectoryDataset:
                 "ref_max_score": md.storage.metadata.get("ref_max_score"),
                 "frame_stack": md.storage.metadata.get("frame_stack")}
         obs_all = obs_all[:at] if obs_all is not None else None
-        return TrajectoryDataset.from_episodes(episodes, str(path), md.observation_space, md.action_space, meta,
-                                               observations=obs_all)
+        return TrajectoryDataset.from_episodes(episodes, str(data / MINARI_DATA), md.observation_space,
+                                               md.action_space, meta, observations=obs_all)   # where the steps are
     except DTError:
         raise
     except Exception as e:
-        raise DatasetError(f"{path}: cannot read the Minari dataset ({why(e)}); it may be corrupt or truncated")
+        raise DatasetError(f"{data / MINARI_DATA}: cannot read the episodes ({why(e)}); the file is corrupt or "
+                           "truncated: restore it, or collect the dataset again")
+
+
+MINARI_DATA = "main_data.hdf5"
+# the metadata fields Minari reads, with the type it writes them as (fileio.json_mismatch)
+MINARI_METADATA = {"total_episodes": 0, "total_steps": 0, "dataset_id": "", "data_format": "", "minari_version": "",
+                   "observation_space": "", "action_space": ""}
+
+
+def _check_minari_files(data: Path) -> None:
+    """A Minari dataset's two files, each named when it is damaged, before Minari reads them."""
+    from decision_transformer.fileio import json_mismatch
+    meta, fix = data / "metadata.json", "restore it, or collect the dataset again"
+    try:
+        m = json.loads(meta.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{meta}: cut short or not JSON ({why(e)}); {fix}")
+    bad = json_mismatch(MINARI_METADATA, m)
+    if bad or (missing := [k for k in ("total_episodes", "total_steps") if k not in m]):
+        raise DatasetError(f"{meta}: not Minari's metadata ({bad or 'no ' + ', '.join(missing)}); {fix}")
+    if m.get("data_format", "hdf5") != "hdf5":
+        return
+    main = data / MINARI_DATA
+    if not main.is_file():
+        raise DatasetError(f"{main}: missing; {fix}")
+    import h5py
+    try:
+        with h5py.File(main, "r"):
+            pass
+    except OSError as e:
+        raise DatasetError(f"{main}: not readable HDF5 ({why(e)}); the file is corrupt or truncated: {fix}")
 
 
 def episode_bounds(term: np.ndarray, trunc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -418,6 +455,12 @@ def _load_hf_rows(path: Path) -> TrajectoryDataset:
     missing = [k for k in ("observations", "actions", "rewards", "dones") if k not in table.column_names]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {', '.join(missing)} (rows of observations, actions, rewards, dones)")
+    for k in ("observations", "actions", "rewards", "dones"):    # text that np.asarray would read as numbers
+        t = table.schema.field(k).type
+        while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            t = t.value_type
+        if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t)):
+            raise DatasetError(f"{path}: column {k} holds {t}, not numbers; store it as numbers")
     cols = {k: table.column(k).to_pylist() for k in ("observations", "actions", "rewards", "dones")}
     eps = []
     for i in range(table.num_rows):

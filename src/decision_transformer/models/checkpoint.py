@@ -164,7 +164,11 @@ def load_state_dict_strict(model, sd: dict, where: str = "checkpoint") -> None:
     unexpected = sorted(set(sd) - set(own))
     shapes = [f"{k} {tuple(sd[k].shape)} != {tuple(own[k].shape)}" for k in sorted(set(sd) & set(own))
               if tuple(sd[k].shape) != tuple(own[k].shape)]
+    kinds = [f"{k} {sd[k].dtype} where {own[k].dtype} belongs" for k in sorted(set(sd) & set(own))
+             if sd[k].dtype.is_floating_point != own[k].dtype.is_floating_point]   # fp16/bf16/fp64 weights load
     problems = []
+    if kinds:
+        problems.append(f"wrong type {'; '.join(kinds)}")
     if missing:
         problems.append(f"missing {', '.join(missing)}")
     if unexpected:
@@ -172,7 +176,7 @@ def load_state_dict_strict(model, sd: dict, where: str = "checkpoint") -> None:
     if shapes:
         problems.append(f"wrong shape {'; '.join(shapes)}")
     if problems:
-        raise CheckpointError(f"{where}: weights do not match the config: {' | '.join(problems)}")
+        raise CheckpointError(f"{where}: the weights ({WEIGHTS}) do not match the config: {' | '.join(problems)}")
     model.load_state_dict(sd, strict=True)
 
 

@@ -20,7 +20,6 @@ checkpoints/<env steps>/ with `last`; its checkpoints load, evaluate and export 
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -219,6 +218,7 @@ class Finetuner:
         w = csv.writer(mf)
         if new:
             w.writerow(FINETUNE_COLUMNS)
+            mf.flush()                              # a run killed before its first row still has it
         try:
             from torch.utils.tensorboard import SummaryWriter
             tb = SummaryWriter(str(self.rundir.tb), purge_step=self.env_steps + 1)
@@ -275,15 +275,15 @@ class Finetuner:
             save_pretrained(self.model, tmp)
             save_file({**optimizer_tensors(self.opt.state_dict()), "torch_rng": torch.get_rng_state()},
                       str(tmp / "trainer.safetensors"))
-            (tmp / "trainer.json").write_text(json.dumps({
-                "step": self.env_steps, "round": self.round, "updates": self.updates,
-                "param_groups": self.opt.state_dict()["param_groups"], "sched": self.sched.state_dict()}))
             lens = np.array([len(e) for e in self.buffer], np.int64)
             cat = lambda k: np.concatenate([getattr(e, k) for e in self.buffer])  # noqa: E731
             save_np({"lengths": lens, "observations": cat("observations").astype(np.float32),
                      "actions": cat("actions").astype(np.float32), "rewards": cat("rewards").astype(np.float64),
                      "terminations": cat("terminations").astype(np.uint8),
                      "truncations": cat("truncations").astype(np.uint8)}, str(tmp / "buffer.safetensors"))
+            self.rundir.write_state(tmp, {               # last: the hashes of the files above
+                "step": self.env_steps, "round": self.round, "updates": self.updates,
+                "param_groups": self.opt.state_dict()["param_groups"], "sched": self.sched.state_dict()})
         return self.rundir.save_checkpoint(self.env_steps, write)
 
     def _restore(self) -> None:
@@ -303,9 +303,10 @@ class Finetuner:
             raise DTError(f"--resume with different options ({', '.join(bad)}): a resumed run keeps its options; only "
                           "--online-steps may change")
         ck = self.rundir.last_checkpoint()
+        meta = self.rundir.read_state(ck, {"round": 0, "updates": 0, "param_groups": self.opt.state_dict()["param_groups"],
+                                           "sched": self.sched.state_dict()})   # every file of the checkpoint, checked
         try:
             load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
-            meta = json.loads((ck / "trainer.json").read_text())
             t = load_file(str(ck / "trainer.safetensors"))
             b = load_np(str(ck / "buffer.safetensors"))
         except (OSError, ValueError, KeyError, DTError, SafetensorError) as e:
@@ -318,7 +319,9 @@ class Finetuner:
         self.buffer = [Episode(*(b[k][a:z] for k in ("observations", "actions", "rewards")),
                                b["terminations"][a:z].astype(bool), b["truncations"][a:z].astype(bool))
                        for a, z in zip(np.concatenate([[0], ends[:-1]]), ends)]
-        self.rundir.truncate_metrics(self.env_steps)
+        self.rundir.truncate_metrics(self.env_steps,                     # rows come at evaluations
+                                     every=self.cfg.eval_every + self.cfg.num_envs * self.model.config.max_ep_len,
+                                     recorded=meta.get("metrics"))
         if saved.get("online_steps") != self.cfg.online_steps:
             self.rundir.write_config({**saved, "online_steps": self.cfg.online_steps})
         self.log(f"resumed {self.rundir.path} at {self.env_steps} env steps (round {self.round})")

@@ -320,7 +320,7 @@ class Trainer:
                 (tmp / EMA_DIR).mkdir()
                 write_checkpoint_files(self.ema.module, tmp / EMA_DIR)
             save_tensors(tensors, tmp / "trainer.safetensors")
-            (tmp / "trainer.json").write_text(json.dumps(meta))
+            self.rundir.write_state(tmp, meta)           # last: the hashes of the files above
         return self.rundir.save_checkpoint(self.step, write)
 
     def _training_forward(self):
@@ -353,11 +353,12 @@ class Trainer:
         self.dist.barrier()
         if not self.dist.main:
             ck = self.rundir.last.resolve()
+        template = {"param_groups": self.opt.state_dict()["param_groups"], "sched": self.sched.state_dict(),
+                    "sampler": self.sampler.state_dict(), **({"ema_n_averaged": 0} if self.ema is not None else {})}
+        meta = self.rundir.read_state(ck, template)        # every file of the checkpoint, checked
         try:
             load_state_dict_strict(self.model, read_weights(ck), where=str(ck))
-            meta = json.loads((ck / "trainer.json").read_text())
             t = load_file(str(ck / "trainer.safetensors"))
-            int(meta["step"])
         except (OSError, ValueError, KeyError, TypeError, DTError, SafetensorError) as e:
             raise self.rundir.damaged(f"{ck} cannot be resumed from ({e})", before=int(ck.name)) from None
         if self.cfg.steps < int(meta["step"]):             # before anything is written
@@ -387,7 +388,7 @@ class Trainer:
             torch.cuda.set_rng_state(t[pre + "cuda_rng"], self.device)
         self.step = int(meta["step"])
         if self.dist.main:
-            self.rundir.truncate_metrics(self.step)
+            self.rundir.truncate_metrics(self.step, every=self.cfg.log_every, recorded=meta.get("metrics"))
             if saved != asdict(self.cfg):                              # new --steps, or a moved run
                 self.rundir.write_config(asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
@@ -475,6 +476,7 @@ class Trainer:
         w = csv.writer(mf)
         if new:
             w.writerow(METRICS_COLUMNS)
+            mf.flush()                              # a run killed before its first row still has it
         try:
             from torch.utils.tensorboard import SummaryWriter
             tb = SummaryWriter(str(self.rundir.tb), purge_step=self.step + 1)
