@@ -169,3 +169,36 @@ def test_a_directory_without_write_permission_is_one_line(argv, tmp_path):
         assert list(ro.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("argv", [
+    ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "300", "--output", "{fs}/c", "--quiet"],
+    ["train", "--dataset", "{data}", "--env", "LineReach-v0", "--output", "{fs}/r", "--steps", "10",
+     "--checkpoint-every", "5", "--context-length", "4", "--hidden-size", "32", "--n-layer", "1", "--max-ep-len", "32",
+     "--return-scale", "10", "--num-threads", "1", "--quiet"],
+    ["export", "{ck}", "{fs}/x"],
+    ["export", "{ck}", "--format", "onnx", "{fs}/x"],
+], ids=["collect", "train", "export", "export-onnx"])
+def test_a_full_disk_ends_the_process_with_one_line_and_no_debris(argv, small_fs, tmp_path):
+    """In a process of its own, as a user runs it: exit 2 (no segfault at interpreter exit, as h5py
+    once gave after a failed write), one line, and nothing left on the full disk but what was there."""
+    import sys
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    data = toyenv.make_dataset(tmp_path / "toy.npz", episodes=20)
+    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=2, hidden_size=64, max_ep_len=32,
+                                                  return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0],
+                                                  state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(
+        tmp_path / "ck")
+    filler = small_fs / "filler"
+    filler.write_bytes(b"\0" * max(0, os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize - 60_000))
+    code = "import sys, toyenv; from decision_transformer.cli import main; sys.exit(main(sys.argv[1:]))"
+    r = subprocess.run([sys.executable, "-c", code, *[a.format(fs=small_fs, data=data, ck=tmp_path / "ck") for a in argv]],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"})
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2, r.stderr[-1500:]
+    assert err[-1].startswith("error: ") and "No space left on device" in err[-1], err[-3:]
+    assert sum("error:" in x for x in err) == 1 and "Traceback" not in r.stderr
+    left = sorted(str(p.relative_to(small_fs)) for p in small_fs.iterdir())
+    assert left == (["filler", "r"] if argv[0] == "train" else ["filler"]), left   # the run: started over by the same command
+    assert not [p for p in small_fs.rglob(".*") if p.name != ".lock"]              # no temp file or directory

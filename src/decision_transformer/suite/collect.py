@@ -269,19 +269,15 @@ def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorit
             warnings.simplefilter("ignore")   # minari nags about author/permalink/description
             kw = dict(ref_min_score=ref_min, ref_max_score=ref_max) if ref_max is not None else {}
             osp, asp, fs = _spaces(env_id)
-            try:
+
+            def write():
                 made = minari.create_dataset_from_buffers(
                     dataset_id, bufs, env=_jsonable_spec(env_id), observation_space=osp, action_space=asp,
                     algorithm_name=algorithm_name, author="decision-transformer",
                     description=description or algorithm_name, **kw)
                 if fs > 1:
                     made.storage.update_metadata({"frame_stack": fs})
-            except OSError:                                      # the command reports it in one line
-                raise
-            except (ValueError, RuntimeError) as e:             # h5py reports a full disk as a ValueError
-                if "errno = 28" in str(e):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final.parent)) from None
-                raise DTError(f"writing the Minari dataset to {final} failed ({why(e)}); nothing was written")
+            _contained(write, final)
         from minari.storage import get_dataset_path
         written = Path(get_dataset_path(dataset_id))
         if final.exists() and overwrite:
@@ -294,6 +290,73 @@ def write_minari(dataset_id, final: Path, eps, env_id, ref_min, ref_max, algorit
             os.environ["MINARI_DATASETS_PATH"] = old
         shutil.rmtree(tmp_root, ignore_errors=True)
     return final
+
+
+def _contained(write, final: Path) -> None:
+    """Run `write` in a forked child where the OS allows: after a failed write (a full disk) h5py
+    objects left behind crash the interpreter as they are freed (a segfault at exit), so the child
+    leaves with os._exit and only its verdict comes back: an OSError (a full disk: ENOSPC, also
+    when h5py words it as a ValueError), an interruption, or one line of what failed."""
+    import json
+
+    def verdict():
+        try:
+            write()
+            return {"ok": True}
+        except KeyboardInterrupt:
+            return {"interrupted": True}
+        except OSError as e:
+            return {"errno": e.errno, "strerror": e.strerror or str(e), "filename": e.filename}
+        except Exception as e:                           # h5py reports a full disk as a ValueError
+            if "errno = 28" in str(e):
+                return {"errno": errno.ENOSPC, "strerror": os.strerror(errno.ENOSPC), "filename": str(final.parent)}
+            return {"error": why(e)}
+
+    if not hasattr(os, "fork"):
+        v = verdict()
+    else:
+        r, w = os.pipe()
+        log = tempfile.TemporaryFile()                   # the child's stderr: h5py's noise stays out of sight
+        pid = os.fork()
+        if pid == 0:                                     # the child: write, report, leave without teardown
+            os.close(r)
+            os.dup2(log.fileno(), 2)
+            code = 1
+            try:
+                v = verdict()
+                if v.get("ok"):
+                    import gc
+                    gc.collect()                         # a successful writer's files are closed and flushed
+                os.write(w, json.dumps(v).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        try:
+            with os.fdopen(r, "rb") as f:
+                raw = f.read()
+            _, status = os.waitpid(pid, 0)
+        except KeyboardInterrupt:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise
+        log.seek(0)
+        noise = log.read().decode(errors="replace")
+        log.close()
+        try:
+            v = json.loads(raw)
+        except ValueError:                               # it crashed: h5py frees a file whose write failed
+            if "errno = 28" in noise:
+                v = {"errno": errno.ENOSPC, "strerror": os.strerror(errno.ENOSPC), "filename": str(final.parent)}
+            else:
+                raise DTError(f"writing the Minari dataset to {final} failed (the writer process ended with status "
+                              f"{status}); nothing was written")
+    if v.get("interrupted"):
+        raise KeyboardInterrupt
+    if "errno" in v:                                     # the command reports it in one line
+        raise OSError(v["errno"], v["strerror"], v["filename"])
+    if "error" in v:
+        raise DTError(f"writing the Minari dataset to {final} failed ({v['error']}); nothing was written")
 
 
 def reference_min_score(env_id: str, episodes: int = 100, seed: int = 12345) -> float:
