@@ -3,9 +3,7 @@ one `error:` line (argparse's usage line aside), no traceback, and leave the wor
 was. Other parametrised cases of the same contract live beside the code they exercise
 (test_cli.py, test_checkpoint.py, test_io_failures.py)."""
 
-import json
 
-import numpy as np
 import pytest
 import toyenv  # noqa: F401  (registers LineReach-v0)
 
@@ -14,23 +12,9 @@ from decision_transformer.cli import main
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """Small inputs made on the fly: a toy dataset, a checkpoint, a finished run, odd files."""
-    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    """Small inputs made on the fly (toyenv.make_misuse_inputs, shared with tools/misuse_audit.py)."""
     d = tmp_path_factory.mktemp("inputs")
-    toyenv.make_dataset(d / "toy.npz", episodes=10)
-    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=8, max_ep_len=32,
-                                                  return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0],
-                                                  state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(d / "ck")
-    assert main(["train", "--dataset", str(d / "toy.npz"), "--output", str(d / "run"), "--steps", "2", "--context-length",
-                 "3", "--hidden-size", "8", "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--quiet",
-                 "--env", "LineReach-v0"]) == 0
-    (d / "file.txt").write_text("not a checkpoint")
-    (d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
-    (d / "garbage.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    (d / "bad.json").write_text("{not json")
-    (d / "list.json").write_text(json.dumps([1, 2]))
-    (d / "unknown.json").write_text(json.dumps({"learning_rate": 1e-3}))
-    np.savetxt(d / "mean3.txt", np.zeros(3))
+    toyenv.make_misuse_inputs(d)
     return d
 
 
@@ -130,6 +114,37 @@ CASES = [
      "not an ONNX export"),
     ("video-device-unknown", ["video", "{i}/ck", T, "19", "-o", "{w}/v.gif", "--device", "gpu0"],
      "use auto, cpu, cuda, cuda:N or mps"),
+    # run-directory files cut short or hand-edited, on --resume (the generated cases: test_fault_injection.py)
+    ("resume-config-cut", ["train", "--resume", "{i}/run_cut"], "config.json is cut short or not JSON"),
+    ("resume-dangling-last", ["train", "--resume", "{i}/run_dangling", "--steps", "5"],
+     "checkpoints/last points at 00000002, which is missing; the newest intact checkpoint is step 1"),
+    ("resume-state-edited", ["train", "--resume", "{i}/run_edited", "--steps", "5"],
+     "trainer.safetensors is changed since the checkpoint was written"),
+    ("resume-a-checkpoint", ["train", "--resume", "{i}/run/checkpoints/last"], "is one checkpoint of a run, not a run"),
+    # dataset fields of the wrong type or size: data info says what training refuses
+    ("data-info-text-rewards", ["data", "info", "{i}/text_rewards.npz", "--plot", "none"], "field rewards: not numbers"),
+    ("train-text-rewards", ["train", "--dataset", "{i}/text_rewards.npz", "--output", "{w}/r"], "field rewards: not numbers"),
+    ("data-info-huge-actions", ["data", "info", "{i}/huge_actions.npz", "--plot", "none"], "beyond the 1e+08"),
+    ("train-huge-actions", ["train", "--dataset", "{i}/huge_actions.npz", "--output", "{w}/r"], "beyond the 1e+08"),
+    # options that would change a run on resume
+    ("resume-steps-below", ["train", "--resume", "{i}/run", "--steps", "1"], "--steps 1 is below the run's last checkpoint"),
+    ("resume-another-dataset", ["train", "--resume", "{i}/run", "--dataset", "{i}/toy2.npz"],
+     "--resume with different options (dataset)"),
+    # unbounded requests
+    ("sweep-1e8-targets", ["sweep", "{i}/ck", "--targets", "1:5:100000000", "--output", "{w}/s"], "N in [2, 1000]"),
+    ("eval-1e9-episodes", ["eval", "{i}/ck", "--episodes", "1000000000"], "--episodes must be in [1, 100000]"),
+    ("eval-1e5-envs", ["eval", "{i}/ck", "--num-envs", "100000"], "--num-envs must be in [1, 1024]"),
+    ("collect-1e9-episodes", ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1000000000",
+                              "--output", "{w}/c"], "--episodes must be in [1, 100000]"),
+    # a pair of options follows one rule everywhere
+    ("eval-ref-min-alone", ["eval", "{i}/ck", "--ref-min-score", "0"], "give both --ref-min-score and --ref-max-score"),
+    # messages that used to mislead
+    ("train-mistyped-path", ["train", "--dataset", "{i}/toy.np", "--output", "{w}/r"], "(did you mean"),
+    ("train-preset-file-missing", ["train", "--dataset", "{i}/toy.npz", "--preset", "{w}/nope.json", "--output",
+                                   "{w}/r"], "nope.json does not exist"),
+    ("eval-config-one-bad-field", ["eval", "{i}/ck_bad_field"], "n_layer must be an integer, got 'three'"),
+    ("data-info-minari-bad-metadata", ["data", "info", "{i}/minari_bad_meta", "--plot", "none"],
+     "metadata.json: total_steps is -5, not a count"),
 ]
 
 

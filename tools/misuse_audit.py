@@ -32,28 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MAKE_INPUTS = r"""
-import json, sys
-import numpy as np
+import sys
 sys.path.insert(0, sys.argv[2])
 import toyenv
-from decision_transformer.cli import main
-from decision_transformer import DecisionTransformer, DecisionTransformerConfig
-from pathlib import Path
-d = Path(sys.argv[1])
-toyenv.make_dataset(d / "toy.npz", episodes=10)
-DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=8, max_ep_len=32,
-    return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0], state_mean=[0.0, 0.0],
-    state_std=[1.0, 1.0])).save_pretrained(d / "ck")
-main(["train", "--dataset", str(d / "toy.npz"), "--output", str(d / "run"), "--steps", "2", "--context-length", "3",
-      "--hidden-size", "8", "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--quiet",
-      "--env", "LineReach-v0"])
-(d / "file.txt").write_text("not a checkpoint")
-(d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
-(d / "garbage.hdf5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-(d / "bad.json").write_text("{not json")
-(d / "list.json").write_text(json.dumps([1, 2]))
-(d / "unknown.json").write_text(json.dumps({"learning_rate": 1e-3}))
-np.savetxt(d / "mean3.txt", np.zeros(3))
+toyenv.make_misuse_inputs(sys.argv[1])
 """
 
 RUN_CASE = r"""

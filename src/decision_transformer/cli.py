@@ -97,11 +97,12 @@ def cmd_train(a) -> None:
         if a.preset:
             raise DTError("--resume takes the run's saved options; --preset cannot be given with it")
         rd = RunDir(a.resume)
+        saved = rd.read_config()                # a file cut short or not a run: its own line
         try:                                    # the saved options alone first: a bad one names the file
-            TrainConfig.from_sources(None, {**rd.read_config(), "output": a.resume})
+            TrainConfig.from_sources(None, {**saved, "output": a.resume})
         except DTError as e:
             raise DTError(f"{rd.config}: {e}; restore the file, or train again into another --output")
-        cfg = TrainConfig(**{**rd.read_config(), **over})
+        cfg = TrainConfig(**{**saved, **over})
         cfg.output = a.resume                   # the run continues where it is now, even if moved
         cfg.validate()                          # the trainer applies the resume rule (rundir.py)
     else:

@@ -375,6 +375,8 @@ def _check_minari_files(data: Path) -> None:
     bad = json_mismatch(MINARI_METADATA, m)
     if bad or (missing := [k for k in ("total_episodes", "total_steps") if k not in m]):
         raise DatasetError(f"{meta}: not Minari's metadata ({bad or 'no ' + ', '.join(missing)}); {fix}")
+    if (neg := [k for k in ("total_episodes", "total_steps") if m[k] < 0]):
+        raise DatasetError(f"{meta}: {neg[0]} is {m[neg[0]]}, not a count; {fix}")
     if m.get("data_format", "hdf5") != "hdf5":
         return
     main = data / MINARI_DATA
