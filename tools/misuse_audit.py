@@ -14,8 +14,8 @@ that same version. Each answer is classified:
     python tools/misuse_audit.py [--src OTHER_CHECKOUT/src] [--json out.json]
     python tools/misuse_audit.py --table before.json after.json > docs/misuse-audit.md
 
-Before/after for issue #11: run it on the commit the issue was filed against and on HEAD
-(`git worktree add /tmp/before 6bb270b`, then `--src /tmp/before/src`).
+Before/after: run it on an older commit and on HEAD (`git worktree add /tmp/before COMMIT`, then
+`--src /tmp/before/src`); docs/reliability.md lists the runs behind docs/audit/.
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ def corpus() -> list[tuple[str, list[str], str]]:
 
 
 def snapshot(d: Path) -> list[tuple[str, int]]:
-    return sorted((str(p.relative_to(d)), p.stat().st_size if p.is_file() else -1) for p in d.rglob("*"))
+    """Every path under d with its size (-1 for directories, and for a run's .lock, which every
+    writer that takes it rewrites with its own pid)."""
+    return sorted((str(p.relative_to(d)), p.stat().st_size if p.is_file() and p.name != ".lock" else -1)
+                  for p in d.rglob("*"))
 
 
 def audit(src: Path) -> dict:
@@ -111,8 +114,8 @@ def audit(src: Path) -> dict:
     return {"src": str(src), "counts": counts, "cases": rows}
 
 
-def table(runs: list[dict]) -> str:
-    out = ["# The misuse corpus, before and after issue #11", "",
+def table(runs: list[dict], title: str) -> str:
+    out = [f"# {title}", "",
            "Written by `python tools/misuse_audit.py --table ...` from the JSON files beside this page; "
            "each is one `tools/misuse_audit.py --src SRC --json FILE` run (every case of "
            "tests/test_bad_inputs.py in its own process). Do not edit by hand.", "",
@@ -136,9 +139,10 @@ def main() -> None:
     p.add_argument("--json", help="write every case's answer here")
     p.add_argument("--label", help="what --src is, for the table (e.g. 'before: 6bb270b')")
     p.add_argument("--table", nargs="+", metavar="JSON", help="print a markdown table of earlier --json files")
+    p.add_argument("--title", default="The misuse corpus, before and after", help="the table's heading")
     a = p.parse_args()
     if a.table:
-        print(table([json.loads(Path(f).read_text()) | {"file": f} for f in a.table]))
+        print(table([json.loads(Path(f).read_text()) | {"file": f} for f in a.table], a.title))
         return
     res = audit(Path(a.src).resolve())
     res["label"] = a.label
