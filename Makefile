@@ -22,8 +22,9 @@ install: $(VENV)/.installed
 demo: install
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/dt demo --output reports/demo
 
+# one pytest worker per usable CPU, each test file on one worker (its module fixtures are built once)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-all: install
 	$(BIN)/python -m pytest -m ""

@@ -7,6 +7,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")      # tests never touch the networ
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+def pytest_report_header(config):
+    """The CPUs the run may use: the test run's time depends on them (README)."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"cpus: {usable} usable of {os.cpu_count()}"
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
