@@ -47,11 +47,11 @@ CASES = [
     ("train-dropout-negative", ["train", "--dataset", "{i}/toy.npz", "--dropout", "-0.1", "--output", "{w}/r"],
      "--dropout must be in [0, 1), got -0.1"),
     ("train-batch-zero", ["train", "--dataset", "{i}/toy.npz", "--batch-size", "0", "--output", "{w}/r"],
-     "--batch-size must be >= 1, got 0"),
+     "--batch-size must be in [1, 65536], got 0"),
     ("train-context-zero", ["train", "--dataset", "{i}/toy.npz", "--context-length", "0", "--output", "{w}/r"],
-     "--context-length must be >= 1"),
+     "--context-length must be in [1, 4096], got 0"),
     ("train-eval-episodes-zero", ["train", "--dataset", "{i}/toy.npz", "--eval-episodes", "0", "--output", "{w}/r"],
-     "--eval-episodes must be >= 1"),
+     "--eval-episodes must be in [1, 100000], got 0"),
     # dt eval / sweep / video / info / export
     ("eval-missing", ["eval", "{w}/nope"], "no such checkpoint directory"),
     ("eval-a-file", ["eval", "{i}/file.txt"], "is a file"),
@@ -136,6 +136,10 @@ CASES = [
     ("eval-1e5-envs", ["eval", "{i}/ck", "--num-envs", "100000"], "--num-envs must be in [1, 1024]"),
     ("collect-1e9-episodes", ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "1000000000",
                               "--output", "{w}/c"], "--episodes must be in [1, 100000]"),
+    ("train-1e11-steps", ["train", "--dataset", "{i}/toy.npz", "--steps", "100000000000", "--output", "{w}/r"],
+     "--steps must be in [1, 1000000000]"),
+    ("train-model-beyond-memory", ["train", "--dataset", "{i}/toy.npz", "--hidden-size", "16384", "--n-layer", "48",
+                                   "--output", "{w}/r"], "GiB are free on cpu: lower --hidden-size"),
     # a pair of options follows one rule everywhere
     ("eval-ref-min-alone", ["eval", "{i}/ck", "--ref-min-score", "0"], "give both --ref-min-score and --ref-max-score"),
     # messages that used to mislead

@@ -29,6 +29,9 @@ PRESETS = Path(__file__).resolve().parent / "presets"
 EMA_DIR = "ema"              # checkpoints/<step>/ema/: the moving average's weights (--ema-decay)
 
 
+MAX_COUNT = 1_000_000_000     # steps and intervals: a bound on typos (1e9 paper-config steps: years on a CPU)
+
+
 @dataclass
 class TrainConfig:
     """Every training option, declared once (options.py): `dt train`'s flags, their help and the
@@ -37,29 +40,29 @@ class TrainConfig:
                           default_text="none, required")
     env_id: str | None = option(None, "env id for evaluation", flag="--env", default_text="the dataset's env")
     output: str = option("runs/dt", "run directory: config, metrics, TensorBoard events, checkpoints")
-    steps: int = option(100_000, "gradient steps (the paper: 10 x 10k)", range="[1, inf)")
-    batch_size: int = option(64, "windows per gradient step", range="[1, inf)")
-    context_length: int = option(20, "K, timesteps per window", range="[1, inf)")
-    hidden_size: int = option(128, "embedding width (a multiple of --n-head)", range="[1, inf)")
-    n_layer: int = option(3, "transformer blocks", range="[1, inf)")
-    n_head: int = option(1, "attention heads", range="[1, inf)")
+    steps: int = option(100_000, "gradient steps (the paper: 10 x 10k)", range=f"[1, {MAX_COUNT}]")
+    batch_size: int = option(64, "windows per gradient step", range="[1, 65536]")
+    context_length: int = option(20, "K, timesteps per window", range="[1, 4096]")
+    hidden_size: int = option(128, "embedding width (a multiple of --n-head)", range="[1, 65536]")
+    n_layer: int = option(3, "transformer blocks", range="[1, 1024]")
+    n_head: int = option(1, "attention heads", range="[1, 1024]")
     activation_function: str = option("relu", "MLP activation", choices=ACTIVATIONS)
     dropout: float = option(0.1, "dropout on embeddings, attention and residuals", range="[0, 1)")
     lr: float = option(1e-4, "peak learning rate (AdamW)", range="(0, inf)")
     weight_decay: float = option(1e-4, "AdamW weight decay", range="[0, inf)")
     betas: list[float] = option(help="AdamW betas (the Atari DT: 0.9 0.95)", range="[0, 1)", factory=lambda: [0.9, 0.999])
     embed_tanh: bool = option(False, "tanh on the return/state/action embeddings (the Atari DT)")
-    warmup_steps: int = option(10_000, "linear learning-rate warm-up steps, then constant", range="[0, inf)")
+    warmup_steps: int = option(10_000, "linear learning-rate warm-up steps, then constant", range=f"[0, {MAX_COUNT}]")
     grad_clip: float = option(0.25, "gradient-norm clip", range="(0, inf)")
     return_scale: float = option(1000.0, "returns-to-go are divided by this (1000 for MuJoCo)", range="(0, inf)")
-    max_ep_len: int = option(1000, "rows of the timestep embedding (longest episode)", range="[1, inf)")
+    max_ep_len: int = option(1000, "rows of the timestep embedding (longest episode)", range="[1, 10000000]")
     target_returns: list[float] = option(help="evaluation targets stored with the model (unscaled)",
                                          flag="--target-return", factory=lambda: [3600.0, 1800.0])
     seed: int = option(0, "seed of the weights, the sampler and dropout", range="[0, inf)")
-    log_every: int = option(100, "steps between metrics rows", range="[1, inf)")
-    checkpoint_every: int = option(5_000, "steps between checkpoints (each is kept)", range="[1, inf)")
-    eval_every: int = option(0, "steps between evaluations during training (0: none)", range="[0, inf)")
-    eval_episodes: int = option(10, "episodes per target in those evaluations", range="[1, inf)")
+    log_every: int = option(100, "steps between metrics rows", range=f"[1, {MAX_COUNT}]")
+    checkpoint_every: int = option(5_000, "steps between checkpoints (each is kept)", range=f"[1, {MAX_COUNT}]")
+    eval_every: int = option(0, "steps between evaluations during training (0: none)", range=f"[0, {MAX_COUNT}]")
+    eval_episodes: int = option(10, "episodes per target in those evaluations", range="[1, 100000]")
     num_threads: int = option(0, "torch threads (0: torch's default; one per job when jobs share cores)",
                               range="[0, inf)")
     device: str = option("auto", "auto (cuda if available, else cpu), cpu, cuda, cuda:N or mps")
@@ -141,6 +144,37 @@ def top_episodes(ds, pct: float, unit: str = "timesteps"):
     keep = np.sort(keep)
     return TrajectoryDataset.from_episodes([ds.episode(int(i)) for i in keep], f"{ds.metadata.get('source')} top {pct}%",
                                            ds.observation_space, ds.action_space, ds.metadata)
+
+
+def _check_memory(cfg: TrainConfig, ds, env_id, device) -> None:
+    """Refuse, in one line with the estimate, a model whose training cannot fit the memory free on
+    its device: parameters counted exactly on the meta device (nothing allocated), times weights,
+    gradients, AdamW's two moments and the weight average; activations by Megatron-LM's estimate
+    (per layer s*b*h*(34 + 5*a*s/h) half-precision bytes for s tokens, doubled for fp32)."""
+    free = _free_bytes(device)
+    if free is None:
+        return
+    with torch.device("meta"):
+        model = build_model(cfg, ds, env_id)
+    n = sum(p.numel() for p in model.parameters())
+    s, h, a = 3 * cfg.context_length, cfg.hidden_size, cfg.n_head
+    need = 4 * n * (4 + bool(cfg.ema_decay)) + 4 * cfg.n_layer * s * cfg.batch_size * h * (34 + 5 * a * s / h)
+    if need > free:
+        raise DTError(f"training this model needs about {need / 2**30:,.1f} GiB ({n / 1e6:,.1f}M parameters, batch "
+                      f"{cfg.batch_size} x {s} tokens) and {free / 2**30:,.1f} GiB are free on {device}: lower "
+                      "--hidden-size, --n-layer, --batch-size or --context-length")
+
+
+def _free_bytes(device) -> int | None:
+    """Memory free for a training run on `device` (None where it cannot be read)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
@@ -243,6 +277,7 @@ class Trainer:
             check_env_fits(ds, cfg.env_id, cfg.dataset)
         elif env_id:                                    # the env the dataset names, if this machine has it
             check_env_fits(ds, env_id, cfg.dataset, named_by_data=True)
+        _check_memory(cfg, ds, env_id, self.device)    # before the run directory exists
         if self.dist.main:
             resume = self.rundir.open(resume, f"dt train --output {self.run}")   # one writer per run directory
         resume = self.dist.broadcast(bool(resume))         # ranks > 0 never write to the run directory
