@@ -493,3 +493,17 @@ def test_resume_damage_and_misuse_are_one_line_and_offer_the_newest_intact_check
     (run / "config.json").write_text(json.dumps(d))
     assert "unknown training option(s): turbo" in err(["train", "--resume", str(run)])
     assert "preset file nowhere.json does not exist" in err(["train", "--dataset", toy_data, "--preset", "nowhere.json"])
+
+
+def test_resume_takes_the_runs_dataset_spelt_another_way_but_refuses_another_file(toy_data, tmp_path, monkeypatch,
+                                                                                 capsys):
+    import shutil
+    shutil.copy(toy_data, tmp_path / "toy.npz")
+    shutil.copy(toy_data, tmp_path / "other.npz")
+    monkeypatch.chdir(tmp_path)
+    train(_cfg("toy.npz", tmp_path / "r", steps=4, checkpoint_every=2), progress=False)       # a relative path
+    assert main(["train", "--resume", str(tmp_path / "r"), "--dataset", str(tmp_path / "toy.npz"), "--steps", "6",
+                 "--quiet"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "r"), "--dataset", str(tmp_path / "other.npz"), "--steps", "8",
+                 "--quiet"]) == 2
+    assert "--resume with different options (dataset)" in capsys.readouterr().err

@@ -210,8 +210,13 @@ class RunDir:
     # -- resuming -----------------------------------------------------------------------------
     @staticmethod
     def resume_conflicts(saved: dict, new: dict) -> list[str]:
-        """The options a resumed run would change against the rule."""
-        return sorted(k for k in set(saved) | set(new) if saved.get(k) != new.get(k) and k not in MAY_CHANGE_ON_RESUME)
+        """The options a resumed run would change against the rule (the same dataset file spelt
+        another way, relative or absolute, is no change)."""
+        def same(k, a, b):
+            return a == b or (k == "dataset" and isinstance(a, str) and isinstance(b, str) and os.path.exists(a)
+                              and os.path.exists(b) and os.path.samefile(a, b))
+        return sorted(k for k in set(saved) | set(new)
+                      if k not in MAY_CHANGE_ON_RESUME and not same(k, saved.get(k), new.get(k)))
 
     def check_resume(self, new: dict, defaults: dict | None = None) -> dict:
         """`defaults`: the values of options a run saved before they existed (it ran with them)."""
