@@ -22,6 +22,9 @@ import toyenv
 from decision_transformer.cli import main
 from decision_transformer.files import CSV, FILES, HDF5, JSON, LINK, NPZ, PARQUET, SAFETENSORS, file_format
 
+# what a line offers the user to do about it (one of these words, at least)
+FIXES = ("restore", "resume from", "start it over", "start the run over", "collect", "re-save", "re-download", "repair",
+         "move it away", "store", "rescale", "again", "remove", "delete", "check the path", "pass one")
 SMALL = ["--context-length", "3", "--hidden-size", "16", "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10",
          "--num-threads", "1", "--quiet"]
 
@@ -196,4 +199,5 @@ def test_a_damaged_file_is_one_line_naming_it_and_nothing_else_changes(kind, pat
     assert len(lines) == 1 and "Traceback" not in err, err[-1500:]
     named = Path(rel).name if Path(rel).name not in ("config.json", "model.safetensors", "last") else rel
     assert named in lines[0] or str(target) in lines[0], f"the line does not name {rel}: {lines[0]}"
+    assert any(fix in lines[0] for fix in FIXES), f"the line says no fix: {lines[0]}"
     assert _state(work) == before, "other files changed"

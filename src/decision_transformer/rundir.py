@@ -189,7 +189,11 @@ class RunDir:
             raise DTError(f"{self.path} is one checkpoint of a run, not a run directory: pass the run directory "
                           f"{self.path.parent.parent}")
         if not self.config.is_file():
-            raise DTError(f"{self.path}: not a run directory (no config.json)")
+            if self.checkpoints.is_dir():
+                raise DTError(f"{self.config} is missing: the run's options are lost; restore the file, or train "
+                              "again into another --output")
+            raise DTError(f"{self.path}: not a run directory (no config.json): pass the directory a run was "
+                          "written to (--output), or start it over without --resume")
         try:
             d = json.loads(self.config.read_text())
         except (ValueError, UnicodeDecodeError) as e:

@@ -256,7 +256,7 @@ def load_dataset(source, download: bool = False, pack_frames: bool = True) -> Tr
         raise DatasetError(f"{p}: unknown dataset file type {suffix!r} (expected .hdf5/.h5, .parquet/.arrow, .npz)")
     if p.suffix.lower() in (".hdf5", ".h5", ".parquet", ".arrow", ".npz") or str(source).startswith((os.sep, ".", "~")) \
             or not re.search(r"-v\d+$", str(source)):            # not a Minari id (name-vN): a path
-        raise DatasetError(f"{source}: no such file or directory{_near_matches(p)}")
+        raise DatasetError(f"{source}: no such file or directory{_near_matches(p) or '; check the path'}")
     return _load_minari_id(str(source), download, pack_frames)
 
 
@@ -298,7 +298,8 @@ def _load_minari_dir(path: Path, pack_frames: bool = True) -> TrajectoryDataset:
     from minari import MinariDataset
     data = path / "data" if (path / "data").is_dir() else path
     if not (data / "metadata.json").is_file():
-        raise DatasetError(f"{path}: not a Minari dataset directory (no data/metadata.json)")
+        raise DatasetError(f"{path}: not a Minari dataset directory (no data/metadata.json): pass one, or restore its "
+                           "metadata.json, or collect the dataset again")
     _check_minari_files(data)
     try:
         md = MinariDataset(str(data))
@@ -431,7 +432,7 @@ def _load_d4rl(path: Path) -> TrajectoryDataset:
         raise
     except Exception as e:
         raise DatasetError(f"{path}: cannot read HDF5 ({why(e)}); "
-                           "the file is corrupt or truncated")
+                           "the file is corrupt or truncated: restore it, or make it again")
     eps = _split(str(path), obs, act, rew, term, trunc)
     return TrajectoryDataset.from_episodes(eps, str(path), metadata={"source": str(path), "format": "d4rl", **meta})
 
@@ -453,7 +454,7 @@ def _load_hf_rows(path: Path) -> TrajectoryDataset:
                     table = pa.ipc.open_file(src).read_all()
     except Exception as e:
         raise DatasetError(f"{path}: cannot read ({why(e)}); "
-                           "the file is corrupt or truncated")
+                           "the file is corrupt or truncated: restore it, or make it again")
     missing = [k for k in ("observations", "actions", "rewards", "dones") if k not in table.column_names]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {', '.join(missing)} (rows of observations, actions, rewards, dones)")
@@ -487,7 +488,7 @@ def _load_npz(path: Path) -> TrajectoryDataset:
         fields = {k: d[k] for k in d.files}
     except Exception as e:
         raise DatasetError(f"{path}: cannot read ({why(e)}); "
-                           "the file is corrupt or truncated")
+                           "the file is corrupt or truncated: restore it, or make it again")
     missing = [k for k in ("observations", "actions", "rewards", "terminations", "truncations") if k not in fields]
     if missing:
         raise DatasetError(f"{path}: missing field(s) {', '.join(missing)}")

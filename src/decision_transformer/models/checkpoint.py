@@ -87,7 +87,8 @@ def write_checkpoint_files(model, d: Path, *, transformers_only: bool = False) -
 def _read_config(d: Path) -> PolicyConfig:
     p = d / CONFIG
     if not p.is_file():
-        raise CheckpointError(f"{d}: no {CONFIG} here; a checkpoint is a directory with {CONFIG} + {WEIGHTS}")
+        raise CheckpointError(f"{d}: no {CONFIG} here; a checkpoint is a directory with {CONFIG} + {WEIGHTS}: pass one, "
+                              f"or restore its {CONFIG}")
     try:
         raw = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -108,7 +109,7 @@ def _read_config(d: Path) -> PolicyConfig:
     except CheckpointError:
         raise
     except (TypeError, ValueError, DTError) as e:
-        raise CheckpointError(f"{p}: invalid configuration ({e})")
+        raise CheckpointError(f"{p}: invalid configuration ({e}); restore the file, or re-save the checkpoint")
 
 
 def save_tensors(tensors: dict, path, metadata: dict | None = None) -> None:
@@ -135,7 +136,8 @@ def read_weights(d: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(d / WEIGHTS))
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{d / WEIGHTS}: cannot read ({e}); the file is corrupt or truncated")
+            raise CheckpointError(f"{d / WEIGHTS}: cannot read ({e}); the file is corrupt or truncated: restore it, or "
+                                  "re-save or re-download the checkpoint")
     if (d / BIN).is_file():
         import pickle
         import warnings
@@ -153,7 +155,7 @@ def read_weights(d: Path) -> dict[str, torch.Tensor]:
         if not isinstance(sd, dict):
             raise CheckpointError(f"{d / BIN}: holds a {type(sd).__name__}, not a state dict")
         return sd
-    raise CheckpointError(f"{d}: no weights ({WEIGHTS} or {BIN}) in this directory")
+    raise CheckpointError(f"{d}: no weights ({WEIGHTS} or {BIN}) in this directory: restore them, or re-save the checkpoint")
 
 
 def load_state_dict_strict(model, sd: dict, where: str = "checkpoint") -> None:
@@ -176,7 +178,8 @@ def load_state_dict_strict(model, sd: dict, where: str = "checkpoint") -> None:
     if shapes:
         problems.append(f"wrong shape {'; '.join(shapes)}")
     if problems:
-        raise CheckpointError(f"{where}: the weights ({WEIGHTS}) do not match the config: {' | '.join(problems)}")
+        raise CheckpointError(f"{where}: the weights ({WEIGHTS}) do not match the config: {' | '.join(problems)}; "
+                              "re-save the checkpoint")
     model.load_state_dict(sd, strict=True)
 
 
