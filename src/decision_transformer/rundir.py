@@ -241,14 +241,13 @@ class RunDir:
         self.last_checkpoint_debris()
         return self.last.resolve()
 
-    def truncate_metrics(self, step: int, every: int = 1, recorded: dict | None = None) -> None:
+    def truncate_metrics(self, step: int, recorded: dict | None = None) -> None:
         """Drop metrics rows past `step` (logged after the checkpoint a run resumes from): the
         resumed run logs those steps again, so metrics.csv never holds a step twice. `recorded`
         (the checkpoint's trainer.json "metrics"): the log's length and hash when the checkpoint was
         written; the file is cut back to it, and refused if that part was cut or changed. Without
         it (checkpoints of earlier versions) rows are filtered by step: a last line cut by a kill
-        is dropped, a row that is not numbers or missing rows (the last one at or before `step`
-        must lie within `every` steps of it) are refused. Refused before anything is written; a
+        is dropped, a row that is not numbers is refused. Refused before anything is written; a
         deleted file is started anew."""
         if not self.metrics.is_file():
             return
@@ -270,7 +269,8 @@ class RunDir:
             lines = self.metrics.read_text().splitlines(keepends=True)
         except (OSError, UnicodeDecodeError) as e:
             raise DTError(f"{self.metrics}: cannot be read ({e}): {fix}")
-        if lines and not lines[-1].endswith("\n"):
+        cut = bool(lines) and not lines[-1].endswith("\n")
+        if cut:
             lines = lines[:-1]                      # a row cut by a kill mid-write
         width = len(lines[0].split(",")) if lines else 0
         if lines and not re.fullmatch(r"[a-z_]+", lines[0].split(",", 1)[0]):   # empty: killed before the header
@@ -280,12 +280,9 @@ class RunDir:
             if len(cells) != width or not cells[0].isdigit() or not all(_number_or_empty(c) for c in cells[1:]):
                 raise DTError(f"{self.metrics}: line {n} is not a row of numbers ({ln.strip()[:60]!r}): {fix}")
         keep = [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= step]
-        if step >= every and (not keep or int(keep[-1].split(",", 1)[0]) <= step - every):
-            got = f"ends at step {keep[-1].split(',', 1)[0]}" if keep else "has no rows"
-            raise DTError(f"{self.metrics}: {got}, where the checkpoint is at step {step}: rows are missing; {fix}")
         if not lines:
             self.metrics.unlink()                  # the resumed run writes a new one, header first
-        elif len(keep) != len(lines) - 1 or not self.metrics.read_text().endswith("\n"):
+        elif cut or len(keep) != len(lines) - 1:
             write_text_atomic(self.metrics, "".join(lines[:1] + keep))
 
 

@@ -319,9 +319,7 @@ class Finetuner:
         self.buffer = [Episode(*(b[k][a:z] for k in ("observations", "actions", "rewards")),
                                b["terminations"][a:z].astype(bool), b["truncations"][a:z].astype(bool))
                        for a, z in zip(np.concatenate([[0], ends[:-1]]), ends)]
-        self.rundir.truncate_metrics(self.env_steps,                     # rows come at evaluations
-                                     every=self.cfg.eval_every + self.cfg.num_envs * self.model.config.max_ep_len,
-                                     recorded=meta.get("metrics"))
+        self.rundir.truncate_metrics(self.env_steps, recorded=meta.get("metrics"))
         if saved.get("online_steps") != self.cfg.online_steps:
             self.rundir.write_config({**saved, "online_steps": self.cfg.online_steps})
         self.log(f"resumed {self.rundir.path} at {self.env_steps} env steps (round {self.round})")

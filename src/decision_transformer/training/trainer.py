@@ -423,7 +423,7 @@ class Trainer:
             torch.cuda.set_rng_state(t[pre + "cuda_rng"], self.device)
         self.step = int(meta["step"])
         if self.dist.main:
-            self.rundir.truncate_metrics(self.step, every=self.cfg.log_every, recorded=meta.get("metrics"))
+            self.rundir.truncate_metrics(self.step, recorded=meta.get("metrics"))
             if saved != asdict(self.cfg):                              # new --steps, or a moved run
                 self.rundir.write_config(asdict(self.cfg))
         self.log(f"resumed {self.run} at step {self.step}")
