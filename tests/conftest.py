@@ -6,6 +6,16 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")      # tests never touch the network
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+# Under pytest-xdist, each worker gets its share of the CPUs for torch's intra-op threads, and so do
+# the processes the tests start: two workers that each run two threads on two cores slow each other
+# 3-4x (the machine's note on threads), which made the run half as fast again.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    _share = max(1, _usable // _WORKERS)
+    torch.set_num_threads(_share)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+
 
 def pytest_report_header(config):
     """The CPUs the run may use: the test run's time depends on them (README)."""

@@ -90,6 +90,7 @@ def test_resume_under_ddp_is_exact_and_keeps_the_process_count(toy, tmp_path, ca
     assert "trained with 2 process(es): resume it with the same number" in capsys.readouterr().err
 
 
+@pytest.mark.slow        # 25 s; DDP resume is exact in the default run (test_resume_under_ddp_...)
 def test_a_killed_rank_ends_the_job_and_resume_continues(toy, tmp_path):
     import signal
     import time
@@ -133,6 +134,7 @@ with open(os.path.join(sys.argv[2], "rank" + os.environ["RANK"] + ".json"), "w")
 """
 
 
+@pytest.mark.slow        # 12 s; a regression test for a 1-in-20 SIGABRT at exit (make test-all)
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads thread names from /proc")
 def test_a_finished_rank_leaves_no_gloo_thread_behind(toy, tmp_path):
     # gloo's worker threads must be joined before the interpreter shuts down: one that is still alive then, and

@@ -40,7 +40,7 @@ def _config(tmp: Path) -> V.CampaignV1Config:
         envs={"toy": "LineReach-v0"}, presets={"toy": str(tmp / "toy.json")}, levels=("mixed",), seeds=(0,),
         ab_datasets=(("toy", "mixed"),), checkpoint_every=5, curve_episodes=2, eval_episodes=3, best_seed=50,
         recipes={"dt": {"init": "transformers", "steps": 30, "evals": (15, 30)}},
-        datasets={"toy-mixed": str(data)}, poll_seconds=0.2)
+        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch")
 
 
 def _campaign(tmp: Path, name: str) -> V.CampaignV1:
@@ -65,6 +65,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow        # 50 s; the --ray flag test below reaches the same cluster in the default run
 def test_ray_campaign_writes_what_local_workers_write_and_resumes_after_a_kill(tmp_path, local_ray):
     local = _campaign(tmp_path, "local")
     local.run()

@@ -51,7 +51,7 @@ def toy_config(data, preset, **kw):
     base = dict(envs={"toy": "LineReach-v0"}, presets={"toy": str(preset)}, levels=("mixed",), budget=20,
                 checkpoint_every=10, curve=("toy", "mixed", 30), curve_episodes=4, eval_episodes=6,
                 baseline_seeds=(0, 1), sweep_levels=("mixed",), sweep_points=3, sweep_episodes=3,
-                publish_levels=(), games={}, atari={}, datasets={"toy-mixed": str(data)}, poll_seconds=0.2)
+                publish_levels=(), games={}, atari={}, datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch")
     return C.CampaignConfig(**{**base, **kw})
 
 
@@ -283,7 +283,7 @@ def test_demo_sweeps_the_pretrained_checkpoint(tmp_path, monkeypatch):
     pre = from_pretrained(C.MODELS / PRETRAINED)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     rep = run_demo(tmp_path / "demo", steps_per_level=300, train_steps=10, episodes=2, video_steps=3,
-                   progress=False, log=lambda *a: None)
+                   progress=False, log=lambda *a: None, max_episode_steps=100)
     assert rep["sweep"]["checkpoint"] == f"models/{PRETRAINED}" and rep["sweep"]["env_id"] == pre.config.env_id
     best = pre.config.extra["dataset_best_return"]
     targets = [r["target_return"] for r in rep["sweep"]["results"]]

@@ -32,7 +32,7 @@ def tiny_v1(tmp_path, monkeypatch):
         ab_datasets=(("toy", "mixed"),), checkpoint_every=5, curve_episodes=3, eval_episodes=4, best_seed=50,
         recipes={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
                  "dtoff": {"init": "official", "steps": 10, "evals": (10,)}},
-        datasets={"toy-mixed": str(data)}, poll_seconds=0.2)
+        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch")
     return V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
                         log=lambda *a: None, config=config)
 

@@ -81,6 +81,7 @@ def test_actor_save_load_roundtrip_and_bad_input(tmp_path):
         MLPActor.load(tmp_path / "bad.safetensors")
 
 
+@pytest.mark.slow        # 30 s, two v0 builds; the v1 build test runs the same builder in the default run
 def test_suite_build_small_and_deterministic(tmp_path, monkeypatch):
     import decision_transformer.suite.build as suite
     from decision_transformer.data.datasets import load_dataset
@@ -252,6 +253,7 @@ def test_suite_v1_build_samples_the_policies_and_names_v1(tmp_path, monkeypatch)
         suite.build(["Hopper-v5"], suite_dir=tmp_path / "v1-missing")
 
 
+@pytest.mark.slow        # 25 s of SAC training: the maintainers' suite-building path, not a user's
 def test_export_v1_from_two_sac_runs(tmp_path):
     """behaviour.py (SAC, --train-freq) -> export_v1 -> suite/v1 files whose actors equal sbx's own."""
     pytest.importorskip("sbx")                               # the `behaviour` extra

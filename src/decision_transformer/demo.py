@@ -65,8 +65,10 @@ def conditioning_sentence(sweep: list[dict], best: float) -> str:
 
 
 def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: int | None = None,
-             episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print) -> dict:
-    """collect -> train -> evaluate + sweep -> video -> report.{json,md}; returns the report."""
+             episodes: int = 10, video_steps: int = 300, progress: bool = True, log=print,
+             max_episode_steps: int | None = None) -> dict:
+    """collect -> train -> evaluate + sweep -> video -> report.{json,md}; returns the report.
+    `max_episode_steps` cuts every evaluated episode short (a smoke run's; None: the env's 1000)."""
     from decision_transformer.evaluation.evaluate import results_table
     out = Path(output)
     try:
@@ -84,7 +86,7 @@ def run_demo(output="reports/demo", steps_per_level: int = 25_000, train_steps: 
     timings["train_s"] = round(time.time() - t, 1)
     log(f"[3/4] evaluating at target returns {cfg.target_returns} ({episodes} episodes each) and sweeping")
     t = time.time()
-    results, sweep_rec = _evaluate_and_sweep(out, cfg, pre_name, episodes)
+    results, sweep_rec = _evaluate_and_sweep(out, cfg, pre_name, episodes, max_episode_steps)
     timings["eval_s"] = round(time.time() - t, 1)
     log("[4/4] recording a video")
     t = time.time()
@@ -138,7 +140,8 @@ def _train(data_dir: str, run_dir: Path, train_steps: int | None, progress: bool
     return cfg, train(cfg, progress=progress, log=log)
 
 
-def _evaluate_and_sweep(out: Path, cfg, pre_name: str, episodes: int) -> tuple[list[dict], dict]:
+def _evaluate_and_sweep(out: Path, cfg, pre_name: str, episodes: int,
+                        max_episode_steps: int | None = None) -> tuple[list[dict], dict]:
     """The trained model at its targets, and the pretrained checkpoint's sweep (+ sweep.png)."""
     import importlib.util
 
@@ -149,11 +152,13 @@ def _evaluate_and_sweep(out: Path, cfg, pre_name: str, episodes: int) -> tuple[l
     fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))   # same math, faster here
     backend = "onnxruntime" if fast else "torch"
     model = from_pretrained(Path(cfg.output) / "checkpoints" / "last")
-    results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0, backend=backend)
+    results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0, backend=backend,
+                       max_episode_steps=max_episode_steps)
     pretrained = from_pretrained(MODELS / pre_name)
     pre_env = pretrained.config.env_id
     rec = evaluation_record(pretrained, pre_env, sweep_targets(pretrained), episodes, seed=1,
-                            checkpoint=f"models/{pre_name}", num_envs=episodes, backend=backend)
+                            checkpoint=f"models/{pre_name}", num_envs=episodes, backend=backend,
+                            max_episode_steps=max_episode_steps)
     sweep_plot(rec["results"], out / "sweep.png", rec["dataset_return_max"],
                title=f"pretrained DT (models/{pre_name}) on {pre_env}")
     return results, rec

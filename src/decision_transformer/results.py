@@ -66,6 +66,9 @@ class SuiteConfig:
     # data of one's own, and the tests' toy plans
     datasets: dict = field(default_factory=dict)
     poll_seconds: float = 30.0        # how often a worker looks again when other workers hold what is left
+    # the DT evaluations' inference backend: onnxruntime is the faster one for 1000-step episodes, but
+    # exporting the graph costs ~0.3 s per evaluation, which toy plans (the tests') spend for nothing
+    eval_backend: str = "onnxruntime"
 
 
 @dataclass(frozen=True)
@@ -399,7 +402,7 @@ class Campaign:
             targets = model.config.target_returns[:1] if targets == "first" or not dt else model.config.target_returns
         seed = self.config.eval_seed if seed is None else seed
         out = evaluation_record(model, model.config.env_id, targets, episodes, seed=seed, num_envs=50, threads=1,
-                                backend="onnxruntime" if dt else "torch", dataset_returns=dataset_returns, **kw)
+                                backend=self.config.eval_backend if dt else "torch", dataset_returns=dataset_returns, **kw)
         out.update(run=run, checkpoint_step=step, top_pct=(model.config.extra or {}).get("top_pct", 100.0),
                    mode="exact", weights="ema" if ema else "raw")
         return out
