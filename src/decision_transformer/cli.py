@@ -235,6 +235,11 @@ def cmd_demo(a) -> None:
     run_demo(a.output, train_steps=a.steps, progress=not a.quiet)
 
 
+def cmd_serve(a) -> None:
+    from decision_transformer.serve.app import serve
+    serve(a)
+
+
 def _campaign(a):
     from decision_transformer.results import Campaign
     from decision_transformer.results_v1 import CampaignV1
@@ -294,6 +299,8 @@ COMMANDS = {   # command path -> (help, its options class, its function); the pa
     ("sweep",): ("achieved vs target return over a range of targets (PNG + JSON)", "SweepOptions", cmd_sweep),
     ("video",): ("render one episode to .mp4 or .gif with the running return overlaid", "VideoOptions", cmd_video),
     ("demo",): ("collect -> train -> evaluate -> sweep -> video on a small Hopper default", "DemoOptions", cmd_demo),
+    ("serve",): ("a local web page: pick a model, set the target return, watch the agent (pip install -e '.[serve]')",
+                 "ServeOptions", cmd_serve),
     ("suite",): ("the D4RL-style dataset suite", None, None),
     ("suite", "build"): ("regenerate the suite's Minari datasets from the committed policies", "SuiteBuildOptions",
                          cmd_suite_build),

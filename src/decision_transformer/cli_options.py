@@ -190,6 +190,23 @@ class DemoOptions(Quiet):
 
 
 @dataclass(kw_only=True)
+class ServeOptions:
+    paths: list[str] = option(factory=list, help="checkpoint or run directories to offer besides --models",
+                              positional=True)
+    models: list[str] | None = option(None, "directories of checkpoints, each subdirectory one model",
+                                      default_text="the checkout's models/, or $DT_MODELS_DIR, when no PATHS")
+    host: str = option("127.0.0.1", "address to bind (0.0.0.0: every interface, e.g. in a container)")
+    port: int = option(7860, "port", range="[1, 65535]")
+    workers: int = option(2, "episodes played at once; further requests wait in the queue", range="[1, 64]")
+    queue: int = option(32, "requests that may wait; more are told the page is busy", range="[1, 10000]")
+    backend: str = option("torch", "the Agent's forward: torch, or ONNX Runtime (same math; ~0.3 s of export per "
+                                   "episode)", choices=("torch", "onnxruntime"))
+    sweep_points: int = option(8, "targets of a model's sweep when it has no sweep.json (computed once, cached)",
+                               range="[2, 100]")
+    sweep_episodes: int = option(5, "episodes per target of that sweep", range="[1, 1000]")
+
+
+@dataclass(kw_only=True)
 class SuiteBuildOptions(Quiet):
     env: list[str] | None = option(None, "env ids", default_text="every env in the suite's manifest")
     level: list[str] | None = option(None, "random, medium, medium-replay, expert, medium-expert",

@@ -112,7 +112,8 @@ def add_arguments(parser, cls) -> None:
                     required=md["group"] in getattr(cls, "required_groups", ()))
             target = groups[md["group"]]
         if md.get("positional"):                       # a default makes it optional
-            nargs = "+" if is_list else None if field_default(f) is MISSING else "?"
+            optional = field_default(f) is not MISSING
+            nargs = ("*" if optional else "+") if is_list else "?" if optional else None
             target.add_argument(f.name, type=str if base in (int, float) else base, nargs=nargs,
                                 help=_help(f), metavar=md.get("metavar") or f.name.upper())
             continue
