@@ -14,7 +14,11 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e ".[test,ray]"
+	$(BIN)/pip install -q -e ".[test,ray,serve]"
+	# the browser tests drive Debian's Chromium (Playwright downloads nothing): installed here when missing
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
+	  { apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }; } || \
+	  echo "note: no chromium (Debian package chromium): the browser tests of dt serve need it"
 	touch $@
 
 install: $(VENV)/.installed
@@ -48,6 +52,7 @@ bench: install
 	$(BIN)/python bench/gemm_floor.py
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/behaviour_libs.py
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python bench/serve_episode.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

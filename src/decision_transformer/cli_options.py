@@ -199,8 +199,9 @@ class ServeOptions:
     port: int = option(7860, "port", range="[1, 65535]")
     workers: int = option(2, "episodes played at once; further requests wait in the queue", range="[1, 64]")
     queue: int = option(32, "requests that may wait; more are told the page is busy", range="[1, 10000]")
-    backend: str = option("torch", "the Agent's forward: torch, or ONNX Runtime (same math; ~0.3 s of export per "
-                                   "episode)", choices=("torch", "onnxruntime"))
+    backend: str = option("auto", "the Agent's forward: auto (ONNX Runtime where installed, ~0.3 s of export then "
+                                  "faster steps; else torch), torch or onnxruntime",
+                          choices=("auto", "torch", "onnxruntime"))
     sweep_points: int = option(8, "targets of a model's sweep when it has no sweep.json (computed once, cached)",
                                range="[2, 100]")
     sweep_episodes: int = option(5, "episodes per target of that sweep", range="[1, 1000]")

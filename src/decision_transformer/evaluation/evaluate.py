@@ -151,7 +151,8 @@ def evaluation_record(model, env_id: str, targets, episodes: int, seed: int = 0,
     t0 = time.time()
     res = evaluate(model, env_id, targets, episodes=episodes, seed=seed, **evaluate_kw)
     extra = model.config.extra or {}
-    lo, hi = dataset_returns if dataset_returns is not None else (None, extra.get("dataset_best_return"))
+    lo, hi = dataset_returns if dataset_returns is not None else (extra.get("dataset_worst_return"),
+                                                                  extra.get("dataset_best_return"))
     return {"checkpoint": None if checkpoint is None else str(checkpoint), "env_id": env_id,
             "dataset": extra.get("dataset"), "architecture": model.config.architecture, "seed": seed,
             "episodes_per_target": episodes, "backend": evaluate_kw.get("backend", "torch"),

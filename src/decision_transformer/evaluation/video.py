@@ -113,6 +113,10 @@ def write_video(frames, output, fps: float, gif_colors: int = 64) -> Path:
 
     from decision_transformer.fileio import atomic_path
     out = Path(output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DTError(f"cannot write to {out.parent}: {e.strerror or e}")
     with atomic_path(out) as tmp:
         if out.suffix.lower() == ".gif":
             from PIL import Image

@@ -40,7 +40,7 @@ def trace_plot(played: catalog.Played):
     ax.axhline(0, color="black", lw=0.5)
     ax.set_xlabel("env step")
     ax.set_ylabel("return")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="lower left")
     return fig
 
 
@@ -57,8 +57,8 @@ def sweep_plot(entry: catalog.Entry, rec: dict | None, point: tuple[float, float
         ax.fill_between(x, [a - b for a, b in zip(m, s)], [a + b for a, b in zip(m, s)], alpha=0.2, color="tab:blue")
     lo, hi = entry.low, entry.high
     ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="achieved = target")
-    best = entry.high / catalog.HIGH_FACTOR
-    ax.axhline(best, color="tab:green", lw=0.8, ls=":", label=f"dataset's best episode ({best:.0f})")
+    if entry.best is not None:
+        ax.axhline(entry.best, color="tab:green", lw=0.8, ls=":", label=f"dataset's best episode ({entry.best:.0f})")
     if point is not None:
         ax.plot([point[0]], [point[1]], "*", color="tab:red", ms=14, label=f"this run ({point[1]:.0f})")
     ax.set_xlabel("target return")
@@ -81,7 +81,7 @@ def about(entry: catalog.Entry) -> str:
 class Page:
     """The handlers, over a fixed catalogue of models."""
 
-    def __init__(self, entries: dict[str, catalog.Entry], backend: str = "torch", sweep_points: int = 8,
+    def __init__(self, entries: dict[str, catalog.Entry], backend: str = "auto", sweep_points: int = 8,
                  sweep_episodes: int = 5):
         self.entries, self.backend = entries, backend
         self.sweep_points, self.sweep_episodes = sweep_points, sweep_episodes
@@ -135,13 +135,13 @@ class Page:
             raise gr.Error(f"the episode failed ({type(e).__name__}: {e})", print_exception=False)
         n = len(played.rewards)
         text = (f"### Return {played.total:.2f} at target {t:g}\n"
-                f"{n} steps, env seed {s}, `{self.backend}` backend. The same episode as "
+                f"{n} steps, env seed {s}, `{played.backend}` backend. The same episode as "
                 f"`dt eval {entry.source} --target-return {t:g} --episodes 1 --num-envs 1 --seed {s}"
-                f"{' --backend onnxruntime' if self.backend == 'onnxruntime' else ''}`.")
+                f"{' --backend onnxruntime' if played.backend == 'onnxruntime' else ''}`.")
         return str(played.video), text, trace_plot(played), sweep_plot(entry, rec, (t, played.total))
 
 
-def build_app(paths, backend: str = "torch", workers: int = 2, queue: int = 32, sweep_points: int = 8,
+def build_app(paths, backend: str = "auto", workers: int = 2, queue: int = 32, sweep_points: int = 8,
               sweep_episodes: int = 5):
     """The gr.Blocks of `dt serve` over the models under `paths` (catalog.discover)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")       # no network here; nothing to report

@@ -39,6 +39,7 @@ class Entry:
     high: float
     default: float
     low_from: str               # where `low` comes from, said in the page
+    best: float | None          # the dataset's best episode return, if recorded
     card: dict = field(default_factory=dict, compare=False)     # results.json beside it, if any
 
 
@@ -86,7 +87,7 @@ def entry_of(source, name: str | None = None) -> Entry:
     default = float(card.get("target_return", targets[0] if targets else high / HIGH_FACTOR))
     return Entry(name=name or src.name, checkpoint=ck, source=src, env_id=cfg.env_id,
                  architecture=cfg.architecture, low=low, high=high, default=min(max(default, low), high),
-                 low_from=low_from, card=card)
+                 low_from=low_from, best=None if best is None else float(best), card=card)
 
 
 def discover(paths) -> dict[str, Entry]:
@@ -154,12 +155,26 @@ class Played:
         return self.target - self.returns_so_far
 
 
-def play(entry: Entry, target: float, seed: int, out_dir, backend: str = "torch", max_steps: int | None = None) -> Played:
+def resolve_backend(model, backend: str) -> str:
+    """auto: ONNX Runtime where it is installed and runs this model (Decision Transformers; ~30%
+    faster per step here), else torch."""
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    from decision_transformer.models.dt import DecisionTransformer
+    fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))
+    return "onnxruntime" if fast and type(model) is DecisionTransformer else "torch"
+
+
+def play(entry: Entry, target: float, seed: int, out_dir, backend: str = "auto", max_steps: int | None = None) -> Played:
     """One episode of `entry` at `target` from env seed `seed`, rendered to OUT_DIR/episode.mp4:
-    its return is `dt eval CHECKPOINT --target-return T --episodes 1 --num-envs 1 --seed S`'s."""
+    its return is `dt eval CHECKPOINT --target-return T --episodes 1 --num-envs 1 --seed S`'s
+    (with `--backend onnxruntime` where that backend ran it)."""
     from decision_transformer.evaluation.video import render_episode, write_video
     from decision_transformer.models.checkpoint import from_pretrained
     model = from_pretrained(entry.checkpoint).eval()             # this request's own copy
+    backend = resolve_backend(model, backend)
     steps = max_steps or model.config.max_ep_len or 1000
     ep = render_episode(model, entry.env_id, target, seed=seed, max_steps=steps, size=VIDEO_SIZE,
                         every=VIDEO_STEP_EVERY, backend=backend, fast=SERVE_FAST_RENDER)
@@ -209,7 +224,7 @@ _SWEEP_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
 
-def sweep(entry: Entry, points: int = 8, episodes: int = 5, backend: str = "torch") -> dict:
+def sweep(entry: Entry, points: int = 8, episodes: int = 5, backend: str = "auto") -> dict:
     """The model's sweep: its own sweep.json if it has one, else `points` targets from low to high,
     `episodes` each, computed once (one request at a time per model) and cached under
     DT_CACHE_DIR (default ~/.cache/decision_transformer)/serve, keyed by the weights' hash."""
@@ -227,6 +242,7 @@ def sweep(entry: Entry, points: int = 8, episodes: int = 5, backend: str = "torc
         from decision_transformer.fileio import write_json_atomic
         from decision_transformer.models.checkpoint import from_pretrained
         model = from_pretrained(entry.checkpoint).eval()
+        backend = resolve_backend(model, backend)
         targets = [float(x) for x in np.linspace(entry.low, entry.high, points)]
         rec = evaluation_record(model, entry.env_id, targets, episodes, seed=1, checkpoint=str(entry.source),
                                 num_envs=episodes, threads=1, backend=backend)

@@ -194,6 +194,7 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
         state_mean=None if image else [float(x) for x in mean], state_std=None if image else [float(x) for x in std],
         env_id=env_id, target_returns=list(cfg.target_returns),
         extra={"dataset": cfg.dataset, "dataset_best_return": float(rets.max()), "dataset_mean_return": float(rets.mean()),
+               "dataset_worst_return": float(rets.min()),
                "ref_min_score": ds.metadata.get("ref_min_score"), "ref_max_score": ds.metadata.get("ref_max_score"),
                "top_pct": cfg.top_pct, "top_unit": cfg.top_unit})
     model = build(lookup(cfg.model)[0].from_training(cfg, **policy))
