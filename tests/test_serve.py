@@ -153,3 +153,23 @@ def test_a_checkpoint_trained_now_records_its_datasets_lowest_return_and_the_ran
     step = catalog.slider_step(rets.min(), 1.2 * rets.max())
     assert e.low == math.floor(rets.min() / step) * step and e.low_from == "the dataset's lowest return"
     assert e.high == math.ceil(1.2 * rets.max() / step) * step and e.default == 19.0
+
+
+@pytest.mark.parametrize("damage", ["truncate", "type-swap"])
+def test_a_damaged_sweep_cache_or_card_is_done_without(tmp_path, damage):
+    e = catalog.entry_of(FALLS)
+    first = catalog.sweep(e, points=2, episodes=1)
+    path = catalog._cache_path(e, 2, 1)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2] if damage == "truncate"
+                    else json.dumps({**first, "results": [{k: str(v) for k, v in r.items()} for r in first["results"]]}))
+    again = catalog.sweep(e, points=2, episodes=1)                      # computed again, the same numbers
+    assert again["from"] == "computed now, cached" and [r["return_mean"] for r in again["results"]] == \
+        [r["return_mean"] for r in first["results"]]
+    shutil.copytree(FALLS, tmp_path / "m")
+    card = json.loads((tmp_path / "m" / "results.json").read_text())
+    (tmp_path / "m" / "results.json").write_text("{" if damage == "truncate" else json.dumps(
+        {**card, "target_return": "3600", "dataset_return_max": "x"}))
+    d = catalog.entry_of(tmp_path / "m")
+    assert d.default == catalog.entry_of(FALLS).default or damage == "truncate"
+    assert d.high > d.low and math.isfinite(d.default)

@@ -56,14 +56,16 @@ FILES: tuple[FileFormat, ...] = (
     FileFormat("checkpoint", "config.json", JSON, "dt eval/sweep/video/export/info", "the model's config (transformers' layout)"),
     FileFormat("checkpoint", "model.safetensors", SAFETENSORS, "dt eval/sweep/video/export/info", "the model's weights"),
     FileFormat("checkpoint", "README.md", OTHER, "", "the model card"),
-    FileFormat("checkpoint", "results.json", JSON, "", "the card's evaluation, for people and the Hub"),
+    FileFormat("checkpoint", "results.json", JSON, "", "the card's evaluation, for people and the Hub (dt serve reads "
+               "its target and dataset returns where they are numbers, and does without them otherwise)"),
     # `dt export --format onnx` (inference/onnx.py): for onnxruntime users, not read back by dt
     FileFormat("onnx-export", "model.onnx", OTHER, "", "the ONNX graph"),
     FileFormat("onnx-export", "config.json", JSON, "", "the model's config"),
     FileFormat("onnx-export", "onnx_policy.py", OTHER, "", "the stand-alone policy"),
     FileFormat("onnx-export", "README.md", OTHER, "", "how to run it"),
     # `dt sweep --output DIR` and `dt eval --json FILE` (evaluation/): read by `dt results report` in a campaign
-    FileFormat("sweep", "sweep.json", JSON, "", "the sweep's results"),
+    FileFormat("sweep", "sweep.json", JSON, "", "the sweep's results (beside a model, dt serve plots it where every "
+               "point is a pair of numbers, and computes its own otherwise)"),
     FileFormat("sweep", "sweep.png", OTHER, "", "the sweep's plot"),
     # datasets (data/datasets.py): one file each, and Minari's directory (suite/collect.py)
     FileFormat("dataset", "*.npz", NPZ, "dt data info / dt train", "episodes as flat arrays"),
@@ -71,6 +73,9 @@ FILES: tuple[FileFormat, ...] = (
     FileFormat("dataset", "*.parquet", PARQUET, "dt data info / dt train", "Hugging Face's rows, one per episode"),
     FileFormat("minari", "data/main_data.hdf5", HDF5, "dt data info / dt train", "Minari's episodes"),
     FileFormat("minari", "data/metadata.json", JSON, "dt data info / dt train", "Minari's metadata"),
+    # dt serve's cache (serve/catalog.py), ~/.cache/decision_transformer/serve/<weights' hash>-<points>x<episodes>/
+    FileFormat("serve-cache", "*/sweep.json", JSON, "", "a model's sweep, computed once; a damaged or missing one "
+               "is computed again"),
 )
 
 

@@ -71,8 +71,10 @@ def entry_of(source, name: str | None = None) -> Entry:
     cfg = from_pretrained(ck).config             # reads and checks it now: a bad model fails at start, not per user
     if not cfg.env_id:
         raise DTError(f"{src}: the checkpoint does not name its env; `dt serve` plays only models that do")
-    card = _read_json(src / "results.json")
-    extra = cfg.extra or {}
+    card = {k: v for k, v in _read_json(src / "results.json").items()
+            if k not in ("target_return", "dataset_return_max", "dataset_return_min") or _number(v)}
+    extra = {k: v for k, v in (cfg.extra or {}).items()
+             if k not in ("dataset_best_return", "dataset_worst_return", "ref_min_score") or _number(v)}
     best = card.get("dataset_return_max", extra.get("dataset_best_return"))
     worst, low_from = card.get("dataset_return_min", extra.get("dataset_worst_return")), "the dataset's lowest return"
     if worst is None and extra.get("ref_min_score") is not None:
@@ -199,12 +201,23 @@ def _weights_digest(ck: Path) -> str:
     return h.hexdigest()[:20]
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _valid_sweep(rec: dict) -> bool:
+    """At least two points, each a target and a mean return that are numbers (std optional)."""
+    res = rec.get("results")
+    return isinstance(res, list) and len(res) >= 2 and all(
+        isinstance(r, dict) and _number(r.get("target_return")) and _number(r.get("return_mean"))
+        and (r.get("return_std") is None or _number(r["return_std"])) for r in res)
+
+
 def _sweep_in_files(entry: Entry) -> dict | None:
-    """A sweep.json (`dt sweep`'s or the campaign's schema) beside the model, if it holds one."""
+    """A sweep.json (`dt sweep`'s or the campaign's schema) beside the model, if it holds a valid one."""
     for d in (entry.source, entry.checkpoint):
         rec = _read_json(d / "sweep.json")
-        res = rec.get("results")
-        if isinstance(res, list) and len(res) >= 2 and all("target_return" in r and "return_mean" in r for r in res):
+        if _valid_sweep(rec):
             return {**rec, "from": str(d / "sweep.json")}
     return None
 
@@ -217,7 +230,7 @@ def cached_sweep(entry: Entry, points: int = 8, episodes: int = 5) -> dict | Non
     """The sweep computed earlier for these weights, or None (nothing is computed here)."""
     path = _cache_path(entry, points, episodes)
     rec = _read_json(path)
-    return {**rec, "from": f"cache ({path})"} if rec.get("results") else None
+    return {**rec, "from": f"cache ({path})"} if _valid_sweep(rec) else None
 
 
 _SWEEP_LOCKS: dict[str, threading.Lock] = {}
