@@ -30,7 +30,7 @@ def test_every_flag_of_every_command_comes_from_a_declaration():
 
     from decision_transformer.options import _kind
     commands = [(path, sp) for path, sp in _subparsers(build_parser()) if "options" in sp._defaults]
-    assert len(commands) == 17
+    assert len(commands) == 18
     for path, sp in commands:
         declared = list(fields(sp._defaults["options"])) + (list(fields(TrainConfig)) if path == ("train",) else [])
         dests = {a.dest for a in sp._actions if not isinstance(a, argparse._HelpAction)}
