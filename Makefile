@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python bench/sampler.py
 	$(BIN)/python bench/behaviour_libs.py
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python bench/serve_episode.py
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python bench/peers.py        # makes .venv-peers (d3rlpy) on first use
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
