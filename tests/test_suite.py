@@ -5,7 +5,8 @@ import pytest
 
 from decision_transformer.errors import DTError
 from decision_transformer.suite.build import SUITE, pick_levels
-from decision_transformer.suite.policies import MLPActor, evaluate, sha256
+from decision_transformer.fileio import sha256_file as sha256
+from decision_transformer.suite.policies import MLPActor, evaluate
 
 MANIFEST = json.loads((SUITE / "manifest.json").read_text())
 MUJOCO = sorted(k for k, v in MANIFEST.items() if v.get("kind") != "dqn-replay")

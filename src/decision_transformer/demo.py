@@ -143,15 +143,13 @@ def _train(data_dir: str, run_dir: Path, train_steps: int | None, progress: bool
 def _evaluate_and_sweep(out: Path, cfg, pre_name: str, episodes: int,
                         max_episode_steps: int | None = None) -> tuple[list[dict], dict]:
     """The trained model at its targets, and the pretrained checkpoint's sweep (+ sweep.png)."""
-    import importlib.util
-
     from decision_transformer.evaluation.evaluate import evaluate, evaluation_record
+    from decision_transformer.inference.agent import resolve_backend
     from decision_transformer.models.checkpoint import from_pretrained
     from decision_transformer.report.plots import sweep_plot
     from decision_transformer.results import MODELS
-    fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))   # same math, faster here
-    backend = "onnxruntime" if fast else "torch"
     model = from_pretrained(Path(cfg.output) / "checkpoints" / "last")
+    backend = resolve_backend(model, "auto")
     results = evaluate(model, ENV, cfg.target_returns, episodes=episodes, num_envs=episodes, seed=0, backend=backend,
                        max_episode_steps=max_episode_steps)
     pretrained = from_pretrained(MODELS / pre_name)

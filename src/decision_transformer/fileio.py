@@ -118,6 +118,16 @@ def atomic_dir(path, write) -> Path:
     return path
 
 
+def sha256_file(path) -> str:
+    """The SHA-256 of a file's bytes, hex, read in 1 MiB blocks."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def why(e: BaseException, limit: int = 200) -> str:
     """`TypeName: first line of the message` for one-line error reports."""
     msg = str(e).strip()

@@ -29,6 +29,7 @@ from decision_transformer.fileio import (
     atomic_dir,
     atomic_path,
     json_mismatch,
+    sha256_file,
     try_lock,
     write_json_atomic,
     write_text_atomic,
@@ -38,10 +39,6 @@ from decision_transformer.fileio import (
 # run continues where its directory is now (a moved or copied run writes to itself).
 MAY_CHANGE_ON_RESUME = ("steps", "output", "device", "num_threads", "compile")   # where, not what
 STATE = "trainer.json"
-
-
-def _sha256(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 class RunDir:
@@ -81,7 +78,7 @@ class RunDir:
         """Write a checkpoint's trainer.json, last, with the SHA-256 of every other file in it and
         of metrics.csv as it stands (its rows are flushed as they are written): a resume then finds
         any file that was cut, corrupted, edited or removed since, and cuts the log back exactly."""
-        files = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         log = self.metrics.read_bytes() if self.metrics.is_file() else b""
         (tmp / STATE).write_text(json.dumps({**meta, "files": files, "metrics": {
             "bytes": len(log), "sha256": hashlib.sha256(log).hexdigest()}}))
@@ -106,7 +103,7 @@ class RunDir:
             f = ck / rel
             if not f.is_file():
                 return {}, (f, "missing")
-            if _sha256(f) != digest:
+            if sha256_file(f) != digest:
                 return {}, (f, "changed since the checkpoint was written (cut short, corrupted or edited)")
         return meta, None
 

@@ -146,10 +146,6 @@ def record(model, env_id: str, target_return: float, output, seed: int = 0, max_
         raise DTError(f"{out}: the video must end in .mp4 or .gif")
     from decision_transformer.fileio import check_writable
     check_writable(out)                          # before rendering the episode, not after
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DTError(f"cannot write to {out.parent}: {e.strerror or e}")
     gif = out.suffix.lower() == ".gif"
     every = max(1, int(gif_every)) if gif else 1
     ep = render_episode(model, env_id, target_return, seed=seed, max_steps=max_steps, size=size, every=every,

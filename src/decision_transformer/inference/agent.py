@@ -61,6 +61,16 @@ class TorchBackend:
         return self.model.predict_last_action(s, a, R, ts, token_mask=mask)
 
 
+def resolve_backend(model, backend: str) -> str:
+    """`backend`, with "auto" resolved: ONNX Runtime where it is installed and runs this model (a
+    Decision Transformer: the same math, less time per step on a CPU), else torch."""
+    if backend != "auto":
+        return backend
+    import importlib.util
+    fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))
+    return "onnxruntime" if fast and type(model) is DecisionTransformer else "torch"
+
+
 def make_backend(model, num_envs: int, K: int, mode: str = "exact", backend: str = "torch",
                  generator: torch.Generator | None = None):
     """The Agent's forward: `backend` (torch | onnxruntime) in `mode` (exact | cached); with a

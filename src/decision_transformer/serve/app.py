@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from decision_transformer.errors import DTError
@@ -89,50 +90,44 @@ class Page:
         atexit.register(shutil.rmtree, self.tmp, True)
 
     def _sweep(self, entry, compute: bool):
-        if not compute:                                 # a run never waits for a sweep: only a ready one
-            rec = catalog._sweep_in_files(entry)
-            return rec if rec is not None else catalog.cached_sweep(entry, self.sweep_points, self.sweep_episodes)
-        return catalog.sweep(entry, self.sweep_points, self.sweep_episodes, backend=self.backend)
+        """compute False: a run or a model change never waits for a sweep, it shows a ready one."""
+        return catalog.sweep(entry, self.sweep_points, self.sweep_episodes, backend=self.backend, compute=compute)
 
-    def _entry(self, name):
+    @staticmethod
+    @contextmanager
+    def _one_message(what: str):
+        """Any failure inside is one message in the page (gr.Error); an unexpected one also leaves
+        its traceback in the server's log."""
         import gradio as gr
-        if name not in self.entries:
-            raise gr.Error(f"unknown model {name!r}: pick one of {', '.join(sorted(self.entries))}",
-                           print_exception=False)
-        return self.entries[name]
+        try:
+            yield
+        except DTError as e:
+            raise gr.Error(str(e), print_exception=False)
+        except Exception as e:                          # noqa: BLE001 - the page gets one line, the log the rest
+            traceback.print_exc(file=sys.stderr)
+            raise gr.Error(f"{what} failed ({type(e).__name__}: {e})", print_exception=False)
 
     def on_model(self, name):
         """The slider's range and default, the model's description, and its sweep if ready."""
         import gradio as gr
-        entry = self._entry(name)
+        with self._one_message(f"loading {name}"):
+            entry = catalog.entry_named(self.entries, name)
         slider = gr.Slider(minimum=entry.low, maximum=entry.high, value=entry.default,
                            step=catalog.slider_step(entry.low, entry.high), label=f"Target return ({entry.low:.0f} to {entry.high:.0f})")
         return slider, about(entry), sweep_plot(entry, self._sweep(entry, compute=False))
 
     def on_sweep(self, name):
         """The model's sweep, computed once if it has none (after on_model: the page is usable meanwhile)."""
-        import gradio as gr
-        entry = self._entry(name)
-        try:
+        with self._one_message(f"the sweep of {name}"):
+            entry = catalog.entry_named(self.entries, name)
             rec = self._sweep(entry, compute=True)
-        except DTError as e:
-            raise gr.Error(str(e), print_exception=False)
-        except Exception as e:                          # noqa: BLE001 - one message in the page, the log keeps the rest
-            traceback.print_exc(file=sys.stderr)
-            raise gr.Error(f"the sweep of {name} failed ({type(e).__name__}: {e})", print_exception=False)
         return sweep_plot(entry, rec)
 
     def on_run(self, name, target, seed):
-        import gradio as gr
-        try:
+        with self._one_message("the episode"):
             entry, t, s = catalog.check_request(self.entries, name, target, seed)
             played = catalog.play(entry, t, s, tempfile.mkdtemp(dir=self.tmp), backend=self.backend)
             rec = self._sweep(entry, compute=False)
-        except DTError as e:
-            raise gr.Error(str(e), print_exception=False)
-        except Exception as e:                          # noqa: BLE001
-            traceback.print_exc(file=sys.stderr)
-            raise gr.Error(f"the episode failed ({type(e).__name__}: {e})", print_exception=False)
         n = len(played.rewards)
         text = (f"### Return {played.total:.2f} at target {t:g}\n"
                 f"{n} steps, env seed {s}, `{played.backend}` backend. The same episode as "

@@ -114,11 +114,15 @@ def discover(paths) -> dict[str, Entry]:
     return out
 
 
-def check_request(entries: dict[str, Entry], name, target, seed) -> tuple[Entry, float, int]:
-    """The request's model, target and seed, or a DTError that says what is wrong (shown in the page)."""
+def entry_named(entries: dict[str, Entry], name) -> Entry:
     if name not in entries:
         raise DTError(f"unknown model {name!r}: pick one of {', '.join(sorted(entries))}")
-    e = entries[name]
+    return entries[name]
+
+
+def check_request(entries: dict[str, Entry], name, target, seed) -> tuple[Entry, float, int]:
+    """The request's model, target and seed, or a DTError that says what is wrong (shown in the page)."""
+    e = entry_named(entries, name)
     try:
         t = float(target)
     except (TypeError, ValueError):
@@ -157,23 +161,12 @@ class Played:
         return self.target - self.returns_so_far
 
 
-def resolve_backend(model, backend: str) -> str:
-    """auto: ONNX Runtime where it is installed and runs this model (Decision Transformers; ~30%
-    faster per step here), else torch."""
-    if backend != "auto":
-        return backend
-    import importlib.util
-
-    from decision_transformer.models.dt import DecisionTransformer
-    fast = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx"))
-    return "onnxruntime" if fast and type(model) is DecisionTransformer else "torch"
-
-
 def play(entry: Entry, target: float, seed: int, out_dir, backend: str = "auto", max_steps: int | None = None) -> Played:
     """One episode of `entry` at `target` from env seed `seed`, rendered to OUT_DIR/episode.mp4:
     its return is `dt eval CHECKPOINT --target-return T --episodes 1 --num-envs 1 --seed S`'s
     (with `--backend onnxruntime` where that backend ran it)."""
     from decision_transformer.evaluation.video import render_episode, write_video
+    from decision_transformer.inference.agent import resolve_backend
     from decision_transformer.models.checkpoint import from_pretrained
     model = from_pretrained(entry.checkpoint).eval()             # this request's own copy
     backend = resolve_backend(model, backend)
@@ -191,14 +184,10 @@ def cache_dir() -> Path:
 
 
 def _weights_digest(ck: Path) -> str:
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
-        f = ck / name
-        if f.is_file():
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-    return h.hexdigest()[:20]
+    """The checkpoint's identity for the cache: its config's and weights' hashes, hashed."""
+    from decision_transformer.fileio import sha256_file
+    files = [ck / n for n in ("config.json", "model.safetensors", "pytorch_model.bin") if (ck / n).is_file()]
+    return hashlib.sha256(" ".join(sha256_file(f) for f in files).encode()).hexdigest()[:20]
 
 
 def _number(x) -> bool:
@@ -237,13 +226,14 @@ _SWEEP_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
 
-def sweep(entry: Entry, points: int = 8, episodes: int = 5, backend: str = "auto") -> dict:
+def sweep(entry: Entry, points: int = 8, episodes: int = 5, backend: str = "auto", compute: bool = True) -> dict | None:
     """The model's sweep: its own sweep.json if it has one, else `points` targets from low to high,
     `episodes` each, computed once (one request at a time per model) and cached under
-    DT_CACHE_DIR (default ~/.cache/decision_transformer)/serve, keyed by the weights' hash."""
+    DT_CACHE_DIR (default ~/.cache/decision_transformer)/serve, keyed by the weights' hash.
+    `compute` False: only a sweep that is ready (None if there is none yet)."""
     found = _sweep_in_files(entry)
-    if found is not None:
-        return found
+    if found is not None or not compute:
+        return found if found is not None else cached_sweep(entry, points, episodes)
     path = _cache_path(entry, points, episodes)
     with _LOCKS_LOCK:
         lock = _SWEEP_LOCKS.setdefault(str(path), threading.Lock())
@@ -253,6 +243,7 @@ def sweep(entry: Entry, points: int = 8, episodes: int = 5, backend: str = "auto
             return rec
         from decision_transformer.evaluation.evaluate import evaluation_record
         from decision_transformer.fileio import write_json_atomic
+        from decision_transformer.inference.agent import resolve_backend
         from decision_transformer.models.checkpoint import from_pretrained
         model = from_pretrained(entry.checkpoint).eval()
         backend = resolve_backend(model, backend)

@@ -35,7 +35,8 @@ from decision_transformer.errors import DTError
 from decision_transformer.fileio import atomic_path, write_json_atomic
 from decision_transformer.suite.collect import reference_min_score  # noqa: F401  (demo, tests use it from here)
 from decision_transformer.suite.ids import dataset_id
-from decision_transformer.suite.policies import SUITE, MLPActor, evaluate, sha256
+from decision_transformer.fileio import sha256_file as sha256
+from decision_transformer.suite.policies import SUITE, MLPActor, evaluate
 
 EVAL_EPISODES = 10
 

@@ -119,7 +119,8 @@ def slim_policy(src, dst) -> None:
 
 def export_replay(run_dir, transitions: int = 500_000, seed: int = 0, suite_dir=None, log=print) -> dict:
     from decision_transformer.suite.dqn import replay_dataset
-    from decision_transformer.suite.policies import SUITE, sha256
+    from decision_transformer.fileio import sha256_file as sha256
+    from decision_transformer.suite.policies import SUITE
     run = Path(run_dir)
     if not (run / "progress.json").is_file():
         raise DTError(f"{run}: not a `dt suite dqn` run directory (no progress.json)")

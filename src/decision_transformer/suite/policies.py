@@ -7,7 +7,6 @@ activation, action bounds, squashing). No pickle, no JAX needed to run them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -137,14 +136,6 @@ class MLPActor:
 # The committed policies live in the source checkout's suite/ (an editable install finds them);
 # DT_SUITE_DIR points elsewhere, e.g. for a wheel install next to a copy of suite/.
 SUITE = Path(os.environ.get("DT_SUITE_DIR") or Path(__file__).resolve().parents[3] / "suite")
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def evaluate(policy, env_id: str, episodes: int = 10, seed: int = 0) -> list[float]:
