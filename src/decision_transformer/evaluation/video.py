@@ -65,7 +65,7 @@ def render_episode(model, env_id: str, target_return: float, seed: int = 0, max_
     """One episode of the exact Agent at `target_return`, env reset with `seed`, rendered offscreen
     (`size`: SIZE x SIZE frames for the MuJoCo envs, default the env's): the steps and return are
     those of `dt eval --episodes 1 --seed SEED` with the same backend. `fast`: MuJoCo scenes drawn
-    without shadows or multisampling, which Mesa's software GL draws 5-7x faster (dt serve)."""
+    without shadows or multisampling, which Mesa's software GL draws ~6x faster (bench/serve_episode.py; dt serve)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     from decision_transformer.envs import family, make_env
     from decision_transformer.inference.agent import Agent

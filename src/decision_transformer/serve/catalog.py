@@ -22,7 +22,7 @@ import numpy as np
 from decision_transformer.errors import DTError
 
 HIGH_FACTOR = 1.2               # the slider's top: 1.2 x the dataset's best episode
-SERVE_FAST_RENDER = True        # no shadows or multisampling: 5-7x faster in software GL
+SERVE_FAST_RENDER = True        # no shadows or multisampling: ~6x faster in software GL
 VIDEO_STEP_EVERY = 4            # a frame every 4th env step (Hopper: 125 steps/s -> 31 fps, real time)
 VIDEO_SIZE = 256                # MuJoCo frames, pixels a side
 
