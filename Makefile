@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/behaviour_libs.py
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python bench/serve_episode.py
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(BIN)/python bench/peers.py        # makes .venv-peers (d3rlpy) on first use
+	$(BIN)/python bench/odt_budget.py                  # needs dt/hopper/medium-v1 (dt suite build --version v1)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

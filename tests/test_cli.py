@@ -44,7 +44,7 @@ def test_train_flags_come_from_the_config_with_their_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for f in ("--batch-size N windows per gradient step, in [1, 65536] (default: 64)", "--lr X peak learning rate (AdamW), > 0",
+    for f in ("--batch-size N windows per gradient step, in [1, 65536] (default: 64)", "--lr X peak learning rate, > 0",
               "(default: 0.0001)", "--dropout X dropout on embeddings, attention and residuals, in [0, 1) (default: 0.1)"):
         assert f in out, f
     flags = {a.dest for path, sp in _subparsers(build_parser()) if path == ("train",) for a in sp._actions}

@@ -188,7 +188,8 @@ def test_finetune_raises_a_weak_models_return(weak_odt, tmp_path, capsys):
 
 def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(weak_odt, tmp_path):
     from safetensors.torch import load_file
-    common = [str(weak_odt), "--eval-every", "400", "--checkpoint-every", "400", *FT]
+    common = [str(weak_odt), "--eval-every", "400", "--checkpoint-every", "400", *FT, "--optimizer", "lamb",
+              "--eval-context", "3"]                   # LAMB's state and the shorter context go through a resume too
     assert main(["finetune", *common, "--output", str(tmp_path / "a"), "--online-steps", "1200"]) == 0
     assert main(["finetune", *common, "--output", str(tmp_path / "b"), "--online-steps", "800"]) == 0   # stopped there
     assert main(["finetune", "--resume", str(tmp_path / "b"), "--online-steps", "1200", "--quiet"]) == 0
@@ -218,6 +219,18 @@ def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(weak_odt, tmp_p
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "c" / "metrics.csv").read_text()
 
 
+def test_a_finetune_preset_fills_the_options_and_flags_override_it(weak_odt, tmp_path):
+    preset = tmp_path / "p.json"
+    preset.write_text(json.dumps({"updates_per_round": 3, "batch_size": 16, "optimizer": "lamb", "eval_context": 2,
+                                  "num_envs": 2, "lr": 0.5}))
+    assert main(["finetune", str(weak_odt), "--preset", str(preset), "--lr", "1e-4", "--online-steps", "40",
+                 "--eval-episodes", "2", "--output", str(tmp_path / "ft"), "--quiet", "--num-threads", "1"]) == 0
+    saved = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert {k: saved[k] for k in ("updates_per_round", "batch_size", "optimizer", "eval_context", "num_envs", "lr",
+                                  "buffer_size")} == {"updates_per_round": 3, "batch_size": 16, "optimizer": "lamb",
+                                                      "eval_context": 2, "num_envs": 2, "lr": 1e-4, "buffer_size": 1000}
+
+
 def test_finetune_bad_input_is_one_line(weak_odt, tmp_path, capsys):
     from decision_transformer import DecisionTransformer, DecisionTransformerConfig
     DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=1, hidden_size=16, max_ep_len=32,
@@ -228,7 +241,15 @@ def test_finetune_bad_input_is_one_line(weak_odt, tmp_path, capsys):
         ([str(weak_odt), "--buffer-size", "1", "--batch-size", "64", "--output", str(tmp_path / "x")],
          "the replay buffer holds 20 steps, fewer than a batch (--batch-size 64)"),
         (["--output", str(tmp_path / "x")], "give the checkpoint to fine-tune"),
+        ([str(weak_odt), "--preset", "nosuch", "--output", str(tmp_path / "x")], "unknown preset 'nosuch': choose one "
+                                                                                 "of cpu-hopper, halfcheetah, hopper-medium,"),
+        ([str(weak_odt), "--preset", str(tmp_path / "bad.json"), "--output", str(tmp_path / "x")],
+         "not fine-tuning options a preset can set: checkpoint, steps"),
+        ([str(weak_odt), "--preset", str(tmp_path / "lr.json"), "--output", str(tmp_path / "x")], "--lr must be > 0"),
+        (["--resume", str(weak_odt), "--preset", "walker2d"], "--preset cannot be given with it"),
     ]:
+        (tmp_path / "bad.json").write_text('{"steps": 5, "checkpoint": "y", "lr": 0.1}')
+        (tmp_path / "lr.json").write_text('{"lr": -1}')
         assert main(["finetune", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and msg in err and "\n" not in err, err

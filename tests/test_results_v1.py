@@ -32,7 +32,7 @@ def tiny_v1(tmp_path, monkeypatch):
         ab_datasets=(("toy", "mixed"),), checkpoint_every=5, curve_episodes=3, eval_episodes=4, best_seed=50,
         recipes={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
                  "dtoff": {"init": "official", "steps": 10, "evals": (10,)}},
-        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch")
+        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch", odt_datasets=())
     return V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
                         log=lambda *a: None, config=config)
 
@@ -40,6 +40,10 @@ def tiny_v1(tmp_path, monkeypatch):
 def test_the_ab_plan_is_consistent_and_breadth_first():
     camp = V.CampaignV1(runs="/nonexistent", results="/nonexistent")
     tasks = camp.plan()
+    odt = {t.name for t in camp._odt_tasks()}
+    assert odt and all(n in {t.name for t in tasks} for n in odt) and all("odt" in n for n in odt)   # `--only odt`
+    assert not any("odt" in t.name for t in tasks if t.name not in odt)
+    tasks = [t for t in tasks if t.name not in odt]
     names = [t.name for t in tasks]
     c = camp.config
     assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
@@ -92,6 +96,46 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     page.write_report_v1(camp, docs=tmp_path / "docs")
     row = next(line for line in (tmp_path / "docs" / "results.md").read_text().splitlines() if line.startswith("| 20 |"))
     assert row.split("|")[2].strip() == "pending"
+
+
+def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v1, tmp_path):
+    import dataclasses
+    pre, ft = tmp_path / "odt-pre.json", tmp_path / "odt-ft.json"
+    pre.write_text(json.dumps({**TOY, "model": "odt", "steps": 10, "optimizer": "lamb", "warmup_steps": 5}))
+    ft.write_text(json.dumps({"online_steps": 120, "num_envs": 2, "updates_per_round": 3, "batch_size": 16,
+                              "eval_return": 19.0, "explore_return": 25.0, "eval_context": 3, "eval_every": 60,
+                              "eval_episodes": 2, "checkpoint_every": 60, "buffer_size": 50, "lr": 1e-3}))
+    config = dataclasses.replace(tiny_v1.config, seeds=(0, 1), odt_datasets=(("toy", "mixed"),), odt_pretrain=str(pre),
+                                 odt_finetune={"toy": str(ft)})
+    camp = V.CampaignV1(runs=tiny_v1.runs, results=tiny_v1.results, models=tiny_v1.models, log=lambda *a: None,
+                        config=config)
+    tasks = camp._odt_tasks()
+    assert [t.name for t in tasks if t.action == "finetune"] == [
+        "finetune:odtlamb-toy-mixed-s0", "finetune:odtadamw-toy-mixed-s0",
+        "finetune:odtlamb-toy-mixed-s1", "finetune:odtadamw-toy-mixed-s1"]
+    assert camp.run(only="odt") > len(tasks)                    # fine-tuning went in chunks of 60 env steps
+    assert all(t.done() for t in camp._odt_tasks())
+    r = camp.results
+    off = json.loads((r / "odt-toy-mixed-s0" / "eval-00000010.json").read_text())
+    assert off["architecture"] == "odt" and off["context_length"] == 3 and off["results"][0]["target_return"] == 19.0
+    assert off["results"][0]["episodes"] == 4
+    for opt in ("lamb", "adamw"):
+        done = json.loads((r / f"odt{opt}-toy-mixed-s1" / "finetune.json").read_text())
+        assert done["env_steps"] >= 120 and done["optimizer"] == opt and done["pretrained"] == "odt-toy-mixed-s1"
+        saved = json.loads((camp.runs / f"odt{opt}-toy-mixed-s1" / "config.json").read_text())
+        assert saved["optimizer"] == opt and saved["online_steps"] == 120 and saved["eval_context"] == 3
+        last = json.loads((r / f"odt{opt}-toy-mixed-s1" / "eval-last.json").read_text())
+        assert last["checkpoint_step"] == done["env_steps"] and last["results"][0]["episodes"] == 4
+        assert len((r / f"odt{opt}-toy-mixed-s1" / "metrics.csv").read_text().splitlines()) == 3   # 60, 120
+    page.write_report_v1(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    sec = md[md.index("## 6. Online fine-tuning"):]
+    offline = page.pooled([json.loads((r / f"odt-toy-mixed-s{s}" / "eval-00000010.json").read_text()) for s in (0, 1)])
+    assert f"| offline (pretrained, 10 steps) | {page.fmt(offline)} |" in sec
+    online = page.pooled([json.loads((r / f"odtlamb-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
+    gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
+    assert f"| online, LAMB (120 env steps) | {page.fmt(online)} | {gain:+.1f} (" in sec
+    assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "| 120 | " in sec and "pending" not in sec
 
 
 def test_hierarchical_ci_widens_when_seeds_disagree():

@@ -121,6 +121,16 @@ def cmd_finetune(a) -> None:
     from decision_transformer.training.finetune import FinetuneConfig, finetune
     from decision_transformer.rundir import RunDir
     opts = {f.name: getattr(a, f.name) for f in fields(FinetuneConfig)}
+    if a.resume and a.preset:
+        raise DTError("--resume takes the run's saved options; --preset cannot be given with it")
+    if a.preset:                                # the defaults, then the preset, then the flags given
+        from decision_transformer.options import read_preset
+        from decision_transformer.training.finetune import PRESETS
+        preset = read_preset(a.preset, PRESETS, "fine-tuning")
+        bad = sorted(set(preset) - (set(opts) - {"checkpoint"}))
+        if bad:
+            raise DTError(f"preset {a.preset}: not fine-tuning options a preset can set: {', '.join(bad)}")
+        opts = {**opts, **preset, **a.given}
     if a.resume:                                # the run's saved options; --online-steps may grow
         rd = RunDir(a.resume)
         saved = rd.read_config()
@@ -362,6 +372,9 @@ def parse(argv=None):
         if args.func is cmd_train:
             from decision_transformer.training.trainer import TrainConfig
             return from_args(args.options, args, given=given(args, TrainConfig))
+        if args.func is cmd_finetune:
+            from decision_transformer.training.finetune import FinetuneConfig
+            return from_args(args.options, args, given=given(args, FinetuneConfig))
         return from_args(args.options, args)
     return args.func, options
 

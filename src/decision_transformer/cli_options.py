@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from decision_transformer.errors import DTError
-from decision_transformer.options import option
+from decision_transformer.options import option, preset_names
+from decision_transformer.training.trainer import PRESETS as TRAIN_PRESETS
 
 MAX_EPISODES = 100_000          # episodes per target: 100 is the paper's protocol
 MAX_ENVS = 1024                 # vectorised envs stepped in one process
@@ -175,7 +176,8 @@ class DataInfoOptions:
 @dataclass(kw_only=True)
 class TrainOptions(Quiet):
     """The command's own flags; the training options are TrainConfig's, collected in `given`."""
-    preset: str | None = option(None, "paper, hopper, walker2d, halfcheetah, demo, or a .json file of options",
+    preset: str | None = option(None, f"{', '.join(preset_names(TRAIN_PRESETS))}, or a .json file of options "
+                                      "(odt-*: the Online DT's pretraining, its paper's settings)",
                                 default_text="none, the defaults below")
     resume: str | None = option(None, "continue a run exactly where its last checkpoint left it (only --steps, and "
                                       "--device / --num-threads / --compile, may be given with it)",

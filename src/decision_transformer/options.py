@@ -14,7 +14,9 @@ the same `check` runs on configs that never see a command line (presets, resumed
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from dataclasses import MISSING, field, fields
 
 from decision_transformer.errors import DTError
@@ -170,6 +172,28 @@ def _number(f, text):
 
 def _parsed(f, v):
     return [_number(f, x) for x in v] if isinstance(v, list) else _number(f, v)
+
+
+def preset_names(directory) -> list[str]:
+    """The presets a directory holds: its .json files' stems."""
+    return sorted(p.stem for p in Path(directory).glob("*.json"))
+
+
+def read_preset(preset: str, directory, what: str = "training") -> dict:
+    """A preset's options: `directory`/<preset>.json, or the .json file `preset` names. One-line errors."""
+    p = Path(preset) if Path(preset).suffix == ".json" else Path(directory) / f"{preset}.json"
+    if not p.is_file():
+        if Path(preset).suffix == ".json":
+            raise DTError(f"preset file {preset} does not exist")
+        raise DTError(f"unknown preset {preset!r}: choose one of {', '.join(preset_names(directory))}, or pass a "
+                      ".json file")
+    try:
+        loaded = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DTError(f"preset {p}: not valid JSON ({e})")
+    if not isinstance(loaded, dict):
+        raise DTError(f"preset {p}: a preset is a JSON object of {what} options, got a {type(loaded).__name__}")
+    return loaded
 
 
 def given(args, cls) -> dict:

@@ -17,6 +17,12 @@ Stage 2, the campaign with the chosen recipe (12 datasets x 3 seeds, BC, %BC, sw
 republished checkpoints), is planned once stage 1 has decided; `estimate()` prices both stages
 from measured step and evaluation times.
 
+The Online DT (`dt results run --version v1 --only odt`): on odt_datasets, per seed, an ODT
+pretrained offline (`dt train --preset odt-cpu`, the LAST checkpoint evaluated: the starting
+point), then fine-tuned online from it once per online optimiser (`dt finetune --preset
+cpu-<env>`, LAMB as the paper and AdamW: the A/B), each run's last checkpoint evaluated with
+100 episodes; fine-tuning runs one checkpoint interval per call, like training.
+
 RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, and per run
 `config.json`, `metrics.csv`, `eval-<step>[-ema].json`, `curve/<step>[-ema].json`, `eval-best.json`.
 """
@@ -30,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer.fileio import write_json_atomic
-from decision_transformer.results import MODELS, Campaign, SuiteConfig, Task, _mk, ckpt_name, link, run_name
+from decision_transformer.results import MODELS, Campaign, RunBusy, SuiteConfig, Task, _mk, ckpt_name, link, run_name
 
 VERSION = "v1"
 PUBLISH_RULE = ("of the {n} seeds, the one whose last checkpoint's mean score at the first target is the median "
@@ -58,6 +64,12 @@ class CampaignV1Config(SuiteConfig):
     #   {"budget": 20_000, "model": "dt", "ema": False}   (model: "dt" = transformers init, "dtoff" = official)
     # None: stage 2 is not planned yet.
     stage2: dict | None = None
+    # The Online DT: pretraining preset (training/presets/), fine-tuning preset per env
+    # (training/presets/finetune/), the online optimisers compared (the first is the paper's).
+    odt_datasets: tuple = (("hopper", "medium"),)
+    odt_pretrain: str = "odt-cpu"
+    odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper"})
+    odt_optimizers: tuple = ("lamb", "adamw")
 
     @property
     def ab_steps(self) -> int:
@@ -128,6 +140,7 @@ class CampaignV1(Campaign):
             tasks += more
             trains += later
         tasks += sorted(trains, key=lambda t: t.step)                # stable: seed, dataset order kept
+        tasks += self._odt_tasks()                                   # last: `--only odt` runs them
         link(tasks)
         by_name = {t.name: t for t in tasks}
         by_run_step = {(t.run, t.step): t for t in tasks if t.action == "train"}
@@ -203,6 +216,84 @@ class CampaignV1(Campaign):
                                          for s in c.seeds]))
         return evals, trains
 
+    def _odt_tasks(self) -> list[Task]:
+        """Per odt dataset and seed: pretrain (train action, model "odt"), evaluate its last
+        checkpoint, fine-tune from it with each online optimiser, evaluate each fine-tuned run."""
+        c, tasks = self.config, []
+        for env, level in c.odt_datasets:
+            data = f"data:{env}-{level}"
+            steps = self.odt_pretrain_steps()
+            for seed in c.seeds:
+                pre = run_name("odt", env, level, seed)
+                train = self._train_task(pre, env, level, "odt", seed, steps, name=f"train:{pre}@{steps}", needs=[data])
+                ev = Task(f"eval:{pre}@{steps}", "evaluate_odt", {"run": pre, "step": steps, "env": env},
+                          [self.results / pre / f"eval-{ckpt_name(steps)}.json"], needs=[data],
+                          after=[self._ck(pre, steps)], run=pre, step=steps)
+                tasks += [ev, train]
+                train.feeds = [ev]
+                for opt in c.odt_optimizers:
+                    ft = run_name(f"odt{opt}", env, level, seed)
+                    tune = Task(f"finetune:{ft}", "finetune", {"run": ft, "pretrained": pre, "step": steps, "env": env,
+                                                              "level": level, "seed": seed, "optimizer": opt},
+                                [self.results / ft / "finetune.json"], needs=[data], after=[self._ck(pre, steps)], run=ft)
+                    tasks += [tune, Task(f"eval:{ft}", "evaluate_odt", {"run": ft, "step": None, "env": env},
+                                         [self.results / ft / "eval-last.json"], needs=[tune.name], run=ft)]
+        return tasks
+
+    def odt_pretrain_steps(self) -> int:
+        from decision_transformer.options import read_preset
+        from decision_transformer.training.trainer import PRESETS
+        return int(read_preset(self.config.odt_pretrain, PRESETS)["steps"])
+
+    def odt_finetune_config(self, run: str, pretrained: str, step: int, env: str, level: str, seed: int,
+                            optimizer: str):
+        from decision_transformer.options import read_preset
+        from decision_transformer.training.finetune import PRESETS, FinetuneConfig
+        preset = read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
+        return FinetuneConfig(**{**preset, "checkpoint": str(self._ck(pretrained, step).parent),
+                                 "env_id": self.env_id(env), "dataset": self.dataset_id(env, level),
+                                 "output": str(self.runs / run), "seed": seed, "optimizer": optimizer,
+                                 "num_threads": 1})
+
+    def finetune(self, run: str, pretrained: str, step: int, env: str, level: str, seed: int, optimizer: str) -> None:
+        """One checkpoint interval of `dt finetune` (exact resume); finetune.json once the run has its
+        preset's online steps."""
+        from decision_transformer.rundir import RunDir
+        from decision_transformer.training.finetune import Finetuner
+        cfg = self.odt_finetune_config(run, pretrained, step, env, level, seed, optimizer)
+        rd = RunDir(self.runs / run)
+        holder = rd.busy_by()
+        if holder:
+            raise RunBusy(f"{rd.path} is in use by {holder}")
+        total, resume = cfg.online_steps, rd.last.exists()
+        current = int(rd.last.resolve().name) if resume else 0
+        if current < total:
+            cfg.online_steps = min(total, (current // cfg.checkpoint_every + 1) * cfg.checkpoint_every)
+            Finetuner(cfg, resume=resume, progress=False, log=lambda *a: None).run()
+            current = int(rd.last.resolve().name)
+        self._copy_run_files(run)
+        if current >= total:
+            write_json_atomic(_mk(self.results / run) / "finetune.json",
+                              {"run": run, "pretrained": pretrained, "pretrained_step": step, "online_steps": total,
+                               "env_steps": current, "optimizer": optimizer, "preset": self.config.odt_finetune[env]})
+
+    def evaluate_odt(self, run: str, step: int | None, env: str) -> None:
+        """100 episodes at the fine-tuning preset's evaluation target and context: a pretrained
+        checkpoint (`step`), or a fine-tuned run's last one (step None: eval-last.json)."""
+        from decision_transformer.options import read_preset
+        from decision_transformer.training.finetune import PRESETS
+        preset = read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
+        if step is None:
+            step = int(json.loads((self.results / run / "finetune.json").read_text())["env_steps"])
+            name = "eval-last.json"
+        else:
+            name = f"eval-{ckpt_name(step)}.json"
+        out = self._evaluate(run, step, [preset["eval_return"]], self.config.eval_episodes,
+                             context_length=preset.get("eval_context"))
+        out["context_length"] = preset.get("eval_context")
+        self._copy_run_files(run)
+        write_json_atomic(_mk(self.results / run) / name, out)
+
     def publish_seed(self, env: str, level: str) -> tuple[int, list[float]]:
         """PUBLISH_RULE: the seed whose last-checkpoint mean at the first target is the median."""
         st, seeds, means = self.config.stage2, self.config.seeds, []
@@ -229,6 +320,12 @@ class CampaignV1(Campaign):
         from decision_transformer.training.trainer import TrainConfig
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
                 "checkpoint_every": self.config.checkpoint_every, "num_threads": 1, "seed": seed}
+        if model == "odt":                                   # the Online DT's pretraining
+            from decision_transformer.options import read_preset
+            from decision_transformer.training.finetune import PRESETS
+            ft = read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
+            over["target_returns"] = [float(ft["eval_return"])]
+            return TrainConfig.from_sources(self.config.odt_pretrain, over)
         if model in self.config.recipes:
             over.update(init=self.config.recipes[model]["init"], ema_decay=self.config.ema_decay)
         else:                                                # stage 2's baselines: bc, pbc10
@@ -285,8 +382,9 @@ class CampaignV1(Campaign):
         left_train = left_eval = 0.0
         trained: dict[str, int] = {}
         c = self.config
+        odt = {t.name for t in self._odt_tasks()}        # the Online DT's: priced in docs/performance.md
         for t in sorted(self.plan(), key=lambda t: t.step if t.action == "train" else 0):
-            if t.done():
+            if t.name in odt or t.done():
                 continue
             if t.action == "train":              # stages of one run: count each step once
                 done = max(_last_step(self.runs / t.run), trained.get(t.run, 0))

@@ -14,8 +14,9 @@ Evaluation acts with the mean action tanh(mu), through the exact Agent and the O
 every model. `transformers.DecisionTransformerModel` has no such head: these checkpoints load in
 this toolkit only.
 
-The paper trains the temperature with its own optimiser; here it is one more parameter of the
-model under the trainer's AdamW (weight decay 1e-4 x lr on it: negligible).
+The paper trains the temperature with its own optimiser (Adam); here it is one more parameter of
+the model, in a parameter group of its own (`param_groups`) without weight decay and, under LAMB,
+without the trust ratio: Adam's update, at the network's learning rate and schedule.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class OnlineDecisionTransformer(DecisionTransformer):
         entropy = -squashed_log_prob(u, mu, log_std)
         alpha = self.log_temperature.exp()
         return nll - alpha.detach() * entropy + alpha * (entropy - self.target_entropy).detach()
+
+    def param_groups(self) -> list[dict]:
+        """The network's parameters, then the temperature: no weight decay, no trust ratio (Adam's step)."""
+        rest = [p for p in self.parameters() if p is not self.log_temperature]
+        return [{"params": rest}, {"params": [self.log_temperature], "weight_decay": 0.0, "trust_ratio": False}]
 
     @torch.inference_mode()
     def sample_last_action(self, states, actions, returns_to_go, timesteps, token_mask=None, generator=None):

@@ -19,6 +19,8 @@ part fails there, in one line, not deep inside the trainer or the Agent. The con
 - `step_forward(states, actions, returns_to_go, timesteps, real) -> (N, act_dim)`: the same, on
   normalised states and scaled returns-to-go with a (N, K) bool mask of real steps, written
   without data-dependent branches: the graph `dt export --format onnx` traces;
+- `param_groups() -> list[dict]`: its parameters as optimiser groups (default: one group of them
+  all); a group may set `weight_decay` and `trust_ratio` (LAMB's, training/optim.py);
 - `transformers_compatible(config) -> bool`: whether `transformers.DecisionTransformerModel`
   can load its checkpoints (default: no).
 Saving and loading need nothing more: checkpoint.py writes any registered model's config and
@@ -126,6 +128,10 @@ class Policy(nn.Module):
         if self.config.action_type == "discrete":
             return F.cross_entropy(pred, target, reduction="none")
         return ((pred - target) ** 2).mean(-1)
+
+    def param_groups(self) -> list[dict]:
+        """The parameters as optimiser groups: one group, the optimiser's settings for all."""
+        return [{"params": list(self.parameters())}]
 
     @staticmethod
     def transformers_compatible(config) -> bool:

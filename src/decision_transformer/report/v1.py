@@ -219,6 +219,95 @@ def bars_section(camp) -> list[str]:
     return ["### The bars", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
 
 
+# Zheng, Zhang and Grover (ICML 2022), Table 1: ODT's normalised score (x100) on D4RL v2 after offline
+# pretraining and after 200k online samples. Their model (4 layers, 4 heads, width 512, batch 256) and
+# budget, and D4RL's data: a different suite and budget from ours.
+PAPER_ODT = {("hopper", "medium"): (66.95, 97.54)}
+
+
+def _odt_curve(camp, run: str, refs: dict) -> dict[int, float]:
+    """env steps -> normalised mean of the fine-tuning run's periodic evaluations (its metrics.csv)."""
+    import csv
+    p = camp.results / run / "metrics.csv"
+    if not p.is_file():
+        return {}
+    with open(p, newline="") as f:
+        return {int(r["env_steps"]): float(normalized(float(r["eval_return_mean"]), refs["min"], refs["max"]))
+                for r in csv.DictReader(f) if r.get("eval_return_mean")}
+
+
+def odt_section(camp) -> list[str]:
+    """Offline -> online: each seed's pretrained ODT (last checkpoint) and the same seed fine-tuned
+    with each online optimiser (last checkpoint), 100 episodes each; the gain paired by seed."""
+    from decision_transformer.options import read_preset
+    from decision_transformer.training import finetune as F
+    from decision_transformer.training import trainer as T
+    c = camp.config
+    if not c.odt_datasets:
+        return []
+    from dataclasses import asdict
+    pre = asdict(T.TrainConfig.from_sources(c.odt_pretrain, {"dataset": "-"}))       # the preset over the defaults
+    out = ["## 6. Online fine-tuning: the Online Decision Transformer", "",
+           f"Per seed ({', '.join(map(str, c.seeds))}): an ODT (`--model odt`) pretrained offline with `--preset "
+           f"{c.odt_pretrain}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} head(s), K = "
+           f"{pre['context_length']}, batch {pre['batch_size']}, {pre['steps']:,} steps, {pre['optimizer'].upper()} lr "
+           f"{pre['lr']:g}), then fine-tuned online from its last checkpoint by `dt finetune` with each optimiser "
+           f"({', '.join(o.upper() if o == 'lamb' else 'AdamW' for o in c.odt_optimizers)}; the first is the paper's). "
+           "The sizes are this CPU's, chosen by measurement (`bench/odt_budget.py`; docs/performance.md prices the "
+           "paper's model beside them). Scores: the LAST checkpoint, "
+           f"{c.eval_episodes} episodes per seed at the fine-tuning preset's evaluation target and context, "
+           f"normalised x100, seeds pooled: {COLUMNS}. The gain is paired by seed (online minus offline, seed by seed).", ""]
+    for env, level in c.odt_datasets:
+        ft = asdict(F.FinetuneConfig(checkpoint="-", **read_preset(c.odt_finetune[env], F.PRESETS, "fine-tuning")))
+        steps = camp.odt_pretrain_steps()
+        offline_evs = [_read(camp.results / R.run_name("odt", env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
+                       for s in c.seeds]
+        offline = pooled(offline_evs)
+        paper = PAPER_ODT.get((env, level))
+        out += [f"**{camp.dataset_id(env, level)}**: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
+                f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
+                f"{ft['explore_return']:g}, {ft['updates_per_round']} updates per round (batch {ft['batch_size']}), "
+                f"a replay buffer of {ft['buffer_size']:,} trajectories, evaluation at {ft['eval_return']:g} with context "
+                f"{ft.get('eval_context') or pre['context_length']}.", "",
+                "| weights | score | gain over offline (per seed) |", "| --- | --- | --- |",
+                f"| offline (pretrained, {steps:,} steps) | {fmt(offline)} | |"]
+        gains = {}
+        for opt in c.odt_optimizers:
+            online = pooled(_evals(camp, f"odt{opt}", env, level, "eval-last.json"))
+            if online and offline:
+                g = [b - a for a, b in zip(offline["seed_means"], online["seed_means"])]
+                gains[opt] = float(np.mean(g))
+                gain = f"{gains[opt]:+.1f} ({', '.join(f'{x:+.1f}' for x in g)})"
+            else:
+                gain = "pending"
+            out.append(f"| online, {'LAMB' if opt == 'lamb' else 'AdamW'} ({ft['online_steps']:,} env steps) | {fmt(online)} | {gain} |")
+        if paper:
+            out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
+                       f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} |")
+        best = max(gains, key=gains.get) if len(gains) == len(c.odt_optimizers) else None
+        verdict = "pending" if best is None else ("met" if gains[best] >= 15 else "MISSED")
+        out += ["", f"The bar (a gain of at least 15 points, {len(c.seeds)} seeds): {verdict}"
+                + (f", {gains[best]:+.1f} with {'LAMB' if best == 'lamb' else 'AdamW'}" if best else "") + ".", ""]
+        refs = next((e["results"][0]["refs"] for e in offline_evs if e), None)
+        if refs:
+            curves = {opt: [_odt_curve(camp, R.run_name(f"odt{opt}", env, level, s), refs) for s in c.seeds]
+                      for opt in c.odt_optimizers}
+            xs = sorted({x for cs in curves.values() for cv in cs for x in cv})
+            if xs:
+                out += [f"Learning curve: the runs' periodic evaluations ({ft['eval_episodes']} episodes each), "
+                        "normalised, mean over the seeds that reached that point (per seed).", "",
+                        "| env steps | " + " | ".join('LAMB' if o == 'lamb' else 'AdamW' for o in c.odt_optimizers) + " |",
+                        "| --- |" + " --- |" * len(c.odt_optimizers)]
+                for x in xs:
+                    cells = []
+                    for opt in c.odt_optimizers:
+                        v = [cv[x] for cv in curves[opt] if x in cv]
+                        cells.append(f"{np.mean(v):.1f} ({', '.join(f'{y:.1f}' for y in v)})" if v else "")
+                    out.append(f"| {x:,} | " + " | ".join(cells) + " |")
+                out.append("")
+    return out
+
+
 def model_cards_v1(camp) -> list[Path]:
     """models/<env>-<level>/results.json and README.md of every checkpoint stage 2 published, from
     results/v1/ (the run's evaluation, its dataset, the choice in published/<env>-<level>.json)."""
@@ -349,4 +438,5 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
                               "seeds, BC and 10%BC, sweeps, the republished checkpoints).", ""]
     md += datasets_section(camp)
     md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
+    md += odt_section(camp)
     return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")] + model_cards_v1(camp)

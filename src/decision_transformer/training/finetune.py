@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import numpy as np
 
 from decision_transformer.errors import DTError
-from decision_transformer.options import check, field_default, option
+from decision_transformer.options import check, field_default, option, preset_names
+from decision_transformer.training.optim import OPTIMIZERS, make_optimizer
 from decision_transformer.training.trainer import load_optimizer, optimizer_tensors
+
+PRESETS = Path(__file__).resolve().parent / "presets" / "finetune"   # `dt finetune --preset NAME`
 
 FINETUNE_COLUMNS = ("env_steps", "round", "updates", "loss", "temperature", "explore_return_mean", "eval_return_mean",
                     "eval_return_std")
@@ -50,10 +53,14 @@ class FinetuneConfig:
     num_envs: int = option(4, "exploration episodes per round, one per vectorised env", range="[1, 1024]")
     updates_per_round: int = option(300, "gradient steps after each round", range="[1, 1000000]")
     batch_size: int = option(64, "windows per gradient step", range="[1, 100000]")
-    lr: float = option(1e-4, "learning rate (AdamW)", range="(0, inf)")
-    weight_decay: float = option(5e-4, "AdamW weight decay", range="[0, inf)")
+    optimizer: str = option("adamw", "adamw, or lamb (the paper's; training/optim.py)", choices=OPTIMIZERS)
+    lr: float = option(1e-4, "learning rate", range="(0, inf)")
+    weight_decay: float = option(5e-4, "decoupled weight decay", range="[0, inf)")
     warmup_steps: int = option(1000, "linear learning-rate warm-up, in gradient steps", range="[0, inf)")
     grad_clip: float = option(0.25, "gradient-norm clip", range="(0, inf)")
+    eval_context: int | None = option(None, "K of exploration and evaluation episodes (the paper: 5, training on "
+                                            "windows of the checkpoint's K)", default_text="the checkpoint's K",
+                                      range="[1, 4096]")
     eval_every: int = option(10_000, "env steps between evaluations (and metrics rows)", range="[1, inf)")
     eval_episodes: int = option(10, "episodes per evaluation", range="[1, 100000]")
     checkpoint_every: int = option(10_000, "env steps between checkpoints", range="[1, inf)")
@@ -69,9 +76,12 @@ class FinetuneConfig:
 @dataclass(kw_only=True)
 class FinetuneOptions(FinetuneConfig):
     """`dt finetune`'s flags: the config's, and the command's own."""
+    preset: str | None = option(None, f"a preset of the options above: {', '.join(preset_names(PRESETS))}, or a "
+                                      ".json file; flags given here override it", default_text="none")
     resume: str | None = option(None, "continue the run in RUN_DIR exactly where its last checkpoint left it (only "
                                       "--online-steps, and --num-threads, may be given with it)", metavar="RUN_DIR")
     quiet: bool = option(False, "no progress bar")
+    given: dict = field(default_factory=dict)      # the FinetuneConfig flags given on the command line
 
     def validate(self) -> None:
         if self.resume is None:
@@ -119,7 +129,7 @@ class Finetuner:
                           f"or a window (K = {mc.context_length}): pass a larger --buffer-size, a smaller "
                           "--batch-size, or other --dataset")
         self.model = model.train()
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = make_optimizer(cfg.optimizer, model.param_groups(), cfg.lr, cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
         self.env_steps = self.round = self.updates = 0
         torch.manual_seed(cfg.seed)
@@ -152,7 +162,8 @@ class Finetuner:
         from decision_transformer.inference.agent import Agent
         N, base = self.cfg.num_envs, self.cfg.seed * 1_000_003 + self.round * 7919
         envs = [make_env(self.env_id) for _ in range(N)]
-        agent = Agent(self.model.eval(), num_envs=N, target_return=self.explore_return, deterministic=False, seed=base)
+        agent = Agent(self.model.eval(), num_envs=N, target_return=self.explore_return, deterministic=False, seed=base,
+                      context_length=self.cfg.eval_context)
         cols = [{k: [] for k in ("obs", "act", "rew", "term", "trunc")} for _ in range(N)]
         obs = np.stack([e.reset(seed=base + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
         live = np.ones(N, bool)
@@ -205,7 +216,8 @@ class Finetuner:
     def evaluate(self) -> tuple[float, float]:
         from decision_transformer.evaluation.evaluate import evaluate
         r = evaluate(self.model.eval(), self.env_id, [self.eval_return], episodes=self.cfg.eval_episodes,
-                     num_envs=min(self.cfg.eval_episodes, 10), seed=10_000 + self.round, threads=1)[0]
+                     num_envs=min(self.cfg.eval_episodes, 10), seed=10_000 + self.round, threads=1,
+                     context_length=self.cfg.eval_context)[0]
         self.model.train()
         return r["return_mean"], r["return_std"]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import json
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -22,8 +21,9 @@ from decision_transformer.devices import PRECISIONS, autocast, resolve_device
 from decision_transformer.errors import DTError
 from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
-from decision_transformer.options import check, field_default, option
+from decision_transformer.options import check, field_default, option, read_preset
 from decision_transformer.rundir import METRICS_COLUMNS, RunDir
+from decision_transformer.training.optim import OPTIMIZERS, make_optimizer
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 EMA_DIR = "ema"              # checkpoints/<step>/ema/: the moving average's weights (--ema-decay)
@@ -48,9 +48,11 @@ class TrainConfig:
     n_head: int = option(1, "attention heads", range="[1, 1024]")
     activation_function: str = option("relu", "MLP activation", choices=ACTIVATIONS)
     dropout: float = option(0.1, "dropout on embeddings, attention and residuals", range="[0, 1)")
-    lr: float = option(1e-4, "peak learning rate (AdamW)", range="(0, inf)")
-    weight_decay: float = option(1e-4, "AdamW weight decay", range="[0, inf)")
-    betas: list[float] = option(help="AdamW betas (the Atari DT: 0.9 0.95)", range="[0, 1)", factory=lambda: [0.9, 0.999])
+    optimizer: str = option("adamw", "adamw, or lamb (the Online DT's; training/optim.py)", choices=OPTIMIZERS)
+    lr: float = option(1e-4, "peak learning rate", range="(0, inf)")
+    weight_decay: float = option(1e-4, "decoupled weight decay", range="[0, inf)")
+    betas: list[float] = option(help="the optimiser's betas (the Atari DT: 0.9 0.95)", range="[0, 1)",
+                                factory=lambda: [0.9, 0.999])
     embed_tanh: bool = option(False, "tanh on the return/state/action embeddings (the Atari DT)")
     warmup_steps: int = option(10_000, "linear learning-rate warm-up steps, then constant", range=f"[0, {MAX_COUNT}]")
     grad_clip: float = option(0.25, "gradient-norm clip", range="(0, inf)")
@@ -87,21 +89,7 @@ class TrainConfig:
 
     @classmethod
     def from_sources(cls, preset: str | None, overrides: dict) -> "TrainConfig":
-        d = {}
-        if preset:
-            p = Path(preset) if Path(preset).suffix == ".json" else PRESETS / f"{preset}.json"
-            if not p.is_file():
-                if Path(preset).suffix == ".json":
-                    raise DTError(f"preset file {preset} does not exist")
-                have = ", ".join(sorted(x.stem for x in PRESETS.glob("*.json")))
-                raise DTError(f"unknown preset {preset!r}: choose one of {have}, or pass a .json file")
-            try:
-                loaded = json.loads(p.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise DTError(f"preset {p}: not valid JSON ({e})")
-            if not isinstance(loaded, dict):
-                raise DTError(f"preset {p}: a preset is a JSON object of training options, got a {type(loaded).__name__}")
-            d.update(loaded)
+        d = read_preset(preset, PRESETS) if preset else {}
         d.update({k: v for k, v in overrides.items() if v is not None})
         names = {f.name: f for f in fields(cls)}
         bad = sorted(set(d) - set(names))
@@ -299,9 +287,8 @@ class Trainer:
                                      state_mean=mc.state_mean, state_std=mc.state_std,
                                      normalize=mc.state_type == "vector", rank=self.dist.rank,
                                      anchor=self.model.window_anchor)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                     betas=tuple(cfg.betas),
-                                     fused=True)
+        self.opt = make_optimizer(cfg.optimizer, self.model.param_groups(), cfg.lr, cfg.weight_decay, cfg.betas,
+                                  fused=True)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
         self.step = 0
