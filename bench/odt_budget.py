@@ -43,20 +43,17 @@ def _model(ds, hidden, layers, heads):
 def time_update(ds, model, batch, optimizer, n):
     from decision_transformer.data.sampler import WindowSampler
     from decision_transformer.training.optim import make_optimizer
+    from decision_transformer.training.trainer import action_losses
     mc = model.config
     sampler = WindowSampler(ds, K=mc.context_length, batch_size=batch, scale=1000.0, max_ep_len=1000, seed=0,
                             state_mean=mc.state_mean, state_std=mc.state_std, anchor=model.window_anchor)
     opt = make_optimizer(optimizer, model.param_groups(), 1e-4, 5e-4)
-    keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
     model.train()
     times = []
     warm = 1 if batch * model.config.hidden_size >= 2**17 else 3              # warm-up steps (the paper's size: 1)
     for i in range(n + warm):
         t0 = time.perf_counter()
-        b = sampler.sample()
-        pred = model.forward_actions(*(b[k] for k in keys))
-        mask = model.loss_positions(b["attention_mask"])
-        loss = model.action_loss(pred[mask], b["actions"][mask]).mean()
+        loss = action_losses(model, sampler.sample()).mean()          # what dt finetune's update computes
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)

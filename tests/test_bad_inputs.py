@@ -40,6 +40,8 @@ CASES = [
     ("train-resume-nothing", ["train", "--resume", "{w}/nothing"], "not a run directory (no config.json)"),
     ("train-resume-preset", ["train", "--resume", "{i}/run", "--preset", "paper"], "--preset cannot be given"),
     ("train-resume-change", ["train", "--resume", "{i}/run", "--batch-size", "8"], "--resume with different options (batch_size)"),
+    ("train-resume-other-data", ["train", "--resume", "{i}/run", "--dataset", "{w}/not-there.npz"],
+     "--resume with different options (dataset)"),               # refused before the dataset is looked for
     ("train-over-a-run", ["train", "--dataset", "{i}/toy.npz", "--output", "{i}/run"], "already holds a run"),
     ("train-steps-text", ["train", "--dataset", "{i}/toy.npz", "--steps", "ten"], "--steps must be an integer, got 'ten'"),
     ("train-model-unknown", ["train", "--dataset", "{i}/toy.npz", "--model", "gpt"], "invalid choice: 'gpt'"),

@@ -95,6 +95,8 @@ def hopper_ck(tmp_path_factory):
     (["eval", "{ck}", "--seed", "-1"], "--seed must be in [0, 2147483647], got -1"),
     (["eval", "{ck}", "--temperature", "0.5"], "--temperature applies to --sample: pass --sample too"),
     (["eval", "{ck}", "--ref-min-score", "0"], "give both --ref-min-score and --ref-max-score, or neither"),
+    (["sweep", "{ck}", "--targets", "1:2:2", "--ref-max-score", "9", "--output", "{tmp}/s"],
+     "give both --ref-min-score and --ref-max-score, or neither"),                  # the same rule in every command
     (["eval", "{ck}", "--target-return", "nan"], "--target-return must be a finite number, got nan"),
     (["sweep", "{ck}", "--targets", "0:1:100000000", "--output", "{tmp}/s"], "need HI > LO and N in [2, 1000]"),
     (["eval", "{ck}", "--target-return=-1e30", "--episodes", "2", "--num-envs", "2"], "the model produced NaN/inf actions"),

@@ -84,8 +84,10 @@ def test_a_model_defined_outside_src_trains_evaluates_sweeps_and_exports(registe
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["results"][0]["episodes"] == 4 and np.isfinite(ev["results"][0]["return_mean"])
     assert main(["sweep", str(run), "--targets", "5:19:2", "--episodes", "2", "--num-envs", "2",
-                 "--output", str(tmp_path / "sw")]) == 0
-    assert [r["target_return"] for r in json.loads((tmp_path / "sw" / "sweep.json").read_text())["results"]] == [5.0, 19.0]
+                 "--output", str(tmp_path / "sw"), "--ref-min-score", "0", "--ref-max-score", "20"]) == 0
+    sw = json.loads((tmp_path / "sw" / "sweep.json").read_text())["results"]
+    assert [r["target_return"] for r in sw] == [5.0, 19.0]
+    assert [r["normalized_x100"] for r in sw] == pytest.approx([r["return_mean"] * 5 for r in sw])   # (R - 0) / 20 x 100
     assert main(["export", str(run), "--format", "onnx", str(tmp_path / "onnx")]) == 0
     import onnxruntime as ort
     from decision_transformer.models.checkpoint import from_pretrained

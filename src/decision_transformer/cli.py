@@ -104,7 +104,11 @@ def cmd_train(a) -> None:
             raise DTError(f"{rd.config}: {e}; restore the file, or train again into another --output")
         cfg = TrainConfig(**{**saved, **over})
         cfg.output = a.resume                   # the run continues where it is now, even if moved
-        cfg.validate()                          # the trainer applies the resume rule (rundir.py)
+        cfg.validate()
+        from dataclasses import asdict, fields
+
+        from decision_transformer.options import field_default
+        rd.check_resume(asdict(cfg), {f.name: field_default(f) for f in fields(TrainConfig)})  # before any data loads
     else:
         cfg = TrainConfig.from_sources(a.preset, over)
     res = train(cfg, resume=bool(a.resume), progress=not a.quiet)
@@ -223,7 +227,8 @@ def cmd_sweep(a) -> None:
     except OSError as e:
         raise DTError(f"cannot write to {out}: {e.strerror or e}")
     rec = evaluation_record(model, env_id, targets, a.episodes, seed=a.seed, checkpoint=a.checkpoint,
-                            num_envs=a.num_envs, backend=a.backend, threads=a.threads, **a.sampling())
+                            num_envs=a.num_envs, backend=a.backend, threads=a.threads, ref_min=a.ref_min_score,
+                            ref_max=a.ref_max_score, **a.sampling())
     res, best = rec["results"], rec["dataset_return_max"]
     _write_json_atomic(out / "sweep.json", rec)            # the campaigns' schema: the report reads either
     ck = Path(str(a.checkpoint)).resolve()

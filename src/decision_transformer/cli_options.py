@@ -111,7 +111,7 @@ class EvalOptions(LoadOptions, Runtime, References):
 
 
 @dataclass(kw_only=True)
-class SweepOptions(LoadOptions, Runtime):
+class SweepOptions(LoadOptions, Runtime, References):
     targets: str = option(help=f"LO:HI:N, N targets from LO to HI (N in [2, {MAX_TARGETS}])", metavar="LO:HI:N")
     episodes: int = _episodes(10)
     num_envs: int = _num_envs(10)
@@ -119,6 +119,7 @@ class SweepOptions(LoadOptions, Runtime):
 
     def validate(self) -> None:
         LoadOptions.validate(self)
+        _reference_pair(self)
         self.target_list = parse_targets(self.targets)
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from decision_transformer.errors import DTError
 from decision_transformer.options import check, field_default, option, preset_names
 from decision_transformer.training.optim import OPTIMIZERS, make_optimizer
-from decision_transformer.training.trainer import load_optimizer, optimizer_tensors
+from decision_transformer.training.trainer import action_losses, load_optimizer, optimizer_tensors
 
 PRESETS = Path(__file__).resolve().parent / "presets" / "finetune"   # `dt finetune --preset NAME`
 
@@ -195,13 +195,9 @@ class Finetuner:
         sampler = WindowSampler(ds, K=mc.context_length, batch_size=cfg.batch_size, scale=mc.return_scale or 1.0,
                                 max_ep_len=mc.max_ep_len, seed=cfg.seed * 1_000_003 + self.round,
                                 state_mean=mc.state_mean, state_std=mc.state_std, anchor=self.model.window_anchor)
-        keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
         losses = []
         for _ in range(cfg.updates_per_round):
-            b = sampler.sample()
-            pred = self.model.forward_actions(*(b[k] for k in keys))
-            mask = self.model.loss_positions(b["attention_mask"])
-            loss = self.model.action_loss(pred[mask], b["actions"][mask]).mean()
+            loss = action_losses(self.model, sampler.sample()).mean()
             if not torch.isfinite(loss):
                 raise DTError(f"loss became {loss.item()} at update {self.updates}: lower --lr")
             self.opt.zero_grad(set_to_none=True)

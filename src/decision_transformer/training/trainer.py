@@ -191,6 +191,18 @@ def build_model(cfg: TrainConfig, ds, env_id: str | None, stats_ds=None):
     return model
 
 
+def action_losses(model, batch: dict, forward=None) -> torch.Tensor:
+    """The model's per-position losses on a batch of windows (the sampler's dict): its forward (or
+    `forward`: DDP's, compiled, under autocast), at the positions it counts (BC: the last step
+    only), by its own loss. Training and fine-tuning both take their loss here."""
+    pred = (forward or model.forward_actions)(*(batch[k] for k in WINDOW_KEYS)).float()   # (B, K, act_dim)
+    mask = model.loss_positions(batch["attention_mask"])
+    return model.action_loss(pred[mask], batch["actions"][mask])
+
+
+WINDOW_KEYS = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
+
+
 def optimizer_tensors(osd: dict) -> dict:
     """An optimiser's state_dict()["state"] as flat tensors for safetensors: opt.<param id>.<name>."""
     return {f"opt.{pid}.{k}": v.cpu() if torch.is_tensor(v) else torch.tensor(v)
@@ -418,15 +430,13 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def loss_on(self, batch) -> torch.Tensor:
-        keys = ("states", "actions", "returns_to_go", "timesteps", "attention_mask")
         if self.device.type != "cpu":                       # the dataset stays on the host: batches move
             batch = {k: v.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda"
                      else v.to(self.device) for k, v in batch.items()}
-        with self.autocast():
-            pred = self.forward_actions(*(batch[k] for k in keys))        # (B, K, act_dim)
-        pred = pred.float()
-        mask = self.model.loss_positions(batch["attention_mask"])          # BC: the last step only
-        err = self.model.action_loss(pred[mask], batch["actions"][mask])    # the model's loss, per position
+        def forward(*x):
+            with self.autocast():
+                return self.forward_actions(*x)                            # DDP's or compiled, under autocast
+        err = action_losses(self.model, batch, forward)
         if not self.dist.on:
             return err.mean()
         # N ranks: the sum over this rank's positions / the global count, times N (DDP averages
