@@ -124,6 +124,7 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
         assert done["env_steps"] >= 120 and done["optimizer"] == opt and done["pretrained"] == "odt-toy-mixed-s1"
         saved = json.loads((camp.runs / f"odt{opt}-toy-mixed-s1" / "config.json").read_text())
         assert saved["optimizer"] == opt and saved["online_steps"] == 120 and saved["eval_context"] == 3
+        assert saved["lr"] == {"lamb": 1e-3, "adamw": 1e-4}[opt]          # the preset's, or the arm's override
         last = json.loads((r / f"odt{opt}-toy-mixed-s1" / "eval-last.json").read_text())
         assert last["checkpoint_step"] == done["env_steps"] and last["results"][0]["episodes"] == 4
         assert len((r / f"odt{opt}-toy-mixed-s1" / "metrics.csv").read_text().splitlines()) == 3   # 60, 120
@@ -135,6 +136,7 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     online = page.pooled([json.loads((r / f"odtlamb-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
     assert f"| online, LAMB (120 env steps) | {page.fmt(online)} | {gain:+.1f} (" in sec
+    assert "(LAMB, AdamW (lr 0.0001); the first is the paper's)" in sec
     assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "| 120 | " in sec and "pending" not in sec
 
 

@@ -65,11 +65,13 @@ class CampaignV1Config(SuiteConfig):
     # None: stage 2 is not planned yet.
     stage2: dict | None = None
     # The Online DT: pretraining preset (training/presets/), fine-tuning preset per env
-    # (training/presets/finetune/), the online optimisers compared (the first is the paper's).
+    # (training/presets/finetune/), the online optimisers compared, each with its overrides of
+    # the preset (the first is the paper's, LAMB; AdamW at the learning rate that matched LAMB's
+    # 1e-3 in pretraining pilots: docs/performance.md).
     odt_datasets: tuple = (("hopper", "medium"),)
     odt_pretrain: str = "odt-cpu"
     odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper"})
-    odt_optimizers: tuple = ("lamb", "adamw")
+    odt_optimizers: dict = field(default_factory=lambda: {"lamb": {}, "adamw": {"lr": 1e-4}})
 
     @property
     def ab_steps(self) -> int:
@@ -253,7 +255,7 @@ class CampaignV1(Campaign):
         return FinetuneConfig(**{**preset, "checkpoint": str(self._ck(pretrained, step).parent),
                                  "env_id": self.env_id(env), "dataset": self.dataset_id(env, level),
                                  "output": str(self.runs / run), "seed": seed, "optimizer": optimizer,
-                                 "num_threads": 1})
+                                 **self.config.odt_optimizers[optimizer], "num_threads": 1})
 
     def finetune(self, run: str, pretrained: str, step: int, env: str, level: str, seed: int, optimizer: str) -> None:
         """One checkpoint interval of `dt finetune` (exact resume); finetune.json once the run has its

@@ -236,6 +236,12 @@ def _odt_curve(camp, run: str, refs: dict) -> dict[int, float]:
                 for r in csv.DictReader(f) if r.get("eval_return_mean")}
 
 
+def _arm(c, opt: str) -> str:
+    """LAMB, or AdamW (lr 0.0001): an online optimiser and what it changes in the fine-tuning preset."""
+    over = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in c.odt_optimizers[opt].items())
+    return ("LAMB" if opt == "lamb" else "AdamW") + (f" ({over})" if over else "")
+
+
 def odt_section(camp) -> list[str]:
     """Offline -> online: each seed's pretrained ODT (last checkpoint) and the same seed fine-tuned
     with each online optimiser (last checkpoint), 100 episodes each; the gain paired by seed."""
@@ -252,7 +258,7 @@ def odt_section(camp) -> list[str]:
            f"{c.odt_pretrain}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} head(s), K = "
            f"{pre['context_length']}, batch {pre['batch_size']}, {pre['steps']:,} steps, {pre['optimizer'].upper()} lr "
            f"{pre['lr']:g}), then fine-tuned online from its last checkpoint by `dt finetune` with each optimiser "
-           f"({', '.join(o.upper() if o == 'lamb' else 'AdamW' for o in c.odt_optimizers)}; the first is the paper's). "
+           f"({', '.join(_arm(c, o) for o in c.odt_optimizers)}; the first is the paper's). "
            "The sizes are this CPU's, chosen by measurement (`bench/odt_budget.py`; docs/performance.md prices the "
            "paper's model beside them). Scores: the LAST checkpoint, "
            f"{c.eval_episodes} episodes per seed at the fine-tuning preset's evaluation target and context, "
