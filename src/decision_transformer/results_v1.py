@@ -223,7 +223,11 @@ class CampaignV1(Campaign):
         checkpoint, fine-tune from it with each online optimiser, evaluate each fine-tuned run."""
         c, tasks = self.config, []
         for env, level in c.odt_datasets:
+            if env not in c.envs:                                    # a campaign without that env
+                continue
             data = f"data:{env}-{level}"
+            if (env, level) not in c.ab_datasets and level not in c.levels:
+                tasks.append(self._data_task(env, level, suite_env=env))
             steps = self.odt_pretrain_steps()
             for seed in c.seeds:
                 pre = run_name("odt", env, level, seed)

@@ -255,7 +255,7 @@ def odt_section(camp) -> list[str]:
     pre = asdict(T.TrainConfig.from_sources(c.odt_pretrain, {"dataset": "-"}))       # the preset over the defaults
     out = ["## 6. Online fine-tuning: the Online Decision Transformer", "",
            f"Per seed ({', '.join(map(str, c.seeds))}): an ODT (`--model odt`) pretrained offline with `--preset "
-           f"{c.odt_pretrain}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} head(s), K = "
+           f"{c.odt_pretrain}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} attention head{'s' if pre['n_head'] > 1 else ''}, K = "
            f"{pre['context_length']}, batch {pre['batch_size']}, {pre['steps']:,} steps, {pre['optimizer'].upper()} lr "
            f"{pre['lr']:g}), then fine-tuned online from its last checkpoint by `dt finetune` with each optimiser "
            f"({', '.join(_arm(c, o) for o in c.odt_optimizers)}; the first is the paper's). "
@@ -272,7 +272,8 @@ def odt_section(camp) -> list[str]:
         paper = PAPER_ODT.get((env, level))
         out += [f"**{camp.dataset_id(env, level)}**: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
                 f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
-                f"{ft['explore_return']:g}, {ft['updates_per_round']} updates per round (batch {ft['batch_size']}), "
+                f"{ft['explore_return']:g}, {ft['updates_per_round']} updates per round (batch {ft['batch_size']}, "
+                f"{ft['optimizer'].upper()} lr {ft['lr']:g} unless the arm says otherwise), "
                 f"a replay buffer of {ft['buffer_size']:,} trajectories, evaluation at {ft['eval_return']:g} with context "
                 f"{ft.get('eval_context') or pre['context_length']}.", "",
                 "| weights | score | gain over offline (per seed) |", "| --- | --- | --- |",
