@@ -144,6 +144,8 @@ CASES = [
                                    "--output", "{w}/r"], "GiB are free on cpu: lower --hidden-size"),
     # a pair of options follows one rule everywhere
     ("eval-ref-min-alone", ["eval", "{i}/ck", "--ref-min-score", "0"], "give both --ref-min-score and --ref-max-score"),
+    ("sweep-ref-max-alone", ["sweep", "{i}/ck", "--targets", "1:5:2", "--ref-max-score", "9", "--output", "{w}/s"],
+     "give both --ref-min-score and --ref-max-score"),
     # messages that used to mislead
     ("train-mistyped-path", ["train", "--dataset", "{i}/toy.np", "--output", "{w}/r"], "(did you mean"),
     ("train-preset-file-missing", ["train", "--dataset", "{i}/toy.npz", "--preset", "{w}/nope.json", "--output",
