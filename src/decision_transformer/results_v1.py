@@ -236,7 +236,7 @@ class CampaignV1(Campaign):
                           [self.results / pre / f"eval-{ckpt_name(steps)}.json"], needs=[data],
                           after=[self._ck(pre, steps)], run=pre, step=steps)
                 tasks += [ev, train]
-                train.feeds = [ev]
+                train.feeds = [ev]                 # and the fine-tunings: done when all of them are
                 for opt in c.odt_optimizers:
                     ft = run_name(f"odt{opt}", env, level, seed)
                     tune = Task(f"finetune:{ft}", "finetune", {"run": ft, "pretrained": pre, "step": steps, "env": env,
@@ -244,6 +244,7 @@ class CampaignV1(Campaign):
                                 [self.results / ft / "finetune.json"], needs=[data], after=[self._ck(pre, steps)], run=ft)
                     tasks += [tune, Task(f"eval:{ft}", "evaluate_odt", {"run": ft, "step": None, "env": env},
                                          [self.results / ft / "eval-last.json"], needs=[tune.name], run=ft)]
+                    train.feeds.append(tune)
         return tasks
 
     def odt_pretrain_steps(self) -> int:
@@ -251,12 +252,16 @@ class CampaignV1(Campaign):
         from decision_transformer.training.trainer import PRESETS
         return int(read_preset(self.config.odt_pretrain, PRESETS)["steps"])
 
+    def odt_finetune_preset(self, env: str) -> dict:
+        """The env's fine-tuning preset (training/presets/finetune/), as its file holds it."""
+        from decision_transformer.options import read_preset
+        from decision_transformer.training.finetune import PRESETS
+        return read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
+
     def odt_finetune_config(self, run: str, pretrained: str, step: int, env: str, level: str, seed: int,
                             optimizer: str):
-        from decision_transformer.options import read_preset
-        from decision_transformer.training.finetune import PRESETS, FinetuneConfig
-        preset = read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
-        return FinetuneConfig(**{**preset, "checkpoint": str(self._ck(pretrained, step).parent),
+        from decision_transformer.training.finetune import FinetuneConfig
+        return FinetuneConfig(**{**self.odt_finetune_preset(env), "checkpoint": str(self._ck(pretrained, step).parent),
                                  "env_id": self.env_id(env), "dataset": self.dataset_id(env, level),
                                  "output": str(self.runs / run), "seed": seed, "optimizer": optimizer,
                                  **self.config.odt_optimizers[optimizer], "num_threads": 1})
@@ -286,9 +291,7 @@ class CampaignV1(Campaign):
     def evaluate_odt(self, run: str, step: int | None, env: str) -> None:
         """100 episodes at the fine-tuning preset's evaluation target and context: a pretrained
         checkpoint (`step`), or a fine-tuned run's last one (step None: eval-last.json)."""
-        from decision_transformer.options import read_preset
-        from decision_transformer.training.finetune import PRESETS
-        preset = read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
+        preset = self.odt_finetune_preset(env)
         if step is None:
             step = int(json.loads((self.results / run / "finetune.json").read_text())["env_steps"])
             name = "eval-last.json"
@@ -327,10 +330,7 @@ class CampaignV1(Campaign):
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
                 "checkpoint_every": self.config.checkpoint_every, "num_threads": 1, "seed": seed}
         if model == "odt":                                   # the Online DT's pretraining
-            from decision_transformer.options import read_preset
-            from decision_transformer.training.finetune import PRESETS
-            ft = read_preset(self.config.odt_finetune[env], PRESETS, "fine-tuning")
-            over["target_returns"] = [float(ft["eval_return"])]
+            over["target_returns"] = [float(self.odt_finetune_preset(env)["eval_return"])]
             return TrainConfig.from_sources(self.config.odt_pretrain, over)
         if model in self.config.recipes:
             over.update(init=self.config.recipes[model]["init"], ema_decay=self.config.ema_decay)

@@ -245,7 +245,6 @@ def _arm(c, opt: str) -> str:
 def odt_section(camp) -> list[str]:
     """Offline -> online: each seed's pretrained ODT (last checkpoint) and the same seed fine-tuned
     with each online optimiser (last checkpoint), 100 episodes each; the gain paired by seed."""
-    from decision_transformer.options import read_preset
     from decision_transformer.training import finetune as F
     from decision_transformer.training import trainer as T
     c = camp.config
@@ -264,7 +263,7 @@ def odt_section(camp) -> list[str]:
            f"{c.eval_episodes} episodes per seed at the fine-tuning preset's evaluation target and context, "
            f"normalised x100, seeds pooled: {COLUMNS}. The gain is paired by seed (online minus offline, seed by seed).", ""]
     for env, level in c.odt_datasets:
-        ft = asdict(F.FinetuneConfig(checkpoint="-", **read_preset(c.odt_finetune[env], F.PRESETS, "fine-tuning")))
+        ft = asdict(F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)))
         steps = camp.odt_pretrain_steps()
         offline_evs = [_read(camp.results / R.run_name("odt", env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
                        for s in c.seeds]
