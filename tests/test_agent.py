@@ -33,49 +33,65 @@ def _blog(hf):
 BACKENDS = ["torch", "onnxruntime"]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_single_env_matches_blog_loop_past_the_window(backend):
+def _blog_run(lengths, steps):
+    """The blog's loop (transformers' model) in len(lengths) Hopper envs, each cut at its length and
+    reset then: per step, every env's observation, the blog's action, reward and end. The envs follow
+    the blog's actions, so the run is the same whichever Agent is compared with it afterwards."""
+    torch.manual_seed(0)
     hf, ours = _models()
-    env, obs = _env(130, seed=0)
-    agent = Agent(ours, num_envs=1, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, backend=backend)
-    blog = _blog(hf)
-    worst, steps = 0.0, 0
-    while True:
-        ref = blog.act(obs)
-        got = agent.act(obs[None])[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
-        obs, r, term, trunc, _ = env.step(ref)
-        blog.observe(r)
-        agent.observe([r], [term or trunc])
-        steps += 1
-        if term or trunc:
-            break
-    assert steps == 130 and worst <= 1e-5
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_four_envs_ending_at_different_steps_match_blog_loop(backend):
-    hf, ours = _models()
-    lengths = [23, 57, 101, 140]
-    envs, obs = zip(*[_env(n, seed=i) for i, n in enumerate(lengths)])
-    envs, obs = list(envs), list(obs)
-    agent = Agent(ours, num_envs=4, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, backend=backend)
+    envs, obs = map(list, zip(*[_env(n, seed=i) for i, n in enumerate(lengths)]))
     blogs = [_blog(hf) for _ in envs]
-    worst, ends = 0.0, [0] * 4
-    for step in range(180):
-        got = agent.act(np.stack(obs))
-        rewards, dones = np.zeros(4), np.zeros(4, bool)
+    record = []
+    for step in range(steps):
+        row = []
         for i, env in enumerate(envs):
-            ref = blogs[i].act(obs[i])
-            worst = max(worst, float(np.abs(ref - got[i]).max()))
-            obs[i], rewards[i], term, trunc, _ = env.step(ref)
-            blogs[i].observe(rewards[i])
-            dones[i] = term or trunc
-            if dones[i]:
-                ends[i] += 1
+            o = obs[i]
+            ref = blogs[i].act(o)
+            obs[i], r, term, trunc, _ = env.step(ref)
+            blogs[i].observe(r)
+            if term or trunc:
                 obs[i], _ = env.reset(seed=100 + step)
                 blogs[i] = _blog(hf)
-        agent.observe(rewards, dones)
+            row.append((o, ref, r, term or trunc))
+        record.append(row)
+    return ours, record
+
+
+def _replay(agent, record):
+    """The Agent on the blog run's observations: its largest difference from the blog's actions, and
+    how many episodes each env ended."""
+    worst, ends = 0.0, [0] * len(record[0])
+    for row in record:
+        got = agent.act(np.stack([o for o, _, _, _ in row]))
+        worst = max(worst, max(float(np.abs(ref - g).max()) for (_, ref, _, _), g in zip(row, got)))
+        agent.observe(np.array([r for _, _, r, _ in row]), np.array([d for _, _, _, d in row]))
+        ends = [e + d for e, (_, _, _, d) in zip(ends, row)]
+    return worst, ends
+
+
+@pytest.fixture(scope="module")
+def one_env_run():
+    return _blog_run([130], 130)
+
+
+@pytest.fixture(scope="module")
+def four_env_run():
+    return _blog_run([23, 57, 101, 140], 180)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_single_env_matches_blog_loop_past_the_window(backend, one_env_run):
+    ours, record = one_env_run
+    agent = Agent(ours, num_envs=1, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, backend=backend)
+    worst, ends = _replay(agent, record)
+    assert ends == [1] and record[-1][0][3] and worst <= 1e-5          # one episode of 130 steps, past K=20
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_four_envs_ending_at_different_steps_match_blog_loop(backend, four_env_run):
+    ours, record = four_env_run
+    agent = Agent(ours, num_envs=4, target_return=3600, state_mean=MEAN, state_std=STD, scale=1000, backend=backend)
+    worst, ends = _replay(agent, record)
     assert ends == [7, 3, 1, 1] and worst <= 1e-5
 
 
@@ -184,3 +200,27 @@ def test_onnx_backend_without_onnxruntime_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)      # `import onnxruntime` now fails
     with pytest.raises(DTError, match="needs ONNX Runtime: pip install onnxruntime onnx"):
         Agent(ours, target_return=1, backend="onnxruntime")
+
+
+def test_onnx_agents_share_one_export_until_the_weights_change(monkeypatch):
+    """An evaluation builds an Agent per target and thread group: the same weights are exported once,
+    and weights changed in place (training between evaluations) are exported again, never served stale."""
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    from decision_transformer.inference import onnx as onnx_backend
+    m = DecisionTransformer(DecisionTransformerConfig(state_dim=4, act_dim=2, hidden_size=16, n_layer=1,
+                                                      context_length=3, max_ep_len=20))
+    calls = []
+    real = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    monkeypatch.setattr(onnx_backend, "_CACHE", type(onnx_backend._CACHE)())
+    obs = np.random.default_rng(0).standard_normal((2, 4))
+    a1 = Agent(m, num_envs=2, target_return=5.0, backend="onnxruntime").act(obs)
+    a2 = Agent(m, num_envs=2, target_return=5.0, backend="onnxruntime").act(obs)
+    Agent(m, num_envs=3, target_return=5.0, backend="onnxruntime")        # another batch: another graph
+    assert len(calls) == 2 and np.array_equal(a1, a2)
+    with torch.no_grad():
+        m.predict_action[0].bias.add_(0.5)                                # an optimiser step, in place
+    a3 = Agent(m, num_envs=2, target_return=5.0, backend="onnxruntime").act(obs)
+    assert len(calls) == 3
+    np.testing.assert_allclose(a3, Agent(m, num_envs=2, target_return=5.0).act(obs), atol=1e-5)
+    assert np.abs(a3 - a1).max() > 1e-3

@@ -11,11 +11,13 @@ Needs `pip install onnxruntime onnx` (the `onnx` extra); without them the Agent 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
 import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -67,23 +69,11 @@ class OnnxLastAction:
         T = 3 * K - 1
         args = (states, actions, torch.zeros(N, K, 1), torch.zeros(N, K, dtype=torch.long), torch.zeros(N, 1, T, T))
         self.names = ["states", "actions", "returns_to_go", "timesteps", "attention_bias"]
-        buf = io.BytesIO()
-        was_training = model.training
-        model.eval()
-        try:
-            with _EXPORT, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(_LastAction(model), args, buf, input_names=self.names, output_names=["action"],
-                                  dynamic_axes=None if batch else {n: {0: "N"} for n in self.names + ["action"]},
-                                  opset_version=17, dynamo=False)
-        except ImportError as e:
-            raise DTError(f"exporting the model to ONNX needs the onnx package ({e}): pip install onnx")
-        finally:
-            model.train(was_training)
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(threads or torch.get_num_threads())
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(_exported(model, args, self.names, dynamic=not batch), so,
+                                            providers=["CPUExecutionProvider"])
 
     @staticmethod
     def bias(token_mask) -> np.ndarray:
@@ -94,6 +84,51 @@ class OnnxLastAction:
         feeds = dict(zip(self.names, (np.ascontiguousarray(x) for x in
                                       (states, actions, returns_to_go, timesteps, attention_bias))))
         return self.session.run(None, feeds)[0]
+
+
+_CACHE: OrderedDict = OrderedDict()  # (weights, config, input shapes) -> ONNX bytes: the last few exports
+_CACHE_SIZE = 4
+
+
+def weights_digest(model) -> str:
+    """A digest of the model's parameters and buffers (names, dtypes, shapes, values): equal exactly
+    when the weights are."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _exported(model, args, names, dynamic: bool) -> bytes:
+    """The model's last-action graph as ONNX bytes, traced for inputs shaped like `args`. The same
+    weights, config and shapes give the same graph: an evaluation builds an Agent per target and
+    per thread group, and a sweep or a page session many more, so the last few exports are kept,
+    keyed by the weights' digest (a model trained in between is exported again)."""
+    key = (type(model).__name__, json.dumps(model.config.to_dict(), sort_keys=True, default=str), weights_digest(model),
+           tuple((tuple(a.shape), a.dtype) for a in args), dynamic)
+    with _EXPORT:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        buf = io.BytesIO()
+        was_training = model.training
+        model.eval()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(_LastAction(model), args, buf, input_names=names, output_names=["action"],
+                                  dynamic_axes={n: {0: "N"} for n in names + ["action"]} if dynamic else None,
+                                  opset_version=17, dynamo=False)
+        except ImportError as e:
+            raise DTError(f"exporting the model to ONNX needs the onnx package ({e}): pip install onnx")
+        finally:
+            model.train(was_training)
+        _CACHE[key] = buf.getvalue()
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return _CACHE[key]
 
 
 class OnnxBackend:
