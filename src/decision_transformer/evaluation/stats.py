@@ -28,13 +28,17 @@ def normalized(returns, ref_min: float, ref_max: float):
 
 def hierarchical_ci(per_seed: list[np.ndarray], n: int = 2000, seed: int = 0, level: float = 0.95):
     """95% CI of the mean when seeds vary as much as episodes: resample the seeds, then the episodes
-    of each resampled seed; the mean of each draw weighs seeds equally."""
+    of each resampled seed; the mean of each draw weighs seeds equally. Vectorised: each of the
+    n x k seed slots gets its own resample of its seed's episodes, as a loop over draws would."""
     rng = np.random.default_rng(seed)
     k = len(per_seed)
-    means = np.empty(n)
-    for i in range(n):
-        picks = rng.integers(0, k, size=k)
-        means[i] = np.mean([per_seed[j][rng.integers(0, len(per_seed[j]), size=len(per_seed[j]))].mean() for j in picks])
+    picks = rng.integers(0, k, size=(n, k)).ravel()
+    slot_means = np.empty(n * k)
+    for j, x in enumerate(per_seed):
+        x = np.asarray(x, dtype=np.float64)
+        slots = np.flatnonzero(picks == j)
+        slot_means[slots] = x[rng.integers(0, len(x), size=(len(slots), len(x)))].mean(axis=1)
+    means = slot_means.reshape(n, k).mean(axis=1)
     lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
 
