@@ -299,8 +299,7 @@ class Trainer:
                                      state_mean=mc.state_mean, state_std=mc.state_std,
                                      normalize=mc.state_type == "vector", rank=self.dist.rank,
                                      anchor=self.model.window_anchor)
-        self.opt = make_optimizer(cfg.optimizer, self.model.param_groups(), cfg.lr, cfg.weight_decay, cfg.betas,
-                                  fused=True)
+        self.opt = make_optimizer(cfg.optimizer, self.model.param_groups(), cfg.lr, cfg.weight_decay, cfg.betas)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
         self.step = 0
