@@ -50,43 +50,57 @@ class _Union:
         return self.parts[0].state_dict()
 
 
-def test_two_ranks_equal_one_process_on_the_same_global_batch(toy, tmp_path):
-    torchrun("--dataset", toy, "--output", str(tmp_path / "ddp"), "--steps", "30", "--checkpoint-every", "30")
-    assert sorted(os.listdir(tmp_path / "ddp" / "checkpoints")) == ["00000030", "last"]
+@pytest.fixture(scope="module")
+def ddp_run(toy, tmp_path_factory):
+    """20 steps under torchrun, 2 ranks, a checkpoint every 10: both tests compare with it."""
+    out = tmp_path_factory.mktemp("ddp") / "full"
+    torchrun("--dataset", toy, "--output", str(out), "--steps", "20", "--checkpoint-every", "10")
+    return out
+
+
+def test_two_ranks_equal_one_process_on_the_same_global_batch(toy, ddp_run, tmp_path):
+    assert sorted(os.listdir(ddp_run / "checkpoints")) == ["00000010", "00000020", "last"]
     # one process, the same 16 windows per step: rank 0's 8 then rank 1's 8
-    cfg = TrainConfig.from_sources(None, {**OPTS, "dataset": toy, "output": str(tmp_path / "one"), "steps": 30,
-                                          "checkpoint_every": 30})
+    cfg = TrainConfig.from_sources(None, {**OPTS, "dataset": toy, "output": str(tmp_path / "one"), "steps": 20,
+                                          "checkpoint_every": 10})
     tr = Trainer(cfg, progress=False, log=lambda *a: None)
     mc = tr.model.config
     kw = dict(K=4, batch_size=8, scale=10.0, max_ep_len=32, seed=0, state_mean=mc.state_mean, state_std=mc.state_std)
     tr.sampler = _Union(WindowSampler(tr.ds, rank=0, **kw), WindowSampler(tr.ds, rank=1, **kw))
     tr.train()
-    a = load_file(tmp_path / "ddp" / "checkpoints" / "last" / "model.safetensors")
+    a = load_file(ddp_run / "checkpoints" / "last" / "model.safetensors")
     b = load_file(tmp_path / "one" / "checkpoints" / "last" / "model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
-    la = [float(x.split(",")[1]) for x in (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()[1:]]
+    la = [float(x.split(",")[1]) for x in (ddp_run / "metrics.csv").read_text().splitlines()[1:]]
     lb = [float(x.split(",")[1]) for x in (tmp_path / "one" / "metrics.csv").read_text().splitlines()[1:]]
     np.testing.assert_allclose(la, lb, rtol=1e-4)                     # the logged loss is the global batch's
 
 
-def test_resume_under_ddp_is_exact_and_keeps_the_process_count(toy, tmp_path, capsys):
-    torchrun("--dataset", toy, "--output", str(tmp_path / "full"), "--steps", "20", "--checkpoint-every", "10")
-    torchrun("--dataset", toy, "--output", str(tmp_path / "cut"), "--steps", "10", "--checkpoint-every", "10")
-    meta = json.loads((tmp_path / "cut" / "checkpoints" / "last" / "trainer.json").read_text())
+def test_resume_under_ddp_is_exact_and_keeps_the_process_count(toy, ddp_run, tmp_path, capsys):
+    # the 2-process run as if killed before its step-20 checkpoint: its step-10 checkpoint is the last
+    import shutil
+    cut = tmp_path / "cut"
+    shutil.copytree(ddp_run, cut, symlinks=True)
+    shutil.rmtree(cut / "checkpoints" / "00000020")
+    (cut / "checkpoints" / "last").unlink()
+    (cut / "checkpoints" / "last").symlink_to("00000010")
+    meta = json.loads((cut / "checkpoints" / "last" / "trainer.json").read_text())
     assert meta["world"] == 2 and len(meta["rank_samplers"]) == 2
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
-                        "-m", "decision_transformer", "train", "--resume", str(tmp_path / "cut"), "--steps", "20",
+                        "-m", "decision_transformer", "train", "--resume", str(cut), "--steps", "20",
                         "--quiet"], env={**os.environ, "OMP_NUM_THREADS": "1",
                                          "PYTHONPATH": os.path.dirname(toyenv.__file__)},
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    a = load_file(tmp_path / "full" / "checkpoints" / "last" / "model.safetensors")
-    b = load_file(tmp_path / "cut" / "checkpoints" / "last" / "model.safetensors")
+    a = load_file(ddp_run / "checkpoints" / "last" / "model.safetensors")
+    b = load_file(cut / "checkpoints" / "last" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)                  # bit-identical
+    logged = [[r.split(",")[:2] for r in (run / "metrics.csv").read_text().splitlines()] for run in (cut, ddp_run)]
+    assert logged[0] == logged[1]                                   # the same losses, no step logged twice
     # a 2-process run cannot be resumed by one process: its second sampler stream would be lost
     from decision_transformer.cli import main
-    assert main(["train", "--resume", str(tmp_path / "cut"), "--steps", "30", "--quiet"]) == 2
+    assert main(["train", "--resume", str(cut), "--steps", "30", "--quiet"]) == 2
     assert "trained with 2 process(es): resume it with the same number" in capsys.readouterr().err
 
 

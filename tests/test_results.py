@@ -260,9 +260,13 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d, monkeyp
     for r in res["all_targets"]:
         assert f"| {r['target_return']:g} | {r['return_mean']:.1f} ± {r['return_std']:.1f} |" in card
     assert (d / "replay.gif").stat().st_size < 2_000_000
-    # the card's snippet runs as written (from the repository root), one episode in the env
+    # the card's snippet runs as written (from the repository root), one episode in the env, cut at
+    # 50 steps (an expert's 1000-step episode is the same code run longer, 5 s a card)
     snippet = card.split("## Use", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(ROOT)
+    import gymnasium as gym
+    make = gym.make
+    monkeypatch.setattr(gym, "make", lambda env_id, **kw: make(env_id, **{"max_episode_steps": 50, **kw}))
     ns = {}
     exec(compile(snippet, f"{d.name}/README.md", "exec"), ns)
     assert ns["done"] and ns["ret"] > 0
@@ -282,13 +286,13 @@ def test_demo_sweeps_the_pretrained_checkpoint(tmp_path, monkeypatch):
     PRETRAINED, _ = pick_pretrained()
     pre = from_pretrained(C.MODELS / PRETRAINED)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    rep = run_demo(tmp_path / "demo", steps_per_level=300, train_steps=10, episodes=2, video_steps=3,
+    rep = run_demo(tmp_path / "demo", steps_per_level=300, train_steps=3, episodes=2, video_steps=3,
                    progress=False, log=lambda *a: None, max_episode_steps=100)
     assert rep["sweep"]["checkpoint"] == f"models/{PRETRAINED}" and rep["sweep"]["env_id"] == pre.config.env_id
     best = pre.config.extra["dataset_best_return"]
     targets = [r["target_return"] for r in rep["sweep"]["results"]]
     assert targets == sweep_targets(pre) and targets[0] == 0 and 0.5 * best < targets[-1] <= best
-    assert rep["training"]["steps"] == 10
+    assert rep["training"]["steps"] == 3
     md = (tmp_path / "demo" / "report.md").read_text()
     assert f"pretrained checkpoint models/{PRETRAINED}" in md and "Achieved return goes from" in md and (tmp_path / "demo" / "sweep.png").stat().st_size > 1000
 

@@ -42,6 +42,40 @@ def test_medium_replay_is_aligned_transitions(env_id):
     assert not (d["terminations"] & d["truncations"]).any()
 
 
+def _npz_header(path, name):
+    """An array's shape and dtype in an .npz, read from its header (nothing else is decompressed)."""
+    import zipfile
+    with zipfile.ZipFile(path) as z, z.open(name + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+
+@pytest.mark.parametrize("env_id", GAMES)
+def test_committed_game_datasets_hold_whole_episodes(env_id):
+    """The replay's episode structure and returns against the manifest, without decompressing its
+    frames (half a million of them: the whole unpack is the slow test below)."""
+    e = MANIFEST[env_id]
+    path = SUITE / e["replay"]["file"]
+    with np.load(path, allow_pickle=False) as z:
+        off, rew, term, trunc = (z[k] for k in ("offsets", "rewards", "terminations", "truncations"))
+        shape = tuple(int(x) for x in z["frame_shape"])
+        n = int(np.prod(shape))
+        packed = bool(z["packed"])
+    obs_shape, obs_dtype = _npz_header(path, "observations")
+    assert obs_shape[0] == len(rew) == off[-1] == e["replay"]["transitions"] and len(off) - 1 == e["replay"]["episodes"]
+    assert obs_shape[1:] == ((-(-n // 8),) if packed else shape) and obs_dtype == np.uint8
+    assert off[0] == 0 and (np.diff(off) > 0).all()
+    ends = np.flatnonzero(term | trunc) + 1
+    np.testing.assert_array_equal(ends, off[1:])                 # every episode ends at its last step, only there
+    returns = np.add.reduceat(rew.astype(np.float64), off[:-1])
+    assert abs(returns.mean() - e["replay"]["return_mean"]) < 1e-6
+    refs = e["references"]
+    assert refs["ref_min_score"] < refs["ref_max_score"] and refs["episodes"] == 100
+
+
+@pytest.mark.slow        # 12 s: half a million 84x84 frames decompressed (the structure is checked above)
 @pytest.mark.parametrize("env_id", GAMES)
 def test_committed_game_datasets_unpack_into_whole_episodes(env_id):
     from decision_transformer.suite.pixels import unpack_episodes

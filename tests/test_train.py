@@ -36,7 +36,6 @@ def _losses(run):
 
 
 def test_dt_learns_and_follows_the_target(toy_data, tmp_path):
-    torch.set_num_threads(2)
     train(_cfg(toy_data, tmp_path / "run", steps=600, log_every=10), progress=False)
     losses = [l for _, l in _losses(tmp_path / "run")]
     assert losses[-1] < 0.8 * losses[0]        # the loss falls (the random share of the actions is unlearnable)
