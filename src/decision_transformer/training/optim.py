@@ -37,32 +37,47 @@ class Lamb(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("Lamb does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = float(state["step"])
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.lerp_(p.grad, 1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                r = (m / (1 - b1 ** t)) / (v / (1 - b2 ** t)).sqrt_().add_(group["eps"])
-                if group["weight_decay"]:
-                    r.add_(p, alpha=group["weight_decay"])
-                if group["trust_ratio"]:
-                    w, u = p.norm().clamp(max=group["max_weight_norm"]), r.norm()
-                    ratio = torch.where((w > 0) & (u > 0), w / u, torch.ones_like(w))
-                    p.sub_(r * (ratio * group["lr"]))
-                else:
-                    p.sub_(r, alpha=group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError("Lamb does not support sparse gradients")
+            self._step_group(group, params)
         return loss
+
+    def _step_group(self, group: dict, params: list) -> None:
+        """One group's update with torch's foreach (multi-tensor) ops: the same per-tensor arithmetic,
+        in the same order, as a loop over tensors, in a few kernel launches instead of ~12 a tensor."""
+        b1, b2 = group["betas"]
+        grads = [p.grad for p in params]
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["step"] = torch.zeros((), dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step"] += 1
+        ms = [self.state[p]["exp_avg"] for p in params]
+        vs = [self.state[p]["exp_avg_sq"] for p in params]
+        ts = [float(self.state[p]["step"]) for p in params]
+        torch._foreach_lerp_(ms, grads, 1 - b1)
+        torch._foreach_mul_(vs, b2)
+        torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+        r = torch._foreach_div(ms, [1 - b1 ** t for t in ts])
+        denom = torch._foreach_div(vs, [1 - b2 ** t for t in ts])
+        torch._foreach_sqrt_(denom)
+        torch._foreach_add_(denom, group["eps"])
+        torch._foreach_div_(r, denom)
+        if group["weight_decay"]:
+            torch._foreach_add_(r, params, alpha=group["weight_decay"])
+        if group["trust_ratio"]:
+            w = torch.stack(torch._foreach_norm(params)).clamp(max=group["max_weight_norm"])
+            u = torch.stack(torch._foreach_norm(r))
+            scale = torch.where((w > 0) & (u > 0), w / u, torch.ones_like(w)) * group["lr"]
+            torch._foreach_mul_(r, list(scale.unbind()))
+            torch._foreach_sub_(params, r)
+        else:
+            torch._foreach_add_(params, r, alpha=-group["lr"])
 
 
 def make_optimizer(name: str, groups: list[dict], lr: float, weight_decay: float, betas=(0.9, 0.999),
