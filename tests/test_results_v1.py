@@ -137,7 +137,11 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
     assert f"| online, LAMB (120 env steps) | {page.fmt(online)} | {gain:+.1f} (" in sec
     assert "(LAMB, AdamW (lr 0.0001); the first is the paper's)" in sec
-    assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "| 120 | " in sec and "pending" not in sec
+    assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "pending" not in sec
+    # the curve: evaluations in the first round past 60 and 120 env steps (80 and 120 here), both seeds a row
+    curve = [line for line in sec.split("| env steps |")[1].splitlines()[2:] if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in curve] == ["60", "120"]
+    assert all(cell.count(",") == 1 for line in curve for cell in line.split("|")[2:4]), curve   # (seed 0, seed 1)
 
 
 def test_hierarchical_ci_widens_when_seeds_disagree():

@@ -225,14 +225,17 @@ def bars_section(camp) -> list[str]:
 PAPER_ODT = {("hopper", "medium"): (66.95, 97.54)}
 
 
-def _odt_curve(camp, run: str, refs: dict) -> dict[int, float]:
-    """env steps -> normalised mean of the fine-tuning run's periodic evaluations (its metrics.csv)."""
+def _odt_curve(camp, run: str, refs: dict, every: int) -> dict[int, float]:
+    """The fine-tuning run's periodic evaluations (its metrics.csv), normalised, by interval: a run
+    evaluates in the first round that ends past each multiple of `every` env steps (a round ends
+    with its episodes), so each evaluation is keyed by the multiple it passed and the seeds line up."""
     import csv
     p = camp.results / run / "metrics.csv"
     if not p.is_file():
         return {}
     with open(p, newline="") as f:
-        return {int(r["env_steps"]): float(normalized(float(r["eval_return_mean"]), refs["min"], refs["max"]))
+        return {every * (int(r["env_steps"]) // every): float(normalized(float(r["eval_return_mean"]), refs["min"],
+                                                                         refs["max"]))
                 for r in csv.DictReader(f) if r.get("eval_return_mean")}
 
 
@@ -296,12 +299,13 @@ def odt_section(camp) -> list[str]:
                 + (f", {gains[best]:+.1f} with {'LAMB' if best == 'lamb' else 'AdamW'}" if best else "") + ".", ""]
         refs = next((e["results"][0]["refs"] for e in offline_evs if e), None)
         if refs:
-            curves = {opt: [_odt_curve(camp, R.run_name(f"odt{opt}", env, level, s), refs) for s in c.seeds]
-                      for opt in c.odt_optimizers}
+            curves = {opt: [_odt_curve(camp, R.run_name(f"odt{opt}", env, level, s), refs, ft["eval_every"])
+                            for s in c.seeds] for opt in c.odt_optimizers}
             xs = sorted({x for cs in curves.values() for cv in cs for x in cv})
             if xs:
-                out += [f"Learning curve: the runs' periodic evaluations ({ft['eval_episodes']} episodes each), "
-                        "normalised, mean over the seeds that reached that point (per seed).", "",
+                out += [f"Learning curve: the runs' periodic evaluations ({ft['eval_episodes']} episodes each, in the "
+                        f"first round past every {ft['eval_every']:,} env steps), normalised, mean over the seeds that "
+                        "reached that point (per seed).", "",
                         "| env steps | " + " | ".join('LAMB' if o == 'lamb' else 'AdamW' for o in c.odt_optimizers) + " |",
                         "| --- |" + " --- |" * len(c.odt_optimizers)]
                 for x in xs:
