@@ -80,13 +80,12 @@ class Lamb(torch.optim.Optimizer):
             torch._foreach_add_(params, r, alpha=-group["lr"])
 
 
-def make_optimizer(name: str, groups: list[dict], lr: float, weight_decay: float, betas=(0.9, 0.999),
-                   fused: bool = True):
+def make_optimizer(name: str, groups: list[dict], lr: float, weight_decay: float, betas=(0.9, 0.999)):
     """`name`'s optimiser over parameter groups (a model's `param_groups()`: a group may set its own
     weight_decay, and trust_ratio, which only LAMB reads). AdamW runs torch's fused kernel, on the CPU
     too, in `dt train` and `dt finetune` alike."""
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=fused)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=True)
     if name == "lamb":
         return Lamb(groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     raise ValueError(f"unknown optimizer {name!r}: {', '.join(OPTIMIZERS)}")
