@@ -28,7 +28,7 @@ demo: install
 
 # one pytest worker per usable CPU, each test file on one worker (its module fixtures are built once)
 test: install
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 test-all: install
 	$(BIN)/python -m pytest -m ""

@@ -128,14 +128,23 @@ EACCES_CASES = {
     "sweep": ["sweep", "{ck}", "--targets", "1:5:2", "--episodes", "1", "--num-envs", "1", "--output", "{ro}/s"],
 }
 
-# One unprivileged process runs every case through the CLI's main (one torch import, not five) and
-# reports, per case, the exit code, what went to stderr and what the read-only directory then holds.
-_EACCES_CHILD = """
-import contextlib, io, json, os, sys, traceback
+# One process runs every case of a test through the CLI's main (one torch import, not one a case)
+# and reports, per case, the exit code, what went to stderr and what the directory then holds (every
+# name in it, hidden ones included). FILL (full-disk cases): before each case the directory's disk is
+# filled to its last 60 KB, and after it the directory is emptied again. The process exits 0 after
+# the last case: a crash at interpreter exit (h5py once segfaulted after a failed write) fails the test.
+_CHILD = """
+import contextlib, io, json, os, shutil, sys, traceback
 import toyenv
 from decision_transformer.cli import main
+print("imported", flush=True)
+cases, where, fill = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3] == "fill"
 out = {}
-for name, argv in json.loads(sys.argv[1]).items():
+for name, argv in cases.items():
+    if fill:
+        st = os.statvfs(where)
+        with open(os.path.join(where, "filler"), "wb") as f:
+            f.write(b"\\0" * max(0, st.f_bavail * st.f_frsize - 60_000))
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         try:
@@ -143,18 +152,32 @@ for name, argv in json.loads(sys.argv[1]).items():
         except BaseException:
             traceback.print_exc()
             code = None
-    out[name] = {"code": code, "stderr": err.getvalue(), "left": sorted(os.listdir(sys.argv[2]))}
+    left = sorted(str(os.path.relpath(os.path.join(d, n), where)) for d, ds, fs in os.walk(where) for n in ds + fs)
+    out[name] = {"code": code, "stderr": err.getvalue(), "left": left}
+    if fill:
+        for n in os.listdir(where):
+            shutil.rmtree(os.path.join(where, n)) if os.path.isdir(os.path.join(where, n)) else os.unlink(os.path.join(where, n))
 print(json.dumps(out))
 """
+
+
+def _run_child(cases: dict, where: Path, fill: bool, drop=(), **kw) -> dict | None:
+    """_CHILD's outcomes per case; None where the child could not even import the project."""
+    import json
+    import sys
+    r = subprocess.run([*drop, sys.executable, "-c", _CHILD, json.dumps(cases), str(where), "fill" if fill else "-"],
+                       capture_output=True, text=True, timeout=300, **kw)
+    if not r.stdout.startswith("imported"):
+        return None
+    assert r.returncode == 0, r.stderr[-1500:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def eacces_outcomes():
     """EACCES: as an unprivileged user (root bypasses permission bits: the child drops to uid 65534
     with setpriv), each case writes under a directory it may not write."""
-    import json
     import shutil
-    import sys
     import tempfile
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: permission bits would not apply")
@@ -175,16 +198,12 @@ def eacces_outcomes():
         drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "HOME": str(base), "MPLCONFIGDIR": str(base),
                "OMP_NUM_THREADS": "1"}
-        probe = subprocess.run([*drop, sys.executable, "-c", "import toyenv, decision_transformer.cli"],
-                               capture_output=True, env=env, cwd=base)
-        if probe.returncode:
+        cases = {k: [a.format(ck=base / "ck", ro=ro, data=data) for a in v] for k, v in EACCES_CASES.items()}
+        out = _run_child(cases, ro, fill=False, drop=drop, env=env, cwd=base)
+        if out is None:
             pytest.skip("the unprivileged user cannot read this checkout or its environment (e.g. a clone under a "
                         "0700 directory)")
-        cases = {k: [a.format(ck=base / "ck", ro=ro, data=data) for a in v] for k, v in EACCES_CASES.items()}
-        r = subprocess.run([*drop, sys.executable, "-c", _EACCES_CHILD, json.dumps(cases), str(ro)],
-                           capture_output=True, text=True, env=env, cwd=base, timeout=300)
-        assert r.returncode == 0, r.stderr[-1500:]
-        yield json.loads(r.stdout.strip().splitlines()[-1])
+        yield out
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -200,34 +219,52 @@ def test_a_directory_without_write_permission_is_one_line(case, eacces_outcomes)
     assert o["left"] == []
 
 
-@pytest.mark.parametrize("argv", [
-    ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "300", "--output", "{fs}/c", "--quiet"],
-    ["train", "--dataset", "{data}", "--env", "LineReach-v0", "--output", "{fs}/r", "--steps", "10",
-     "--checkpoint-every", "5", "--context-length", "4", "--hidden-size", "32", "--n-layer", "1", "--max-ep-len", "32",
-     "--return-scale", "10", "--num-threads", "1", "--quiet"],
-    ["export", "{ck}", "{fs}/x"],
-    ["export", "{ck}", "--format", "onnx", "{fs}/x"],
-], ids=["collect", "train", "export", "export-onnx"])
-def test_a_full_disk_ends_the_process_with_one_line_and_no_debris(argv, small_fs, tmp_path):
-    """In a process of its own, as a user runs it: exit 2 (no segfault at interpreter exit, as h5py
-    once gave after a failed write), one line, and nothing left on the full disk but what was there."""
-    import sys
+FULL_DISK_CASES = {
+    "collect": ["collect", "--env", "LineReach-v0", "--policy", "random", "--episodes", "300", "--output", "{fs}/c",
+                "--quiet"],
+    "train": ["train", "--dataset", "{data}", "--env", "LineReach-v0", "--output", "{fs}/r", "--steps", "10",
+              "--checkpoint-every", "5", "--context-length", "4", "--hidden-size", "32", "--n-layer", "1",
+              "--max-ep-len", "32", "--return-scale", "10", "--num-threads", "1", "--quiet"],
+    "export": ["export", "{ck}", "{fs}/x"],
+    "export-onnx": ["export", "{ck}", "--format", "onnx", "{fs}/x"],
+}
+
+
+@pytest.fixture(scope="module")
+def full_disk_outcomes(tmp_path_factory):
+    """The cases in a process of their own, as a user runs them, on a disk with 60 KB left (_CHILD).
+    The child holds Python's stderr in memory, as a notebook does: collect's forked writer once
+    lost its "No space left" there and reported a crash instead."""
     from decision_transformer import DecisionTransformer, DecisionTransformerConfig
-    data = toyenv.make_dataset(tmp_path / "toy.npz", episodes=20)
-    DecisionTransformer(DecisionTransformerConfig(state_dim=2, act_dim=1, n_layer=2, hidden_size=64, max_ep_len=32,
-                                                  return_scale=10.0, env_id="LineReach-v0", target_returns=[19.0],
-                                                  state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(
-        tmp_path / "ck")
-    filler = small_fs / "filler"
-    filler.write_bytes(b"\0" * max(0, os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize - 60_000))
-    code = "import sys, toyenv; from decision_transformer.cli import main; sys.exit(main(sys.argv[1:]))"
-    r = subprocess.run([sys.executable, "-c", code, *[a.format(fs=small_fs, data=data, ck=tmp_path / "ck") for a in argv]],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"})
-    err = r.stderr.strip().splitlines()
-    assert r.returncode == 2, r.stderr[-1500:]
+    tmp = tmp_path_factory.mktemp("full")
+    mnt = tmp / "fs"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        data = toyenv.make_dataset(tmp / "toy.npz", episodes=20)
+        DecisionTransformer(DecisionTransformerConfig(
+            state_dim=2, act_dim=1, n_layer=2, hidden_size=64, max_ep_len=32, return_scale=10.0, env_id="LineReach-v0",
+            target_returns=[19.0], state_mean=[0.0, 0.0], state_std=[1.0, 1.0])).save_pretrained(tmp / "ck")
+        cases = {k: [a.format(fs=mnt, data=data, ck=tmp / "ck") for a in v] for k, v in FULL_DISK_CASES.items()}
+        out = _run_child(cases, mnt, fill=True, cwd=tmp,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"})
+        assert out is not None, "the child could not import the project"
+        yield out
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.parametrize("case", list(FULL_DISK_CASES))
+def test_a_full_disk_ends_the_process_with_one_line_and_no_debris(case, full_disk_outcomes):
+    """Exit 2 (and the process exits cleanly after it), one line, and nothing left on the full disk
+    but what was there: no temporary file or directory."""
+    o = full_disk_outcomes[case]
+    err = o["stderr"].strip().splitlines()
+    assert o["code"] == 2, o["stderr"][-1500:]
     assert err[-1].startswith("error: ") and "No space left on device" in err[-1], err[-3:]
-    assert sum("error:" in x for x in err) == 1 and "Traceback" not in r.stderr
-    left = sorted(str(p.relative_to(small_fs)) for p in small_fs.iterdir())
-    assert left == (["filler", "r"] if argv[0] == "train" else ["filler"]), left   # the run: started over by the same command
-    assert not [p for p in small_fs.rglob(".*") if p.name != ".lock"]              # no temp file or directory
+    assert sum("error:" in x for x in err) == 1 and "Traceback" not in o["stderr"]
+    top = sorted({p.split(os.sep)[0] for p in o["left"]})
+    assert top == (["filler", "r"] if case == "train" else ["filler"]), o["left"]   # the run: started over by the same command
+    assert not [p for p in o["left"] if Path(p).name.startswith(".") and Path(p).name != ".lock"], o["left"]

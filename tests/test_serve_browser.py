@@ -107,11 +107,11 @@ def test_pick_a_model_move_the_slider_run_and_the_video_plays(server, open_page,
         page.keyboard.press("ArrowLeft")                        # moves the slider down by 5 steps
     moved = float(page.locator("#target input[type=number]").input_value())
     assert moved < before
-    page.locator("#seed input").fill("4")
+    page.locator("#seed input").fill("9")                        # env seed 9: the walker falls after ~130 steps
     page.locator("#run").click()
     got, target = _reported(page)
     assert target == pytest.approx(moved)
-    assert got == pytest.approx(_dt_eval(page, "walker2d-medium-replay", moved, 4, tmp_path), abs=0.01)   # the page rounds
+    assert got == pytest.approx(_dt_eval(page, "walker2d-medium-replay", moved, 9, tmp_path), abs=0.01)   # the page rounds
     page.wait_for_function("() => { const v = document.querySelector('#video video');"
                            " return v && v.readyState >= 3 && !v.paused && v.currentTime > 0.2; }", timeout=30_000)
     assert page.evaluate("() => document.querySelector('#video video').videoWidth") > 0

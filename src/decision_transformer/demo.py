@@ -114,8 +114,10 @@ def _collect(data_dir: Path, steps_per_level: int, progress: bool) -> tuple[dict
     from decision_transformer.suite.collect import rollout_episodes, write_minari
     manifest = load_manifest()
     eps = []
+    # every env plays its episode to the end (up to 1,000 steps): no more envs than the steps ask for
+    num_envs = min(8, max(1, steps_per_level // 1000))
     for seed, level in enumerate(("medium", "expert")):
-        e, _ = rollout_episodes(ENV, str(SUITE / manifest[ENV][level]["file"]), steps=steps_per_level, num_envs=8,
+        e, _ = rollout_episodes(ENV, str(SUITE / manifest[ENV][level]["file"]), steps=steps_per_level, num_envs=num_envs,
                                 seed=100 + seed, noise=NOISE, progress=progress)
         eps += e
     ref_min, ref_max = reference_min_score(ENV), float(manifest[ENV]["expert"]["return_mean"])

@@ -321,6 +321,9 @@ def _contained(write, final: Path) -> None:
         if pid == 0:                                     # the child: write, report, leave without teardown
             os.close(r)
             os.dup2(log.fileno(), 2)
+            # Python's own stderr too: where the caller has replaced sys.stderr (a notebook, a captured
+            # CLI), h5py's "errno = 28" would go there instead, and the verdict be lost with it
+            sys.stderr = open(2, "w", closefd=False)
             code = 1
             try:
                 v = verdict()
