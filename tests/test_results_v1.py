@@ -1,5 +1,6 @@
 """Suite v1's campaign (`dt results run`, results_v1.py): the A/B stage's plan, its runs and its page."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -136,6 +137,9 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     online = page.pooled([json.loads((r / f"odtlamb-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
     assert f"| online, LAMB (120 env steps) | {page.fmt(online)} | {gain:+.1f} (" in sec
+    alphas = [float(list(csv.DictReader(open(r / f"odtlamb-toy-mixed-s{s}" / "metrics.csv")))[-1]["temperature"])
+              for s in (0, 1)]                                    # alpha at the end, from each run's metrics.csv
+    assert f" | {alphas[0]:.2g}, {alphas[1]:.2g} |" in sec
     assert "(LAMB, AdamW (lr 0.0001); the first is the paper's)" in sec
     assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "pending" not in sec
     # the curve: evaluations in the first round past 60 and 120 env steps (80 and 120 here), both seeds a row

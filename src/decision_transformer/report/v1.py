@@ -239,6 +239,17 @@ def _odt_curve(camp, run: str, refs: dict, every: int) -> dict[int, float]:
                 for r in csv.DictReader(f) if r.get("eval_return_mean")}
 
 
+def _last_temperature(camp, run: str) -> float | None:
+    """The entropy weight alpha at the fine-tuning run's last logged round (its metrics.csv)."""
+    import csv
+    p = camp.results / run / "metrics.csv"
+    if not p.is_file():
+        return None
+    with open(p, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("temperature")]
+    return float(rows[-1]["temperature"]) if rows else None
+
+
 def _arm(c, opt: str) -> str:
     """LAMB, or AdamW (lr 0.0001): an online optimiser and what it changes in the fine-tuning preset."""
     over = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in c.odt_optimizers[opt].items())
@@ -278,8 +289,9 @@ def odt_section(camp) -> list[str]:
                 f"{ft['optimizer'].upper()} lr {ft['lr']:g} unless the arm says otherwise), "
                 f"a replay buffer of {ft['buffer_size']:,} trajectories, evaluation at {ft['eval_return']:g} with context "
                 f"{ft.get('eval_context') or pre['context_length']}.", "",
-                "| weights | score | gain over offline (per seed) |", "| --- | --- | --- |",
-                f"| offline (pretrained, {steps:,} steps) | {fmt(offline)} | |"]
+                "| weights | score | gain over offline (per seed) | entropy weight alpha at the end (per seed) |",
+                "| --- | --- | --- | --- |",
+                f"| offline (pretrained, {steps:,} steps) | {fmt(offline)} | | |"]
         gains = {}
         for opt in c.odt_optimizers:
             online = pooled(_evals(camp, f"odt{opt}", env, level, "eval-last.json"))
@@ -289,14 +301,21 @@ def odt_section(camp) -> list[str]:
                 gain = f"{gains[opt]:+.1f} ({', '.join(f'{x:+.1f}' for x in g)})"
             else:
                 gain = "pending"
-            out.append(f"| online, {'LAMB' if opt == 'lamb' else 'AdamW'} ({ft['online_steps']:,} env steps) | {fmt(online)} | {gain} |")
+            alphas = [_last_temperature(camp, run) for run in (R.run_name(f"odt{opt}", env, level, s) for s in c.seeds)
+                      if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
+            alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
+            out.append(f"| online, {'LAMB' if opt == 'lamb' else 'AdamW'} ({ft['online_steps']:,} env steps) | "
+                       f"{fmt(online)} | {gain} | {alpha} |")
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
-                       f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} |")
+                       f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | |")
         best = max(gains, key=gains.get) if len(gains) == len(c.odt_optimizers) else None
         verdict = "pending" if best is None else ("met" if gains[best] >= 15 else "MISSED")
         out += ["", f"The bar (a gain of at least 15 points, {len(c.seeds)} seeds): {verdict}"
-                + (f", {gains[best]:+.1f} with {'LAMB' if best == 'lamb' else 'AdamW'}" if best else "") + ".", ""]
+                + (f", {gains[best]:+.1f} with {'LAMB' if best == 'lamb' else 'AdamW'}" if best else "") + ".", "",
+                "alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
+                "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
+                "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", ""]
         refs = next((e["results"][0]["refs"] for e in offline_evs if e), None)
         if refs:
             curves = {opt: [_odt_curve(camp, R.run_name(f"odt{opt}", env, level, s), refs, ft["eval_every"])
