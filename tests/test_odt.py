@@ -166,7 +166,7 @@ def weak_odt(tmp_path_factory):
     return d / "pre"
 
 
-FT = ["--num-envs", "10", "--updates-per-round", "40", "--batch-size", "32", "--eval-episodes", "20", "--lr", "1e-3",
+FT = ["--num-envs", "10", "--updates-per-round", "20", "--batch-size", "64", "--eval-episodes", "20", "--lr", "1e-3",
       "--warmup-steps", "10", "--explore-return", "25", "--quiet",
       "--num-threads", "1"]  # one thread in every process: the kill test compares a subprocess with this one
 
@@ -178,7 +178,7 @@ def test_finetune_raises_a_weak_models_return(weak_odt, tmp_path, capsys):
     assert main(["finetune", str(weak_odt), "--output", str(tmp_path / "ft"), "--online-steps", "6000",
                  "--eval-every", "2000", "--checkpoint-every", "2000", *FT]) == 0
     after = evaluate(from_pretrained(tmp_path / "ft"), "LineReach-v0", [19.0], episodes=40, num_envs=10, seed=10_000)[0]
-    assert after["return_mean"] > before["return_mean"] + 3 and after["return_mean"] > 12, (before, after)   # 9.1 -> 14.9
+    assert after["return_mean"] > before["return_mean"] + 3 and after["return_mean"] > 12, (before, after)   # 9.1 -> 14.3 (13.1 with --seed 1 or 2)
     rows = (tmp_path / "ft" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("env_steps,round,updates,loss,temperature") and len(rows) == 4   # 2000, 4000, 6000
     assert "fine-tuned: return" in capsys.readouterr().out
