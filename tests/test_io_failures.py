@@ -154,9 +154,9 @@ for name, argv in cases.items():
             code = None
     left = sorted(str(os.path.relpath(os.path.join(d, n), where)) for d, ds, fs in os.walk(where) for n in ds + fs)
     out[name] = {"code": code, "stderr": err.getvalue(), "left": left}
-    if fill:
-        for n in os.listdir(where):
-            shutil.rmtree(os.path.join(where, n)) if os.path.isdir(os.path.join(where, n)) else os.unlink(os.path.join(where, n))
+    for n in os.listdir(where) if fill else ():
+        p = os.path.join(where, n)
+        shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
 print(json.dumps(out))
 """
 

@@ -225,28 +225,27 @@ def bars_section(camp) -> list[str]:
 PAPER_ODT = {("hopper", "medium"): (66.95, 97.54)}
 
 
+def _finetune_rows(camp, run: str) -> list[dict]:
+    """The rows of a fine-tuning run's metrics.csv (finetune.FINETUNE_COLUMNS, as text); none if missing."""
+    import csv
+    p = camp.results / run / "metrics.csv"
+    if not p.is_file():
+        return []
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _odt_curve(camp, run: str, refs: dict, every: int) -> dict[int, float]:
     """The fine-tuning run's periodic evaluations (its metrics.csv), normalised, by interval: a run
     evaluates in the first round that ends past each multiple of `every` env steps (a round ends
     with its episodes), so each evaluation is keyed by the multiple it passed and the seeds line up."""
-    import csv
-    p = camp.results / run / "metrics.csv"
-    if not p.is_file():
-        return {}
-    with open(p, newline="") as f:
-        return {every * (int(r["env_steps"]) // every): float(normalized(float(r["eval_return_mean"]), refs["min"],
-                                                                         refs["max"]))
-                for r in csv.DictReader(f) if r.get("eval_return_mean")}
+    return {every * (int(r["env_steps"]) // every): float(normalized(float(r["eval_return_mean"]), refs["min"], refs["max"]))
+            for r in _finetune_rows(camp, run) if r.get("eval_return_mean")}
 
 
 def _last_temperature(camp, run: str) -> float | None:
     """The entropy weight alpha at the fine-tuning run's last logged round (its metrics.csv)."""
-    import csv
-    p = camp.results / run / "metrics.csv"
-    if not p.is_file():
-        return None
-    with open(p, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("temperature")]
+    rows = [r for r in _finetune_rows(camp, run) if r.get("temperature")]
     return float(rows[-1]["temperature"]) if rows else None
 
 
