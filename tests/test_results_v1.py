@@ -238,3 +238,19 @@ def test_v1_builds_every_level_of_an_env_once(tmp_path, monkeypatch):
     assert camp.dataset("hopper", "medium-expert") == "dt/hopper/medium-expert-v1"
     assert calls == [(["Hopper-v5"], None, build.SUITE_V1)]
     assert camp.build_unit("hopper", "medium") == camp.build_unit("hopper", "expert") != camp.build_unit("walker2d", "medium")
+
+
+def test_finetune_builds_its_dataset_when_this_machine_lacks_it(tmp_path, monkeypatch):
+    """runs/ kept, the Minari root lost: the fine-tuning builds the data its buffer is seeded from,
+    as a training does, instead of failing on the missing dataset."""
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    calls = []
+    monkeypatch.setattr(camp, "_dataset_exists", lambda env, level: False)
+
+    def dataset(env, level):
+        calls.append((env, level))
+        raise RuntimeError("built")
+    monkeypatch.setattr(camp, "dataset", dataset)
+    with pytest.raises(RuntimeError, match="built"):
+        camp.finetune("odtlamb-hopper-medium-s0", "odt-hopper-medium-s0", 10000, "hopper", "medium", 0, "lamb")
+    assert calls == [("hopper", "medium")]

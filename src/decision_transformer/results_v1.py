@@ -276,6 +276,8 @@ class CampaignV1(Campaign):
         holder = rd.busy_by()
         if holder:
             raise RunBusy(f"{rd.path} is in use by {holder}")
+        if not self._dataset_exists(env, level):   # its buffer is seeded from it: built here if missing
+            self.dataset(env, level)
         total, resume = cfg.online_steps, rd.last.exists()
         current = int(rd.last.resolve().name) if resume else 0
         if current < total:
