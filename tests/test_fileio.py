@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
+from decision_transformer.fileio import Locked, atomic_path, replace_block, try_lock, write_json_atomic
 
 
 def test_atomic_path_replaces_only_on_success_and_leaves_no_temp(tmp_path):
@@ -48,3 +48,18 @@ def test_atomic_writes_of_one_file_from_many_threads_do_not_collide(tmp_path):
     for t in threads:
         t.join()
     assert not errors and os.listdir(tmp_path) == ["same.json"]
+
+
+def test_replace_block_rewrites_only_its_block(tmp_path):
+    """A command's figures inside a hand-written page: the lines between the markers are replaced,
+    the rest kept byte for byte; a page without the block is left alone."""
+    page = tmp_path / "README.md"
+    head, tail = "# Title\n\nhand-written\n<!-- generated: odt (a comment) -->\n", "<!-- end: odt -->\nmore\n"
+    page.write_text(head + "old line\nold line 2\n" + tail)
+    assert replace_block(page, "odt", ["new 1", "new 2"])
+    assert page.read_text() == head + "new 1\nnew 2\n" + tail
+    assert replace_block(page, "odt", []) and page.read_text() == head + tail
+    plain = tmp_path / "other.md"
+    plain.write_text("<!-- generated: odtx -->\nx\n<!-- end: odtx -->\n")     # another block's name
+    assert not replace_block(plain, "odt", ["y"]) and plain.read_text().endswith("x\n<!-- end: odtx -->\n")
+    assert not replace_block(tmp_path / "README.md", "sweep", ["y"])

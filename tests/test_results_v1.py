@@ -129,7 +129,9 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
         last = json.loads((r / f"odt{opt}-toy-mixed-s1" / "eval-last.json").read_text())
         assert last["checkpoint_step"] == done["env_steps"] and last["results"][0]["episodes"] == 4
         assert len((r / f"odt{opt}-toy-mixed-s1" / "metrics.csv").read_text().splitlines()) == 3   # 60, 120
-    page.write_report_v1(camp, docs=tmp_path / "docs")
+    readme = tmp_path / "README.md"          # the README's generated block: the same figures
+    readme.write_text("# x\n<!-- generated: odt (by the report) -->\nstale\n<!-- end: odt -->\nkept\n")
+    assert readme in page.write_report_v1(camp, docs=tmp_path / "docs")
     md = (tmp_path / "docs" / "results.md").read_text()
     sec = md[md.index("## 6. Online fine-tuning"):]
     offline = page.pooled([json.loads((r / f"odt-toy-mixed-s{s}" / "eval-00000010.json").read_text()) for s in (0, 1)])
@@ -142,6 +144,10 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     assert f" | {alphas[0]:.2g}, {alphas[1]:.2g} |" in sec
     assert "(LAMB, AdamW (lr 0.0001); the first is the paper's)" in sec
     assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "pending" not in sec
+    block = readme.read_text()
+    assert "stale" not in block and block.endswith("<!-- end: odt -->\nkept\n") and "pending" not in block
+    assert f"offline {offline['mean']:.1f} (`--preset " in block and f"LAMB {online['mean']:.1f} ({gain:+.1f})" in block
+    assert "after 120 online env steps" in block and "the bar of +15: " in block
     # the curve: evaluations in the first round past 60 and 120 env steps (80 and 120 here), both seeds a row
     curve = [line for line in sec.split("| env steps |")[1].splitlines()[2:] if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in curve] == ["60", "120"]

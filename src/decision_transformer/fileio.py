@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -47,6 +48,22 @@ def write_text_atomic(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
     return Path(path)
+
+
+def replace_block(path, name: str, lines: list[str]) -> bool:
+    """Rewrite, atomically, the lines between `<!-- generated: NAME ... -->` and `<!-- end: NAME -->`
+    in a Markdown file (a command's figures inside a hand-written page): False, and the file left
+    as it is, where it has no such block."""
+    path = Path(path)
+    text = path.read_text()
+    start = re.search(rf"^<!-- generated: {re.escape(name)}\b.*-->\n", text, re.M)
+    end = start and re.search(rf"^<!-- end: {re.escape(name)} -->$", text[start.end():], re.M)
+    if not end:
+        return False
+    new = text[:start.end()] + "".join(f"{x}\n" for x in lines) + text[start.end() + end.start():]
+    if new != text:
+        write_text_atomic(path, new)
+    return True
 
 
 def write_json_atomic(path, obj, indent: int | None = 1) -> Path:

@@ -17,7 +17,7 @@ import numpy as np
 
 from decision_transformer import results as R
 from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci, normalized, spearman
-from decision_transformer.fileio import write_text_atomic
+from decision_transformer.fileio import replace_block, write_text_atomic
 from decision_transformer.report import card as card_template
 from decision_transformer.report.page import _read, status_section
 
@@ -249,10 +249,39 @@ def _last_temperature(camp, run: str) -> float | None:
     return float(rows[-1]["temperature"]) if rows else None
 
 
+def _opt_name(opt: str) -> str:
+    return "LAMB" if opt == "lamb" else "AdamW"
+
+
+ODT_BAR = 15        # the issue's bar: online minus offline, normalised points, seeds pooled
+
+
+def odt_figures(camp, env: str, level: str):
+    """(offline evaluations per seed, offline pooled, {optimiser: online pooled}, {optimiser: the gain
+    per seed}): the last checkpoints, pooled once every seed has one (None before), the gain paired
+    by seed and present once both sides are."""
+    c, steps = camp.config, camp.odt_pretrain_steps()
+    offline_evs = [_read(camp.results / R.run_name("odt", env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
+                   for s in c.seeds]
+    offline = pooled(offline_evs)
+    online = {opt: pooled(_evals(camp, f"odt{opt}", env, level, "eval-last.json")) for opt in c.odt_optimizers}
+    gains = {opt: [b - a for a, b in zip(offline["seed_means"], on["seed_means"])]
+             for opt, on in online.items() if on and offline}
+    return offline_evs, offline, online, gains
+
+
+def odt_verdict(gains: dict, optimizers) -> tuple[str, str | None]:
+    """("pending" | "met" | "MISSED", the optimiser with the larger mean gain once every arm has one)."""
+    if len(gains) < len(optimizers):
+        return "pending", None
+    best = max(gains, key=lambda o: np.mean(gains[o]))
+    return ("met" if np.mean(gains[best]) >= ODT_BAR else "MISSED"), best
+
+
 def _arm(c, opt: str) -> str:
     """LAMB, or AdamW (lr 0.0001): an online optimiser and what it changes in the fine-tuning preset."""
     over = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in c.odt_optimizers[opt].items())
-    return ("LAMB" if opt == "lamb" else "AdamW") + (f" ({over})" if over else "")
+    return _opt_name(opt) + (f" ({over})" if over else "")
 
 
 def odt_section(camp) -> list[str]:
@@ -278,9 +307,7 @@ def odt_section(camp) -> list[str]:
     for env, level in c.odt_datasets:
         ft = asdict(F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)))
         steps = camp.odt_pretrain_steps()
-        offline_evs = [_read(camp.results / R.run_name("odt", env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
-                       for s in c.seeds]
-        offline = pooled(offline_evs)
+        offline_evs, offline, online, gains = odt_figures(camp, env, level)
         paper = PAPER_ODT.get((env, level))
         out += [f"**{camp.dataset_id(env, level)}**: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
                 f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
@@ -291,27 +318,20 @@ def odt_section(camp) -> list[str]:
                 "| weights | score | gain over offline (per seed) | entropy weight alpha at the end (per seed) |",
                 "| --- | --- | --- | --- |",
                 f"| offline (pretrained, {steps:,} steps) | {fmt(offline)} | | |"]
-        gains = {}
         for opt in c.odt_optimizers:
-            online = pooled(_evals(camp, f"odt{opt}", env, level, "eval-last.json"))
-            if online and offline:
-                g = [b - a for a, b in zip(offline["seed_means"], online["seed_means"])]
-                gains[opt] = float(np.mean(g))
-                gain = f"{gains[opt]:+.1f} ({', '.join(f'{x:+.1f}' for x in g)})"
-            else:
-                gain = "pending"
+            g = gains.get(opt)
+            gain = f"{np.mean(g):+.1f} ({', '.join(f'{x:+.1f}' for x in g)})" if g else "pending"
             alphas = [_last_temperature(camp, run) for run in (R.run_name(f"odt{opt}", env, level, s) for s in c.seeds)
                       if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
             alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
-            out.append(f"| online, {'LAMB' if opt == 'lamb' else 'AdamW'} ({ft['online_steps']:,} env steps) | "
-                       f"{fmt(online)} | {gain} | {alpha} |")
+            out.append(f"| online, {_opt_name(opt)} ({ft['online_steps']:,} env steps) | "
+                       f"{fmt(online[opt])} | {gain} | {alpha} |")
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
                        f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | |")
-        best = max(gains, key=gains.get) if len(gains) == len(c.odt_optimizers) else None
-        verdict = "pending" if best is None else ("met" if gains[best] >= 15 else "MISSED")
-        out += ["", f"The bar (a gain of at least 15 points, {len(c.seeds)} seeds): {verdict}"
-                + (f", {gains[best]:+.1f} with {'LAMB' if best == 'lamb' else 'AdamW'}" if best else "") + ".", "",
+        verdict, best = odt_verdict(gains, c.odt_optimizers)
+        out += ["", f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
+                + (f", {np.mean(gains[best]):+.1f} with {_opt_name(best)}" if best else "") + ".", "",
                 "alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
                 "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
                 "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", ""]
@@ -324,7 +344,7 @@ def odt_section(camp) -> list[str]:
                 out += [f"Learning curve: the runs' periodic evaluations ({ft['eval_episodes']} episodes each, in the "
                         f"first round past every {ft['eval_every']:,} env steps), normalised, mean over the seeds that "
                         "reached that point (per seed).", "",
-                        "| env steps | " + " | ".join('LAMB' if o == 'lamb' else 'AdamW' for o in c.odt_optimizers) + " |",
+                        "| env steps | " + " | ".join(_opt_name(o) for o in c.odt_optimizers) + " |",
                         "| --- |" + " --- |" * len(c.odt_optimizers)]
                 for x in xs:
                     cells = []
@@ -452,6 +472,31 @@ def protocol_lines() -> list[str]:
             "- Reproduce: `dt results run` (one one-thread worker per core, resumable), then `dt results report`.", ""]
 
 
+README_BLOCK = "odt"      # README.md's `<!-- generated: odt ... -->` block: odt_readme_lines
+
+
+def odt_readme_lines(camp) -> list[str]:
+    """The README's measured offline -> online figures, one line per ODT dataset, from the same
+    files as section 6 of the page."""
+    from decision_transformer.training import finetune as F
+    c, out = camp.config, []
+    for env, level in c.odt_datasets:
+        ft = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env))
+        _, offline, online, gains = odt_figures(camp, env, level)
+        verdict, _ = odt_verdict(gains, c.odt_optimizers)
+        arms = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(gains[o]):+.1f})" if o in gains
+                         else f"{_opt_name(o)} pending" for o in c.odt_optimizers)
+        paper = PAPER_ODT.get((env, level))
+        out.append(f"Measured on `{camp.dataset_id(env, level)}` ({len(c.seeds)} seeds, last checkpoint, "
+                   f"{c.eval_episodes} episodes per seed, normalised x100): offline "
+                   f"{offline['mean']:.1f}" if offline else f"Measured on `{camp.dataset_id(env, level)}`: offline pending")
+        out[-1] += (f" (`--preset {c.odt_pretrain}`) -> {arms} after {ft.online_steps:,} online env steps "
+                    f"(`--preset {c.odt_finetune[env]}`); the bar of +{ODT_BAR}: {verdict}."
+                    + (f" The paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}." if paper else "")
+                    + " Tables and the learning curve: [docs/results.md](docs/results.md), section 6.")
+    return out
+
+
 def write_report_v1(camp, docs="docs") -> list[Path]:
     docs = Path(docs)
     docs.mkdir(parents=True, exist_ok=True)
@@ -467,4 +512,8 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
     md += datasets_section(camp)
     md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
     md += odt_section(camp)
-    return [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")] + model_cards_v1(camp)
+    out = [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")] + model_cards_v1(camp)
+    readme = docs.parent / "README.md"        # its generated block, where it has one
+    if camp.config.odt_datasets and readme.is_file() and replace_block(readme, README_BLOCK, odt_readme_lines(camp)):
+        out.append(readme)
+    return out
