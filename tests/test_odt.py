@@ -84,6 +84,44 @@ def test_every_inference_path_gives_the_mean_action():
     torch.testing.assert_close(same, m.sample_last_action(s, a, R, t, generator=torch.Generator().manual_seed(7)))
 
 
+
+def test_without_a_timestep_embedding_no_path_sees_the_timestep(tmp_path):
+    """timestep_embedding False (the Online DT's default): a frozen zero table, through training,
+    official re-initialisation, the exact and cached inference paths and a checkpoint round trip."""
+    from decision_transformer import DecisionTransformer, DecisionTransformerConfig
+    from decision_transformer.inference.cached import KVCache
+    from decision_transformer.models.checkpoint import from_pretrained, is_transformers_compatible
+    m = _model(timestep_embedding=False)
+    s, a, R, t, mask = _batch()
+    later = t + 17
+    torch.testing.assert_close(m.forward_actions(s, a, R, t, mask), m.forward_actions(s, a, R, later, mask))
+    assert not m.embed_timestep.weight.requires_grad and m.embed_timestep.weight.abs().max() == 0
+    m.init_official()
+    assert not m.embed_timestep.weight.requires_grad and m.embed_timestep.weight.abs().max() == 0
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=0.1)
+    m.action_loss(m.forward_actions(s, a, R, t, mask)[mask.bool()], a[mask.bool()]).mean().backward()
+    opt.step()
+    assert m.embed_timestep.weight.abs().max() == 0
+    m.eval()
+    torch.testing.assert_close(m.predict_last_action(s, a, R, t, attention_mask=mask),
+                               m.predict_last_action(s, a, R, later, attention_mask=mask))
+    with_time = _model().eval()                      # the DT's default: the same inputs at other timesteps differ
+    assert (with_time.predict_last_action(s, a, R, t, attention_mask=mask)
+            - with_time.predict_last_action(s, a, R, later, attention_mask=mask)).abs().max() > 1e-4
+    cache = KVCache(m, num_envs=5, K=4)
+    for k in range(4):                               # the KV cache, step by step, at shifted timesteps
+        out = cache.step(s[:, k], R[:, k, 0], later[:, k], a[:, k - 1] if k else torch.zeros(5, 2),
+                         torch.full((5,), k > 0))
+    full = m.predict_last_action(s, a, R, t)
+    torch.testing.assert_close(out, full, atol=1e-5, rtol=1e-5)
+    m.save_pretrained(tmp_path / "ck")
+    back = from_pretrained(tmp_path / "ck")
+    assert back.config.timestep_embedding is False and not back.embed_timestep.weight.requires_grad
+    dt = dict(state_dim=3, act_dim=2, n_layer=1, hidden_size=16)       # a DT without one is not transformers'
+    assert is_transformers_compatible(DecisionTransformerConfig(**dt))
+    assert not is_transformers_compatible(DecisionTransformer(DecisionTransformerConfig(**dt, timestep_embedding=False)).config)
+
+
 def test_the_agent_samples_from_the_policy_when_asked():
     from decision_transformer import Agent, DecisionTransformer, DecisionTransformerConfig
     from decision_transformer.errors import DTError
@@ -141,6 +179,41 @@ def test_odt_trains_evaluates_sweeps_and_exports_through_dt(toy_data, tmp_path, 
     assert main(["export", str(run), str(tmp_path / "hf")]) == 2                   # not transformers-compatible
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "transformers" in err
+
+
+
+
+def test_conditioning_measures_what_the_action_reads(toy_data):
+    """evaluation/conditioning.py: a model blind to its return-to-go (a zero return embedding) or to
+    its timestep (none) moves by exactly 0 when that input changes, and by more than 0 otherwise."""
+    from decision_transformer.data.datasets import load_dataset
+    from decision_transformer.evaluation.conditioning import CHANGES, conditioning
+    ds = load_dataset(toy_data)
+    kw = dict(state_dim=2, act_dim=1, max_ep_len=32, return_scale=10.0, initializer_range=0.5)
+    blind = _model(**kw)
+    torch.nn.init.zeros_(blind.embed_return.weight)
+    torch.nn.init.zeros_(blind.embed_return.bias)
+    rec = conditioning(blind.train(), ds, windows=64)
+    assert blind.training and set(CHANGES) <= set(rec) and rec["windows"] == 64
+    assert rec["return_to_go_x2"] == rec["return_to_go_x0.5"] == 0 and rec["timestep_plus_100"] > 1e-3
+    timeless = _model(**kw, timestep_embedding=False)
+    rec = conditioning(timeless, ds, windows=64)
+    assert rec["timestep_plus_100"] == 0 and rec["return_to_go_x2"] > 1e-6 and rec["return_to_go_x0.5"] > 1e-6
+    assert conditioning(timeless, ds, windows=64) == rec                                   # seeded windows
+
+def test_no_timestep_embedding_is_a_flag_and_a_preset_field(toy_data, tmp_path):
+    """--no-timestep-embedding (the default stays on), saved in the run and in its checkpoints."""
+    from decision_transformer.models.checkpoint import from_pretrained
+    base = ["train", "--dataset", toy_data, "--env", "LineReach-v0", "--model", "odt", "--steps", "2", "--context-length",
+            "3", "--hidden-size", "8", "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--quiet"]
+    assert main([*base, "--output", str(tmp_path / "off"), "--no-timestep-embedding"]) == 0
+    assert main([*base, "--output", str(tmp_path / "on")]) == 0
+    assert json.loads((tmp_path / "off" / "config.json").read_text())["timestep_embedding"] is False
+    assert from_pretrained(tmp_path / "off").config.timestep_embedding is False
+    assert from_pretrained(tmp_path / "on").config.timestep_embedding is True
+    from decision_transformer.options import read_preset
+    from decision_transformer.training.trainer import PRESETS
+    assert read_preset("odt-cpu-notime", PRESETS) == {**read_preset("odt-cpu", PRESETS), "timestep_embedding": False}
 
 
 @pytest.fixture(scope="module")

@@ -106,20 +106,30 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     ft.write_text(json.dumps({"online_steps": 120, "num_envs": 2, "updates_per_round": 3, "batch_size": 16,
                               "eval_return": 19.0, "explore_return": 25.0, "eval_context": 3, "eval_every": 60,
                               "eval_episodes": 2, "checkpoint_every": 60, "buffer_size": 50, "lr": 1e-3}))
-    config = dataclasses.replace(tiny_v1.config, seeds=(0, 1), odt_datasets=(("toy", "mixed"),), odt_pretrain=str(pre),
-                                 odt_finetune={"toy": str(ft)})
+    nt = tmp_path / "odt-pre-nt.json"                            # a second pretraining variant: no timestep embedding
+    nt.write_text(json.dumps({**json.loads(pre.read_text()), "timestep_embedding": False}))
+    config = dataclasses.replace(tiny_v1.config, seeds=(0, 1), odt_datasets=(("toy", "mixed"),),
+                                 odt_pretrain={"odt": str(pre), "odtnt": str(nt)}, odt_finetune={"toy": str(ft)})
     camp = V.CampaignV1(runs=tiny_v1.runs, results=tiny_v1.results, models=tiny_v1.models, log=lambda *a: None,
                         config=config)
     tasks = camp._odt_tasks()
-    assert [t.name for t in tasks if t.action == "finetune"] == [
-        "finetune:odtlamb-toy-mixed-s0", "finetune:odtadamw-toy-mixed-s0",
-        "finetune:odtlamb-toy-mixed-s1", "finetune:odtadamw-toy-mixed-s1"]
+    assert [t.name for t in tasks if t.action == "finetune"] == [          # optimiser by optimiser, seeds within
+        "finetune:odtlamb-toy-mixed-s0", "finetune:odtlamb-toy-mixed-s1",
+        "finetune:odtadamw-toy-mixed-s0", "finetune:odtadamw-toy-mixed-s1",
+        "finetune:odtntlamb-toy-mixed-s0", "finetune:odtntlamb-toy-mixed-s1",
+        "finetune:odtntadamw-toy-mixed-s0", "finetune:odtntadamw-toy-mixed-s1"]
     assert camp.run(only="odt") > len(tasks)                    # fine-tuning went in chunks of 60 env steps
     assert all(t.done() for t in camp._odt_tasks())
     r = camp.results
     off = json.loads((r / "odt-toy-mixed-s0" / "eval-00000010.json").read_text())
     assert off["architecture"] == "odt" and off["context_length"] == 3 and off["results"][0]["target_return"] == 19.0
     assert off["results"][0]["episodes"] == 4
+    assert json.loads((camp.runs / "odtnt-toy-mixed-s0" / "config.json").read_text())["timestep_embedding"] is False
+    assert json.loads((camp.runs / "odt-toy-mixed-s0" / "config.json").read_text())["timestep_embedding"] is True
+    assert json.loads((r / "odtntlamb-toy-mixed-s1" / "finetune.json").read_text())["pretrained"] == "odtnt-toy-mixed-s1"
+    cond = {v: json.loads((r / f"{v}-toy-mixed-s0" / "conditioning.json").read_text()) for v in ("odt", "odtnt")}
+    assert cond["odtnt"]["timestep_plus_100"] == 0 < cond["odt"]["timestep_plus_100"]   # no timestep, nothing to read
+    assert cond["odt"]["checkpoint_step"] == 10 and cond["odt"]["windows"] == 512
     for opt in ("lamb", "adamw"):
         done = json.loads((r / f"odt{opt}-toy-mixed-s1" / "finetune.json").read_text())
         assert done["env_steps"] >= 120 and done["optimizer"] == opt and done["pretrained"] == "odt-toy-mixed-s1"
@@ -135,10 +145,17 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     md = (tmp_path / "docs" / "results.md").read_text()
     sec = md[md.index("## 6. Online fine-tuning"):]
     offline = page.pooled([json.loads((r / f"odt-toy-mixed-s{s}" / "eval-00000010.json").read_text()) for s in (0, 1)])
-    assert f"| offline (pretrained, 10 steps) | {page.fmt(offline)} |" in sec
+    moved = ", ".join(f"{c['return_to_go_x2']:.3f} / {c['timestep_plus_100']:.3f}" for c in (
+        json.loads((r / f"odt-toy-mixed-s{s}" / "conditioning.json").read_text()) for s in (0, 1)))
+    assert f"| offline, `{pre}` (pretrained, 10 steps) | {page.fmt(offline)} | | | {moved} |" in sec
     online = page.pooled([json.loads((r / f"odtlamb-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
     assert f"| online, LAMB (120 env steps) | {page.fmt(online)} | {gain:+.1f} (" in sec
+    offline_nt = page.pooled([json.loads((r / f"odtnt-toy-mixed-s{s}" / "eval-00000010.json").read_text()) for s in (0, 1)])
+    online_nt = page.pooled([json.loads((r / f"odtntadamw-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
+    gain_nt = np.mean(online_nt["seed_means"]) - np.mean(offline_nt["seed_means"])
+    assert f"| online, AdamW, from `{nt}` (120 env steps) | {page.fmt(online_nt)} | {gain_nt:+.1f} (" in sec
+    assert f"Beside it, `--preset {nt}`: the same with timestep_embedding false (`--no-timestep-embedding`" in sec
     alphas = [float(list(csv.DictReader(open(r / f"odtlamb-toy-mixed-s{s}" / "metrics.csv")))[-1]["temperature"])
               for s in (0, 1)]                                    # alpha at the end, from each run's metrics.csv
     assert f" | {alphas[0]:.2g}, {alphas[1]:.2g} |" in sec
@@ -146,12 +163,14 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "pending" not in sec
     block = readme.read_text()
     assert "stale" not in block and block.endswith("<!-- end: odt -->\nkept\n") and "pending" not in block
-    assert f"offline {offline['mean']:.1f} (`--preset " in block and f"LAMB {online['mean']:.1f} ({gain:+.1f})" in block
-    assert "after 120 online env steps" in block and "the bar of +15: " in block
+    assert f"- pretrained with `--preset {pre}`: offline {offline['mean']:.1f} -> LAMB {online['mean']:.1f} ({gain:+.1f})" in block
+    assert f"offline {offline_nt['mean']:.1f} -> " in block and f"AdamW {online_nt['mean']:.1f} ({gain_nt:+.1f})" in block
+    assert "120 online env steps of `--preset " in block and "- the bar, a gain of +15: " in block
     # the curve: evaluations in the first round past 60 and 120 env steps (80 and 120 here), both seeds a row
     curve = [line for line in sec.split("| env steps |")[1].splitlines()[2:] if line.startswith("| ")]
     assert [line.split("|")[1].strip() for line in curve] == ["60", "120"]
-    assert all(cell.count(",") == 1 for line in curve for cell in line.split("|")[2:4]), curve   # (seed 0, seed 1)
+    assert all(cell.count(",") == 1 for line in curve for cell in line.split("|")[2:6]), curve   # (seed 0, seed 1)
+    assert sec.split("| env steps |")[1].splitlines()[0].count("|") == 4        # four arms: 2 variants x 2 optimisers
 
 
 def test_hierarchical_ci_widens_when_seeds_disagree():

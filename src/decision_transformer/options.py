@@ -14,6 +14,7 @@ the same `check` runs on configs that never see a command line (presets, resumed
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -121,8 +122,9 @@ def add_arguments(parser, cls) -> None:
             continue
         names = [n for n in (md.get("short"), flag_name(f)) if n]
         kw = dict(dest=f.name, default=None, help=_help(f))
-        if base is bool:
-            target.add_argument(*names, action="store_true", **kw)
+        if base is bool:                               # default True: --flag / --no-flag
+            target.add_argument(*names, action=argparse.BooleanOptionalAction if field_default(f) is True
+                                else "store_true", **kw)
             continue
         if field_default(f) is MISSING and not md.get("group"):
             kw["required"] = True

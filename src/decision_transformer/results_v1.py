@@ -64,12 +64,14 @@ class CampaignV1Config(SuiteConfig):
     #   {"budget": 20_000, "model": "dt", "ema": False}   (model: "dt" = transformers init, "dtoff" = official)
     # None: stage 2 is not planned yet.
     stage2: dict | None = None
-    # The Online DT: pretraining preset (training/presets/), fine-tuning preset per env
-    # (training/presets/finetune/), the online optimisers compared, each with its overrides of
-    # the preset (the first is the paper's, LAMB; AdamW at the learning rate that matched LAMB's
-    # 1e-3 in pretraining pilots: docs/performance.md).
+    # The Online DT: its pretraining variants (run-name prefix -> preset in training/presets/:
+    # the first with the DT's timestep embedding, the second without, as the paper's model), the
+    # fine-tuning preset per env (training/presets/finetune/), the online optimisers compared, each
+    # with its overrides of the preset (the first is the paper's, LAMB; AdamW at the learning rate
+    # that matched LAMB's 1e-3 in pretraining pilots: docs/performance.md). A fine-tuned run is
+    # named <variant><optimiser>, e.g. odtlamb, odtntadamw.
     odt_datasets: tuple = (("hopper", "medium"),)
-    odt_pretrain: str = "odt-cpu"
+    odt_pretrain: dict = field(default_factory=lambda: {"odt": "odt-cpu", "odtnt": "odt-cpu-notime"})
     odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper"})
     odt_optimizers: dict = field(default_factory=lambda: {"lamb": {}, "adamw": {"lr": 1e-4}})
 
@@ -219,8 +221,10 @@ class CampaignV1(Campaign):
         return evals, trains
 
     def _odt_tasks(self) -> list[Task]:
-        """Per odt dataset and seed: pretrain (train action, model "odt"), evaluate its last
-        checkpoint, fine-tune from it with each online optimiser, evaluate each fine-tuned run."""
+        """Per odt dataset, per pretraining variant (odt_pretrain): each seed's pretraining (train
+        action) and the evaluation of its last checkpoint, then the fine-tunings from it with each
+        online optimiser, optimiser by optimiser across the seeds, each with the evaluation of its
+        last checkpoint. The workers take them in this order."""
         c, tasks = self.config, []
         for env, level in c.odt_datasets:
             if env not in c.envs:                                    # a campaign without that env
@@ -228,29 +232,40 @@ class CampaignV1(Campaign):
             data = f"data:{env}-{level}"
             if (env, level) not in c.ab_datasets and level not in c.levels:
                 tasks.append(self._data_task(env, level, suite_env=env))
-            steps = self.odt_pretrain_steps()
-            for seed in c.seeds:
-                pre = run_name("odt", env, level, seed)
-                train = self._train_task(pre, env, level, "odt", seed, steps, name=f"train:{pre}@{steps}", needs=[data])
-                ev = Task(f"eval:{pre}@{steps}", "evaluate_odt", {"run": pre, "step": steps, "env": env},
-                          [self.results / pre / f"eval-{ckpt_name(steps)}.json"], needs=[data],
-                          after=[self._ck(pre, steps)], run=pre, step=steps)
-                tasks += [ev, train]
-                train.feeds = [ev]                 # and the fine-tunings: done when all of them are
+            for variant in c.odt_pretrain:
+                steps, trains, tunes = self.odt_pretrain_steps(variant), {}, []
+                for seed in c.seeds:
+                    pre = run_name(variant, env, level, seed)
+                    train = self._train_task(pre, env, level, variant, seed, steps, name=f"train:{pre}@{steps}",
+                                             needs=[data])
+                    ev = Task(f"eval:{pre}@{steps}", "evaluate_odt", {"run": pre, "step": steps, "env": env},
+                              [self.results / pre / f"eval-{ckpt_name(steps)}.json"], needs=[data],
+                              after=[self._ck(pre, steps)], run=pre, step=steps)
+                    cond = Task(f"conditioning:{pre}", "conditioning_odt", {"run": pre, "step": steps, "env": env,
+                                                                           "level": level},
+                                [self.results / pre / "conditioning.json"], needs=[data],
+                                after=[self._ck(pre, steps)], run=pre, step=steps)
+                    tasks += [ev, cond, train]
+                    train.feeds = [ev, cond]       # and the fine-tunings: done when all of them are
+                    trains[seed] = train
                 for opt in c.odt_optimizers:
-                    ft = run_name(f"odt{opt}", env, level, seed)
-                    tune = Task(f"finetune:{ft}", "finetune", {"run": ft, "pretrained": pre, "step": steps, "env": env,
-                                                              "level": level, "seed": seed, "optimizer": opt},
-                                [self.results / ft / "finetune.json"], needs=[data], after=[self._ck(pre, steps)], run=ft)
-                    tasks += [tune, Task(f"eval:{ft}", "evaluate_odt", {"run": ft, "step": None, "env": env},
-                                         [self.results / ft / "eval-last.json"], needs=[tune.name], run=ft)]
-                    train.feeds.append(tune)
+                    for seed in c.seeds:
+                        pre, ft = run_name(variant, env, level, seed), run_name(f"{variant}{opt}", env, level, seed)
+                        tune = Task(f"finetune:{ft}", "finetune", {"run": ft, "pretrained": pre, "step": steps,
+                                                                  "env": env, "level": level, "seed": seed,
+                                                                  "optimizer": opt},
+                                    [self.results / ft / "finetune.json"], needs=[data], after=[self._ck(pre, steps)],
+                                    run=ft)
+                        tunes += [tune, Task(f"eval:{ft}", "evaluate_odt", {"run": ft, "step": None, "env": env},
+                                             [self.results / ft / "eval-last.json"], needs=[tune.name], run=ft)]
+                        trains[seed].feeds.append(tune)
+                tasks += tunes
         return tasks
 
-    def odt_pretrain_steps(self) -> int:
+    def odt_pretrain_steps(self, variant: str = "odt") -> int:
         from decision_transformer.options import read_preset
         from decision_transformer.training.trainer import PRESETS
-        return int(read_preset(self.config.odt_pretrain, PRESETS)["steps"])
+        return int(read_preset(self.config.odt_pretrain[variant], PRESETS)["steps"])
 
     def odt_finetune_preset(self, env: str) -> dict:
         """The env's fine-tuning preset (training/presets/finetune/), as its file holds it."""
@@ -305,6 +320,14 @@ class CampaignV1(Campaign):
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / name, out)
 
+    def conditioning_odt(self, run: str, step: int, env: str, level: str) -> None:
+        """How much the pretrained checkpoint's action moves when its return-to-go, or its
+        timesteps, change (evaluation/conditioning.py), on windows of its own data."""
+        from decision_transformer.evaluation.conditioning import conditioning
+        rec = conditioning(self._load(run, step), self.dataset(env, level))
+        write_json_atomic(_mk(self.results / run) / "conditioning.json",
+                          {"run": run, "checkpoint_step": step, "dataset": self.dataset_id(env, level), **rec})
+
     def publish_seed(self, env: str, level: str) -> tuple[int, list[float]]:
         """PUBLISH_RULE: the seed whose last-checkpoint mean at the first target is the median."""
         st, seeds, means = self.config.stage2, self.config.seeds, []
@@ -331,9 +354,9 @@ class CampaignV1(Campaign):
         from decision_transformer.training.trainer import TrainConfig
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
                 "checkpoint_every": self.config.checkpoint_every, "num_threads": 1, "seed": seed}
-        if model == "odt":                                   # the Online DT's pretraining
+        if model in self.config.odt_pretrain:                # an Online DT's pretraining
             over["target_returns"] = [float(self.odt_finetune_preset(env)["eval_return"])]
-            return TrainConfig.from_sources(self.config.odt_pretrain, over)
+            return TrainConfig.from_sources(self.config.odt_pretrain[model], over)
         if model in self.config.recipes:
             over.update(init=self.config.recipes[model]["init"], ema_decay=self.config.ema_decay)
         else:                                                # stage 2's baselines: bc, pbc10

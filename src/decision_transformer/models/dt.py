@@ -45,6 +45,7 @@ class DecisionTransformerConfig(PolicyConfig):
     initializer_range: float = option(0.02, "std of the initial weights", range="[0, inf)", cli=False)
     n_positions: int = option(1024, "rows of the (row-0-only) GPT-2 position table", range="[1, inf)", cli=False)
     embed_tanh: bool = False        # tanh on the return (and vector state / continuous action) embeddings: Atari DT
+    timestep_embedding: bool = True  # False: no timestep embedding (the Online DT's default); not `transformers`'
     vocab_size: int = 1
     architecture: str = "dt"
 
@@ -60,7 +61,8 @@ class DecisionTransformerConfig(PolicyConfig):
         """From the training options (train.TrainConfig) and the policy fields the data gives."""
         return cls(hidden_size=opts.hidden_size, n_layer=opts.n_layer, n_head=opts.n_head,
                    activation_function=opts.activation_function, resid_pdrop=opts.dropout, embd_pdrop=opts.dropout,
-                   attn_pdrop=opts.dropout, embed_tanh=opts.embed_tanh, **policy)
+                   attn_pdrop=opts.dropout, embed_tanh=opts.embed_tanh,
+                   timestep_embedding=opts.timestep_embedding, **policy)
 
 
 _ACT = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh"),
@@ -251,6 +253,16 @@ class DecisionTransformer(Policy):
         for name, p in self.named_parameters():                    # GPT-2's scaled residual init
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, 0.0, cfg.initializer_range / math.sqrt(2 * cfg.n_layer))
+        self._drop_timestep_embedding()
+
+    def _drop_timestep_embedding(self):
+        """config.timestep_embedding False (the Online DT's default): the timestep table is zeros and
+        frozen, so every path that embeds tokens (training, the exact forward, the KV cache, the ONNX
+        graph) adds nothing, and the checkpoint keeps the DT's layout. The model then knows its place
+        in the episode from the return-to-go alone."""
+        if not self.config.timestep_embedding:
+            nn.init.zeros_(self.embed_timestep.weight)
+            self.embed_timestep.weight.requires_grad_(False)
 
     def init_official(self):
         """Re-initialise as the official code does (kzl/decision-transformer, gym/): only the GPT-2
@@ -266,6 +278,7 @@ class DecisionTransformer(Policy):
             for m in part.modules() if part is not None else ():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()
+        self._drop_timestep_embedding()
         return self
 
     def _init_weights(self, m):
@@ -394,8 +407,9 @@ class DecisionTransformer(Policy):
 
     @staticmethod
     def transformers_compatible(config) -> bool:
-        """transformers.DecisionTransformerModel holds continuous actions and vector states only."""
-        return config.action_type == "continuous" and config.state_type == "vector"
+        """transformers.DecisionTransformerModel holds continuous actions and vector states only, and
+        always embeds the timestep."""
+        return config.action_type == "continuous" and config.state_type == "vector" and config.timestep_embedding
 
     # Checkpoint I/O lives in checkpoint.py; these are the familiar entry points.
     def save_pretrained(self, path, **kw):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from decision_transformer import results as R
+from decision_transformer.evaluation.conditioning import WINDOWS as CONDITIONING_WINDOWS, describe
 from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci, normalized, spearman
 from decision_transformer.fileio import replace_block, write_text_atomic
 from decision_transformer.report import card as card_template
@@ -256,25 +257,25 @@ def _opt_name(opt: str) -> str:
 ODT_BAR = 15        # the issue's bar: online minus offline, normalised points, seeds pooled
 
 
-def odt_figures(camp, env: str, level: str):
+def odt_figures(camp, env: str, level: str, variant: str = "odt"):
     """(offline evaluations per seed, offline pooled, {optimiser: online pooled}, {optimiser: the gain
-    per seed}): the last checkpoints, pooled once every seed has one (None before), the gain paired
-    by seed and present once both sides are."""
-    c, steps = camp.config, camp.odt_pretrain_steps()
-    offline_evs = [_read(camp.results / R.run_name("odt", env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
+    per seed}) of one pretraining variant: the last checkpoints, pooled once every seed has one (None
+    before), the gain paired by seed and present once both sides are."""
+    c, steps = camp.config, camp.odt_pretrain_steps(variant)
+    offline_evs = [_read(camp.results / R.run_name(variant, env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
                    for s in c.seeds]
     offline = pooled(offline_evs)
-    online = {opt: pooled(_evals(camp, f"odt{opt}", env, level, "eval-last.json")) for opt in c.odt_optimizers}
+    online = {opt: pooled(_evals(camp, f"{variant}{opt}", env, level, "eval-last.json")) for opt in c.odt_optimizers}
     gains = {opt: [b - a for a, b in zip(offline["seed_means"], on["seed_means"])]
              for opt, on in online.items() if on and offline}
     return offline_evs, offline, online, gains
 
 
-def odt_verdict(gains: dict, optimizers) -> tuple[str, str | None]:
-    """("pending" | "met" | "MISSED", the optimiser with the larger mean gain once every arm has one)."""
-    if len(gains) < len(optimizers):
+def odt_verdict(gains: dict, arms) -> tuple[str, object]:
+    """("pending" | "met" | "MISSED", the arm with the largest mean gain once every arm has one)."""
+    if len(gains) < len(arms):
         return "pending", None
-    best = max(gains, key=lambda o: np.mean(gains[o]))
+    best = max(gains, key=lambda a: np.mean(gains[a]))
     return ("met" if np.mean(gains[best]) >= ODT_BAR else "MISSED"), best
 
 
@@ -284,21 +285,52 @@ def _arm(c, opt: str) -> str:
     return _opt_name(opt) + (f" ({over})" if over else "")
 
 
+def _variant_changes(c) -> dict[str, str]:
+    """Each pretraining variant after the first: what its preset changes in the first's, e.g.
+    {"odtnt": "timestep_embedding false"}; the first: ""."""
+    from decision_transformer.options import read_preset
+    from decision_transformer.training.trainer import PRESETS
+    names = list(c.odt_pretrain)
+    first = read_preset(c.odt_pretrain[names[0]], PRESETS)
+    out = {names[0]: ""}
+    for v in names[1:]:
+        d = read_preset(c.odt_pretrain[v], PRESETS)
+        out[v] = ", ".join(f"{k} {json.dumps(d.get(k))}" for k in sorted(set(d) | set(first)) if d.get(k) != first.get(k))
+    return out
+
+
+def _arm_label(c, variant: str, opt: str | None = None) -> str:
+    """"LAMB", "AdamW, from odt-cpu-notime": a row or column of section 6."""
+    first = variant == next(iter(c.odt_pretrain))
+    pre = "" if first else f"`{c.odt_pretrain[variant]}`"
+    if opt is None:
+        return pre or f"`{c.odt_pretrain[variant]}`"
+    return _opt_name(opt) + ("" if first else f", from {pre}")
+
+
 def odt_section(camp) -> list[str]:
-    """Offline -> online: each seed's pretrained ODT (last checkpoint) and the same seed fine-tuned
-    with each online optimiser (last checkpoint), 100 episodes each; the gain paired by seed."""
+    """Offline -> online: each seed's pretrained ODT (last checkpoint, per pretraining variant) and
+    the same seed fine-tuned with each online optimiser (last checkpoint), 100 episodes each; the
+    gain paired by seed."""
     from decision_transformer.training import finetune as F
     from decision_transformer.training import trainer as T
     c = camp.config
     if not c.odt_datasets:
         return []
     from dataclasses import asdict
-    pre = asdict(T.TrainConfig.from_sources(c.odt_pretrain, {"dataset": "-"}))       # the preset over the defaults
+    variants = list(c.odt_pretrain)
+    first = c.odt_pretrain[variants[0]]
+    pre = asdict(T.TrainConfig.from_sources(first, {"dataset": "-"}))       # the preset over the defaults
+    changes = _variant_changes(c)
+    others = "".join(f" Beside it, `--preset {c.odt_pretrain[v]}`: the same with {changes[v]}"
+                     + (" (`--no-timestep-embedding`: no timestep embedding, as in the paper's model, which knows "
+                        "its place in the episode from the return-to-go alone)" if "timestep_embedding" in changes[v]
+                        else "") + "." for v in variants[1:])
     out = ["## 6. Online fine-tuning: the Online Decision Transformer", "",
            f"Per seed ({', '.join(map(str, c.seeds))}): an ODT (`--model odt`) pretrained offline with `--preset "
-           f"{c.odt_pretrain}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} attention head{'s' if pre['n_head'] > 1 else ''}, K = "
+           f"{first}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} attention head{'s' if pre['n_head'] > 1 else ''}, K = "
            f"{pre['context_length']}, batch {pre['batch_size']}, {pre['steps']:,} steps, {pre['optimizer'].upper()} lr "
-           f"{pre['lr']:g}), then fine-tuned online from its last checkpoint by `dt finetune` with each optimiser "
+           f"{pre['lr']:g}).{others} Each is then fine-tuned online from its last checkpoint by `dt finetune` with each optimiser "
            f"({', '.join(_arm(c, o) for o in c.odt_optimizers)}; the first is the paper's). "
            "The sizes are this CPU's, chosen by measurement (`bench/odt_budget.py`; docs/performance.md prices the "
            "paper's model beside them). Scores: the LAST checkpoint, "
@@ -306,8 +338,6 @@ def odt_section(camp) -> list[str]:
            f"normalised x100, seeds pooled: {COLUMNS}. The gain is paired by seed (online minus offline, seed by seed).", ""]
     for env, level in c.odt_datasets:
         ft = asdict(F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)))
-        steps = camp.odt_pretrain_steps()
-        offline_evs, offline, online, gains = odt_figures(camp, env, level)
         paper = PAPER_ODT.get((env, level))
         out += [f"**{camp.dataset_id(env, level)}**: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
                 f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
@@ -315,41 +345,55 @@ def odt_section(camp) -> list[str]:
                 f"{ft['optimizer'].upper()} lr {ft['lr']:g} unless the arm says otherwise), "
                 f"a replay buffer of {ft['buffer_size']:,} trajectories, evaluation at {ft['eval_return']:g} with context "
                 f"{ft.get('eval_context') or pre['context_length']}.", "",
-                "| weights | score | gain over offline (per seed) | entropy weight alpha at the end (per seed) |",
-                "| --- | --- | --- | --- |",
-                f"| offline (pretrained, {steps:,} steps) | {fmt(offline)} | | |"]
-        for opt in c.odt_optimizers:
-            g = gains.get(opt)
-            gain = f"{np.mean(g):+.1f} ({', '.join(f'{x:+.1f}' for x in g)})" if g else "pending"
-            alphas = [_last_temperature(camp, run) for run in (R.run_name(f"odt{opt}", env, level, s) for s in c.seeds)
-                      if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
-            alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
-            out.append(f"| online, {_opt_name(opt)} ({ft['online_steps']:,} env steps) | "
-                       f"{fmt(online[opt])} | {gain} | {alpha} |")
+                "| weights | score | gain over offline (per seed) | entropy weight alpha at the end (per seed) | "
+                "action moved by: return-to-go x2 / timesteps +100 (per seed) |",
+                "| --- | --- | --- | --- | --- |"]
+        gains, refs = {}, None
+        for v in variants:
+            offline_evs, offline, online, g = odt_figures(camp, env, level, v)
+            refs = refs or next((e["results"][0]["refs"] for e in offline_evs if e), None)
+            cond = [_read(camp.results / R.run_name(v, env, level, s) / "conditioning.json") for s in c.seeds]
+            out.append(f"| offline, {_arm_label(c, v)} (pretrained, {camp.odt_pretrain_steps(v):,} steps) | "
+                       f"{fmt(offline)} | | | {', '.join(describe(x) for x in cond if x)} |")
+            for opt in c.odt_optimizers:
+                if opt in g:
+                    gains[(v, opt)] = g[opt]
+                gain = f"{np.mean(g[opt]):+.1f} ({', '.join(f'{x:+.1f}' for x in g[opt])})" if opt in g else "pending"
+                alphas = [_last_temperature(camp, run) for run in (R.run_name(f"{v}{opt}", env, level, s) for s in c.seeds)
+                          if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
+                alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
+                out.append(f"| online, {_arm_label(c, v, opt)} ({ft['online_steps']:,} env steps) | "
+                           f"{fmt(online[opt])} | {gain} | {alpha} | |")
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
-                       f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | |")
-        verdict, best = odt_verdict(gains, c.odt_optimizers)
+                       f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | | |")
+        arms = [(v, o) for v in variants for o in c.odt_optimizers]
+        verdict, best = odt_verdict(gains, arms)
         out += ["", f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
-                + (f", {np.mean(gains[best]):+.1f} with {_opt_name(best)}" if best else "") + ".", "",
+                + (f", {np.mean(gains[best]):+.1f} with {_arm_label(c, *best)}" if best else "") + ".", "",
                 "alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
                 "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
-                "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", ""]
-        refs = next((e["results"][0]["refs"] for e in offline_evs if e), None)
+                "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", "",
+                f"The last column: how far the pretrained model's mean action moves (mean absolute change, action "
+                f"units, at the last step of {CONDITIONING_WINDOWS} training windows of its data) when every "
+                "return-to-go in the window is doubled, and when every timestep is 100 later "
+                "(`evaluation/conditioning.py`). A model that hardly moves with its return-to-go cannot be steered "
+                "by a higher exploration target, nor learn from hindsight-relabelled returns: the Online DT's "
+                "mechanism.", ""]
         if refs:
-            curves = {opt: [_odt_curve(camp, R.run_name(f"odt{opt}", env, level, s), refs, ft["eval_every"])
-                            for s in c.seeds] for opt in c.odt_optimizers}
+            curves = {a: [_odt_curve(camp, R.run_name(f"{a[0]}{a[1]}", env, level, s), refs, ft["eval_every"])
+                          for s in c.seeds] for a in arms}
             xs = sorted({x for cs in curves.values() for cv in cs for x in cv})
             if xs:
                 out += [f"Learning curve: the runs' periodic evaluations ({ft['eval_episodes']} episodes each, in the "
                         f"first round past every {ft['eval_every']:,} env steps), normalised, mean over the seeds that "
                         "reached that point (per seed).", "",
-                        "| env steps | " + " | ".join(_opt_name(o) for o in c.odt_optimizers) + " |",
-                        "| --- |" + " --- |" * len(c.odt_optimizers)]
+                        "| env steps | " + " | ".join(_arm_label(c, *a) for a in arms) + " |",
+                        "| --- |" + " --- |" * len(arms)]
                 for x in xs:
                     cells = []
-                    for opt in c.odt_optimizers:
-                        v = [cv[x] for cv in curves[opt] if x in cv]
+                    for a in arms:
+                        v = [cv[x] for cv in curves[a] if x in cv]
                         cells.append(f"{np.mean(v):.1f} ({', '.join(f'{y:.1f}' for y in v)})" if v else "")
                     out.append(f"| {x:,} | " + " | ".join(cells) + " |")
                 out.append("")
@@ -476,25 +520,32 @@ README_BLOCK = "odt"      # README.md's `<!-- generated: odt ... -->` block: odt
 
 
 def odt_readme_lines(camp) -> list[str]:
-    """The README's measured offline -> online figures, one line per ODT dataset, from the same
-    files as section 6 of the page."""
+    """The README's measured offline -> online figures, per ODT dataset a line per pretraining
+    variant and the bar's verdict, from the same files as section 6 of the page."""
     from decision_transformer.training import finetune as F
     c, out = camp.config, []
     for env, level in c.odt_datasets:
         ft = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env))
-        _, offline, online, gains = odt_figures(camp, env, level)
-        verdict, _ = odt_verdict(gains, c.odt_optimizers)
-        arms = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(gains[o]):+.1f})" if o in gains
-                         else f"{_opt_name(o)} pending" for o in c.odt_optimizers)
+        out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(c.seeds)} seeds, last checkpoint, {c.eval_episodes} "
+                f"episodes per seed, normalised x100; {ft.online_steps:,} online env steps of `--preset "
+                f"{c.odt_finetune[env]}`; tables and the learning curve in [docs/results.md](docs/results.md), "
+                "section 6):", ""]
+        gains = {}
+        for v in c.odt_pretrain:
+            _, offline, online, g = odt_figures(camp, env, level, v)
+            gains.update({(v, o): x for o, x in g.items()})
+            arms = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(g[o]):+.1f})" if o in g
+                             else f"{_opt_name(o)} pending" for o in c.odt_optimizers)
+            out.append(f"- pretrained with `--preset {c.odt_pretrain[v]}`: offline "
+                       + (f"{offline['mean']:.1f}" if offline else "pending") + f" -> {arms}")
+        verdict, best = odt_verdict(gains, [(v, o) for v in c.odt_pretrain for o in c.odt_optimizers])
         paper = PAPER_ODT.get((env, level))
-        out.append(f"Measured on `{camp.dataset_id(env, level)}` ({len(c.seeds)} seeds, last checkpoint, "
-                   f"{c.eval_episodes} episodes per seed, normalised x100): offline "
-                   f"{offline['mean']:.1f}" if offline else f"Measured on `{camp.dataset_id(env, level)}`: offline pending")
-        out[-1] += (f" (`--preset {c.odt_pretrain}`) -> {arms} after {ft.online_steps:,} online env steps "
-                    f"(`--preset {c.odt_finetune[env]}`); the bar of +{ODT_BAR}: {verdict}."
-                    + (f" The paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}." if paper else "")
-                    + " Tables and the learning curve: [docs/results.md](docs/results.md), section 6.")
-    return out
+        out += [f"- the bar, a gain of +{ODT_BAR}: {verdict}"
+                + (f" ({np.mean(gains[best]):+.1f}, {_opt_name(best[1])} from `--preset {c.odt_pretrain[best[0]]}`)"
+                   if best else "")
+                + (f"; the paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}" if paper
+                   else ""), ""]
+    return out[:-1]
 
 
 def write_report_v1(camp, docs="docs") -> list[Path]:

@@ -54,6 +54,10 @@ class TrainConfig:
     betas: list[float] = option(help="the optimiser's betas (the Atari DT: 0.9 0.95)", range="[0, 1)",
                                 factory=lambda: [0.9, 0.999])
     embed_tanh: bool = option(False, "tanh on the return/state/action embeddings (the Atari DT)")
+    timestep_embedding: bool = option(True, "a learned embedding of the episode timestep added to every token, as "
+                                      "in the DT; --no-timestep-embedding: none, as in the Online DT (the model "
+                                      "then knows its place in the episode from the return-to-go alone; not "
+                                      "transformers-compatible)")
     warmup_steps: int = option(10_000, "linear learning-rate warm-up steps, then constant", range=f"[0, {MAX_COUNT}]")
     grad_clip: float = option(0.25, "gradient-norm clip", range="(0, inf)")
     return_scale: float = option(1000.0, "returns-to-go are divided by this (1000 for MuJoCo)", range="(0, inf)")
