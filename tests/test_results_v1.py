@@ -32,7 +32,8 @@ def tiny_v1(tmp_path, monkeypatch):
         envs={"toy": "LineReach-v0"}, presets={"toy": str(preset)}, levels=("mixed",), seeds=(0, 1),
         ab_datasets=(("toy", "mixed"),), checkpoint_every=5, curve_episodes=3, eval_episodes=4, best_seed=50,
         recipes={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
-                 "dtoff": {"init": "official", "steps": 10, "evals": (10,)}},
+                 "dtoff": {"init": "official", "steps": 10, "evals": (10,)},
+                 "dtnt": {"init": "transformers", "timestep_embedding": False, "steps": 10, "evals": (10,)}},
         datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch", odt_datasets=())
     return V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
                         log=lambda *a: None, config=config)
@@ -50,16 +51,19 @@ def test_the_ab_plan_is_consistent_and_breadth_first():
     assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
     trains = [n for n in names if n.startswith("train:")]
     runs = len(c.seeds) * len(c.ab_datasets)
-    assert len(trains) == runs * (len(c.ab_eval_steps) + 1)          # dt in 3 stages, dtoff in 1
+    assert len(trains) == runs * (len(c.ab_eval_steps) + 2)          # dt in 3 stages, dtoff and dtnt in 1
     steps = [int(n.rsplit("@", 1)[1]) for n in trains]
     assert steps == sorted(steps)                                       # every run to 20k before any to 50k
     assert names.index(trains[0]) > max(i for i, n in enumerate(names) if not n.startswith("train:"))
     evals = [n for n in names if n.startswith("eval:")]
-    assert len(evals) == runs * 2 * (len(c.ab_eval_steps) + 1)          # raw + EMA at each budget
-    assert len([n for n in names if n.startswith("best:")]) == 2 * runs
+    assert len(evals) == runs * 2 * (len(c.ab_eval_steps) + 2)          # raw + EMA at each budget
+    assert len([n for n in names if n.startswith("best:")]) == 3 * runs
+    nt = camp.train_config("dtnt-hopper-medium-s0", "hopper", "medium", "dtnt", 0, 20_000)
+    assert (nt.init, nt.timestep_embedding) == ("transformers", False)
     cfg = camp.train_config("dtoff-hopper-medium-replay-s1", "hopper", "medium-replay", "dtoff", 1, 20_000)
     assert (cfg.init, cfg.ema_decay, cfg.seed, cfg.num_threads, cfg.dataset) == \
         ("official", c.ema_decay, 1, 1, "dt/hopper/medium-replay-v1")
+    assert cfg.timestep_embedding is True
     assert camp.train_config("x", "hopper", "medium", "dt", 0, 10).init == "transformers"
     pbc = camp.train_config("x", "hopper", "medium", "pbc10", 0, 10)
     assert (pbc.model, pbc.top_pct, pbc.top_unit) == ("bc", 10.0, "timesteps")
@@ -80,6 +84,14 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     assert best["checkpoint_step"] == camp.best_step("dt-toy-mixed-s0") and best["seed"] == 50
     off = json.loads((camp.runs / "dtoff-toy-mixed-s1" / "config.json").read_text())
     assert off["init"] == "official" and off["ema_decay"] == camp.config.ema_decay and off["steps"] == 10
+    assert off["timestep_embedding"] is True
+    nt = json.loads((camp.runs / "dtnt-toy-mixed-s1" / "config.json").read_text())
+    assert (nt["init"], nt["timestep_embedding"]) == ("transformers", False)
+    # every DT evaluation records how far the action moves with the return-to-go and the timestep
+    moved = {m: json.loads((camp.results / f"{m}-toy-mixed-s0" / "eval-00000010.json").read_text())["conditioning"]
+             for m in ("dt", "dtnt")}
+    assert moved["dtnt"]["timestep_plus_100"] == 0 < moved["dt"]["timestep_plus_100"] and moved["dt"]["windows"] == 512
+    assert "conditioning" in ema and "conditioning" not in curve
     # the page: the budget row is what the two seeds' files imply
     page.write_report_v1(camp, docs=tmp_path / "docs")
     md = (tmp_path / "docs" / "results.md").read_text()
@@ -90,6 +102,9 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     assert row.startswith(f"| 20 | {x.mean():.1f} ± {x.std():.1f} [")
     assert f"({per_seed[0].mean():.1f}, {per_seed[1].mean():.1f})" in row
     assert "| official |" in md and "| raw |" in md and "pending" not in md.split("## 2.")[1]
+    init = md.split("## 3. A/B: initialisation and timestep embedding")[1].split("## 4.")[0]
+    nt_row = next(line for line in init.splitlines() if line.startswith("| transformers, no timestep embedding |"))
+    assert nt_row.endswith(" / 0.000, " + nt_row.rsplit(", ", 1)[1]) and nt_row.count(" / 0.000") == 2   # both seeds
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
     assert f"| {camp.dataset_id('toy', 'mixed')} | {d['episodes']:,} | {d['steps']:,} | {d['return_mean']:.0f} / " in md
     # a missing seed makes the cell pending, never a one-seed number
@@ -127,9 +142,11 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     assert json.loads((camp.runs / "odtnt-toy-mixed-s0" / "config.json").read_text())["timestep_embedding"] is False
     assert json.loads((camp.runs / "odt-toy-mixed-s0" / "config.json").read_text())["timestep_embedding"] is True
     assert json.loads((r / "odtntlamb-toy-mixed-s1" / "finetune.json").read_text())["pretrained"] == "odtnt-toy-mixed-s1"
-    cond = {v: json.loads((r / f"{v}-toy-mixed-s0" / "conditioning.json").read_text()) for v in ("odt", "odtnt")}
+    cond = {v: json.loads((r / f"{v}-toy-mixed-s0" / "eval-00000010.json").read_text())["conditioning"]
+            for v in ("odt", "odtnt")}                               # the evaluation records what the action reads
     assert cond["odtnt"]["timestep_plus_100"] == 0 < cond["odt"]["timestep_plus_100"]   # no timestep, nothing to read
-    assert cond["odt"]["checkpoint_step"] == 10 and cond["odt"]["windows"] == 512
+    assert cond["odt"]["windows"] == 512
+    assert "conditioning" in json.loads((r / "odtntlamb-toy-mixed-s0" / "eval-last.json").read_text())
     for opt in ("lamb", "adamw"):
         done = json.loads((r / f"odt{opt}-toy-mixed-s1" / "finetune.json").read_text())
         assert done["env_steps"] >= 120 and done["optimizer"] == opt and done["pretrained"] == "odt-toy-mixed-s1"
@@ -146,7 +163,7 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     sec = md[md.index("## 6. Online fine-tuning"):]
     offline = page.pooled([json.loads((r / f"odt-toy-mixed-s{s}" / "eval-00000010.json").read_text()) for s in (0, 1)])
     moved = ", ".join(f"{c['return_to_go_x2']:.3f} / {c['timestep_plus_100']:.3f}" for c in (
-        json.loads((r / f"odt-toy-mixed-s{s}" / "conditioning.json").read_text()) for s in (0, 1)))
+        json.loads((r / f"odt-toy-mixed-s{s}" / "eval-00000010.json").read_text())["conditioning"] for s in (0, 1)))
     assert f"| offline, `{pre}` (pretrained, 10 steps) | {page.fmt(offline)} | | | {moved} |" in sec
     online = page.pooled([json.loads((r / f"odtlamb-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
@@ -188,7 +205,7 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     est = camp.estimate(v0_results=ROOT / "results")
     assert 1 < est["dt_steps_per_s"] < 50 and est["bc_steps_per_s"] > est["dt_steps_per_s"]
     c = camp.config
-    dt_steps = len(c.seeds) * len(c.ab_datasets) * (c.ab_steps + c.init_ab_steps)
+    dt_steps = len(c.seeds) * len(c.ab_datasets) * sum(rec["steps"] for rec in c.recipes.values())
     assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
     assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
     assert "stage 1" in "\n".join(page.estimate_lines(camp))

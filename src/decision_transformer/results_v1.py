@@ -51,17 +51,19 @@ class CampaignV1Config(SuiteConfig):
     ema_decay: float = 0.999
     best_seed: int = 1_000            # env seeds of the best checkpoint's re-evaluation
     # run-name prefix -> how the DT is trained (the model is always the paper's DT): its
-    # initialisation, its length and the checkpoints evaluated with eval_episodes
+    # initialisation, whether it embeds the timestep (default: yes), its length and the
+    # checkpoints evaluated with eval_episodes
     recipes: dict = field(default_factory=lambda: {
         "dt": {"init": "transformers", "steps": 100_000, "evals": (20_000, 50_000, 100_000)},
-        "dtoff": {"init": "official", "steps": 20_000, "evals": (20_000,)}})
+        "dtoff": {"init": "official", "steps": 20_000, "evals": (20_000,)},
+        "dtnt": {"init": "transformers", "timestep_embedding": False, "steps": 20_000, "evals": (20_000,)}})
     # Stage 2's size, for the estimate: every level of every env, DT x 3 seeds at the chosen
     # budget, BC and %BC x 3 seeds at baseline_steps.
     campaign_budgets: tuple = (20_000, 50_000, 100_000)
     baseline_steps: int = 20_000
     baselines: tuple = ("bc", "pbc10")    # BC, and %BC at 10% of the timesteps (the paper's)
     # Stage 2's recipe, set when stage 1 has decided (docs/results.md), e.g.
-    #   {"budget": 20_000, "model": "dt", "ema": False}   (model: "dt" = transformers init, "dtoff" = official)
+    #   {"budget": 20_000, "model": "dt", "ema": False}   (model: a recipe above, e.g. "dt", "dtoff", "dtnt")
     # None: stage 2 is not planned yet.
     stage2: dict | None = None
     # The Online DT: its pretraining variants (run-name prefix -> preset in training/presets/:
@@ -241,12 +243,8 @@ class CampaignV1(Campaign):
                     ev = Task(f"eval:{pre}@{steps}", "evaluate_odt", {"run": pre, "step": steps, "env": env},
                               [self.results / pre / f"eval-{ckpt_name(steps)}.json"], needs=[data],
                               after=[self._ck(pre, steps)], run=pre, step=steps)
-                    cond = Task(f"conditioning:{pre}", "conditioning_odt", {"run": pre, "step": steps, "env": env,
-                                                                           "level": level},
-                                [self.results / pre / "conditioning.json"], needs=[data],
-                                after=[self._ck(pre, steps)], run=pre, step=steps)
-                    tasks += [ev, cond, train]
-                    train.feeds = [ev, cond]       # and the fine-tunings: done when all of them are
+                    tasks += [ev, train]
+                    train.feeds = [ev]             # and the fine-tunings: done when all of them are
                     trains[seed] = train
                 for opt in c.odt_optimizers:
                     for seed in c.seeds:
@@ -317,16 +315,9 @@ class CampaignV1(Campaign):
         out = self._evaluate(run, step, [preset["eval_return"]], self.config.eval_episodes,
                              context_length=preset.get("eval_context"))
         out["context_length"] = preset.get("eval_context")
+        out["conditioning"] = self._conditioning(run, step)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / name, out)
-
-    def conditioning_odt(self, run: str, step: int, env: str, level: str) -> None:
-        """How much the pretrained checkpoint's action moves when its return-to-go, or its
-        timesteps, change (evaluation/conditioning.py), on windows of its own data."""
-        from decision_transformer.evaluation.conditioning import conditioning
-        rec = conditioning(self._load(run, step), self.dataset(env, level))
-        write_json_atomic(_mk(self.results / run) / "conditioning.json",
-                          {"run": run, "checkpoint_step": step, "dataset": self.dataset_id(env, level), **rec})
 
     def publish_seed(self, env: str, level: str) -> tuple[int, list[float]]:
         """PUBLISH_RULE: the seed whose last-checkpoint mean at the first target is the median."""
@@ -358,7 +349,9 @@ class CampaignV1(Campaign):
             over["target_returns"] = [float(self.odt_finetune_preset(env)["eval_return"])]
             return TrainConfig.from_sources(self.config.odt_pretrain[model], over)
         if model in self.config.recipes:
-            over.update(init=self.config.recipes[model]["init"], ema_decay=self.config.ema_decay)
+            rec = self.config.recipes[model]
+            over.update(init=rec["init"], ema_decay=self.config.ema_decay,
+                        timestep_embedding=rec.get("timestep_embedding", True))
         else:                                                # stage 2's baselines: bc, pbc10
             over["model"] = "bc"
             if model.startswith("pbc"):
@@ -369,8 +362,19 @@ class CampaignV1(Campaign):
     def evaluate_at(self, run: str, step: int, ema: bool) -> None:
         """100 episodes at each paper target (BC: the first), the checkpoint of `step` (raw or EMA weights)."""
         out = self._evaluate(run, step, None, self.config.eval_episodes, ema=ema)       # the checkpoint's targets (BC: one)
+        if out["architecture"] != "bc":                                    # BC has no return-to-go to read
+            out["conditioning"] = self._conditioning(run, step, ema)
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json", out)
+
+    def _conditioning(self, run: str, step: int, ema: bool = False) -> dict:
+        """How far the checkpoint's action moves when its return-to-go, or its timesteps, change, on
+        windows of the data it was trained on (evaluation/conditioning.py): part of its evaluation
+        record."""
+        from decision_transformer.data.datasets import load_dataset
+        from decision_transformer.evaluation.conditioning import conditioning
+        model = self._load(run, step, ema)
+        return conditioning(model, load_dataset(model.config.extra["dataset"]))
 
     def curve_eval_at(self, run: str, step: int, ema: bool) -> None:
         """20 episodes at the first (expert) target only: stability and the best checkpoint."""

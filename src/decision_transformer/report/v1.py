@@ -111,23 +111,33 @@ def stability_lines(camp, env: str, level: str) -> list[str]:
             *rows, ""]
 
 
+def recipe_name(rec: dict) -> str:
+    """"transformers", "official", "transformers, no timestep embedding": a stage-1 recipe."""
+    return rec["init"] + (", no timestep embedding" if rec.get("timestep_embedding", True) is False else "")
+
+
 def init_section(camp) -> list[str]:
-    out = ["## 3. A/B: initialisation", "",
-           f"{camp.config.init_ab_steps:,} steps, same seeds and data: the official code's initialisation (`--init official`: "
+    c = camp.config
+    arms = [m for m, rec in c.recipes.items() if c.init_ab_steps in rec["evals"]]
+    out = ["## 3. A/B: initialisation and timestep embedding", "",
+           f"{c.init_ab_steps:,} steps, same seeds and data: the official code's initialisation (`--init official`: "
            "N(0, 0.02) in the GPT-2 trunk only, PyTorch's defaults in the embeddings and heads, no position row) "
-           f"against `transformers`' (every layer N(0, 0.02); the budget runs' {camp.config.init_ab_steps:,}-step checkpoints). "
-           f"{camp.config.eval_episodes} episodes per seed and target, raw weights. {COLUMNS}.", ""]
-    for env, level in camp.config.ab_datasets:
+           f"against `transformers`' (every layer N(0, 0.02); the budget runs' {c.init_ab_steps:,}-step checkpoints), "
+           "and `transformers`' without the timestep embedding (`--no-timestep-embedding`: the model knows its place "
+           "in the episode from the return-to-go alone, as the Online DT's). "
+           f"{c.eval_episodes} episodes per seed and target, raw weights. {COLUMNS}.", ""]
+    for env, level in c.ab_datasets:
         targets = _targets(camp, env, level) or [None]
         out += [f"**{camp.dataset_id(env, level)}**", "",
-                "| initialisation | " + " | ".join(f"target {t:g}" if t is not None else "score" for t in targets) + " |",
-                "| --- |" + " --- |" * len(targets)]
-        for model, name in (("dt", "transformers"), ("dtoff", "official")):
-            cells = [fmt(pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(camp.config.init_ab_steps)}.json"), ti))
-                     for ti in range(len(targets))]
-            out.append(f"| {name} | " + " | ".join(cells) + " |")
+                "| recipe | " + " | ".join(f"target {t:g}" if t is not None else "score" for t in targets)
+                + " | action moved by: return-to-go x2 / timesteps +100 (per seed) |",
+                "| --- |" + " --- |" * (len(targets) + 1)]
+        for model in arms:
+            evs = _evals(camp, model, env, level, f"eval-{R.ckpt_name(c.init_ab_steps)}.json")
+            cells = [fmt(pooled(evs, ti)) for ti in range(len(targets))]
+            out.append(f"| {recipe_name(c.recipes[model])} | " + " | ".join(cells) + f" | {_moved(evs)} |")
         out.append("")
-    return out
+    return out + [MOVED_NOTE, ""]
 
 
 def last_best_section(camp) -> list[str]:
@@ -171,10 +181,10 @@ def scores_section(camp) -> list[str]:
     if camp.config.stage2 is None:
         return ["## 5. Scores on suite v1 (stage 2)", "",
                 "Not started: stage 2 runs once the A/Bs above have chosen the recipe (budget, initialisation, "
-                "raw or averaged weights).", ""]
+                "timestep embedding, raw or averaged weights).", ""]
     st = camp.config.stage2
     out = ["## 5. Scores on suite v1 (stage 2)", "",
-           f"DT: {st['budget']:,} steps, {'official' if st['model'] == 'dtoff' else 'transformers'} initialisation, "
+           f"DT: {st['budget']:,} steps, recipe {recipe_name(camp.config.recipes[st['model']])} (initialisation), "
            f"{'averaged (EMA)' if st.get('ema') else 'raw'} weights, the LAST checkpoint, at the paper's first target; "
            f"BC and 10%BC (the best episodes holding 10% of the timesteps): {camp.config.baseline_steps:,} steps. "
            f"{len(camp.config.seeds)} seeds x {camp.config.eval_episodes} episodes each, pooled: {COLUMNS}.", "",
@@ -271,6 +281,18 @@ def odt_figures(camp, env: str, level: str, variant: str = "odt"):
     return offline_evs, offline, online, gains
 
 
+MOVED_NOTE = (f"\"Action moved by\": how far the model's mean action moves (mean absolute change, action units, at "
+              f"the last step of {CONDITIONING_WINDOWS} training windows of its data) when every return-to-go in the "
+              "window is doubled, and when every timestep is 100 later (`evaluation/conditioning.py`), per seed where "
+              "the evaluation recorded it. A model that hardly moves with its return-to-go follows no target: a higher "
+              "target cannot steer it, nor can hindsight-relabelled returns teach it (the Online DT's mechanism).")
+
+
+def _moved(evals: list[dict | None]) -> str:
+    """"0.004 / 0.059, ...": each evaluation's conditioning record (return-to-go x2 / timesteps +100)."""
+    return ", ".join(describe(e["conditioning"]) for e in evals if e and e.get("conditioning"))
+
+
 def odt_verdict(gains: dict, arms) -> tuple[str, object]:
     """("pending" | "met" | "MISSED", the arm with the largest mean gain once every arm has one)."""
     if len(gains) < len(arms):
@@ -352,9 +374,8 @@ def odt_section(camp) -> list[str]:
         for v in variants:
             offline_evs, offline, online, g = odt_figures(camp, env, level, v)
             refs = refs or next((e["results"][0]["refs"] for e in offline_evs if e), None)
-            cond = [_read(camp.results / R.run_name(v, env, level, s) / "conditioning.json") for s in c.seeds]
             out.append(f"| offline, {_arm_label(c, v)} (pretrained, {camp.odt_pretrain_steps(v):,} steps) | "
-                       f"{fmt(offline)} | | | {', '.join(describe(x) for x in cond if x)} |")
+                       f"{fmt(offline)} | | | {_moved(offline_evs)} |")
             for opt in c.odt_optimizers:
                 if opt in g:
                     gains[(v, opt)] = g[opt]
@@ -363,7 +384,8 @@ def odt_section(camp) -> list[str]:
                           if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
                 alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
                 out.append(f"| online, {_arm_label(c, v, opt)} ({ft['online_steps']:,} env steps) | "
-                           f"{fmt(online[opt])} | {gain} | {alpha} | |")
+                           f"{fmt(online[opt])} | {gain} | {alpha} | "
+                           f"{_moved(_evals(camp, f'{v}{opt}', env, level, 'eval-last.json'))} |")
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
                        f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | | |")
@@ -374,12 +396,7 @@ def odt_section(camp) -> list[str]:
                 "alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
                 "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
                 "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", "",
-                f"The last column: how far the pretrained model's mean action moves (mean absolute change, action "
-                f"units, at the last step of {CONDITIONING_WINDOWS} training windows of its data) when every "
-                "return-to-go in the window is doubled, and when every timestep is 100 later "
-                "(`evaluation/conditioning.py`). A model that hardly moves with its return-to-go cannot be steered "
-                "by a higher exploration target, nor learn from hindsight-relabelled returns: the Online DT's "
-                "mechanism.", ""]
+                MOVED_NOTE, ""]
         if refs:
             curves = {a: [_odt_curve(camp, R.run_name(f"{a[0]}{a[1]}", env, level, s), refs, ft["eval_every"])
                           for s in c.seeds] for a in arms}
