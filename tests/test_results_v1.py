@@ -168,6 +168,7 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     online = page.pooled([json.loads((r / f"odtlamb-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     gain = np.mean(online["seed_means"]) - np.mean(offline["seed_means"])
     assert f"| online, LAMB (120 env steps) | {page.fmt(online)} | {gain:+.1f} (" in sec
+    online_ad = page.pooled([json.loads((r / f"odtadamw-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     offline_nt = page.pooled([json.loads((r / f"odtnt-toy-mixed-s{s}" / "eval-00000010.json").read_text()) for s in (0, 1)])
     online_nt = page.pooled([json.loads((r / f"odtntadamw-toy-mixed-s{s}" / "eval-last.json").read_text()) for s in (0, 1)])
     gain_nt = np.mean(online_nt["seed_means"]) - np.mean(offline_nt["seed_means"])
@@ -176,8 +177,12 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
     alphas = [float(list(csv.DictReader(open(r / f"odtlamb-toy-mixed-s{s}" / "metrics.csv")))[-1]["temperature"])
               for s in (0, 1)]                                    # alpha at the end, from each run's metrics.csv
     assert f" | {alphas[0]:.2g}, {alphas[1]:.2g} |" in sec
-    assert "(LAMB, AdamW (lr 0.0001); the first is the paper's)" in sec
+    assert "(LAMB (lr 0.001), AdamW (lr 0.0001); the first is the paper's)" in sec
     assert "The bar (a gain of at least 15 points, 2 seeds): " in sec and "pending" not in sec
+    ab = next(line for line in sec.splitlines() if line.startswith("The optimiser A/B, from "))
+    gain_ad = np.mean(online_ad["seed_means"]) - np.mean(offline["seed_means"])
+    assert f"LAMB {gain:+.1f}, AdamW {gain_ad:+.1f}; " in ab and f"--preset {ft}` fine-tunes with AdamW, " in ab
+    assert ("the arm with the larger mean gain." in ab) == (gain_ad >= gain)
     block = readme.read_text()
     assert "stale" not in block and block.endswith("<!-- end: odt -->\nkept\n") and "pending" not in block
     assert f"- pretrained with `--preset {pre}`: offline {offline['mean']:.1f} -> LAMB {online['mean']:.1f} ({gain:+.1f})" in block
@@ -296,3 +301,12 @@ def test_finetune_builds_its_dataset_when_this_machine_lacks_it(tmp_path, monkey
     with pytest.raises(RuntimeError, match="built"):
         camp.finetune("odtlamb-hopper-medium-s0", "odt-hopper-medium-s0", 10000, "hopper", "medium", 0, "lamb")
     assert calls == [("hopper", "medium")]
+
+
+def test_the_odt_bar_is_met_by_one_finished_arm_and_missed_only_when_all_have_finished():
+    from decision_transformer.report.v1 import odt_verdict
+    arms = [("odt", "lamb"), ("odt", "adamw"), ("odtnt", "lamb")]
+    assert odt_verdict({}, arms) == ("pending", None)
+    assert odt_verdict({("odt", "lamb"): [14, 15], ("odt", "adamw"): [16, 17]}, arms) == ("met", ("odt", "adamw"))
+    assert odt_verdict({("odt", "lamb"): [14, 15]}, arms) == ("pending", ("odt", "lamb"))
+    assert odt_verdict({a: [10, 12] for a in arms}, arms) == ("MISSED", arms[0])

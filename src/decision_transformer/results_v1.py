@@ -75,7 +75,7 @@ class CampaignV1Config(SuiteConfig):
     odt_datasets: tuple = (("hopper", "medium"),)
     odt_pretrain: dict = field(default_factory=lambda: {"odt": "odt-cpu", "odtnt": "odt-cpu-notime"})
     odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper"})
-    odt_optimizers: dict = field(default_factory=lambda: {"lamb": {}, "adamw": {"lr": 1e-4}})
+    odt_optimizers: dict = field(default_factory=lambda: {"lamb": {"lr": 1e-3}, "adamw": {"lr": 1e-4}})
 
     @property
     def ab_steps(self) -> int:

@@ -288,17 +288,38 @@ MOVED_NOTE = (f"\"Action moved by\": how far the model's mean action moves (mean
               "target cannot steer it, nor can hindsight-relabelled returns teach it (the Online DT's mechanism).")
 
 
+def _optimizer_ab_lines(c, gains: dict, online: dict, variant: str, preset_opt: str, preset: str) -> list[str]:
+    """The LAMB/AdamW A/B on the first pretraining variant, once both arms have every seed, and
+    the optimiser the fine-tuning preset now uses (the larger mean gain)."""
+    opts = list(c.odt_optimizers)
+    if not all((variant, o) in gains for o in opts):
+        return []
+    arms = ", ".join(f"{_opt_name(o)} {np.mean(gains[(variant, o)]):+.1f}" for o in opts)
+    won = max(opts, key=lambda o: np.mean(gains[(variant, o)]))
+    cis = [online[(variant, o)]["ci_seeds"] for o in opts]
+    overlap = all(a[0] <= b[1] and b[0] <= a[1] for a in cis for b in cis)
+    return [f"The optimiser A/B, from `{c.odt_pretrain[variant]}` ({len(c.seeds)} seeds each, mean gain): {arms}; "
+            f"the online scores' 95% CIs across seeds {'overlap' if overlap else 'do not overlap'}. "
+            f"`--preset {preset}` fine-tunes with {_opt_name(preset_opt)}"
+            + (", the arm with the larger mean gain." if preset_opt == won else
+               f", not the arm with the larger mean gain ({_opt_name(won)}).") , ""]
+
+
 def _moved(evals: list[dict | None]) -> str:
     """"0.004 / 0.059, ...": each evaluation's conditioning record (return-to-go x2 / timesteps +100)."""
     return ", ".join(describe(e["conditioning"]) for e in evals if e and e.get("conditioning"))
 
 
 def odt_verdict(gains: dict, arms) -> tuple[str, object]:
-    """("pending" | "met" | "MISSED", the arm with the largest mean gain once every arm has one)."""
-    if len(gains) < len(arms):
+    """("met" | "MISSED" | "pending", the finished arm with the largest mean gain, or None): met as
+    soon as one finished arm (every seed evaluated) reaches the bar, which arms still running can
+    only confirm; MISSED once every arm has finished below it."""
+    if not gains:
         return "pending", None
     best = max(gains, key=lambda a: np.mean(gains[a]))
-    return ("met" if np.mean(gains[best]) >= ODT_BAR else "MISSED"), best
+    if np.mean(gains[best]) >= ODT_BAR:
+        return "met", best
+    return ("MISSED" if len(gains) == len(arms) else "pending"), best
 
 
 def _arm(c, opt: str) -> str:
@@ -370,9 +391,10 @@ def odt_section(camp) -> list[str]:
                 "| weights | score | gain over offline (per seed) | entropy weight alpha at the end (per seed) | "
                 "action moved by: return-to-go x2 / timesteps +100 (per seed) |",
                 "| --- | --- | --- | --- | --- |"]
-        gains, refs = {}, None
+        gains, onlines, refs = {}, {}, None
         for v in variants:
             offline_evs, offline, online, g = odt_figures(camp, env, level, v)
+            onlines.update({(v, o): x for o, x in online.items()})
             refs = refs or next((e["results"][0]["refs"] for e in offline_evs if e), None)
             out.append(f"| offline, {_arm_label(c, v)} (pretrained, {camp.odt_pretrain_steps(v):,} steps) | "
                        f"{fmt(offline)} | | | {_moved(offline_evs)} |")
@@ -392,7 +414,9 @@ def odt_section(camp) -> list[str]:
         arms = [(v, o) for v in variants for o in c.odt_optimizers]
         verdict, best = odt_verdict(gains, arms)
         out += ["", f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
-                + (f", {np.mean(gains[best]):+.1f} with {_arm_label(c, *best)}" if best else "") + ".", "",
+                + (f", {np.mean(gains[best]):+.1f} with {_arm_label(c, *best)}" if best else "")
+                + (" (the best finished arm so far)" if best and verdict == "pending" else "") + ".", "",
+                *_optimizer_ab_lines(c, gains, onlines, variants[0], ft["optimizer"], c.odt_finetune[env]),
                 "alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
                 "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
                 "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", "",
@@ -558,8 +582,8 @@ def odt_readme_lines(camp) -> list[str]:
         verdict, best = odt_verdict(gains, [(v, o) for v in c.odt_pretrain for o in c.odt_optimizers])
         paper = PAPER_ODT.get((env, level))
         out += [f"- the bar, a gain of +{ODT_BAR}: {verdict}"
-                + (f" ({np.mean(gains[best]):+.1f}, {_opt_name(best[1])} from `--preset {c.odt_pretrain[best[0]]}`)"
-                   if best else "")
+                + (f" ({np.mean(gains[best]):+.1f}, {_opt_name(best[1])} from `--preset {c.odt_pretrain[best[0]]}`"
+                   + (", the best finished arm so far" if verdict == "pending" else "") + ")" if best else "")
                 + (f"; the paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}" if paper
                    else ""), ""]
     return out[:-1]
