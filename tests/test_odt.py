@@ -316,7 +316,7 @@ def test_finetune_bad_input_is_one_line(weak_odt, tmp_path, capsys):
          "the replay buffer holds 20 steps, fewer than a batch (--batch-size 64)"),
         (["--output", str(tmp_path / "x")], "give the checkpoint to fine-tune"),
         ([str(weak_odt), "--preset", "nosuch", "--output", str(tmp_path / "x")], "unknown preset 'nosuch': choose one "
-                                                                                 "of cpu-hopper, halfcheetah, hopper-medium,"),
+                                                                                 "of cpu-halfcheetah, cpu-hopper, cpu-walker2d,"),
         ([str(weak_odt), "--preset", str(tmp_path / "bad.json"), "--output", str(tmp_path / "x")],
          "not fine-tuning options a preset can set: checkpoint, steps"),
         ([str(weak_odt), "--preset", str(tmp_path / "lr.json"), "--output", str(tmp_path / "x")], "--lr must be > 0"),

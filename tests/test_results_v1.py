@@ -45,6 +45,17 @@ def test_the_ab_plan_is_consistent_and_breadth_first():
     odt = {t.name for t in camp._odt_tasks()}
     assert odt and all(n in {t.name for t in tasks} for n in odt) and all("odt" in n for n in odt)   # `--only odt`
     assert not any("odt" in t.name for t in tasks if t.name not in odt)
+    # the other datasets get the A/B's chosen arm once odt_recipe is set, their data tasks from the main plan
+    import dataclasses
+    chosen = V.CampaignV1(runs="/nonexistent", results="/nonexistent",
+                          config=dataclasses.replace(camp.config, odt_recipe=("odtnt", "adamw")))
+    assert chosen.odt_arms("hopper", "medium-replay") == [("odtnt", "adamw")] and not camp.odt_arms("hopper", "medium-replay")
+    assert len(chosen.odt_arms("hopper", "medium")) == 4
+    more = [t for t in chosen._odt_tasks() if "-hopper-medium-s" not in t.name]                # the five others
+    assert {t.action for t in more} == {"train", "evaluate_odt", "finetune"} and len(more) == 5 * 3 * 4
+    assert all(t.name.split(":")[1].startswith(("odtnt-", "odtntadamw-")) for t in more)
+    full = chosen.plan()
+    assert len({t.name for t in full}) == len(full) and all(nd in {t.name for t in full} for t in full for nd in t.needs)
     tasks = [t for t in tasks if t.name not in odt]
     names = [t.name for t in tasks]
     c = camp.config

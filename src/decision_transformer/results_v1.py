@@ -72,9 +72,16 @@ class CampaignV1Config(SuiteConfig):
     # with its overrides of the preset (the first is the paper's, LAMB; AdamW at the learning rate
     # that matched LAMB's 1e-3 in pretraining pilots: docs/performance.md). A fine-tuned run is
     # named <variant><optimiser>, e.g. odtlamb, odtntadamw.
+    # odt_datasets hold the A/B (every variant x every optimiser); odt_more_datasets, the issue's
+    # other datasets, get the one arm the A/B chose, odt_recipe = (variant, optimiser): None until
+    # it is set, and their data wait for suite v1's policies of that env.
     odt_datasets: tuple = (("hopper", "medium"),)
+    odt_more_datasets: tuple = (("hopper", "medium-replay"), ("walker2d", "medium"), ("walker2d", "medium-replay"),
+                                ("halfcheetah", "medium"), ("halfcheetah", "medium-replay"))
+    odt_recipe: tuple | None = None
     odt_pretrain: dict = field(default_factory=lambda: {"odt": "odt-cpu", "odtnt": "odt-cpu-notime"})
-    odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper"})
+    odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper", "walker2d": "cpu-walker2d",
+                                                        "halfcheetah": "cpu-halfcheetah"})
     odt_optimizers: dict = field(default_factory=lambda: {"lamb": {"lr": 1e-3}, "adamw": {"lr": 1e-4}})
 
     @property
@@ -222,19 +229,33 @@ class CampaignV1(Campaign):
                                          for s in c.seeds]))
         return evals, trains
 
+    def odt_arms(self, env: str, level: str) -> list[tuple[str, str]]:
+        """(pretraining variant, online optimiser) pairs run on a dataset: every pair on the A/B's
+        datasets, the chosen one (odt_recipe) on the others once it is set, none otherwise."""
+        c = self.config
+        if (env, level) in c.odt_datasets:
+            return [(v, o) for v in c.odt_pretrain for o in c.odt_optimizers]
+        if (env, level) in c.odt_more_datasets and c.odt_recipe is not None:
+            return [tuple(c.odt_recipe)]
+        return []
+
+    def odt_all_datasets(self) -> list[tuple[str, str]]:
+        return [d for d in (*self.config.odt_datasets, *self.config.odt_more_datasets) if d[0] in self.config.envs]
+
     def _odt_tasks(self) -> list[Task]:
-        """Per odt dataset, per pretraining variant (odt_pretrain): each seed's pretraining (train
-        action) and the evaluation of its last checkpoint, then the fine-tunings from it with each
-        online optimiser, optimiser by optimiser across the seeds, each with the evaluation of its
-        last checkpoint. The workers take them in this order."""
+        """Per odt dataset, per pretraining variant of its arms (odt_arms): each seed's pretraining
+        (train action) and the evaluation of its last checkpoint, then the fine-tunings from it,
+        optimiser by optimiser across the seeds, each with the evaluation of its last checkpoint.
+        The workers take them in this order."""
         c, tasks = self.config, []
-        for env, level in c.odt_datasets:
-            if env not in c.envs:                                    # a campaign without that env
+        for env, level in self.odt_all_datasets():
+            arms = self.odt_arms(env, level)
+            if not arms:
                 continue
             data = f"data:{env}-{level}"
-            if (env, level) not in c.ab_datasets and level not in c.levels:
+            if (env, level) not in c.ab_datasets and level not in c.levels:   # plan() has the others' first
                 tasks.append(self._data_task(env, level, suite_env=env))
-            for variant in c.odt_pretrain:
+            for variant in dict.fromkeys(v for v, _ in arms):
                 steps, trains, tunes = self.odt_pretrain_steps(variant), {}, []
                 for seed in c.seeds:
                     pre = run_name(variant, env, level, seed)
@@ -246,7 +267,7 @@ class CampaignV1(Campaign):
                     tasks += [ev, train]
                     train.feeds = [ev]             # and the fine-tunings: done when all of them are
                     trains[seed] = train
-                for opt in c.odt_optimizers:
+                for opt in (o for v, o in arms if v == variant):
                     for seed in c.seeds:
                         pre, ft = run_name(variant, env, level, seed), run_name(f"{variant}{opt}", env, level, seed)
                         tune = Task(f"finetune:{ft}", "finetune", {"run": ft, "pretrained": pre, "step": steps,

@@ -372,33 +372,40 @@ def odt_section(camp) -> list[str]:
     out = ["## 6. Online fine-tuning: the Online Decision Transformer", "",
            f"Per seed ({', '.join(map(str, c.seeds))}): an ODT (`--model odt`) pretrained offline with `--preset "
            f"{first}` ({pre['hidden_size']} wide, {pre['n_layer']} layers, {pre['n_head']} attention head{'s' if pre['n_head'] > 1 else ''}, K = "
-           f"{pre['context_length']}, batch {pre['batch_size']}, {pre['steps']:,} steps, {pre['optimizer'].upper()} lr "
+           f"{pre['context_length']}, batch {pre['batch_size']}, {pre['steps']:,} steps, {_opt_name(pre['optimizer'])} lr "
            f"{pre['lr']:g}).{others} Each is then fine-tuned online from its last checkpoint by `dt finetune` with each optimiser "
            f"({', '.join(_arm(c, o) for o in c.odt_optimizers)}; the first is the paper's). "
            "The sizes are this CPU's, chosen by measurement (`bench/odt_budget.py`; docs/performance.md prices the "
            "paper's model beside them). Scores: the LAST checkpoint, "
            f"{c.eval_episodes} episodes per seed at the fine-tuning preset's evaluation target and context, "
            f"normalised x100, seeds pooled: {COLUMNS}. The gain is paired by seed (online minus offline, seed by seed).", ""]
-    for env, level in c.odt_datasets:
+    for env, level in camp.odt_all_datasets():
+        arms = camp.odt_arms(env, level)
+        if not arms:
+            out += [f"**{camp.dataset_id(env, level)}**: planned with the arm the A/B on "
+                    f"{', '.join(camp.dataset_id(*d) for d in c.odt_datasets)} chooses (`odt_recipe`, not set yet)"
+                    + ("" if camp.suite_has(env) else f"; suite v1 has no data for {env} yet (its behaviour policies "
+                       "are not committed: section 1)") + ".", ""]
+            continue
         ft = asdict(F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)))
         paper = PAPER_ODT.get((env, level))
         out += [f"**{camp.dataset_id(env, level)}**: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
                 f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
                 f"{ft['explore_return']:g}, {ft['updates_per_round']} updates per round (batch {ft['batch_size']}, "
-                f"{ft['optimizer'].upper()} lr {ft['lr']:g} unless the arm says otherwise), "
+                f"{_opt_name(ft['optimizer'])} lr {ft['lr']:g} unless the arm says otherwise), "
                 f"a replay buffer of {ft['buffer_size']:,} trajectories, evaluation at {ft['eval_return']:g} with context "
                 f"{ft.get('eval_context') or pre['context_length']}.", "",
                 "| weights | score | gain over offline (per seed) | entropy weight alpha at the end (per seed) | "
                 "action moved by: return-to-go x2 / timesteps +100 (per seed) |",
                 "| --- | --- | --- | --- | --- |"]
         gains, onlines, refs = {}, {}, None
-        for v in variants:
+        for v in dict.fromkeys(v for v, _ in arms):
             offline_evs, offline, online, g = odt_figures(camp, env, level, v)
             onlines.update({(v, o): x for o, x in online.items()})
             refs = refs or next((e["results"][0]["refs"] for e in offline_evs if e), None)
             out.append(f"| offline, {_arm_label(c, v)} (pretrained, {camp.odt_pretrain_steps(v):,} steps) | "
                        f"{fmt(offline)} | | | {_moved(offline_evs)} |")
-            for opt in c.odt_optimizers:
+            for opt in (o for w, o in arms if w == v):
                 if opt in g:
                     gains[(v, opt)] = g[opt]
                 gain = f"{np.mean(g[opt]):+.1f} ({', '.join(f'{x:+.1f}' for x in g[opt])})" if opt in g else "pending"
@@ -411,13 +418,14 @@ def odt_section(camp) -> list[str]:
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
                        f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | | |")
-        arms = [(v, o) for v in variants for o in c.odt_optimizers]
-        verdict, best = odt_verdict(gains, arms)
-        out += ["", f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
-                + (f", {np.mean(gains[best]):+.1f} with {_arm_label(c, *best)}" if best else "")
-                + (" (the best finished arm so far)" if best and verdict == "pending" else "") + ".", "",
-                *_optimizer_ab_lines(c, gains, onlines, variants[0], ft["optimizer"], c.odt_finetune[env]),
-                "alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
+        out.append("")
+        if (env, level) in c.odt_datasets:             # the A/B's dataset: the issue's bar, the optimiser's choice
+            verdict, best = odt_verdict(gains, arms)
+            out += [f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
+                    + (f", {np.mean(gains[best]):+.1f} with {_arm_label(c, *best)}" if best else "")
+                    + (" (the best finished arm so far)" if best and verdict == "pending" else "") + ".", "",
+                    *_optimizer_ab_lines(c, gains, onlines, variants[0], ft["optimizer"], c.odt_finetune[env])]
+        out += ["alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
                 "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
                 "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", "",
                 MOVED_NOTE, ""]
@@ -565,27 +573,32 @@ def odt_readme_lines(camp) -> list[str]:
     variant and the bar's verdict, from the same files as section 6 of the page."""
     from decision_transformer.training import finetune as F
     c, out = camp.config, []
-    for env, level in c.odt_datasets:
+    for env, level in camp.odt_all_datasets():
+        arms = camp.odt_arms(env, level)
+        if not arms:
+            continue
         ft = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env))
         out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(c.seeds)} seeds, last checkpoint, {c.eval_episodes} "
                 f"episodes per seed, normalised x100; {ft.online_steps:,} online env steps of `--preset "
                 f"{c.odt_finetune[env]}`; tables and the learning curve in [docs/results.md](docs/results.md), "
                 "section 6):", ""]
         gains = {}
-        for v in c.odt_pretrain:
+        for v in dict.fromkeys(v for v, _ in arms):
             _, offline, online, g = odt_figures(camp, env, level, v)
             gains.update({(v, o): x for o, x in g.items()})
-            arms = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(g[o]):+.1f})" if o in g
-                             else f"{_opt_name(o)} pending" for o in c.odt_optimizers)
+            cells = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(g[o]):+.1f})" if o in g
+                              else f"{_opt_name(o)} pending" for w, o in arms if w == v)
             out.append(f"- pretrained with `--preset {c.odt_pretrain[v]}`: offline "
-                       + (f"{offline['mean']:.1f}" if offline else "pending") + f" -> {arms}")
-        verdict, best = odt_verdict(gains, [(v, o) for v in c.odt_pretrain for o in c.odt_optimizers])
+                       + (f"{offline['mean']:.1f}" if offline else "pending") + f" -> {cells}")
         paper = PAPER_ODT.get((env, level))
-        out += [f"- the bar, a gain of +{ODT_BAR}: {verdict}"
-                + (f" ({np.mean(gains[best]):+.1f}, {_opt_name(best[1])} from `--preset {c.odt_pretrain[best[0]]}`"
-                   + (", the best finished arm so far" if verdict == "pending" else "") + ")" if best else "")
-                + (f"; the paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}" if paper
-                   else ""), ""]
+        if (env, level) in c.odt_datasets:
+            verdict, best = odt_verdict(gains, arms)
+            out.append(f"- the bar, a gain of +{ODT_BAR}: {verdict}"
+                       + (f" ({np.mean(gains[best]):+.1f}, {_opt_name(best[1])} from `--preset {c.odt_pretrain[best[0]]}`"
+                          + (", the best finished arm so far" if verdict == "pending" else "") + ")" if best else ""))
+        if paper:
+            out.append(f"- the paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}")
+        out.append("")
     return out[:-1]
 
 
