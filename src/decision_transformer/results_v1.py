@@ -135,7 +135,7 @@ class CampaignV1(Campaign):
     def plan(self) -> list[Task]:
         """Data (every level of every env), then every evaluation (each ready once its checkpoint exists, so a worker does it
         as soon as it can), then the trainings breadth-first: every run to 20k steps (seed by seed,
-        the init A/B's runs included), then every run to 50k, then to 100k. A session that runs out
+        the init and timestep-embedding A/Bs' runs included), then every run to 50k, then to 100k. A session that runs out
         of time leaves the most complete comparison so far, and 20k vs 50k is settled before 100k."""
         c = self.config
         ab = list(c.ab_datasets)

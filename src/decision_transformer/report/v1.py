@@ -543,7 +543,7 @@ def estimate_lines(camp) -> list[str]:
             f"baseline steps, evaluations), by DT budget: {s2}.", "",
             "The plan, in order: behaviour policies, datasets, stage 1, stage 2; two one-thread workers "
             "(`dt results run`, one per core). Stage 1 trains breadth-first: every run to "
-            f"{camp.config.ab_eval_steps[0] // 1000}k steps (the initialisation A/B's runs with them), then every run to "
+            f"{camp.config.ab_eval_steps[0] // 1000}k steps (the initialisation and timestep-embedding A/Bs' runs with them), then every run to "
             f"{camp.config.ab_eval_steps[1] // 1000}k, then to {camp.config.ab_steps // 1000}k, each checkpoint evaluated as soon as "
             f"it exists. If {camp.config.ab_eval_steps[1] // 1000}k does not beat {camp.config.ab_eval_steps[0] // 1000}k beyond the "
             f"seeds' CIs, the {camp.config.ab_steps // 1000}k leg ({leg:.0f} core-hours) is left to a GPU session, and stage 2 "
