@@ -302,7 +302,7 @@ def _optimizer_ab_lines(c, gains: dict, online: dict, variant: str, preset_opt: 
             f"the online scores' 95% CIs across seeds {'overlap' if overlap else 'do not overlap'}. "
             f"`--preset {preset}` fine-tunes with {_opt_name(preset_opt)}"
             + (", the arm with the larger mean gain." if preset_opt == won else
-               f", not the arm with the larger mean gain ({_opt_name(won)}).") , ""]
+               f", not the arm with the larger mean gain ({_opt_name(won)})."), ""]
 
 
 def _moved(evals: list[dict | None]) -> str:
