@@ -321,3 +321,16 @@ def test_the_odt_bar_is_met_by_one_finished_arm_and_missed_only_when_all_have_fi
     assert odt_verdict({("odt", "lamb"): [14, 15], ("odt", "adamw"): [16, 17]}, arms) == ("met", ("odt", "adamw"))
     assert odt_verdict({("odt", "lamb"): [14, 15]}, arms) == ("pending", ("odt", "lamb"))
     assert odt_verdict({a: [10, 12] for a in arms}, arms) == ("MISSED", arms[0])
+
+
+def test_the_page_says_what_the_odt_recipe_changes_in_the_papers_from_the_presets(tmp_path):
+    from decision_transformer.report.v1 import paper_recipe_lines
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results")
+    lines = paper_recipe_lines(camp, "hopper", "medium", camp.odt_arms("hopper", "medium"))
+    pre = {ln.split("`")[1]: ln for ln in lines if ln.startswith("- pretraining")}
+    assert "timestep_embedding true (paper false)" in pre["--preset odt-cpu"]
+    assert "timestep_embedding" not in pre["--preset odt-cpu-notime"] and "hidden_size 64 (paper 512)" in pre["--preset odt-cpu-notime"]
+    ft = [ln for ln in lines if ln.startswith("- fine-tuning")]
+    assert len(ft) == 2 and all("online_steps 100000 (paper 200000)" in ln for ln in ft)
+    assert "optimizer" not in ft[0] and 'optimizer "adamw" (paper "lamb")' in ft[1]        # LAMB is the paper's
+    assert paper_recipe_lines(camp, "toy", "mixed", [("odt", "lamb")]) == []

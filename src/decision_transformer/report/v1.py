@@ -234,6 +234,49 @@ def bars_section(camp) -> list[str]:
 # pretraining and after 200k online samples. Their model (4 layers, 4 heads, width 512, batch 256) and
 # budget, and D4RL's data: a different suite and budget from ours.
 PAPER_ODT = {("hopper", "medium"): (66.95, 97.54)}
+# The paper's recipe per dataset as this toolkit's presets hold it (training/presets/, its finetune/).
+PAPER_ODT_PRESETS = {("hopper", "medium"): ("odt-hopper-medium", "hopper-medium"),
+                     ("hopper", "medium-replay"): ("odt-hopper-medium-replay", "hopper-medium-replay"),
+                     ("walker2d", "medium"): ("odt-walker2d", "walker2d"),
+                     ("walker2d", "medium-replay"): ("odt-walker2d", "walker2d"),
+                     ("halfcheetah", "medium"): ("odt-halfcheetah", "halfcheetah"),
+                     ("halfcheetah", "medium-replay"): ("odt-halfcheetah", "halfcheetah")}
+
+
+def _preset_differences(ours: dict, paper: dict) -> str:
+    """"hidden_size 64 (paper 512), ...": the keys where two presets differ, with the defaults
+    filling what one of them leaves out."""
+    keys = sorted(k for k in set(ours) | set(paper) if ours.get(k) != paper.get(k))
+    return ", ".join(f"{k} {json.dumps(ours.get(k))} (paper {json.dumps(paper.get(k))})" for k in keys)
+
+
+def paper_recipe_lines(camp, env: str, level: str, arms) -> list[str]:
+    """What this campaign's recipe changes in the paper's, read from the presets: the pretraining
+    presets of the arms' variants against the paper's, the fine-tuning preset against the paper's
+    (each over the options' defaults, so an omitted key compares as its default)."""
+    from dataclasses import asdict
+
+    from decision_transformer.options import read_preset
+    from decision_transformer.training import finetune as F
+    from decision_transformer.training import trainer as T
+    names = PAPER_ODT_PRESETS.get((env, level))
+    if names is None:
+        return []
+    c = camp.config
+    pre = lambda name: asdict(T.TrainConfig.from_sources(name, {"dataset": "-"}))     # noqa: E731
+    fin = lambda d: asdict(F.FinetuneConfig(checkpoint="-", **d))                  # noqa: E731
+    paper_pre = pre(names[0])
+    paper_ft = fin(read_preset(names[1], F.PRESETS, "fine-tuning"))
+    out = [f"What this recipe changes in the paper's (`dt train --preset {names[0]}`, `dt finetune --preset "
+           f"{names[1]}`; besides the data, suite v1 here and D4RL v2 there):", ""]
+    for v in dict.fromkeys(v for v, _ in arms):
+        out.append(f"- pretraining, `--preset {c.odt_pretrain[v]}`: {_preset_differences(pre(c.odt_pretrain[v]), paper_pre)}")
+    ours_ft = camp.odt_finetune_preset(env)
+    for opt in dict.fromkeys(o for _, o in arms):
+        arm = fin({**ours_ft, "optimizer": opt, **c.odt_optimizers[opt]})
+        out.append(f"- fine-tuning, `--preset {c.odt_finetune[env]}` with {_arm(c, opt)}: "
+                   f"{_preset_differences(arm, paper_ft)}")
+    return out + [""]
 
 
 def _finetune_rows(camp, run: str) -> list[dict]:
@@ -419,6 +462,7 @@ def odt_section(camp) -> list[str]:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
                        f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | | |")
         out.append("")
+        out += paper_recipe_lines(camp, env, level, arms)
         if (env, level) in c.odt_datasets:             # the A/B's dataset: the issue's bar, the optimiser's choice
             verdict, best = odt_verdict(gains, arms)
             out += [f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
