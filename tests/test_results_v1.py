@@ -39,7 +39,8 @@ def tiny_v1(tmp_path, monkeypatch):
                         log=lambda *a: None, config=config)
 
 
-def test_the_ab_plan_is_consistent_and_breadth_first():
+def test_the_ab_plan_is_consistent_and_breadth_first(monkeypatch):
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: True)     # every env's v1 policies committed
     camp = V.CampaignV1(runs="/nonexistent", results="/nonexistent")
     tasks = camp.plan()
     odt = {t.name for t in camp._odt_tasks()}
@@ -296,6 +297,50 @@ def test_v1_builds_every_level_of_an_env_once(tmp_path, monkeypatch):
     assert camp.dataset("hopper", "medium-expert") == "dt/hopper/medium-expert-v1"
     assert calls == [(["Hopper-v5"], None, build.SUITE_V1)]
     assert camp.build_unit("hopper", "medium") == camp.build_unit("hopper", "expert") != camp.build_unit("walker2d", "medium")
+
+
+def test_odt_datasets_without_suite_v1_policies_fall_back_to_suite_v0(monkeypatch, tmp_path):
+    """The issue: ODT on suite v1 where it exists, else v0. An env of odt_more_datasets that suite v1
+    has no policies for runs on v0's data, its level marked `-v0` in every name, built by v0's builder;
+    once v1 has the env, the same datasets are v1's."""
+    import dataclasses
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: env == "hopper")
+    base = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    camp = V.CampaignV1(runs=base.runs, results=base.results, log=lambda *a: None,
+                        config=dataclasses.replace(base.config, odt_recipe=("odt", "adamw")))
+    assert camp.odt_all_datasets() == [("hopper", "medium"), ("hopper", "medium-replay"), ("walker2d", "medium-v0"),
+                                       ("walker2d", "medium-replay-v0"), ("halfcheetah", "medium-v0"),
+                                       ("halfcheetah", "medium-replay-v0")]
+    assert V.suite_level("medium-replay-v0") == ("medium-replay", "v0") and V.suite_level("medium-replay") == \
+        ("medium-replay", "v1")
+    assert camp.odt_arms("walker2d", "medium-replay-v0") == [("odt", "adamw")]
+    assert camp.dataset_id("walker2d", "medium-replay-v0") == "dt/walker2d/medium-replay-v0"
+    assert camp.dataset_id("hopper", "medium-replay") == "dt/hopper/medium-replay-v1"
+    tasks = {t.name: t for t in camp._odt_tasks()}
+    data = tasks["data:walker2d-medium-v0"]
+    assert data.suite_env is None and camp.ready(data)             # v0's policies are committed: buildable now
+    assert not camp.ready(next(t for t in camp.plan() if t.name == "data:walker2d-medium"))   # v1's still wait
+    ft = tasks["finetune:odtadamw-walker2d-medium-v0-s1"]
+    assert ft.args["pretrained"] == "odt-walker2d-medium-v0-s1" and ft.needs == ["data:walker2d-medium-v0"]
+    cfg = camp.odt_finetune_config(ft.args["run"], ft.args["pretrained"], 10_000, "walker2d", "medium-v0", 1, "adamw")
+    assert cfg.dataset == "dt/walker2d/medium-v0" and cfg.env_id == "Walker2d-v5"
+    assert camp.train_config("odt-walker2d-medium-v0-s1", "walker2d", "medium-v0", "odt", 1, 10).dataset == \
+        "dt/walker2d/medium-v0"
+    calls = []                                       # v0's builder, that one level, under that level's lock
+    import decision_transformer.suite.build as build
+    monkeypatch.setattr(build, "build", lambda envs, levels, **kw: calls.append((envs, levels, kw.get("suite_dir"))))
+    camp.build_dataset("walker2d", "medium-replay-v0")
+    assert calls == [(["Walker2d-v5"], ["medium-replay"], None)]
+    assert camp.build_unit("walker2d", "medium-v0") != camp.build_unit("walker2d", "medium-replay-v0")
+    assert V.CampaignV1(runs=base.runs, results=base.results,
+                        config=dataclasses.replace(base.config, odt_fallback=None)).odt_all_datasets()[2] == \
+        ("walker2d", "medium")                       # no fallback: it waits for suite v1
+    sec = "\n".join(page.odt_section(camp))          # the page says which suite, before any result
+    assert "**dt/walker2d/medium-replay-v0** (suite v0's data: suite v1 has no behaviour policies for walker2d yet, " \
+           "section 1): fine-tuning `--preset cpu-walker2d`" in sec
+    assert "**dt/hopper/medium-replay-v1**: fine-tuning" in sec and "suite v0 here and D4RL v2 there" in sec
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: True)
+    assert ("walker2d", "medium") in camp.odt_all_datasets()
 
 
 def test_finetune_builds_its_dataset_when_this_machine_lacks_it(tmp_path, monkeypatch):

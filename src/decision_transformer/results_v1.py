@@ -21,7 +21,9 @@ The Online DT (`dt results run --version v1 --only odt`): on odt_datasets, per s
 pretrained offline (`dt train --preset odt-cpu`, the LAST checkpoint evaluated: the starting
 point), then fine-tuned online from it once per online optimiser (`dt finetune --preset
 cpu-<env>`, LAMB as the paper and AdamW: the A/B), each run's last checkpoint evaluated with
-100 episodes; fine-tuning runs one checkpoint interval per call, like training.
+100 episodes; fine-tuning runs one checkpoint interval per call, like training. The other
+datasets (odt_more_datasets) get the one arm the A/B chose (odt_recipe), on suite v0's data
+where suite v1 has no policies for the env yet (odt_fallback: levels named `medium-v0`).
 
 RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, and per run
 `config.json`, `metrics.csv`, `eval-<step>[-ema].json`, `curve/<step>[-ema].json`, `eval-best.json`.
@@ -74,11 +76,15 @@ class CampaignV1Config(SuiteConfig):
     # named <variant><optimiser>, e.g. odtlamb, odtntadamw.
     # odt_datasets hold the A/B (every variant x every optimiser); odt_more_datasets, the issue's
     # other datasets, get the one arm the A/B chose, odt_recipe = (variant, optimiser): None until
-    # it is set, and their data wait for suite v1's policies of that env.
+    # it is set. An env of odt_more_datasets whose suite v1 policies are not committed yet runs on
+    # suite odt_fallback's data instead (the issue: "suite v1 if it exists by then, else v0"): its
+    # level is marked with the suite (`medium-v0`, in run names, data tasks and results files);
+    # None: it waits for suite v1.
     odt_datasets: tuple = (("hopper", "medium"),)
     odt_more_datasets: tuple = (("hopper", "medium-replay"), ("walker2d", "medium"), ("walker2d", "medium-replay"),
                                 ("halfcheetah", "medium"), ("halfcheetah", "medium-replay"))
     odt_recipe: tuple | None = None
+    odt_fallback: str | None = "v0"
     odt_pretrain: dict = field(default_factory=lambda: {"odt": "odt-cpu", "odtnt": "odt-cpu-notime"})
     odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper", "walker2d": "cpu-walker2d",
                                                         "halfcheetah": "cpu-halfcheetah"})
@@ -101,6 +107,12 @@ def _suffix(ema: bool) -> str:
     return "-ema" if ema else ""
 
 
+def suite_level(level: str) -> tuple[str, str]:
+    """("medium", "v0") for a level marked with another suite ("medium-v0"), (level, "v1") otherwise."""
+    base, _, version = level.rpartition("-")
+    return (base, version) if base and version[:1] == "v" and version[1:].isdigit() else (level, VERSION)
+
+
 class CampaignV1(Campaign):
     version = VERSION
     Config = CampaignV1Config
@@ -110,7 +122,7 @@ class CampaignV1(Campaign):
 
     def dataset_id(self, env: str, level: str) -> str:
         from decision_transformer.suite.ids import dataset_id
-        return self.config.datasets.get(f"{env}-{level}") or dataset_id(self.env_id(env), level, VERSION)
+        return self.config.datasets.get(f"{env}-{level}") or dataset_id(self.env_id(env), *suite_level(level))
 
     def env_id(self, env: str) -> str:
         return self.config.envs[env]
@@ -119,10 +131,15 @@ class CampaignV1(Campaign):
         """Every level of the env in one build: medium-expert reuses the medium and expert episodes
         (1M steps each) instead of collecting them again."""
         from decision_transformer.suite.build import SUITE_V1, build
+        base, version = suite_level(level)
+        if version != VERSION:                   # another suite's level (odt_fallback): that one level
+            return super().build_dataset(env, base)
         build([self.env_id(env)], None, suite_dir=SUITE_V1, progress=False, log=self.log)
 
     @staticmethod
     def build_unit(env: str, level: str) -> str:
+        if suite_level(level)[1] != VERSION:
+            return f"build_{env}-{level}"
         return f"build_{env}"                    # one build per env: two workers never build it twice
 
     def suite_has(self, env: str) -> bool:
@@ -232,7 +249,7 @@ class CampaignV1(Campaign):
     def odt_arms(self, env: str, level: str) -> list[tuple[str, str]]:
         """(pretraining variant, online optimiser) pairs run on a dataset: every pair on the A/B's
         datasets, the chosen one (odt_recipe) on the others once it is set, none otherwise."""
-        c = self.config
+        c, level = self.config, suite_level(level)[0]
         if (env, level) in c.odt_datasets:
             return [(v, o) for v in c.odt_pretrain for o in c.odt_optimizers]
         if (env, level) in c.odt_more_datasets and c.odt_recipe is not None:
@@ -240,7 +257,16 @@ class CampaignV1(Campaign):
         return []
 
     def odt_all_datasets(self) -> list[tuple[str, str]]:
-        return [d for d in (*self.config.odt_datasets, *self.config.odt_more_datasets) if d[0] in self.config.envs]
+        """(env, level) of every ODT dataset, the level marked with its suite where it is not v1
+        (odt_fallback: an odt_more_datasets env that suite v1 has no policies for yet)."""
+        c, out = self.config, []
+        for env, level in (*c.odt_datasets, *c.odt_more_datasets):
+            if env not in c.envs:
+                continue
+            if (env, level) not in c.odt_datasets and c.odt_fallback and not self.suite_has(env):
+                level = f"{level}-{c.odt_fallback}"
+            out.append((env, level))
+        return out
 
     def _odt_tasks(self) -> list[Task]:
         """Per odt dataset, per pretraining variant of its arms (odt_arms): each seed's pretraining
@@ -253,7 +279,9 @@ class CampaignV1(Campaign):
             if not arms:
                 continue
             data = f"data:{env}-{level}"
-            if (env, level) not in c.ab_datasets and level not in c.levels:   # plan() has the others' first
+            if suite_level(level)[1] != VERSION:           # another suite's data: its policies are committed
+                tasks.append(self._data_task(env, level))
+            elif (env, level) not in c.ab_datasets and level not in c.levels:   # plan() has the others' first
                 tasks.append(self._data_task(env, level, suite_env=env))
             for variant in dict.fromkeys(v for v, _ in arms):
                 steps, trains, tunes = self.odt_pretrain_steps(variant), {}, []

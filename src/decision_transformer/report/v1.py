@@ -21,6 +21,7 @@ from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci,
 from decision_transformer.fileio import replace_block, write_text_atomic
 from decision_transformer.report import card as card_template
 from decision_transformer.report.page import _read, status_section
+from decision_transformer.results_v1 import VERSION as R_V1, suite_level
 
 
 def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
@@ -259,7 +260,8 @@ def paper_recipe_lines(camp, env: str, level: str, arms) -> list[str]:
     from decision_transformer.options import read_preset
     from decision_transformer.training import finetune as F
     from decision_transformer.training import trainer as T
-    names = PAPER_ODT_PRESETS.get((env, level))
+    base, version = suite_level(level)
+    names = PAPER_ODT_PRESETS.get((env, base))
     if names is None:
         return []
     c = camp.config
@@ -268,7 +270,7 @@ def paper_recipe_lines(camp, env: str, level: str, arms) -> list[str]:
     paper_pre = pre(names[0])
     paper_ft = fin(read_preset(names[1], F.PRESETS, "fine-tuning"))
     out = [f"What this recipe changes in the paper's (`dt train --preset {names[0]}`, `dt finetune --preset "
-           f"{names[1]}`; besides the data, suite v1 here and D4RL v2 there):", ""]
+           f"{names[1]}`; besides the data, suite {version} here and D4RL v2 there):", ""]
     for v in dict.fromkeys(v for v, _ in arms):
         out.append(f"- pretraining, `--preset {c.odt_pretrain[v]}`: {_preset_differences(pre(c.odt_pretrain[v]), paper_pre)}")
     ours_ft = camp.odt_finetune_preset(env)
@@ -424,15 +426,18 @@ def odt_section(camp) -> list[str]:
            f"normalised x100, seeds pooled: {COLUMNS}. The gain is paired by seed (online minus offline, seed by seed).", ""]
     for env, level in camp.odt_all_datasets():
         arms = camp.odt_arms(env, level)
+        version = suite_level(level)[1]
+        other = (f" (suite {version}'s data: suite v1 has no behaviour policies for {env} yet, section 1)"
+                 if version != R_V1 else "")
         if not arms:
-            out += [f"**{camp.dataset_id(env, level)}**: planned with the arm the A/B on "
+            out += [f"**{camp.dataset_id(env, level)}**{other}: planned with the arm the A/B on "
                     f"{', '.join(camp.dataset_id(*d) for d in c.odt_datasets)} chooses (`odt_recipe`, not set yet)"
-                    + ("" if camp.suite_has(env) else f"; suite v1 has no data for {env} yet (its behaviour policies "
-                       "are not committed: section 1)") + ".", ""]
+                    + ("" if other or camp.suite_has(env) else f"; suite v1 has no data for {env} yet (its behaviour "
+                       "policies are not committed: section 1)") + ".", ""]
             continue
         ft = asdict(F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)))
-        paper = PAPER_ODT.get((env, level))
-        out += [f"**{camp.dataset_id(env, level)}**: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
+        paper = PAPER_ODT.get((env, suite_level(level)[0]))
+        out += [f"**{camp.dataset_id(env, level)}**{other}: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
                 f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
                 f"{ft['explore_return']:g}, {ft['updates_per_round']} updates per round (batch {ft['batch_size']}, "
                 f"{_opt_name(ft['optimizer'])} lr {ft['lr']:g} unless the arm says otherwise), "
@@ -634,7 +639,7 @@ def odt_readme_lines(camp) -> list[str]:
                               else f"{_opt_name(o)} pending" for w, o in arms if w == v)
             out.append(f"- pretrained with `--preset {c.odt_pretrain[v]}`: offline "
                        + (f"{offline['mean']:.1f}" if offline else "pending") + f" -> {cells}")
-        paper = PAPER_ODT.get((env, level))
+        paper = PAPER_ODT.get((env, suite_level(level)[0]))
         if (env, level) in c.odt_datasets:
             verdict, best = odt_verdict(gains, arms)
             out.append(f"- the bar, a gain of +{ODT_BAR}: {verdict}"
