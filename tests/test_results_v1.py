@@ -343,6 +343,42 @@ def test_odt_datasets_without_suite_v1_policies_fall_back_to_suite_v0(monkeypatc
     assert ("walker2d", "medium") in camp.odt_all_datasets()
 
 
+def test_the_other_odt_datasets_wait_for_the_ab_then_run_its_arm_with_the_largest_mean_gain(tmp_path, monkeypatch):
+    """odt_recipe "auto": nothing planned on the other datasets until every arm of the A/B has every
+    seed evaluated on both sides; then the arm with the largest mean gain, paired by seed."""
+    import dataclasses
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: True)
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    c = camp.config
+    assert c.odt_recipe == "auto" and camp.chosen_odt_arm() is None and camp.odt_arms("hopper", "medium-replay") == []
+
+    def put(run, name, returns):
+        p = V._mk(camp.results / run) / name
+        p.write_text(json.dumps({"results": [{"returns": returns, "target_return": 3600.0,
+                                              "refs": {"min": 0.0, "max": 1000.0}}]}))
+    offline = {"odt": [100, 200, 300], "odtnt": [400, 400, 400]}
+    online = {("odt", "lamb"): [600, 700, 800], ("odt", "adamw"): [500, 900, 700],      # gains 500, 500
+              ("odtnt", "lamb"): [900, 1000, 1100], ("odtnt", "adamw"): [1000, 1200, 1200]}   # 600, 733
+    for v, rets in offline.items():
+        for s, r in zip(c.seeds, rets):
+            put(V.run_name(v, "hopper", "medium", s), f"eval-{V.ckpt_name(camp.odt_pretrain_steps(v))}.json", [r, r])
+    for (v, o), rets in online.items():
+        for s, r in zip(c.seeds, rets):
+            if (v, o, s) != ("odtnt", "adamw", 2):                  # one seed of one arm still running
+                put(V.run_name(f"{v}{o}", "hopper", "medium", s), "eval-last.json", [r - 50, r + 50])
+    assert set(camp.odt_gains()) == {("odt", "lamb"), ("odt", "adamw"), ("odtnt", "lamb")}
+    assert camp.odt_gains()[("odtnt", "lamb")] == [500, 600, 700] and camp.chosen_odt_arm() is None
+    put(V.run_name("odtntadamw", "hopper", "medium", 2), "eval-last.json", [1200])
+    assert camp.chosen_odt_arm() == ("odtnt", "adamw") and camp.odt_arms("hopper", "medium-replay") == [("odtnt", "adamw")]
+    assert any(t.name == "finetune:odtntadamw-hopper-medium-replay-s2" for t in camp._odt_tasks())
+    assert "The other datasets below run AdamW from `--preset odt-cpu-notime`: the A/B's arm with the largest mean " \
+           "gain" in "\n".join(page.odt_section(camp))
+    fixed = V.CampaignV1(runs=camp.runs, results=camp.results, config=dataclasses.replace(c, odt_recipe=("odt", "lamb")))
+    assert fixed.chosen_odt_arm() == ("odt", "lamb")
+    assert V.CampaignV1(runs=camp.runs, results=camp.results,
+                        config=dataclasses.replace(c, odt_recipe=None)).odt_arms("hopper", "medium-replay") == []
+
+
 def test_finetune_builds_its_dataset_when_this_machine_lacks_it(tmp_path, monkeypatch):
     """runs/ kept, the Minari root lost: the fine-tuning builds the data its buffer is seeded from,
     as a training does, instead of failing on the missing dataset."""

@@ -75,15 +75,16 @@ class CampaignV1Config(SuiteConfig):
     # that matched LAMB's 1e-3 in pretraining pilots: docs/performance.md). A fine-tuned run is
     # named <variant><optimiser>, e.g. odtlamb, odtntadamw.
     # odt_datasets hold the A/B (every variant x every optimiser); odt_more_datasets, the issue's
-    # other datasets, get the one arm the A/B chose, odt_recipe = (variant, optimiser): None until
-    # it is set. An env of odt_more_datasets whose suite v1 policies are not committed yet runs on
+    # other datasets, get the one arm the A/B chose, odt_recipe = (variant, optimiser), or "auto":
+    # the A/B's arm with the largest mean gain once every arm has finished (chosen_odt_arm), or
+    # None: none. An env of odt_more_datasets whose suite v1 policies are not committed yet runs on
     # suite odt_fallback's data instead (the issue: "suite v1 if it exists by then, else v0"): its
     # level is marked with the suite (`medium-v0`, in run names, data tasks and results files);
     # None: it waits for suite v1.
     odt_datasets: tuple = (("hopper", "medium"),)
     odt_more_datasets: tuple = (("hopper", "medium-replay"), ("walker2d", "medium"), ("walker2d", "medium-replay"),
                                 ("halfcheetah", "medium"), ("halfcheetah", "medium-replay"))
-    odt_recipe: tuple | None = None
+    odt_recipe: tuple | str | None = "auto"
     odt_fallback: str | None = "v0"
     odt_pretrain: dict = field(default_factory=lambda: {"odt": "odt-cpu", "odtnt": "odt-cpu-notime"})
     odt_finetune: dict = field(default_factory=lambda: {"hopper": "cpu-hopper", "walker2d": "cpu-walker2d",
@@ -252,9 +253,40 @@ class CampaignV1(Campaign):
         c, level = self.config, suite_level(level)[0]
         if (env, level) in c.odt_datasets:
             return [(v, o) for v in c.odt_pretrain for o in c.odt_optimizers]
-        if (env, level) in c.odt_more_datasets and c.odt_recipe is not None:
-            return [tuple(c.odt_recipe)]
+        chosen = self.chosen_odt_arm()
+        if (env, level) in c.odt_more_datasets and chosen is not None:
+            return [chosen]
         return []
+
+    def odt_gains(self) -> dict[tuple[str, str], list[float]]:
+        """{arm: per seed, the online score minus the offline one (returns, last checkpoints, paired by
+        seed)} of the A/B's arms (first odt_dataset) whose every seed is evaluated on both sides."""
+        c, out = self.config, {}
+        if not c.odt_datasets:
+            return out
+        env, level = c.odt_datasets[0]
+
+        def mean(path: Path) -> float | None:
+            return float(np.mean(json.loads(path.read_text())["results"][0]["returns"])) if path.is_file() else None
+        for v in c.odt_pretrain:
+            steps = self.odt_pretrain_steps(v)
+            offline = [mean(self.results / run_name(v, env, level, s) / f"eval-{ckpt_name(steps)}.json") for s in c.seeds]
+            for o in c.odt_optimizers:
+                online = [mean(self.results / run_name(f"{v}{o}", env, level, s) / "eval-last.json") for s in c.seeds]
+                if None not in offline + online:
+                    out[(v, o)] = [b - a for a, b in zip(offline, online)]
+        return out
+
+    def chosen_odt_arm(self) -> tuple[str, str] | None:
+        """The arm the other ODT datasets run: odt_recipe as set, or with "auto" the A/B's arm with the
+        largest mean gain (odt_gains) once every arm has finished, None before."""
+        c = self.config
+        if c.odt_recipe != "auto":
+            return tuple(c.odt_recipe) if c.odt_recipe else None
+        gains = self.odt_gains()
+        if len(gains) < len(c.odt_pretrain) * len(c.odt_optimizers):
+            return None
+        return max(gains, key=lambda a: float(np.mean(gains[a])))
 
     def odt_all_datasets(self) -> list[tuple[str, str]]:
         """(env, level) of every ODT dataset, the level marked with its suite where it is not v1

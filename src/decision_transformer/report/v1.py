@@ -350,6 +350,16 @@ def _optimizer_ab_lines(c, gains: dict, online: dict, variant: str, preset_opt: 
                f", not the arm with the larger mean gain ({_opt_name(won)})."), ""]
 
 
+def _chosen_arm_lines(camp) -> list[str]:
+    """Which arm the other ODT datasets run, and why (`odt_recipe`)."""
+    c, arm = camp.config, camp.chosen_odt_arm()
+    if arm is None or not any(env in c.envs for env, _ in c.odt_more_datasets):
+        return []
+    why = ("the A/B's arm with the largest mean gain, chosen once every arm had finished (`odt_recipe` \"auto\")"
+           if c.odt_recipe == "auto" else "as `odt_recipe` sets it")
+    return [f"The other datasets below run {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`: {why}.", ""]
+
+
 def _moved(evals: list[dict | None]) -> str:
     """"0.004 / 0.059, ...": each evaluation's conditioning record (return-to-go x2 / timesteps +100)."""
     return ", ".join(describe(e["conditioning"]) for e in evals if e and e.get("conditioning"))
@@ -430,8 +440,10 @@ def odt_section(camp) -> list[str]:
         other = (f" (suite {version}'s data: suite v1 has no behaviour policies for {env} yet, section 1)"
                  if version != R_V1 else "")
         if not arms:
+            how = ("the largest mean gain, once every arm has finished" if c.odt_recipe == "auto"
+                   else "`odt_recipe`, not set")
             out += [f"**{camp.dataset_id(env, level)}**{other}: planned with the arm the A/B on "
-                    f"{', '.join(camp.dataset_id(*d) for d in c.odt_datasets)} chooses (`odt_recipe`, not set yet)"
+                    f"{', '.join(camp.dataset_id(*d) for d in c.odt_datasets)} chooses ({how})"
                     + ("" if other or camp.suite_has(env) else f"; suite v1 has no data for {env} yet (its behaviour "
                        "policies are not committed: section 1)") + ".", ""]
             continue
@@ -473,7 +485,8 @@ def odt_section(camp) -> list[str]:
             out += [f"The bar (a gain of at least {ODT_BAR} points, {len(c.seeds)} seeds): {verdict}"
                     + (f", {np.mean(gains[best]):+.1f} with {_arm_label(c, *best)}" if best else "")
                     + (" (the best finished arm so far)" if best and verdict == "pending" else "") + ".", "",
-                    *_optimizer_ab_lines(c, gains, onlines, variants[0], ft["optimizer"], c.odt_finetune[env])]
+                    *_optimizer_ab_lines(c, gains, onlines, variants[0], ft["optimizer"], c.odt_finetune[env]),
+                    *_chosen_arm_lines(camp)]
         out += ["alpha, the weight of the entropy bonus, starts at the pretrained model's and falls while the "
                 "policy's entropy is above its target (-|A|). It takes Adam's step at the arm's learning rate under "
                 "either optimiser (no trust ratio under LAMB): the arm with the higher rate drives it down faster.", "",
