@@ -634,10 +634,13 @@ def odt_readme_lines(camp) -> list[str]:
     """The README's measured offline -> online figures, per ODT dataset a line per pretraining
     variant and the bar's verdict, from the same files as section 6 of the page."""
     from decision_transformer.training import finetune as F
-    c, out = camp.config, []
+    c, out, waiting = camp.config, [], []
     for env, level in camp.odt_all_datasets():
         arms = camp.odt_arms(env, level)
         if not arms:
+            continue
+        if (env, level) not in c.odt_datasets and not any(odt_figures(camp, env, level, v)[1] for v, _ in arms):
+            waiting.append(f"`{camp.dataset_id(env, level)}`")        # nothing measured yet: one line for all
             continue
         ft = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env))
         out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(c.seeds)} seeds, last checkpoint, {c.eval_episodes} "
@@ -661,6 +664,11 @@ def odt_readme_lines(camp) -> list[str]:
         if paper:
             out.append(f"- the paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}")
         out.append("")
+    arm = camp.chosen_odt_arm()
+    if waiting and arm:
+        out += [f"Under way with {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`, the arm the A/B chose: "
+                f"{', '.join(waiting)} (suite v0's data where suite v1 has no behaviour policies for the env yet; "
+                "docs/results.md, section 6, follows them run by run).", ""]
     return out[:-1]
 
 
