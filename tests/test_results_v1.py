@@ -377,8 +377,11 @@ def test_the_other_odt_datasets_wait_for_the_ab_then_run_its_arm_with_the_larges
     assert readme[-1].startswith("Under way with AdamW from `--preset odt-cpu-notime`, the arm the A/B chose: "
                                  "`dt/hopper/medium-replay-v1`, `dt/walker2d/medium-v1`, ")
     assert not any(ln.startswith("Measured on `dt/walker2d") for ln in readme)
+    assert "highest online score is another" not in "\n".join(page.odt_section(camp))   # that arm is also the best
     fixed = V.CampaignV1(runs=camp.runs, results=camp.results, config=dataclasses.replace(c, odt_recipe=("odt", "lamb")))
     assert fixed.chosen_odt_arm() == ("odt", "lamb")
+    assert "run LAMB from `--preset odt-cpu`: as `odt_recipe` sets it. The arm with the highest online score is " \
+           "another, AdamW from `--preset odt-cpu-notime` (112.0 against 70.0)" in "\n".join(page.odt_section(fixed))
     assert V.CampaignV1(runs=camp.runs, results=camp.results,
                         config=dataclasses.replace(c, odt_recipe=None)).odt_arms("hopper", "medium-replay") == []
 

@@ -357,7 +357,13 @@ def _chosen_arm_lines(camp) -> list[str]:
         return []
     why = ("the A/B's arm with the largest mean gain, chosen once every arm had finished (`odt_recipe` \"auto\")"
            if c.odt_recipe == "auto" else "as `odt_recipe` sets it")
-    return [f"The other datasets below run {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`: {why}.", ""]
+    env, level = c.odt_datasets[0]
+    final = {(v, o): on["mean"] for v in c.odt_pretrain for o, on in odt_figures(camp, env, level, v)[2].items() if on}
+    top = max(final, key=final.get) if final else arm
+    other = (f" The arm with the highest online score is another, {_opt_name(top[1])} from `--preset "
+             f"{c.odt_pretrain[top[0]]}` ({final[top]:.1f} against {final[arm]:.1f}): it started higher offline and "
+             "gained less." if top != arm and arm in final else "")
+    return [f"The other datasets below run {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`: {why}.{other}", ""]
 
 
 def _moved(evals: list[dict | None]) -> str:
