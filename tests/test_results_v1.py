@@ -316,7 +316,10 @@ def test_odt_datasets_without_suite_v1_policies_fall_back_to_suite_v0(monkeypatc
     assert camp.odt_arms("walker2d", "medium-replay-v0") == [("odt", "adamw")]
     assert camp.dataset_id("walker2d", "medium-replay-v0") == "dt/walker2d/medium-replay-v0"
     assert camp.dataset_id("hopper", "medium-replay") == "dt/hopper/medium-replay-v1"
+    order = [t.name for t in camp._odt_tasks()]
     tasks = {t.name: t for t in camp._odt_tasks()}
+    first_s1 = order.index("train:odt-hopper-medium-replay-s1@10000")     # every v0 dataset is built before seed 1
+    assert all(order.index(f"data:{e}-{lv}") < first_s1 for e, lv in camp.odt_all_datasets()[2:])
     data = tasks["data:walker2d-medium-v0"]
     assert data.suite_env is None and camp.ready(data)             # v0's policies are committed: buildable now
     assert not camp.ready(next(t for t in camp.plan() if t.name == "data:walker2d-medium"))   # v1's still wait
@@ -370,7 +373,13 @@ def test_the_other_odt_datasets_wait_for_the_ab_then_run_its_arm_with_the_larges
     assert camp.odt_gains()[("odtnt", "lamb")] == [500, 600, 700] and camp.chosen_odt_arm() is None
     put(V.run_name("odtntadamw", "hopper", "medium", 2), "eval-last.json", [1200])
     assert camp.chosen_odt_arm() == ("odtnt", "adamw") and camp.odt_arms("hopper", "medium-replay") == [("odtnt", "adamw")]
-    assert any(t.name == "finetune:odtntadamw-hopper-medium-replay-s2" for t in camp._odt_tasks())
+    names = [t.name for t in camp._odt_tasks()]
+    assert "finetune:odtntadamw-hopper-medium-replay-s2" in names
+    others = [(e, lv) for e, lv in c.odt_more_datasets if e in c.envs]      # seed by seed: every env's seed 0 first
+    tunes = [n for n in names if n.startswith("finetune:") and "-hopper-medium-s" not in n]
+    assert tunes == [f"finetune:{V.run_name('odtntadamw', e, lv, s)}" for s in c.seeds for e, lv in others]
+    assert names.index(f"eval:{V.run_name('odtntadamw', *others[0], 0)}") < names.index(
+        f"train:{V.run_name('odtnt', *others[1], 0)}@{camp.odt_pretrain_steps('odtnt')}")
     assert "The other datasets below run AdamW from `--preset odt-cpu-notime`: the A/B's arm with the largest mean " \
            "gain" in "\n".join(page.odt_section(camp))
     readme = page.odt_readme_lines(camp)       # nothing measured on the others yet: one line names them all

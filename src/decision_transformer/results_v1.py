@@ -304,19 +304,21 @@ class CampaignV1(Campaign):
         """Per odt dataset, per pretraining variant of its arms (odt_arms): each seed's pretraining
         (train action) and the evaluation of its last checkpoint, then the fine-tunings from it,
         optimiser by optimiser across the seeds, each with the evaluation of its last checkpoint.
-        The workers take them in this order."""
-        c, tasks = self.config, []
+        The workers take them in this order: the A/B's datasets dataset by dataset, then the others
+        seed by seed (every dataset's seed 0, then every dataset's seed 1, ...), so that each env
+        shows its offline -> online result as early as one seed can."""
+        c, ab, more = self.config, [], []
         for env, level in self.odt_all_datasets():
             arms = self.odt_arms(env, level)
             if not arms:
                 continue
-            data = f"data:{env}-{level}"
+            data, head, keyed = f"data:{env}-{level}", [], []     # keyed: (seed, task), dataset-major order
             if suite_level(level)[1] != VERSION:           # another suite's data: its policies are committed
-                tasks.append(self._data_task(env, level))
+                head.append(self._data_task(env, level))
             elif (env, level) not in c.ab_datasets and level not in c.levels:   # plan() has the others' first
-                tasks.append(self._data_task(env, level, suite_env=env))
+                head.append(self._data_task(env, level, suite_env=env))
             for variant in dict.fromkeys(v for v, _ in arms):
-                steps, trains, tunes = self.odt_pretrain_steps(variant), {}, []
+                steps, trains = self.odt_pretrain_steps(variant), {}
                 for seed in c.seeds:
                     pre = run_name(variant, env, level, seed)
                     train = self._train_task(pre, env, level, variant, seed, steps, name=f"train:{pre}@{steps}",
@@ -324,7 +326,7 @@ class CampaignV1(Campaign):
                     ev = Task(f"eval:{pre}@{steps}", "evaluate_odt", {"run": pre, "step": steps, "env": env},
                               [self.results / pre / f"eval-{ckpt_name(steps)}.json"], needs=[data],
                               after=[self._ck(pre, steps)], run=pre, step=steps)
-                    tasks += [ev, train]
+                    keyed += [(seed, ev), (seed, train)]
                     train.feeds = [ev]             # and the fine-tunings: done when all of them are
                     trains[seed] = train
                 for opt in (o for v, o in arms if v == variant):
@@ -335,10 +337,19 @@ class CampaignV1(Campaign):
                                                                   "optimizer": opt},
                                     [self.results / ft / "finetune.json"], needs=[data], after=[self._ck(pre, steps)],
                                     run=ft)
-                        tunes += [tune, Task(f"eval:{ft}", "evaluate_odt", {"run": ft, "step": None, "env": env},
-                                             [self.results / ft / "eval-last.json"], needs=[tune.name], run=ft)]
+                        keyed += [(seed, tune), (seed, Task(f"eval:{ft}", "evaluate_odt",
+                                                            {"run": ft, "step": None, "env": env},
+                                                            [self.results / ft / "eval-last.json"],
+                                                            needs=[tune.name], run=ft))]
                         trains[seed].feeds.append(tune)
-                tasks += tunes
+            if (env, suite_level(level)[0]) in c.odt_datasets:
+                ab += head + [t for _, t in keyed]
+            else:
+                more.append((head, keyed))
+        tasks = ab
+        for i, seed in enumerate(c.seeds):
+            for head, keyed in more:
+                tasks += (head if i == 0 else []) + [t for s, t in keyed if s == seed]
         return tasks
 
     def odt_pretrain_steps(self, variant: str = "odt") -> int:

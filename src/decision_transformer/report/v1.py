@@ -363,7 +363,8 @@ def _chosen_arm_lines(camp) -> list[str]:
     other = (f" The arm with the highest online score is another, {_opt_name(top[1])} from `--preset "
              f"{c.odt_pretrain[top[0]]}` ({final[top]:.1f} against {final[arm]:.1f}): it started higher offline and "
              "gained less." if top != arm and arm in final else "")
-    return [f"The other datasets below run {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`: {why}.{other}", ""]
+    return [f"The other datasets below run {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`: {why}.{other} "
+            "They run seed by seed: every dataset's seed 0, then every dataset's seed 1, and so on.", ""]
 
 
 def _moved(evals: list[dict | None]) -> str:
