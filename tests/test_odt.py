@@ -270,6 +270,9 @@ def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(weak_odt, tmp_p
     wa, wb = (load_file(str(tmp_path / r / "checkpoints" / "last" / "model.safetensors")) for r in ("a", "b"))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
+    from decision_transformer.rundir import read_sessions          # each start and resume, with its machine
+    assert [(s["step"], s["machine"]["device"]) for s in read_sessions(tmp_path / "b" / "sessions.jsonl")] == \
+        [(0, "cpu"), (800, "cpu")]
     # killed (SIGKILL) after its first checkpoint, mid-way: resumed, the same weights and metrics again
     import os
     import signal

@@ -225,7 +225,30 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     dt_steps = len(c.seeds) * len(c.ab_datasets) * sum(rec["steps"] for rec in c.recipes.values())
     assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
     assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
-    assert "stage 1" in "\n".join(page.estimate_lines(camp))
+    assert "stage 1" in "\n".join(page.estimate_lines(camp)) and "they did not record their machine" in est["dt_measured"]
+
+
+def test_the_dt_price_is_the_newest_run_sessions_speed_with_its_machine_named(tmp_path):
+    """Rows logged while other jobs shared the cores (an old session) do not price what is left."""
+    machine = {"cpu": "AMD EPYC", "isa": "AVX2", "threads": 1, "torch": "2.13.0", "device": "cpu"}
+
+    def run(name, sessions, rates):
+        d = V._mk(tmp_path / name)
+        (d / "sessions.jsonl").write_text("".join(json.dumps({"time": t, "step": st, "machine": machine}) + "\n"
+                                                  for t, st in sessions))
+        (d / "metrics.csv").write_text("step,loss,lr,steps_per_s,eval_target,eval_return_mean,eval_return_std\n" + "".join(
+            f"{100 * (i + 1)},0.5,0.0001,{r},,,\n" for i, r in enumerate(rates)))
+        return d
+    old = run("dt-a", [("2026-12-01T10:00:00Z", 0)], [2.0] * 20)
+    new = run("dt-b", [("2026-12-07T08:00:00Z", 0), ("2026-12-07T09:00:00Z", 1500)], [4.0] * 15 + [9.0] * 3)
+    rate, where = V._newest_session_rate([old, new])
+    assert rate == 4.0                  # the newest session with 10 rows or more (the last one has 3)
+    assert where == "the median of the newest run session's 15 log rows: dt-b from step 0, started 2026-12-07 on " \
+                    "AMD EPYC (AVX2), one thread"
+    (new / "sessions.jsonl").unlink()
+    assert V._newest_session_rate([old, new])[0] == 2.0
+    (old / "sessions.jsonl").unlink()
+    assert V._newest_session_rate([old, new]) is None      # estimate() then takes the median of every row
 
 
 @pytest.mark.parametrize("stage2", [{"budget": 20_000, "model": "dt"}, {"budget": 50_000, "model": "dtoff", "ema": True}])

@@ -70,6 +70,29 @@ def test_resume_continues_exactly_and_same_seed_same_weights(toy_data, tmp_path)
     assert all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_each_start_and_resume_records_its_machine_so_a_speed_can_name_it(toy_data, tmp_path):
+    from decision_transformer.devices import machine_label
+    from decision_transformer.rundir import read_metrics, read_sessions, session_of
+    train(_cfg(toy_data, tmp_path / "run", steps=20, checkpoint_every=20, num_threads=1), progress=False)
+    cfg = TrainConfig(**json.loads((tmp_path / "run" / "config.json").read_text()))
+    cfg.steps = 40
+    train(cfg, resume=True, progress=False, log=lambda *a: None)
+    with open(tmp_path / "run" / "sessions.jsonl", "a") as f:
+        f.write('{"time": "2026-')                      # a line cut by a kill is skipped
+    sessions = read_sessions(tmp_path / "run" / "sessions.jsonl")
+    assert [s["step"] for s in sessions] == [0, 20]
+    m = sessions[0]["machine"]
+    assert m["threads"] == 1 and m["device"] == "cpu" and m["torch"] == torch.__version__ and m["cpu"]
+    assert machine_label(m).endswith(", one thread") and ("AVX" in machine_label(m)) == (m["isa"] is not None)
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [session_of(sessions, r["step"]) for r in rows] == [0] * 20 + [1] * 20      # rows 1-20, then 21-40
+    died = tmp_path / "died"                 # died before its first checkpoint: started over, its old session gone
+    died.mkdir()
+    (died / "sessions.jsonl").write_text((tmp_path / "run" / "sessions.jsonl").read_text())
+    train(_cfg(toy_data, died, steps=20, checkpoint_every=20), progress=False)
+    assert len(read_sessions(died / "sessions.jsonl")) == 1
+
+
 def test_sigkill_loses_at_most_one_checkpoint_interval(toy_data, tmp_path):
     run = tmp_path / "killed"
     cmd = [sys.executable, "-c", "import sys, toyenv; from decision_transformer.cli import main; sys.exit(main())",

@@ -8,7 +8,7 @@ import re
 
 import torch
 
-from decision_transformer.errors import DTError, OptionError
+from decision_transformer.errors import OptionError
 
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -46,3 +46,33 @@ def autocast(device: torch.device, precision: str):
     if device.type != "cuda":
         raise OptionError(f"{{precision}} {precision} is for CUDA devices; on {device.type} use {{precision}} fp32")
     return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def describe_machine(device: torch.device, threads: int | None = None) -> dict:
+    """What a measured speed depends on, for a run's sessions.jsonl: the CPU's model and vector
+    instruction set (AVX-512 or AVX2 kernels), torch's thread count, the accelerator if one is used,
+    and torch's version."""
+    import platform
+    cpu, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+        cpu = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), cpu)
+        flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
+    except OSError:
+        pass
+    isa = "AVX-512" if " avx512f" in flags else "AVX2" if " avx2" in flags else None
+    out = {"cpu": cpu, "isa": isa, "threads": threads or torch.get_num_threads(), "torch": torch.__version__,
+           "device": device.type}
+    if device.type == "cuda":
+        out["accelerator"] = torch.cuda.get_device_name(device)
+    return out
+
+
+def machine_label(m: dict) -> str:
+    """"AMD EPYC (AVX2), one thread" / "NVIDIA H100 80GB HBM3": a describe_machine record in words."""
+    if m.get("accelerator"):
+        return str(m["accelerator"])
+    n = m.get("threads")
+    threads = "one thread" if n == 1 else f"{n} threads" if n else ""
+    return ", ".join(x for x in (f"{m.get('cpu', '?')}" + (f" ({m['isa']})" if m.get("isa") else ""), threads) if x)

@@ -42,6 +42,8 @@ def _run_dir(home: str, read_by: str, options: str, log: str, state: str, *more:
     return tuple(FileFormat(home, pat, kind, read_by, what, "delete: a resumed run starts a new log"
                             if pat == "metrics.csv" else "") for pat, kind, what in rows) + (
         FileFormat(home, ".lock", OTHER, "", "the advisory lock of the run's one writer"),
+        FileFormat(home, "sessions.jsonl", OTHER, "", "each start and resume: when, from which step, on what machine "
+                   "(the campaign's price reads it, skipping a damaged line; a resume does not)"),
         FileFormat(home, "tb/*", OTHER, "", "TensorBoard events"))
 
 

@@ -330,7 +330,7 @@ class Campaign:
     def _copy_run_files(self, run: str) -> None:
         out = self.results / run
         out.mkdir(parents=True, exist_ok=True)
-        for f in ("config.json", "metrics.csv"):
+        for f in ("config.json", "metrics.csv", "sessions.jsonl"):
             if (self.runs / run / f).exists():
                 with atomic_path(out / f) as tmp:
                     shutil.copyfile(self.runs / run / f, tmp)

@@ -499,8 +499,11 @@ class CampaignV1(Campaign):
         they exist, else the v0 campaign's), and evaluation seconds per episode-step from the
         v0 campaign's eval.json files (episodes x mean length)."""
         v0 = Path(v0_results) if v0_results else Path(self.results).parent
-        dt_sps = _steps_per_s([*self.results.glob("dt-*/metrics.csv"), *self.results.glob("dtoff-*/metrics.csv")]) \
-            or _steps_per_s(list(v0.glob("dt-*-s0/metrics.csv")))
+        v1_runs = sorted(p.parent for p in self.results.glob("dt*-*/metrics.csv"))        # dt, dtoff, dtnt: one model size
+        newest = _newest_session_rate(v1_runs)
+        dt_sps, dt_where = newest or (_steps_per_s([p / "metrics.csv" for p in v1_runs])
+                                      or _steps_per_s(list(v0.glob("dt-*-s0/metrics.csv"))),
+                                      "the median over the runs' log rows; they did not record their machine")
         bc_sps = _steps_per_s(list(v0.glob("bc-*/metrics.csv")))
         eval_s = _eval_seconds_per_step(list(v0.glob("dt-*/eval.json")))
         if not (dt_sps and bc_sps and eval_s):
@@ -528,8 +531,30 @@ class CampaignV1(Campaign):
             base = 2 * runs * c.baseline_steps / bc_sps
             ev = runs * 3 * 2 * c.eval_episodes * ep_steps * eval_s        # DT (2 targets), BC, %BC
             stage2[b] = (dt + base + ev) / 3600
-        return {"dt_steps_per_s": dt_sps, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
+        return {"dt_steps_per_s": dt_sps, "dt_measured": dt_where, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
                 "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2}
+
+
+def _newest_session_rate(runs: list[Path], min_rows: int = 10) -> tuple[float, str] | None:
+    """(gradient steps/s, where it was measured): the median over the metrics.csv rows of the newest
+    run session (sessions.jsonl) that logged at least `min_rows` rows: the speed the workers have
+    now, not one from a time when other jobs shared the cores. None where no run records its sessions."""
+    from decision_transformer.devices import machine_label
+    from decision_transformer.rundir import read_metrics, read_sessions, session_of
+    best = None
+    for run in runs:
+        sessions, by = read_sessions(run / "sessions.jsonl"), {}
+        for r in read_metrics(run / "metrics.csv") if sessions else ():
+            if r["steps_per_s"] is not None and (i := session_of(sessions, r["step"])) is not None:
+                by.setdefault(i, []).append(r["steps_per_s"])
+        for i, vals in by.items():
+            if len(vals) >= min_rows and (best is None or sessions[i]["time"] > best[0]):
+                best = (sessions[i]["time"], float(np.median(vals)), run.name, sessions[i], len(vals))
+    if best is None:
+        return None
+    when, rate, run, s, n = best
+    return rate, (f"the median of the newest run session's {n} log rows: {run} from step {s['step']:,}, started "
+                  f"{when[:10]} on {machine_label(s['machine'])}")
 
 
 def _steps_per_s(files: list[Path]) -> float | None:

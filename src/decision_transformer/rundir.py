@@ -8,6 +8,8 @@
                                and the SHA-256 of every other file of the checkpoint, written last)
     RUN/checkpoints/last       symlink to the newest complete checkpoint
     RUN/.lock                  held by the one process writing the run
+    RUN/sessions.jsonl         one line per start or resume: when, from which step, on what machine
+                               (a row of metrics.csv was logged by the last session that began before it)
 
 Checkpoints are written atomically (temp dir + rename, then `last` is replaced), so a run killed
 with SIGKILL loses at most one checkpoint interval. Wherever a checkpoint is accepted, the run
@@ -49,6 +51,7 @@ class RunDir:
         self.tb = self.path / "tb"
         self.checkpoints = self.path / "checkpoints"
         self.last = self.checkpoints / "last"
+        self.sessions = self.path / "sessions.jsonl"
         self._lock = None
 
     def checkpoint(self, step: int) -> Path:
@@ -160,6 +163,7 @@ class RunDir:
             raise DTError(f"{self.path} already holds a run: pass --resume {self.path} to continue it, or another --output")
         if not resume:                           # starting over a run that never finished a checkpoint
             self.truncate_metrics(0)
+            self.sessions.unlink(missing_ok=True)
             if self.checkpoints.is_dir():
                 self.last_checkpoint_debris()
         return bool(resume)
@@ -177,6 +181,14 @@ class RunDir:
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.close()
+
+    def log_session(self, step: int, machine: dict) -> None:
+        """Append this start or resume to sessions.jsonl: the speeds in metrics.csv depend on it."""
+        import datetime
+        line = {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "step": step,
+                "machine": machine}
+        with open(self.sessions, "a") as f:       # one short line: a kill leaves at most a cut last line
+            f.write(json.dumps(line) + "\n")
 
     def write_config(self, cfg: dict) -> None:
         write_json_atomic(self.config, cfg)
@@ -309,6 +321,28 @@ def read_metrics(path) -> list[dict]:
                 continue
             rows.append({k: int(r[k]) if k == "step" else (float(r[k]) if r.get(k) else None) for k in METRICS_COLUMNS})
         return rows
+
+
+def read_sessions(path) -> list[dict]:
+    """The sessions.jsonl records of a run (or of its copy under results/), oldest first; a line
+    cut by a kill is skipped, a missing file has none."""
+    path = Path(path)
+    out = []
+    for ln in (path.read_text().splitlines() if path.is_file() else ()):
+        try:
+            d = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(d, dict) and isinstance(d.get("step"), int) and isinstance(d.get("machine"), dict):
+            out.append(d)
+    return out
+
+
+def session_of(sessions: list[dict], step: int) -> int | None:
+    """The index of the session that logged the metrics row at `step`: the last one that began
+    before it (a resumed session rewrites the rows after its checkpoint); None before any."""
+    idx = [i for i, s in enumerate(sessions) if s["step"] < step]
+    return idx[-1] if idx else None
 
 
 def checkpoint_of(path: Path) -> Path:

@@ -605,7 +605,7 @@ def estimate_lines(camp) -> list[str]:
     s2 = "; ".join(f"{b // 1000}k steps: {h:.0f}" for b, h in est["stage2_h"].items())
     leg = len(camp.config.seeds) * len(camp.config.ab_datasets) * (camp.config.ab_steps - camp.config.ab_eval_steps[-2]) / est["dt_steps_per_s"] / 3600
     return [f"Compute left, in core-hours of one thread (priced from measured times: DT {est['dt_steps_per_s']:.2f} "
-            f"gradient steps/s, BC {est['bc_steps_per_s']:.1f}/s, evaluation "
+            f"gradient steps/s ({est['dt_measured']}), BC {est['bc_steps_per_s']:.1f}/s, evaluation "
             f"{est['eval_s_per_env_step'] * 1e3:.2f} ms per env step with full-length episodes):",
             f"- stage 1 (the A/Bs below): training {est['stage1_train_h']:.1f}, evaluation {est['stage1_eval_h']:.1f};",
             f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "

@@ -94,6 +94,7 @@ class Finetuner:
     def __init__(self, cfg: FinetuneConfig, resume: bool = False, progress: bool = True, log=print):
         from decision_transformer.data.datasets import load_dataset
         from decision_transformer.models.checkpoint import from_pretrained
+        from decision_transformer.devices import describe_machine
         from decision_transformer.rundir import RunDir
         cfg.validate()
         self.cfg, self.progress, self.log = cfg, progress, log
@@ -140,6 +141,7 @@ class Finetuner:
             else:
                 self.rundir.write_config({**asdict(cfg), "env_id": self.env_id, "eval_return": self.eval_return,
                                           "explore_return": self.explore_return})
+            self.rundir.log_session(self.env_steps, describe_machine(torch.device("cpu")))
         except BaseException:
             self.rundir.close()
             raise

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from decision_transformer.devices import PRECISIONS, autocast, resolve_device
+from decision_transformer.devices import PRECISIONS, autocast, describe_machine, resolve_device
 from decision_transformer.errors import DTError
 from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
@@ -312,6 +312,11 @@ class Trainer:
                 self._restore()
             elif self.dist.main:
                 self.rundir.write_config(asdict(cfg))
+            if self.dist.main:
+                machine = describe_machine(self.device)
+                if self.dist.world > 1:
+                    machine["processes"] = self.dist.world
+                self.rundir.log_session(self.step, machine)
         except BaseException:                   # refused or failed: the run directory is free again
             self.rundir.close()
             raise
