@@ -78,14 +78,17 @@ def test_each_start_and_resume_records_its_machine_so_a_speed_can_name_it(toy_da
     cfg.steps = 40
     train(cfg, resume=True, progress=False, log=lambda *a: None)
     with open(tmp_path / "run" / "sessions.jsonl", "a") as f:
-        f.write('{"time": "2026-')                      # a line cut by a kill is skipped
+        f.write('{"time": "2026-')                      # a line cut by a kill: skipped, and the next one is whole
+    cfg.steps = 60
+    train(cfg, resume=True, progress=False, log=lambda *a: None)
     sessions = read_sessions(tmp_path / "run" / "sessions.jsonl")
-    assert [s["step"] for s in sessions] == [0, 20]
+    assert [s["step"] for s in sessions] == [0, 20, 40]
+    assert len((tmp_path / "run" / "sessions.jsonl").read_text().splitlines()) == 4      # no blank lines
     m = sessions[0]["machine"]
     assert m["threads"] == 1 and m["device"] == "cpu" and m["torch"] == torch.__version__ and m["cpu"]
     assert machine_label(m).endswith(", one thread") and ("AVX" in machine_label(m)) == (m["isa"] is not None)
     rows = read_metrics(tmp_path / "run" / "metrics.csv")
-    assert [session_of(sessions, r["step"]) for r in rows] == [0] * 20 + [1] * 20      # rows 1-20, then 21-40
+    assert [session_of(sessions, r["step"]) for r in rows] == [0] * 20 + [1] * 20 + [2] * 20   # 1-20, 21-40, 41-60
     died = tmp_path / "died"                 # died before its first checkpoint: started over, its old session gone
     died.mkdir()
     (died / "sessions.jsonl").write_text((tmp_path / "run" / "sessions.jsonl").read_text())

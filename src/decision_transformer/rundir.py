@@ -187,8 +187,12 @@ class RunDir:
         import datetime
         line = {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "step": step,
                 "machine": machine}
-        with open(self.sessions, "a") as f:       # one short line: a kill leaves at most a cut last line
-            f.write(json.dumps(line) + "\n")
+        with open(self.sessions, "a+b") as f:     # one short line: a kill leaves at most a cut last line,
+            cut = False                           # which the next one must not run into
+            if f.seek(0, os.SEEK_END):
+                f.seek(-1, os.SEEK_END)
+                cut = f.read(1) != b"\n"
+            f.write((b"\n" if cut else b"") + json.dumps(line).encode() + b"\n")
 
     def write_config(self, cfg: dict) -> None:
         write_json_atomic(self.config, cfg)
