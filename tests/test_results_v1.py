@@ -34,7 +34,7 @@ def tiny_v1(tmp_path, monkeypatch):
         recipes={"dt": {"init": "transformers", "steps": 20, "evals": (10, 20)},
                  "dtoff": {"init": "official", "steps": 10, "evals": (10,)},
                  "dtnt": {"init": "transformers", "timestep_embedding": False, "steps": 10, "evals": (10,)}},
-        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch", odt_datasets=())
+        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch", odt_datasets=(), stage2=None)
     return V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", models=tmp_path / "models",
                         log=lambda *a: None, config=config)
 
@@ -63,13 +63,15 @@ def test_the_ab_plan_is_consistent_and_breadth_first(monkeypatch):
     assert len(names) == len(set(names)) and all(nd in names for t in tasks for nd in t.needs)
     trains = [n for n in names if n.startswith("train:")]
     runs = len(c.seeds) * len(c.ab_datasets)
-    assert len(trains) == runs * (len(c.ab_eval_steps) + 2)          # dt in 3 stages, dtoff and dtnt in 1
+    # dt in stages: 20k, then 50k, and no further until 50k is evaluated (budget_decision); dtoff and dtnt in 1
+    assert camp.budget_decision() == (None, 50_000) and camp.stage2_recipe() is None
+    assert len(trains) == runs * (2 + 2)
     steps = [int(n.rsplit("@", 1)[1]) for n in trains]
     assert steps == sorted(steps)                                       # every run to 20k before any to 50k
     assert names.index(trains[0]) > max(i for i, n in enumerate(names) if not n.startswith("train:"))
     evals = [n for n in names if n.startswith("eval:")]
-    assert len(evals) == runs * 2 * (len(c.ab_eval_steps) + 2)          # raw + EMA at each budget
-    assert len([n for n in names if n.startswith("best:")]) == 3 * runs
+    assert len(evals) == runs * 2 * (2 + 2)                             # raw + EMA at each budget
+    assert len([n for n in names if n.startswith("best:")]) == 2 * runs     # dt's once its last step is known
     nt = camp.train_config("dtnt-hopper-medium-s0", "hopper", "medium", "dtnt", 0, 20_000)
     assert (nt.init, nt.timestep_embedding) == ("transformers", False)
     cfg = camp.train_config("dtoff-hopper-medium-replay-s1", "hopper", "medium-replay", "dtoff", 1, 20_000)
@@ -217,12 +219,25 @@ def test_hierarchical_ci_widens_when_seeds_disagree():
     assert hierarchical_ci(same)[0] < 50 < hierarchical_ci(same)[1]
 
 
+def test_a_paired_ci_sees_a_gain_that_seeds_spread_far_apart_would_hide():
+    from decision_transformer.evaluation.stats import hierarchical_ci, paired_seed_ci
+    rng = np.random.default_rng(1)
+    a = [rng.normal(m, 10, 100) for m in (20, 50, 80)]
+    b = [rng.normal(m + 5, 10, 100) for m in (20, 50, 80)]           # 5 better on every seed
+    assert hierarchical_ci(b)[0] < hierarchical_ci(a)[1]                # apart, their CIs overlap
+    lo, hi = paired_seed_ci(a, b)
+    assert 0 < lo < 5 < hi < 10
+    lo, hi = paired_seed_ci(a, [rng.normal(m + d, 10, 100) for m, d in ((20, -8), (50, 2), (80, 12))])
+    assert lo < 0 < hi                                                  # the seeds disagree: no decision
+
+
 def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     camp = V.CampaignV1(runs=tmp_path / "runs", results=ROOT / "results" / "v1-none")   # no v1 run yet
     est = camp.estimate(v0_results=ROOT / "results")
     assert 1 < est["dt_steps_per_s"] < 50 and est["bc_steps_per_s"] > est["dt_steps_per_s"]
     c = camp.config
-    dt_steps = len(c.seeds) * len(c.ab_datasets) * sum(rec["steps"] for rec in c.recipes.values())
+    dt_steps = len(c.seeds) * len(c.ab_datasets) * sum(rec["steps"] for rec in camp.stage1_recipes().values())
+    assert camp.stage1_recipes()["dt"]["steps"] == c.ab_eval_steps[1] < c.ab_steps   # no leg past an unevaluated one
     assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
     assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
     assert "stage 1" in "\n".join(page.estimate_lines(camp)) and "they did not record their machine" in est["dt_measured"]
@@ -249,6 +264,56 @@ def test_the_dt_price_is_the_newest_run_sessions_speed_with_its_machine_named(tm
     assert V._newest_session_rate([old, new])[0] == 2.0
     (old / "sessions.jsonl").unlink()
     assert V._newest_session_rate([old, new]) is None      # estimate() then takes the median of every row
+
+
+def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2_by_itself(tmp_path, monkeypatch):
+    """stage2 "auto": the 100k leg is trained only if 50k beats 20k; the EMA and the other recipes
+    win only where their paired CI lies above 0 on one A/B dataset and below it on none."""
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: True)
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    c = camp.config
+    rng = np.random.default_rng(0)
+    noise = {(env, level, s): rng.normal(0, 30, 100) for env, level in c.ab_datasets for s in c.seeds}
+
+    def put(model, step, ema, shift):                      # returns = a shared per-episode part + shift: paired
+        for env, level in c.ab_datasets:
+            for s in c.seeds:
+                p = V._mk(camp.results / V.run_name(model, env, level, s)) / f"eval-{V.ckpt_name(step)}{'-ema' if ema else ''}.json"
+                rets = (1000 + noise[(env, level, s)] + shift(level, s)).tolist()
+                p.write_text(json.dumps({"results": [{"returns": rets, "target_return": 3600.0,
+                                                      "refs": {"min": 0.0, "max": 1000.0}}]}))
+
+    def trains():
+        return sorted(t.name for t in camp.plan() if t.action == "train" and "odt" not in t.name)
+    put("dt", 20_000, False, lambda level, s: 0)
+    assert camp.beats(("dt", 20_000, False), ("dt", 50_000, False)) is None and camp.budget_decision() == (None, 50_000)
+    assert "| 100,000 | trained only if 50k beats the budget before it" in "\n".join(page.budget_ema_section(camp))
+    put("dt", 50_000, False, lambda level, s: [-20, 10, 30][s])           # the seeds disagree: 50k does not win
+    g = camp.paired_gain(("dt", 20_000, False), ("dt", 50_000, False), "hopper", "medium-replay")
+    assert g[0] == pytest.approx((-2 + 1 + 3) / 3) and g[1] < 0 < g[2]
+    assert camp.beats(("dt", 20_000, False), ("dt", 50_000, False)) is False
+    assert camp.budget_decision() == (20_000, 50_000)
+    assert not any("@100000" in n for n in trains())                   # the 100k leg is not trained here
+    assert camp.stage2_recipe() is None                                # the EMA and the recipes: pending
+    assert "not trained here (50k did not beat 20k" in "\n".join(page.budget_ema_section(camp))
+    put("dt", 20_000, True, lambda level, s: 40 if level == "medium-replay" else 0)    # better on one, worse on none
+    put("dtoff", 20_000, False, lambda level, s: -50)                     # worse everywhere
+    put("dtnt", 20_000, False, lambda level, s: 0)                        # the same
+    assert camp.stage2_recipe() == {"budget": 20_000, "model": "dt", "ema": True}
+    plan = {t.name for t in camp.plan()}
+    assert "train:bc-walker2d-medium-s0@20000" in plan                 # stage 2 planned by itself
+    assert "best:dt-hopper-medium-replay-s0" in plan                   # dt's last step is known now
+    lines = "\n".join(page.decisions_lines(camp))
+    assert "| budget: 50k against 20k steps (raw weights) | +0.7 [" in lines and "| 20k kept |" in lines
+    assert "| weights: EMA against raw at 20k | +4.0 [+3." in lines and "| EMA wins |" in lines
+    assert "Stage 2's recipe, so decided: 20,000 steps, transformers, EMA weights." in lines
+    put("dtnt", 20_000, False, lambda level, s: 25 + s)                   # now the no-timestep recipe wins
+    assert camp.stage2_recipe()["model"] == "dtnt"
+    put("dt", 50_000, False, lambda level, s: 60)                         # 50k wins: the 100k leg is trained, then decided
+    assert camp.budget_decision() == (None, 100_000) and any("@100000" in n for n in trains())
+    assert camp.stage2_recipe() is None
+    put("dt", 100_000, False, lambda level, s: 60)                        # no better than 50k
+    assert camp.budget_decision() == (50_000, 100_000)
 
 
 @pytest.mark.parametrize("stage2", [{"budget": 20_000, "model": "dt"}, {"budget": 50_000, "model": "dtoff", "ema": True}])

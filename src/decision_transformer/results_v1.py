@@ -13,9 +13,13 @@ Stage 1, the recipe A/Bs (this plan): on hopper medium-replay and medium-expert 
 - last vs best: the best 5k checkpoint by its 20-episode score, evaluated again on 100 fresh
   episodes (env seeds from best_seed), so the "best" number is not the selection's own noise.
 
-Stage 2, the campaign with the chosen recipe (12 datasets x 3 seeds, BC, %BC, sweeps, the
-republished checkpoints), is planned once stage 1 has decided; `estimate()` prices both stages
-from measured step and evaluation times.
+Stage 1 decides by itself (stage2 "auto", `stage2_recipe`): budgets in order while each next one
+beats the one before (paired by seed, 95% CI above 0 on one A/B dataset, below on none:
+`beats`), no leg trained past one not yet evaluated nor past the first that does not win;
+then the EMA at that budget, and each other recipe against the `transformers` one. Stage 2, the
+campaign with the chosen recipe (12 datasets x 3 seeds, BC, %BC, sweeps, the republished
+checkpoints), is then planned; `estimate()` prices both stages from measured step and
+evaluation times.
 
 The Online DT (`dt results run --version v1 --only odt`): on odt_datasets, per seed, an ODT
 pretrained offline (`dt train --preset odt-cpu`, the LAST checkpoint evaluated: the starting
@@ -64,10 +68,10 @@ class CampaignV1Config(SuiteConfig):
     campaign_budgets: tuple = (20_000, 50_000, 100_000)
     baseline_steps: int = 20_000
     baselines: tuple = ("bc", "pbc10")    # BC, and %BC at 10% of the timesteps (the paper's)
-    # Stage 2's recipe, set when stage 1 has decided (docs/results.md), e.g.
-    #   {"budget": 20_000, "model": "dt", "ema": False}   (model: a recipe above, e.g. "dt", "dtoff", "dtnt")
-    # None: stage 2 is not planned yet.
-    stage2: dict | None = None
+    # Stage 2's recipe: "auto", the one stage 1's A/Bs choose by the rule of stage2_recipe() once
+    # they have finished; or set by hand, e.g. {"budget": 20_000, "model": "dt", "ema": False}
+    # (model: a recipe above, e.g. "dt", "dtoff", "dtnt"); None: stage 2 is not planned.
+    stage2: dict | str | None = "auto"
     # The Online DT: its pretraining variants (run-name prefix -> preset in training/presets/:
     # the first with the DT's timestep embedding, the second without, as the paper's model), the
     # fine-tuning preset per env (training/presets/finetune/), the online optimisers compared, each
@@ -160,14 +164,16 @@ class CampaignV1(Campaign):
         tasks: list[Task] = [self._data_task(env, level, suite_env=env)   # every dataset, once its policies are in
                              for env, level in [*ab, *((e, lv) for e in c.envs for lv in c.levels if (e, lv) not in ab)]]
         trains = []
+        budget, _ = self.budget_decision()
         for seed in c.seeds:
             for env, level in ab:
-                for model, rec in c.recipes.items():
-                    evals, train = self._run_tasks(run_name(model, env, level, seed), env, level, model, seed, rec)
+                for model, rec in self.stage1_recipes().items():
+                    evals, train = self._run_tasks(run_name(model, env, level, seed), env, level, model, seed, rec,
+                                                   best=model != "dt" or budget is not None)   # over the final curve
                     tasks += evals
                     trains += train
-        if c.stage2 is not None:                                     # its evaluations before any training too
-            more, later = self._stage2_tasks({t.name for t in tasks + trains})
+        if (st := self.stage2_recipe()) is not None:                 # its evaluations before any training too
+            more, later = self._stage2_tasks(st, {t.name for t in tasks + trains})
             tasks += more
             trains += later
         tasks += sorted(trains, key=lambda t: t.step)                # stable: seed, dataset order kept
@@ -183,10 +189,11 @@ class CampaignV1(Campaign):
                     by_run_step[(ev.run, ev.step)].feeds.append(t)
         return tasks
 
-    def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict):
+    def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict, best: bool = True):
         """A run's evaluations (each ready when its checkpoint exists) and best-checkpoint
-        re-evaluation; its training in stages (train:RUN@STEPS for each evaluated budget, each done
-        in checkpoint-sized chunks, results.py), every stage done when its evaluations are."""
+        re-evaluation (where `best`); its training in stages (train:RUN@STEPS for each evaluated
+        budget, each done in checkpoint-sized chunks, results.py), every stage done when its
+        evaluations are."""
         c, out, data = self.config, self.results / run, f"data:{env}-{level}"
         evals, curve = [], []
         for s in rec["evals"]:
@@ -200,21 +207,21 @@ class CampaignV1(Campaign):
                                   {"run": run, "step": s, "ema": ema},
                                   [out / "curve" / f"{ckpt_name(s)}{_suffix(ema)}.json"], needs=[data],
                                   after=[self._ck(run, s, ema)], run=run, step=s))
-        best = Task(f"best:{run}", "evaluate_best", {"run": run}, [out / "eval-best.json"],
-                    needs=[t.name for t in curve if not t.args["ema"]], run=run)
+        best_task = Task(f"best:{run}", "evaluate_best", {"run": run}, [out / "eval-best.json"],
+                         needs=[t.name for t in curve if not t.args["ema"]], run=run)
         trains = []
         for s in rec["evals"]:
             t = self._train_task(run, env, level, model, seed, s, name=f"train:{run}@{s}", needs=[data])
             t.feeds = [x for x in evals + curve if x.step <= s]      # done when they are (a clone without runs/)
             trains.append(t)
-        return evals + curve + [best], trains
+        return evals + curve + ([best_task] if best else []), trains
 
-    def _stage2_tasks(self, have: set[str]) -> tuple[list[Task], list[Task]]:
-        """Every level of every env: DT x 3 seeds with stage2's recipe (stage 1's runs reused where
-        they are the same run), BC and %BC x 3 seeds, sweeps of the medium-replay and medium-expert
-        DTs (every seed): (evaluations, trainings), placed by plan()."""
+    def _stage2_tasks(self, st: dict, have: set[str]) -> tuple[list[Task], list[Task]]:
+        """Every level of every env: DT x 3 seeds with stage 2's recipe `st` (stage 1's runs reused
+        where they are the same run), BC and %BC x 3 seeds, sweeps of the medium-replay and
+        medium-expert DTs (every seed): (evaluations, trainings), placed by plan()."""
         c = self.config
-        budget, model, ema = c.stage2["budget"], c.stage2["model"], c.stage2.get("ema", False)
+        budget, model, ema = st["budget"], st["model"], st.get("ema", False)
         rec = {"init": c.recipes[model]["init"], "steps": budget, "evals": (budget,)}
         evals, trains = [], []
         for env in c.envs:
@@ -246,6 +253,83 @@ class CampaignV1(Campaign):
                                   needs=[f"eval:{run_name(model, env, level, s)}@{budget}{_suffix(ema)}"
                                          for s in c.seeds]))
         return evals, trains
+
+    # -- stage 1's decisions (stage2 "auto") ---------------------------------------------------
+    def paired_gain(self, a: tuple, b: tuple, env: str, level: str) -> tuple[float, float, float] | None:
+        """Run recipe b's score minus a's, each (model, step, ema), at the first target, paired by
+        seed (the same training seed and data): (mean over seeds of the per-seed difference, 95% CI
+        low, high), normalised x100, the CI resampling the seeds together and each side's episodes
+        (paired_seed_ci); None until both sides have every seed evaluated."""
+        from decision_transformer.evaluation.stats import normalized, paired_seed_ci
+        sides: tuple[list, list] = ([], [])
+        for seed in self.config.seeds:
+            for side, (model, step, ema) in zip(sides, (a, b)):
+                p = self.results / run_name(model, env, level, seed) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json"
+                if not p.is_file():
+                    return None
+                r = json.loads(p.read_text())["results"][0]
+                side.append(normalized(np.asarray(r["returns"], dtype=np.float64), r["refs"]["min"], r["refs"]["max"]))
+        lo, hi = paired_seed_ci(*sides)
+        return float(np.mean([y.mean() - x.mean() for x, y in zip(*sides)])), lo, hi
+
+    def beats(self, a: tuple, b: tuple) -> bool | None:
+        """The A/B rule: b beats a when, on at least one A/B dataset, the 95% CI of b's paired gain
+        over a lies above 0, and on none below it. None until every seed of both is evaluated."""
+        gains = [self.paired_gain(a, b, env, level) for env, level in self.config.ab_datasets]
+        if any(g is None for g in gains):
+            return None
+        return any(lo > 0 for _, lo, _ in gains) and not any(hi < 0 for _, _, hi in gains)
+
+    def budget_decision(self) -> tuple[int | None, int]:
+        """(the budget stage 1 chose, None while undecided; the step the budget runs train to here).
+        From the first evaluated budget, each next one is taken while it beats the one before
+        (raw weights, `beats`); the first that does not ends the search, and no later leg is
+        trained on this machine (a GPU session may run it: docs/results.md). While a leg is not
+        yet evaluated, nothing beyond it is trained."""
+        c = self.config
+        chosen = c.ab_eval_steps[0]
+        for b in c.ab_eval_steps[1:]:
+            won = self.beats(("dt", chosen, False), ("dt", b, False))
+            if won is None:
+                return None, b
+            if not won:
+                return chosen, b
+            chosen = b
+        return chosen, c.ab_steps
+
+    def stage1_recipes(self) -> dict:
+        """config.recipes, the budget runs' cut at the step budget_decision() trains them to."""
+        cap = self.budget_decision()[1]
+        dt = self.config.recipes["dt"]
+        return {**self.config.recipes, "dt": {**dt, "steps": cap, "evals": tuple(s for s in dt["evals"] if s <= cap)}}
+
+    def stage2_recipe(self) -> dict | None:
+        """Stage 2's recipe: config.stage2 where it is set by hand; "auto": once stage 1 has decided,
+        {"budget": budget_decision()'s, "ema": whether the EMA beats the raw weights at that budget,
+        "model": "dt", or the initialisation/timestep-embedding recipe that beats it at its step
+        (the larger mean gain over the A/B datasets where both do)}; None until then."""
+        c = self.config
+        if c.stage2 != "auto":
+            return c.stage2
+        budget, _ = self.budget_decision()
+        ema = None if budget is None else self.beats(("dt", budget, False), ("dt", budget, True))
+        model = self.challenger()
+        if budget is None or ema is None or model is None:
+            return None
+        return {"budget": budget, "model": model, "ema": ema}
+
+    def challenger(self) -> str | None:
+        """"dt", or the stage-1 recipe evaluated beside the budget runs' first checkpoint that beats
+        them there (the larger mean paired gain where several do); None until all are evaluated."""
+        c, step, wins = self.config, self.config.init_ab_steps, {}
+        for model in (m for m, rec in c.recipes.items() if m != "dt" and step in rec["evals"]):
+            won = self.beats(("dt", step, False), (model, step, False))
+            if won is None:
+                return None
+            if won:
+                wins[model] = np.mean([self.paired_gain(("dt", step, False), (model, step, False), *d)[0]
+                                       for d in c.ab_datasets])
+        return max(wins, key=wins.get) if wins else "dt"
 
     def odt_arms(self, env: str, level: str) -> list[tuple[str, str]]:
         """(pretraining variant, online optimiser) pairs run on a dataset: every pair on the A/B's
@@ -413,7 +497,7 @@ class CampaignV1(Campaign):
 
     def publish_seed(self, env: str, level: str) -> tuple[int, list[float]]:
         """PUBLISH_RULE: the seed whose last-checkpoint mean at the first target is the median."""
-        st, seeds, means = self.config.stage2, self.config.seeds, []
+        st, seeds, means = self.stage2_recipe(), self.config.seeds, []
         for s in seeds:
             ev = json.loads((self.results / run_name(st["model"], env, level, s) /
                              f"eval-{ckpt_name(st['budget'])}{_suffix(st.get('ema', False))}.json").read_text())
@@ -424,7 +508,7 @@ class CampaignV1(Campaign):
     def publish_v1(self, env: str, level: str) -> None:
         """models/<env>-<level>/ from the seed PUBLISH_RULE picks; the card and results.json come from
         the report, results/v1/published/<env>-<level>.json records the choice."""
-        st, seeds = self.config.stage2, self.config.seeds
+        st, seeds = self.stage2_recipe(), self.config.seeds
         seed, means = self.publish_seed(env, level)
         run = run_name(st["model"], env, level, seed)
         self.publish_model(self._load(run, st["budget"], st.get("ema", False)), self.models / f"{env}-{level}")

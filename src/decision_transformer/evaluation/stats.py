@@ -26,6 +26,16 @@ def normalized(returns, ref_min: float, ref_max: float):
     return 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
 
 
+def _slot_means(per_seed: list[np.ndarray], picks: np.ndarray, rng) -> np.ndarray:
+    """For each slot (a seed index in `picks`), the mean of a resample of that seed's episodes."""
+    out = np.empty(picks.size)
+    for j, x in enumerate(per_seed):
+        x = np.asarray(x, dtype=np.float64)
+        slots = np.flatnonzero(picks == j)
+        out[slots] = x[rng.integers(0, len(x), size=(len(slots), len(x)))].mean(axis=1)
+    return out
+
+
 def hierarchical_ci(per_seed: list[np.ndarray], n: int = 2000, seed: int = 0, level: float = 0.95):
     """95% CI of the mean when seeds vary as much as episodes: resample the seeds, then the episodes
     of each resampled seed; the mean of each draw weighs seeds equally. Vectorised: each of the
@@ -33,13 +43,21 @@ def hierarchical_ci(per_seed: list[np.ndarray], n: int = 2000, seed: int = 0, le
     rng = np.random.default_rng(seed)
     k = len(per_seed)
     picks = rng.integers(0, k, size=(n, k)).ravel()
-    slot_means = np.empty(n * k)
-    for j, x in enumerate(per_seed):
-        x = np.asarray(x, dtype=np.float64)
-        slots = np.flatnonzero(picks == j)
-        slot_means[slots] = x[rng.integers(0, len(x), size=(len(slots), len(x)))].mean(axis=1)
-    means = slot_means.reshape(n, k).mean(axis=1)
+    means = _slot_means(per_seed, picks, rng).reshape(n, k).mean(axis=1)
     lo, hi = np.percentile(means, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def paired_seed_ci(a: list[np.ndarray], b: list[np.ndarray], n: int = 2000, seed: int = 0, level: float = 0.95):
+    """95% CI of b's mean minus a's where both were measured on the same seeds (seed i of a is
+    seed i of b: the same training seed and data): the seeds are resampled together, each side's
+    episodes independently (its episodes are not paired: a vector env's later episodes start where
+    its RNG is, and finish in any order)."""
+    rng = np.random.default_rng(seed)
+    k = len(a)
+    picks = rng.integers(0, k, size=(n, k)).ravel()
+    diff = (_slot_means(b, picks, rng) - _slot_means(a, picks, rng)).reshape(n, k).mean(axis=1)
+    lo, hi = np.percentile(diff, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
 
 

@@ -67,12 +67,18 @@ def budget_ema_section(camp) -> list[str]:
            f"its checkpoints at {', '.join(f'{s:,}' for s in camp.config.ab_eval_steps)} steps evaluated with "
            f"{camp.config.eval_episodes} episodes per seed and target (env seeds 0-{camp.config.eval_episodes - 1}), raw weights and "
            f"EMA. Normalised x100, the {len(camp.config.seeds)} seeds pooled: {COLUMNS}.", ""]
+    budget, cap = camp.budget_decision()
     for env, level in camp.config.ab_datasets:
         targets = _targets(camp, env, level) or [None]
         for ti, tr in enumerate(targets):
             out += [f"**{camp.dataset_id(env, level)}**" + (f", target {tr:g}" if tr is not None else ""), "",
                     "| steps | raw weights | EMA |", "| --- | --- | --- |"]
             for s in camp.config.ab_eval_steps:
+                if s > cap:
+                    out.append(f"| {s:,} | " + (f"trained only if {cap // 1000}k beats the budget before it (section "
+                                                "4's rule)" if budget is None else f"not trained here ({cap // 1000}k "
+                                                f"did not beat {budget // 1000}k: section 4's rule)") + " | |")
+                    continue
                 raw = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}.json"), ti)
                 ema = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}-ema.json"), ti)
                 out.append(f"| {s:,} | {fmt(raw)} | {fmt(ema)} |")
@@ -149,27 +155,78 @@ def last_best_section(camp) -> list[str]:
            f"selection's own luck. {COLUMNS}.", "",
            "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
     for env, level in camp.config.ab_datasets:
-        for model, rec in camp.config.recipes.items():
+        for model, rec in camp.stage1_recipes().items():
             last = pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json"))
             bevs = _evals(camp, model, env, level, "eval-best.json")
             best = pooled(bevs)
             steps = ", ".join(f"{e['checkpoint_step']:,}" for e in bevs) if best else ""
             out.append(f"| {camp.dataset_id(env, level)} | {model} ({rec['steps']:,} steps) | {fmt(last)} | "
                        f"{fmt(best)}{' (' + steps + ')' if steps else ''} |")
-    return out + [""]
+    return out + [""] + decisions_lines(camp)
+
+
+def _gain(g) -> str:
+    return "pending" if g is None else f"{g[0]:+.1f} [{g[1]:+.1f}, {g[2]:+.1f}]"
+
+
+def decisions_lines(camp) -> list[str]:
+    """Stage 1's decisions, each with the paired gains it is taken on (results_v1: beats)."""
+    c = camp.config
+    rows = []
+
+    def row(what, a, b, verdict):
+        gains = [_gain(camp.paired_gain(a, b, env, level)) for env, level in c.ab_datasets]
+        rows.append(f"| {what} | " + " | ".join(gains) + f" | {verdict} |")
+    chosen = c.ab_eval_steps[0]
+    budget, cap = camp.budget_decision()
+    for b in (s for s in c.ab_eval_steps[1:] if s <= cap):
+        won = camp.beats(("dt", chosen, False), ("dt", b, False))
+        row(f"budget: {b // 1000}k against {chosen // 1000}k steps (raw weights)", ("dt", chosen, False), ("dt", b, False),
+            "pending" if won is None else f"{b // 1000}k wins" if won else f"{chosen // 1000}k kept")
+        if not won:
+            break
+        chosen = b
+    if budget is not None:
+        won = camp.beats(("dt", budget, False), ("dt", budget, True))
+        row(f"weights: EMA against raw at {budget // 1000}k", ("dt", budget, False), ("dt", budget, True),
+            "pending" if won is None else "EMA wins" if won else "raw kept")
+    step = c.init_ab_steps
+    for model, rec in c.recipes.items():
+        if model != "dt" and step in rec["evals"]:
+            won = camp.beats(("dt", step, False), (model, step, False))
+            row(f"recipe: {recipe_name(rec)} against {recipe_name(c.recipes['dt'])} at {step // 1000}k",
+                ("dt", step, False), (model, step, False), "pending" if won is None else "wins" if won else "not better")
+    st = camp.stage2_recipe()
+    if c.stage2 != "auto":
+        verdict = f"Stage 2's recipe is set by hand (`stage2`): {st}." if st else "Stage 2 is not planned (`stage2` None)."
+    elif st is None:
+        verdict = "Stage 2's recipe: pending until every row above is decided."
+    else:
+        verdict = (f"Stage 2's recipe, so decided: {st['budget']:,} steps, {recipe_name(c.recipes[st['model']])}, "
+                   f"{'EMA' if st['ema'] else 'raw'} weights.")
+    return ["### Stage 1's decisions", "",
+            "Each row: the second recipe's score minus the first's at the first target, normalised x100, paired by "
+            "seed (the same training seed and data); the mean over seeds and the 95% CI that resamples the seeds "
+            "together and each side's episodes, per A/B dataset. The rule: the second wins when its CI lies above 0 on at least one dataset "
+            "and below 0 on none. Budgets are taken in order while each next one wins; the first that does not "
+            "ends the search, and no longer leg is trained on the CPU (a GPU session may run it). Then the EMA at "
+            "the chosen budget, and each other recipe against the `transformers` one at its step (where several win, "
+            "the larger mean gain).", "",
+            "| decision | " + " | ".join(camp.dataset_id(e, lv) for e, lv in c.ab_datasets) + " | verdict |",
+            "| --- |" + " --- |" * (len(c.ab_datasets) + 1), *rows, "", verdict, ""]
 
 
 def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
     """The last-checkpoint evaluations of a stage-2 method (`dt` = the config's stage2 DT), one per seed."""
     if method in camp.config.baselines:
         return _evals(camp, method, env, level, f"eval-{R.ckpt_name(camp.config.baseline_steps)}.json")
-    st = camp.config.stage2
+    st = camp.stage2_recipe()
     return _evals(camp, st["model"], env, level, f"eval-{R.ckpt_name(st['budget'])}{'-ema' if st.get('ema') else ''}.json")
 
 
 def _sweep_rho(camp, env: str, level: str) -> float | None:
     """Spearman's rho of the mean achieved return (seeds pooled) against the target."""
-    sws = _evals(camp, camp.config.stage2["model"], env, level, "sweep.json")
+    sws = _evals(camp, camp.stage2_recipe()["model"], env, level, "sweep.json")
     if any(x is None for x in sws):
         return None
     targets = [r["target_return"] for r in sws[0]["results"]]
@@ -179,11 +236,11 @@ def _sweep_rho(camp, env: str, level: str) -> float | None:
 
 def scores_section(camp) -> list[str]:
     from decision_transformer.report.page import PAPER_BC, PAPER_DT
-    if camp.config.stage2 is None:
+    st = camp.stage2_recipe()
+    if st is None:
         return ["## 5. Scores on suite v1 (stage 2)", "",
                 "Not started: stage 2 runs once the A/Bs above have chosen the recipe (budget, initialisation, "
-                "timestep embedding, raw or averaged weights).", ""]
-    st = camp.config.stage2
+                "timestep embedding, raw or averaged weights; section 4's decisions).", ""]
     out = ["## 5. Scores on suite v1 (stage 2)", "",
            f"DT: {st['budget']:,} steps, recipe {recipe_name(camp.config.recipes[st['model']])} (initialisation), "
            f"{'averaged (EMA)' if st.get('ema') else 'raw'} weights, the LAST checkpoint, at the paper's first target; "
@@ -614,10 +671,11 @@ def estimate_lines(camp) -> list[str]:
             "(`dt results run`, one per core). Stage 1 trains breadth-first: every run to "
             f"{camp.config.ab_eval_steps[0] // 1000}k steps (the initialisation and timestep-embedding A/Bs' runs with them), then every run to "
             f"{camp.config.ab_eval_steps[1] // 1000}k, then to {camp.config.ab_steps // 1000}k, each checkpoint evaluated as soon as "
-            f"it exists. If {camp.config.ab_eval_steps[1] // 1000}k does not beat {camp.config.ab_eval_steps[0] // 1000}k beyond the "
-            f"seeds' CIs, the {camp.config.ab_steps // 1000}k leg ({leg:.0f} core-hours) is left to a GPU session, and stage 2 "
-            "runs on the CPU only at a budget it can afford (the 100k budget costs about four times the 20k one "
-            "above)."]
+            f"it exists; no run trains past a leg before that leg is evaluated. If {camp.config.ab_eval_steps[1] // 1000}k does not "
+            f"beat {camp.config.ab_eval_steps[0] // 1000}k (section 4's rule), the {camp.config.ab_steps // 1000}k leg ({leg:.0f} "
+            "core-hours) is not trained here (left to a GPU session). Stage 2 is planned by itself once stage 1 has "
+            "decided (section 4), and runs on the CPU only at a budget it can afford (the 100k budget costs about four "
+            "times the 20k one above)."]
 
 
 def protocol_lines() -> list[str]:
