@@ -5,7 +5,7 @@
 One update per env step in blocks of K (rl-zoo's SAC hyper-parameters, Hopper-v5), each K in a
 fresh process, timed over `--steps` env steps after learning has started. Run it pinned to one
 core (taskset): this JAX runs two Eigen threads beside the Python one, and the suite's behaviour
-runs are pinned one per core (tools/suite_v1_behaviour.sh). Prints env steps/s = gradient steps/s.
+runs are pinned one per core (the campaign's behaviour tasks, results_v1.py). Prints env steps/s = gradient steps/s.
 """
 
 from __future__ import annotations

@@ -219,6 +219,61 @@ def test_hierarchical_ci_widens_when_seeds_disagree():
     assert hierarchical_ci(same)[0] < 50 < hierarchical_ci(same)[1]
 
 
+def test_behaviour_runs_are_tasks_before_stage2_for_the_envs_the_suite_lacks(tmp_path, monkeypatch):
+    """`dt results run` trains suite v1's missing behaviour policies (sbx SAC in a one-thread child
+    process), exports them, then builds their data: one command from nothing to the campaign."""
+    import dataclasses
+    import subprocess
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: env == "hopper")
+    base = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    camp = V.CampaignV1(runs=base.runs, results=base.results, log=lambda *a: None,
+                        config=dataclasses.replace(base.config, stage2={"budget": 20_000, "model": "dt"}))
+    names = [t.name for t in camp.plan()]
+    beh = [n for n in names if n.startswith("behaviour")]
+    assert beh == ["behaviour:walker2d-medium", "behaviour:walker2d-expert", "behaviour-export:walker2d",
+                   "behaviour:halfcheetah-medium", "behaviour:halfcheetah-expert", "behaviour-export:halfcheetah"]
+    trains = [i for i, n in enumerate(names) if n.startswith("train:") and "odt" not in n]
+    stage1 = [i for i in trains if names[i].startswith("train:dt") and any(f"-hopper-{lv}-s" in names[i]
+                                                                          for lv in ("medium-replay", "medium-expert"))]
+    stage2 = [i for i in trains if names[i].startswith("train:bc-walker2d")]
+    assert max(stage1) < names.index(beh[0]) < names.index(beh[-1]) < min(stage2)
+    calls = []
+
+    def run(cmd, env, stdout, stderr, preexec_fn, check):
+        calls.append((cmd, env))
+        d = Path(cmd[cmd.index("--run-dir") + 1]) / "state"
+        d.mkdir(parents=True)
+        (d / "progress.json").write_text(json.dumps({"steps": 40_000}))
+        return subprocess.CompletedProcess(cmd, 1 if "--stop-return" not in cmd else 0)
+    monkeypatch.setattr(subprocess, "run", run)
+    t = {t.name: t for t in camp.plan()}["behaviour:walker2d-medium"]
+    assert camp._progress(t) == ""
+    camp.execute(t)
+    cmd, env = calls[0]
+    assert cmd[1:] == ["-m", "decision_transformer.suite.behaviour", "--env", "Walker2d-v5", "--algo", "sac",
+                       "--steps", "1000000", "--train-freq", "8", "--run-dir", str(camp.runs / "sac-walker2d-medium"),
+                       "--stop-return", "2000.0"]
+    assert env["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
+    assert camp._progress(t) == ", 40,000 of 1,000,000 env steps" and not t.done()
+    (camp.runs / "sac-walker2d-medium" / "state" / "finished.json").write_text("{}")
+    assert t.done()
+    from decision_transformer.errors import DTError
+    with pytest.raises(DTError, match=r"sac-walker2d-expert exited with 1: see .*train.log"):
+        camp.behaviour("walker2d", "expert")
+    import decision_transformer.suite.build as build
+    got = []
+    monkeypatch.setattr(build, "export_v1", lambda expert, medium, env_id, suite_dir, log: got.append(
+        (Path(expert).name, Path(medium).name, env_id)) or {"version": "v1", "expert": {
+            "file": "Walker2d-v5/expert.safetensors", "env_steps": 500_000, "return_mean": 4000.0, "sha256": "x"}})
+    camp.export_behaviour("walker2d")
+    assert got == [("sac-walker2d-expert", "sac-walker2d-medium", "Walker2d-v5")]
+    rec = json.loads((camp.results / "behaviour" / "walker2d.json").read_text())
+    assert rec["levels"] == {"expert": {"file": "Walker2d-v5/expert.safetensors", "env_steps": 500_000,
+                                        "return_mean": 4000.0}}
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: env != "halfcheetah")   # exported: no tasks
+    assert [t.name for t in camp._behaviour_tasks()] == [n for n in beh if "halfcheetah" in n]
+
+
 def test_a_paired_ci_sees_a_gain_that_seeds_spread_far_apart_would_hide():
     from decision_transformer.evaluation.stats import hierarchical_ci, paired_seed_ci
     rng = np.random.default_rng(1)

@@ -85,6 +85,14 @@ class CampaignV1Config(SuiteConfig):
     # suite odt_fallback's data instead (the issue: "suite v1 if it exists by then, else v0"): its
     # level is marked with the suite (`medium-v0`, in run names, data tasks and results files);
     # None: it waits for suite v1.
+    # Suite v1's behaviour policies (docs/suite.md): per env, its medium and expert runs (sbx SAC,
+    # suite/behaviour.py: env steps, updates every train_freq env steps, stop once the mean action
+    # reaches stop_return), then their export into suite/v1/ (suite/build.py: export_v1). Planned
+    # for the envs suite/v1/manifest.json does not have yet; `dt results run --only behaviour`.
+    behaviour: dict = field(default_factory=lambda: {
+        env: {"medium": {"steps": steps, "train_freq": 8, "stop_return": stop}, "expert": {"steps": 500_000}}
+        for env, steps, stop in (("hopper", 510_000, 1780.0), ("walker2d", 1_000_000, 2000.0),
+                                 ("halfcheetah", 1_000_000, 5050.0))})
     odt_datasets: tuple = (("hopper", "medium"),)
     odt_more_datasets: tuple = (("hopper", "medium-replay"), ("walker2d", "medium"), ("walker2d", "medium-replay"),
                                 ("halfcheetah", "medium"), ("halfcheetah", "medium-replay"))
@@ -172,11 +180,13 @@ class CampaignV1(Campaign):
                                                    best=model != "dt" or budget is not None)   # over the final curve
                     tasks += evals
                     trains += train
+        later = []
         if (st := self.stage2_recipe()) is not None:                 # its evaluations before any training too
             more, later = self._stage2_tasks(st, {t.name for t in tasks + trains})
             tasks += more
-            trains += later
         tasks += sorted(trains, key=lambda t: t.step)                # stable: seed, dataset order kept
+        tasks += self._behaviour_tasks()                             # before stage 2 needs their data
+        tasks += sorted(later, key=lambda t: t.step)
         tasks += self._odt_tasks()                                   # last: `--only odt` runs them
         link(tasks)
         by_name = {t.name: t for t in tasks}
@@ -253,6 +263,65 @@ class CampaignV1(Campaign):
                                   needs=[f"eval:{run_name(model, env, level, s)}@{budget}{_suffix(ema)}"
                                          for s in c.seeds]))
         return evals, trains
+
+    # -- suite v1's behaviour policies ----------------------------------------------------------
+    def _behaviour_tasks(self) -> list[Task]:
+        """Per env of config.behaviour that the suite lacks: its medium and expert runs, then their
+        export (named behaviour...: `--only behaviour` runs them all)."""
+        out = []
+        for env, runs in self.config.behaviour.items():
+            if env not in self.config.envs or self.suite_has(env):
+                continue
+            names = []
+            for level in runs:
+                run = f"sac-{env}-{level}"
+                out.append(Task(f"behaviour:{env}-{level}", "behaviour", {"env": env, "level": level},
+                                [self.runs / run / "state" / "finished.json"], run=run))
+                names.append(out[-1].name)
+            out.append(Task(f"behaviour-export:{env}", "export_behaviour", {"env": env},
+                            [self.results / "behaviour" / f"{env}.json"], needs=names))
+        return out
+
+    def behaviour(self, env: str, level: str) -> None:
+        """One behaviour run (config.behaviour[env][level]) to its end, resumed where it stopped: in a
+        child process whose JAX keeps to one thread (XLA_FLAGS; the worker's core pinning is
+        inherited) and that dies with the worker; its log in the run's train.log."""
+        import os
+        import subprocess
+        import sys
+        spec, run = self.config.behaviour[env][level], _mk(self.runs / f"sac-{env}-{level}")
+        cmd = [sys.executable, "-m", "decision_transformer.suite.behaviour", "--env", self.env_id(env), "--algo", "sac",
+               "--steps", str(spec["steps"]), "--train-freq", str(spec.get("train_freq", 1)), "--run-dir", str(run)]
+        if spec.get("stop_return") is not None:
+            cmd += ["--stop-return", str(spec["stop_return"])]
+        env_vars = {**os.environ, "OMP_NUM_THREADS": "1",
+                    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+        with open(run / "train.log", "a") as log:
+            rc = subprocess.run(cmd, env=env_vars, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                check=False).returncode
+        if rc != 0:
+            from decision_transformer.errors import DTError
+            raise DTError(f"the behaviour run {run} exited with {rc}: see {run / 'train.log'}")
+
+    def _progress(self, task: Task) -> str:
+        if task.action == "behaviour":                     # ', N of M env steps' from the run's progress.json
+            try:
+                done = json.loads((self.runs / task.run / "state" / "progress.json").read_text())["steps"]
+            except (OSError, ValueError, KeyError):
+                return ""
+            return f", {done:,} of {self.config.behaviour[task.args['env']][task.args['level']]['steps']:,} env steps"
+        return super()._progress(task)
+
+    def export_behaviour(self, env: str) -> None:
+        """Suite v1's levels of the env from its two runs (export_v1: suite/v1/<env>/ and the
+        manifest), and results/v1/behaviour/<env>.json: what was exported, for the record."""
+        from decision_transformer.suite.build import SUITE_V1, export_v1
+        entry = export_v1(self.runs / f"sac-{env}-expert", self.runs / f"sac-{env}-medium", self.env_id(env),
+                          suite_dir=SUITE_V1, log=self.log)
+        write_json_atomic(_mk(self.results / "behaviour") / f"{env}.json",
+                          {"env_id": self.env_id(env), "manifest": "suite/v1/manifest.json",
+                           "levels": {lv: {k: e[k] for k in ("file", "env_steps", "return_mean", "mean_action_return_mean")
+                                           if k in e} for lv, e in entry.items() if isinstance(e, dict) and "file" in e}})
 
     # -- stage 1's decisions (stage2 "auto") ---------------------------------------------------
     def paired_gain(self, a: tuple, b: tuple, env: str, level: str) -> tuple[float, float, float] | None:
@@ -617,6 +686,16 @@ class CampaignV1(Campaign):
             stage2[b] = (dt + base + ev) / 3600
         return {"dt_steps_per_s": dt_sps, "dt_measured": dt_where, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
                 "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2}
+
+
+def _die_with_parent() -> None:
+    """In a child process (preexec_fn): SIGTERM when the worker that started it dies (Linux)."""
+    import ctypes
+    import signal
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _newest_session_rate(runs: list[Path], min_rows: int = 10) -> tuple[float, str] | None:

@@ -8,6 +8,7 @@ A run directory holds everything needed to continue after being killed at any mo
     RUN/snapshots/<step>.zip   the learner at every evaluation (for picking "medium")
     RUN/evals.jsonl            one line per evaluation: step, mean/std return of the mean action,
                                sample_mean/sample_std of the policy's own samples (SAC), wall time
+    RUN/state/finished.json    written once the run has reached its steps or its stop return
 
 Every file is written to a temporary name and renamed, so a kill leaves the previous
 checkpoint intact. Resuming loads model + buffer and continues the step count.
@@ -119,6 +120,7 @@ def train_behaviour(env_id: str, run_dir: str | Path, algo: str = "td3", total_s
         sampled = f"sampled={rec['sample_mean']:.0f}±{rec['sample_std']:.0f} " if "sample_mean" in rec else ""
         log(f"{env_id} {algo} steps={rec['steps']} return={rec['mean']:.0f}±{rec['std']:.0f} {sampled}"
             f"wall={rec['wall']:.0f}s ({chunk / (time.time() - t0):.0f} steps/s incl. eval)")
+    write_json_atomic(run / "state" / "finished.json", prog)
     lock.close()
 
 
