@@ -667,8 +667,10 @@ def estimate_lines(camp) -> list[str]:
             f"- stage 1 (the A/Bs below): training {est['stage1_train_h']:.1f}, evaluation {est['stage1_eval_h']:.1f};",
             f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "
             f"baseline steps, evaluations), by DT budget: {s2}.", "",
-            "The plan, in order: behaviour policies, datasets, stage 1, stage 2; two one-thread workers "
-            "(`dt results run`, one per core). Stage 1 trains breadth-first: every run to "
+            "The plan, in order: stage 1 on hopper's data, the behaviour policies suite v1 still lacks (`--only "
+            "behaviour`: each env's medium and expert SAC runs, then their export) and those envs' data, stage 2; "
+            "the Online DT's runs (`--only odt`, section 6) beside them; one-thread workers (`dt results run`), one "
+            "per core. Stage 1 trains breadth-first: every run to "
             f"{camp.config.ab_eval_steps[0] // 1000}k steps (the initialisation and timestep-embedding A/Bs' runs with them), then every run to "
             f"{camp.config.ab_eval_steps[1] // 1000}k, then to {camp.config.ab_steps // 1000}k, each checkpoint evaluated as soon as "
             f"it exists; no run trains past a leg before that leg is evaluated. If {camp.config.ab_eval_steps[1] // 1000}k does not "
