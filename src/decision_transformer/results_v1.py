@@ -172,10 +172,10 @@ class CampaignV1(Campaign):
         tasks: list[Task] = [self._data_task(env, level, suite_env=env)   # every dataset, once its policies are in
                              for env, level in [*ab, *((e, lv) for e in c.envs for lv in c.levels if (e, lv) not in ab)]]
         trains = []
-        budget, _ = self.budget_decision()
+        budget, cap = self.budget_decision()
         for seed in c.seeds:
             for env, level in ab:
-                for model, rec in self.stage1_recipes().items():
+                for model, rec in self.stage1_recipes(cap).items():
                     evals, train = self._run_tasks(run_name(model, env, level, seed), env, level, model, seed, rec,
                                                    best=model != "dt" or budget is not None)   # over the final curve
                     tasks += evals
@@ -366,9 +366,9 @@ class CampaignV1(Campaign):
             chosen = b
         return chosen, c.ab_steps
 
-    def stage1_recipes(self) -> dict:
-        """config.recipes, the budget runs' cut at the step budget_decision() trains them to."""
-        cap = self.budget_decision()[1]
+    def stage1_recipes(self, cap: int | None = None) -> dict:
+        """config.recipes, the budget runs' cut at the step budget_decision() trains them to (`cap`)."""
+        cap = self.budget_decision()[1] if cap is None else cap
         dt = self.config.recipes["dt"]
         return {**self.config.recipes, "dt": {**dt, "steps": cap, "evals": tuple(s for s in dt["evals"] if s <= cap)}}
 
