@@ -456,6 +456,11 @@ def test_odt_datasets_without_suite_v1_policies_fall_back_to_suite_v0(monkeypatc
                                        ("halfcheetah", "medium-replay-v0")]
     assert V.suite_level("medium-replay-v0") == ("medium-replay", "v0") and V.suite_level("medium-replay") == \
         ("medium-replay", "v1")
+    V._mk(camp.results / "odt-walker2d-medium-v0-s0")          # begun on v0: stays there when v1 arrives
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: env in ("hopper", "walker2d"))
+    assert camp.odt_all_datasets()[2:4] == [("walker2d", "medium-v0"), ("walker2d", "medium-replay")]
+    (camp.results / "odt-walker2d-medium-v0-s0").rmdir()
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: env == "hopper")
     assert camp.odt_arms("walker2d", "medium-replay-v0") == [("odt", "adamw")]
     assert camp.dataset_id("walker2d", "medium-replay-v0") == "dt/walker2d/medium-replay-v0"
     assert camp.dataset_id("hopper", "medium-replay") == "dt/hopper/medium-replay-v1"

@@ -443,15 +443,24 @@ class CampaignV1(Campaign):
 
     def odt_all_datasets(self) -> list[tuple[str, str]]:
         """(env, level) of every ODT dataset, the level marked with its suite where it is not v1
-        (odt_fallback: an odt_more_datasets env that suite v1 has no policies for yet)."""
+        (odt_fallback: an odt_more_datasets env that suite v1 had no policies for when its runs
+        started; they stay on that suite once one of them has begun, so that suite v1 arriving
+        mid-way neither orphans nor redoes them)."""
         c, out = self.config, []
         for env, level in (*c.odt_datasets, *c.odt_more_datasets):
             if env not in c.envs:
                 continue
-            if (env, level) not in c.odt_datasets and c.odt_fallback and not self.suite_has(env):
-                level = f"{level}-{c.odt_fallback}"
+            old = f"{level}-{c.odt_fallback}"
+            if (env, level) not in c.odt_datasets and c.odt_fallback and (
+                    not self.suite_has(env) or self._odt_begun(env, old)):
+                level = old
             out.append((env, level))
         return out
+
+    def _odt_begun(self, env: str, level: str) -> bool:
+        """Some ODT run on this dataset has a run directory here or files under results/."""
+        pattern = f"odt*-{env}-{level}-s*"
+        return any(True for root in (self.runs, self.results) for _ in root.glob(pattern))
 
     def _odt_tasks(self) -> list[Task]:
         """Per odt dataset, per pretraining variant of its arms (odt_arms): each seed's pretraining
