@@ -42,7 +42,7 @@ def _config(tmp: Path) -> V.CampaignV1Config:
         envs={"toy": "LineReach-v0"}, presets={"toy": str(tmp / "toy.json")}, levels=("mixed",), seeds=(0,),
         ab_datasets=(("toy", "mixed"),), checkpoint_every=5, curve_episodes=2, eval_episodes=3, best_seed=50,
         recipes={"dt": {"init": "transformers", "steps": 30, "evals": (15, 30)}},
-        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch")
+        datasets={"toy-mixed": str(data)}, poll_seconds=0.2, eval_backend="torch", stage2=None)
 
 
 def _campaign(tmp: Path, name: str) -> V.CampaignV1:

@@ -381,23 +381,32 @@ class CampaignV1(Campaign):
         if c.stage2 != "auto":
             return c.stage2
         budget, _ = self.budget_decision()
-        ema = None if budget is None else self.beats(("dt", budget, False), ("dt", budget, True))
+        if budget is None:
+            return None
+        ema = self.beats(("dt", budget, False), ("dt", budget, True))
         model = self.challenger()
-        if budget is None or ema is None or model is None:
+        if ema is None or model is None:
             return None
         return {"budget": budget, "model": model, "ema": ema}
 
+    def challengers(self) -> list[tuple[str, int]]:
+        """(recipe, step) of each other stage-1 recipe, compared with the budget runs at its last
+        step (one they evaluate)."""
+        c = self.config
+        return [(m, rec["steps"]) for m, rec in c.recipes.items()
+                if m != "dt" and rec["steps"] in c.recipes["dt"]["evals"]]
+
     def challenger(self) -> str | None:
-        """"dt", or the stage-1 recipe evaluated beside the budget runs' first checkpoint that beats
-        them there (the larger mean paired gain where several do); None until all are evaluated."""
-        c, step, wins = self.config, self.config.init_ab_steps, {}
-        for model in (m for m, rec in c.recipes.items() if m != "dt" and step in rec["evals"]):
+        """"dt", or the stage-1 recipe that beats the budget runs at its step (the larger mean
+        paired gain where several do); None until all are evaluated."""
+        wins = {}
+        for model, step in self.challengers():
             won = self.beats(("dt", step, False), (model, step, False))
             if won is None:
                 return None
             if won:
                 wins[model] = np.mean([self.paired_gain(("dt", step, False), (model, step, False), *d)[0]
-                                       for d in c.ab_datasets])
+                                       for d in self.config.ab_datasets])
         return max(wins, key=wins.get) if wins else "dt"
 
     def odt_arms(self, env: str, level: str) -> list[tuple[str, str]]:

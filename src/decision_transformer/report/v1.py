@@ -190,12 +190,10 @@ def decisions_lines(camp) -> list[str]:
         won = camp.beats(("dt", budget, False), ("dt", budget, True))
         row(f"weights: EMA against raw at {budget // 1000}k", ("dt", budget, False), ("dt", budget, True),
             "pending" if won is None else "EMA wins" if won else "raw kept")
-    step = c.init_ab_steps
-    for model, rec in c.recipes.items():
-        if model != "dt" and step in rec["evals"]:
-            won = camp.beats(("dt", step, False), (model, step, False))
-            row(f"recipe: {recipe_name(rec)} against {recipe_name(c.recipes['dt'])} at {step // 1000}k",
-                ("dt", step, False), (model, step, False), "pending" if won is None else "wins" if won else "not better")
+    for model, step in camp.challengers():
+        won = camp.beats(("dt", step, False), (model, step, False))
+        row(f"recipe: {recipe_name(c.recipes[model])} against {recipe_name(c.recipes['dt'])} at {step // 1000}k",
+            ("dt", step, False), (model, step, False), "pending" if won is None else "wins" if won else "not better")
     st = camp.stage2_recipe()
     if c.stage2 != "auto":
         verdict = f"Stage 2's recipe is set by hand (`stage2`): {st}." if st else "Stage 2 is not planned (`stage2` None)."
