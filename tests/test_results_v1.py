@@ -417,6 +417,11 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
                                                    .read_text())["results"][0]["returns"]) - 7) / 12 for k in (0, 1, 2)])
     assert cells[2].startswith(f"{x.mean():.1f} ± {x.std():.1f} [")
     assert "### The bars" in md and "sweep rho >= 0.8" in md
+    d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
+    below = means[pub["seed"]] < d["return_mean"]
+    bar = next(line for line in md.splitlines() if line.startswith("| no published checkpoint below"))
+    assert bar.startswith("| no published checkpoint below its dataset's mean return at its first target | 1 published")
+    assert bar.endswith("| MISSED |" if below else "| met |") and ("models/toy-mixed" in bar) == below
     # the published model's results.json and card: its dataset, its evaluation, the rule
     res = json.loads((camp.models / "toy-mixed" / "results.json").read_text())
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())

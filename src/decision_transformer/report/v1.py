@@ -283,7 +283,31 @@ def bars_section(camp) -> list[str]:
             rho = _sweep_rho(camp, env, level)
             row(f"{camp.dataset_id(env, level)}: sweep rho >= 0.8", "pending" if rho is None else f"{rho:.2f}",
                 None if rho is None else rho >= 0.8)
+    below, n, pending = [], 0, 0
+    for env in camp.config.envs:
+        for level in camp.config.levels:
+            x = _published_vs_data(camp, env, level)
+            if x is None:
+                pending += 1
+                continue
+            n += 1
+            if x[0] < x[1]:
+                below.append(f"models/{env}-{level} {x[0]:.0f} < {x[1]:.0f}")
+    row("no published checkpoint below its dataset's mean return at its first target",
+        f"{n} published" + (f", {pending} pending" if pending else "") + (f"; below: {', '.join(below)}" if below else ""),
+        False if below else None if pending else True)
     return ["### The bars", "", "| bar | measured | verdict |", "| --- | --- | --- |", *rows, ""]
+
+
+def _published_vs_data(camp, env: str, level: str) -> tuple[float, float] | None:
+    """(the published run's mean return at its first target, its dataset's mean return), from
+    results/v1/published/ and datasets/; None until both exist."""
+    pub, data = (_read(camp.results / d / f"{env}-{level}.json") for d in ("published", "datasets"))
+    if pub is None or data is None:
+        return None
+    ev = _read(camp.results / pub["run"] / f"eval-{R.ckpt_name(pub['checkpoint_step'])}"
+                                            f"{'-ema' if pub['weights'] == 'ema' else ''}.json")
+    return None if ev is None else (float(np.mean(ev["results"][0]["returns"])), float(data["return_mean"]))
 
 
 # Zheng, Zhang and Grover (ICML 2022), Table 1: ODT's normalised score (x100) on D4RL v2 after offline
