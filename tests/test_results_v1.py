@@ -237,6 +237,9 @@ def test_behaviour_runs_are_tasks_before_stage2_for_the_envs_the_suite_lacks(tmp
                                                                           for lv in ("medium-replay", "medium-expert"))]
     stage2 = [i for i in trains if names[i].startswith("train:bc-walker2d")]
     assert max(stage1) < names.index(beh[0]) < names.index(beh[-1]) < min(stage2)
+    est = camp._behaviour_estimate()                 # priced from hopper's committed runs (suite/v1/manifest.json)
+    rm, rx = est["behaviour_rates"]["medium"], est["behaviour_rates"]["expert"]
+    assert 10 < rx < rm < 1000 and est["behaviour_h"] == pytest.approx((2 * 1_000_000 / rm + 2 * 500_000 / rx) / 3600)
     calls = []
 
     def run(cmd, env, stdout, stderr, preexec_fn, check):
@@ -255,6 +258,7 @@ def test_behaviour_runs_are_tasks_before_stage2_for_the_envs_the_suite_lacks(tmp
                        "--stop-return", "2000.0"]
     assert env["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
     assert camp._progress(t) == ", 40,000 of 1,000,000 env steps" and not t.done()
+    assert camp._behaviour_estimate()["behaviour_h"] == pytest.approx(est["behaviour_h"] - 40_000 / rm / 3600)
     (camp.runs / "sac-walker2d-medium" / "state" / "finished.json").write_text("{}")
     assert t.done()
     from decision_transformer.errors import DTError

@@ -703,7 +703,31 @@ class CampaignV1(Campaign):
             ev = runs * 3 * 2 * c.eval_episodes * ep_steps * eval_s        # DT (2 targets), BC, %BC
             stage2[b] = (dt + base + ev) / 3600
         return {"dt_steps_per_s": dt_sps, "dt_measured": dt_where, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
-                "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2}
+                "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2,
+                **self._behaviour_estimate()}
+
+    def _behaviour_estimate(self) -> dict:
+        """{"behaviour_h": core-hours left in the behaviour runs, at their full length, "behaviour_rates":
+        env steps/s per level}, priced from the committed envs' runs (suite/v1/manifest.json: each
+        run's env steps over its wall time, the median over envs); {} without any."""
+        from decision_transformer.suite.build import SUITE_V1
+        mp = SUITE_V1 / "manifest.json"
+        runs = [e["training"] for e in (json.loads(mp.read_text()).values() if mp.is_file() else ())
+                if isinstance(e, dict) and "training" in e]
+        rates = {lv: float(np.median([r[lv]["total_env_steps"] / r[lv]["wall_seconds"] for r in runs if lv in r]))
+                 for lv in ("medium", "expert") if any(lv in r for r in runs)}
+        left = 0.0
+        for t in self._behaviour_tasks():
+            if t.action != "behaviour" or t.done():
+                continue
+            if t.args["level"] not in rates:
+                return {}
+            try:
+                done = json.loads((self.runs / t.run / "state" / "progress.json").read_text())["steps"]
+            except (OSError, ValueError, KeyError):
+                done = 0
+            left += max(0, self.config.behaviour[t.args["env"]][t.args["level"]]["steps"] - done) / rates[t.args["level"]]
+        return {"behaviour_h": left / 3600, "behaviour_rates": rates} if rates else {}
 
 
 def _die_with_parent() -> None:
