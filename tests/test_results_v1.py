@@ -121,11 +121,11 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     assert nt_row.endswith(" / 0.000, " + nt_row.rsplit(", ", 1)[1]) and nt_row.count(" / 0.000") == 2   # both seeds
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
     assert f"| {camp.dataset_id('toy', 'mixed')} | {d['episodes']:,} | {d['steps']:,} | {d['return_mean']:.0f} / " in md
-    # a missing seed makes the cell pending, never a one-seed number
+    # a missing seed makes the cell pending, never a pooled number: the seeds done so far are named as such
     (camp.results / "dt-toy-mixed-s1" / "eval-00000020.json").unlink()
     page.write_report_v1(camp, docs=tmp_path / "docs")
     row = next(line for line in (tmp_path / "docs" / "results.md").read_text().splitlines() if line.startswith("| 20 |"))
-    assert row.split("|")[2].strip() == "pending"
+    assert row.split("|")[2].strip() == f"pending (so far: seed 0 {per_seed[0].mean():.1f})"
 
 
 def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v1, tmp_path):

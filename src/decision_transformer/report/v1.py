@@ -48,6 +48,21 @@ def fmt(st: dict | None) -> str:
 COLUMNS = "mean ± std [95% CI, episodes] [95% CI, seeds] (seed means)"
 
 
+def cell(evals: list[dict | None], target_index: int = 0, seeds=None) -> str:
+    """fmt(pooled(...)) once every seed is evaluated; before, the seeds done so far, each one's
+    normalised mean, so the page shows a campaign's progress ("pending (so far: seed 0 43.9)")."""
+    st = pooled(evals, target_index)
+    if st is not None or not any(evals):
+        return fmt(st)
+    so_far = []
+    for i, ev in enumerate(evals):
+        if ev is not None:
+            r = ev["results"][min(target_index, len(ev["results"]) - 1)]
+            so_far.append(f"seed {seeds[i] if seeds else i} "
+                          f"{float(normalized(r['returns'], r['refs']['min'], r['refs']['max']).mean()):.1f}")
+    return f"pending (so far: {', '.join(so_far)})"
+
+
 def _evals(camp, model: str, env: str, level: str, name: str) -> list[dict | None]:
     return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in camp.config.seeds]
 
@@ -79,9 +94,9 @@ def budget_ema_section(camp) -> list[str]:
                                                 "4's rule)" if budget is None else f"not trained here ({cap // 1000}k "
                                                 f"did not beat {budget // 1000}k: section 4's rule)") + " | |")
                     continue
-                raw = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}.json"), ti)
-                ema = pooled(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}-ema.json"), ti)
-                out.append(f"| {s:,} | {fmt(raw)} | {fmt(ema)} |")
+                raw = cell(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}.json"), ti, camp.config.seeds)
+                ema = cell(_evals(camp, "dt", env, level, f"eval-{R.ckpt_name(s)}-ema.json"), ti, camp.config.seeds)
+                out.append(f"| {s:,} | {raw} | {ema} |")
             out.append("")
         out += stability_lines(camp, env, level)
     return out
@@ -141,7 +156,7 @@ def init_section(camp) -> list[str]:
                 "| --- |" + " --- |" * (len(targets) + 1)]
         for model in arms:
             evs = _evals(camp, model, env, level, f"eval-{R.ckpt_name(c.init_ab_steps)}.json")
-            cells = [fmt(pooled(evs, ti)) for ti in range(len(targets))]
+            cells = [cell(evs, ti, c.seeds) for ti in range(len(targets))]
             out.append(f"| {recipe_name(c.recipes[model])} | " + " | ".join(cells) + f" | {_moved(evs)} |")
         out.append("")
     return out + [MOVED_NOTE, ""]
@@ -156,11 +171,11 @@ def last_best_section(camp) -> list[str]:
            "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
     for env, level in camp.config.ab_datasets:
         for model, rec in camp.stage1_recipes().items():
-            last = pooled(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json"))
+            last = cell(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json"), 0, camp.config.seeds)
             bevs = _evals(camp, model, env, level, "eval-best.json")
             best = pooled(bevs)
             steps = ", ".join(f"{e['checkpoint_step']:,}" for e in bevs) if best else ""
-            out.append(f"| {camp.dataset_id(env, level)} | {model} ({rec['steps']:,} steps) | {fmt(last)} | "
+            out.append(f"| {camp.dataset_id(env, level)} | {model} ({rec['steps']:,} steps) | {last} | "
                        f"{fmt(best)}{' (' + steps + ')' if steps else ''} |")
     return out + [""] + decisions_lines(camp)
 
@@ -249,7 +264,7 @@ def scores_section(camp) -> list[str]:
         for level in camp.config.levels:
             d = _read(camp.results / "datasets" / f"{env}-{level}.json")
             dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
-            cells = [fmt(pooled(_stage2_evals(camp, m, env, level))) for m in ("dt", *camp.config.baselines)]
+            cells = [cell(_stage2_evals(camp, m, env, level), 0, camp.config.seeds) for m in ("dt", *camp.config.baselines)]
             out.append(f"| {camp.dataset_id(env, level)} | {dd} | " + " | ".join(cells) +
                        f" | {PAPER_DT.get((env, level), '-')} | {PAPER_BC.get((env, level), '-')} |")
     return out + [""] + bars_section(camp)
