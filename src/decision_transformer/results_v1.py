@@ -355,16 +355,24 @@ class CampaignV1(Campaign):
         (raw weights, `beats`); the first that does not ends the search, and no later leg is
         trained on this machine (a GPU session may run it: docs/results.md). While a leg is not
         yet evaluated, nothing beyond it is trained."""
-        c = self.config
+        trail = self.budget_trail()
+        chosen, b, won = trail[-1] if trail else (self.config.ab_eval_steps[0], None, True)
+        if won is None:
+            return None, b
+        return (chosen, b) if not won else (b or chosen, self.config.ab_steps)
+
+    def budget_trail(self) -> list[tuple[int, int, bool | None]]:
+        """The budget comparisons made so far, in order: (the budget kept, the next one, whether
+        it beats it; None while not evaluated), up to the first that is undecided or does not win."""
+        c, out = self.config, []
         chosen = c.ab_eval_steps[0]
         for b in c.ab_eval_steps[1:]:
             won = self.beats(("dt", chosen, False), ("dt", b, False))
-            if won is None:
-                return None, b
+            out.append((chosen, b, won))
             if not won:
-                return chosen, b
+                break
             chosen = b
-        return chosen, c.ab_steps
+        return out
 
     def stage1_recipes(self, cap: int | None = None) -> dict:
         """config.recipes, the budget runs' cut at the step budget_decision() trains them to (`cap`)."""

@@ -192,15 +192,10 @@ def decisions_lines(camp) -> list[str]:
     def row(what, a, b, verdict):
         gains = [_gain(camp.paired_gain(a, b, env, level)) for env, level in c.ab_datasets]
         rows.append(f"| {what} | " + " | ".join(gains) + f" | {verdict} |")
-    chosen = c.ab_eval_steps[0]
-    budget, cap = camp.budget_decision()
-    for b in (s for s in c.ab_eval_steps[1:] if s <= cap):
-        won = camp.beats(("dt", chosen, False), ("dt", b, False))
+    for chosen, b, won in camp.budget_trail():
         row(f"budget: {b // 1000}k against {chosen // 1000}k steps (raw weights)", ("dt", chosen, False), ("dt", b, False),
             "pending" if won is None else f"{b // 1000}k wins" if won else f"{chosen // 1000}k kept")
-        if not won:
-            break
-        chosen = b
+    budget, _ = camp.budget_decision()
     if budget is not None:
         won = camp.beats(("dt", budget, False), ("dt", budget, True))
         row(f"weights: EMA against raw at {budget // 1000}k", ("dt", budget, False), ("dt", budget, True),
