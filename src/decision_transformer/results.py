@@ -131,6 +131,18 @@ def ckpt_name(step: int) -> str:
     return f"{step:08d}"
 
 
+# Every campaign evaluation steps this many envs at once: env i starts on env seed eval_seed + i, and
+# its later episodes follow from its own RNG (deterministic: evaluation/evaluate.py, run_episodes).
+EVAL_ENVS = 50
+
+
+def env_seeds_phrase(episodes: int, base: int = 0) -> str:
+    """How a campaign evaluation's episodes are seeded, in words."""
+    n = min(episodes, EVAL_ENVS)
+    return (f"env seeds {base}-{base + n - 1}" + ("" if episodes <= EVAL_ENVS else
+            f" on {EVAL_ENVS} parallel envs, each env's later episodes following from its own RNG"))
+
+
 @dataclass
 class Task:
     """One step of a campaign, as data: the Campaign method that does it and its arguments
@@ -401,7 +413,7 @@ class Campaign:
         if targets is None or targets == "first":
             targets = model.config.target_returns[:1] if targets == "first" or not dt else model.config.target_returns
         seed = self.config.eval_seed if seed is None else seed
-        out = evaluation_record(model, model.config.env_id, targets, episodes, seed=seed, num_envs=50, threads=1,
+        out = evaluation_record(model, model.config.env_id, targets, episodes, seed=seed, num_envs=EVAL_ENVS, threads=1,
                                 backend=self.config.eval_backend if dt else "torch", dataset_returns=dataset_returns, **kw)
         out.update(run=run, checkpoint_step=step, top_pct=(model.config.extra or {}).get("top_pct", 100.0),
                    mode="exact", weights="ema" if ema else "raw")

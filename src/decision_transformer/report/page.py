@@ -187,8 +187,8 @@ def table_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
              f"Normalised score = 100 x (R - R_random) / (R_expert - R_random), per env: R_random is the mean return "
              "of 100 uniform-random episodes and R_expert the suite expert's 10-episode mean (both in each dataset's "
              "metadata, listed below). Every run is evaluated at its LAST checkpoint "
-             f"(step {col.cfg.budget:,}), {col.cfg.eval_episodes} episodes per target, exact mode, env seeds "
-             f"0-{col.cfg.eval_episodes - 1}. DT: seed 0, at the paper's first (higher) target; its second target is in "
+             f"(step {col.cfg.budget:,}), {col.cfg.eval_episodes} episodes per target, exact mode, "
+             f"{C.env_seeds_phrase(col.cfg.eval_episodes)}. DT: seed 0, at the paper's first (higher) target; its second target is in "
              f"the next table. BC and {col.cfg.top_pct:g}%BC: {len(col.cfg.baseline_seeds)} seeds, "
              f"{col.cfg.eval_episodes} episodes each, pooled (mean ± std over episodes, 95% bootstrap CI of the mean); "
              "they ignore the target. Dataset: mean and max normalised episode return.", "",
@@ -314,8 +314,8 @@ def games_section(col: Collected, figs: Path) -> tuple[list[str], list[Path]]:
              "Datasets: DQN-Replay-style samples of our own DQN runs (`dt suite dqn`, `dt suite replay`; "
              "docs/pixels.md): frames (C, 10, 10), discrete actions. Models: the `minatar` preset "
              f"({col.cfg.game_budget:,} steps, the last checkpoint), BC and {col.cfg.top_pct:g}%BC with the same conv encoder "
-             f"and width; seeds {', '.join(map(str, col.cfg.game_seeds))}, {col.cfg.eval_episodes} episodes each (env seeds "
-             f"0-{col.cfg.eval_episodes - 1}), greedy actions. DT's target is the dataset's best episode return. "
+             f"and width; seeds {', '.join(map(str, col.cfg.game_seeds))}, {col.cfg.eval_episodes} episodes each "
+             f"({C.env_seeds_phrase(col.cfg.eval_episodes)}), greedy actions. DT's target is the dataset's best episode return. "
              "Normalised = 100 x (R - random) / (best DQN - random): the references are the uniform random "
              "policy and the best DQN snapshot (greedy), 100 episodes each, from the dataset's metadata.", "",
              "| game | method | normalised (pooled seeds) | raw return | seed means (raw) | dataset mean / max (raw) |",
@@ -529,7 +529,7 @@ def protocol_section(col: Collected) -> list[str]:
                      f"{tc['warmup_steps']:,} linear warm-up steps then constant, gradient clip {tc['grad_clip']:g}, "
                      f"batch {tc['batch_size']}, returns-to-go / {tc['return_scale']:g}.")
     lines += [f"- Evaluation: {col.cfg.eval_episodes} episodes per target, deterministic actions, exact evaluation semantics "
-              "(the blog's loop), env seeds 0, 1, ...; 95% CIs by bootstrap of the mean.",
+              f"(the blog's loop), {C.env_seeds_phrase(col.cfg.eval_episodes)}; 95% CIs by bootstrap of the mean.",
               "- Reproduce everything: `make results` (resumable, one one-thread worker per core), then this page "
               "regenerates with `dt results report`; `dt results status` shows what is left.", ""]
     return lines

@@ -80,7 +80,7 @@ def budget_ema_section(camp) -> list[str]:
            f"One {camp.config.ab_steps:,}-step DT run per seed (seeds {', '.join(map(str, camp.config.seeds))}; the `transformers` "
            f"initialisation; an exponential moving average of the weights with decay {camp.config.ema_decay} kept beside them), "
            f"its checkpoints at {', '.join(f'{s:,}' for s in camp.config.ab_eval_steps)} steps evaluated with "
-           f"{camp.config.eval_episodes} episodes per seed and target (env seeds 0-{camp.config.eval_episodes - 1}), raw weights and "
+           f"{camp.config.eval_episodes} episodes per seed and target ({R.env_seeds_phrase(camp.config.eval_episodes, camp.config.eval_seed)}), raw weights and "
            f"EMA. Normalised x100, the {len(camp.config.seeds)} seeds pooled: {COLUMNS}.", ""]
     budget, cap = camp.budget_decision()
     for env, level in camp.config.ab_datasets:
@@ -166,7 +166,7 @@ def last_best_section(camp) -> list[str]:
     out = ["## 4. Last and best checkpoint", "",
            f"The headline is always the LAST checkpoint. \"Best\", as CORL and d3rlpy also report it: the checkpoint "
            f"(every {camp.config.checkpoint_every:,} steps) with the highest {camp.config.curve_episodes}-episode mean at the first target, "
-           f"evaluated again on {camp.config.eval_episodes} fresh episodes (env seeds {camp.config.best_seed}+), so its number is not the "
+           f"evaluated again on {camp.config.eval_episodes} fresh episodes ({R.env_seeds_phrase(camp.config.eval_episodes, camp.config.best_seed)}), so its number is not the "
            f"selection's own luck. {COLUMNS}.", "",
            "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
     for env, level in camp.config.ab_datasets:
@@ -716,7 +716,7 @@ def estimate_lines(camp) -> list[str]:
             "times the 20k one above)."]
 
 
-def protocol_lines() -> list[str]:
+def protocol_lines(camp) -> list[str]:
     return ["## Protocol", "",
             "- Data: suite v1 (docs/suite.md): D4RL's recipe on the v5 envs: sbx SAC trained online; random, medium and "
             "expert = 1M steps each of a SAC actor's own samples (randomly initialised; stopped at about 1/3 of the "
@@ -725,8 +725,9 @@ def protocol_lines() -> list[str]:
             "- DT: the paper's hyper-parameters (`--preset hopper|walker2d|halfcheetah`: K = 20, 3 layers, 1 head, width "
             "128, dropout 0.1, AdamW lr 1e-4, weight decay 1e-4, 10k warm-up steps, clip 0.25, batch 64, returns-to-go "
             "/ 1000), one CPU thread per run, 3 seeds.",
-            "- Evaluation: exact semantics (the blog's loop), deterministic actions, the paper's targets, env seeds 0, 1, "
-            "...; the headline is the last checkpoint.",
+            "- Evaluation: exact semantics (the blog's loop), deterministic actions, the paper's targets, "
+            f"{camp.config.eval_episodes} episodes per target ({R.env_seeds_phrase(camp.config.eval_episodes, camp.config.eval_seed)}); "
+            "the headline is the last checkpoint.",
             "- Reproduce: `dt results run` (one one-thread worker per core, resumable), then `dt results report`.", ""]
 
 
@@ -784,7 +785,7 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
           f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
     st = status_section(camp)
     md += st[:-1] + [""] + suite_lines(camp) + estimate_lines(camp) + [""]
-    md += protocol_lines() + ["Stage 1 (sections 2-4): the recipe A/Bs on hopper medium-replay and medium-expert. "
+    md += protocol_lines(camp) + ["Stage 1 (sections 2-4): the recipe A/Bs on hopper medium-replay and medium-expert. "
                               "Stage 2 (section 5): the whole campaign with the recipe they choose (12 datasets x 3 "
                               "seeds, BC and 10%BC, sweeps, the republished checkpoints).", ""]
     md += datasets_section(camp)
