@@ -391,13 +391,8 @@ def test_ema_weights_are_the_moving_average_saved_beside_each_checkpoint_and_res
     from decision_transformer.models.checkpoint import from_pretrained
     d = 0.9
     t = Trainer(_cfg(toy_data, tmp_path / "ref", steps=15, checkpoint_every=15, ema_decay=d), progress=False)
-    seen, step = [], t.opt.step
-
-    def record(*a, **k):                                    # the weights after every optimizer step
-        out = step(*a, **k)
-        seen.append({n: p.detach().clone() for n, p in t.model.named_parameters()})
-        return out
-    t.opt.step = record
+    seen = []                                               # the weights after every optimizer step
+    t.opt.register_step_post_hook(lambda *a: seen.append({n: p.detach().clone() for n, p in t.model.named_parameters()}))
     t.train()
     want = dict(seen[0])
     for w in seen[1:]:
