@@ -2,6 +2,7 @@
 torch.distributions, its inference paths against each other, its temperature's direction, and the
 whole `dt` pipeline on it."""
 
+import csv
 import json
 
 import numpy as np
@@ -306,6 +307,18 @@ def test_a_finetune_preset_fills_the_options_and_flags_override_it(weak_odt, tmp
     assert {k: saved[k] for k in ("updates_per_round", "batch_size", "optimizer", "eval_context", "num_envs", "lr",
                                   "buffer_size")} == {"updates_per_round": 3, "batch_size": 16, "optimizer": "lamb",
                                                       "eval_context": 2, "num_envs": 2, "lr": 1e-4, "buffer_size": 1000}
+
+
+def test_updates_per_env_step_scales_each_rounds_updates_with_the_steps_it_collected(weak_odt, tmp_path):
+    """--updates-per-env-step x: round(x * steps) gradient steps after a round (at least 1), whatever
+    --updates-per-round says: short exploration episodes cost no more updates per env step."""
+    assert main(["finetune", str(weak_odt), "--updates-per-env-step", "0.5", "--updates-per-round", "999",
+                 "--num-envs", "2", "--online-steps", "60", "--eval-every", "20", "--eval-episodes", "2",
+                 "--batch-size", "16", "--output", str(tmp_path / "ft"), "--quiet", "--num-threads", "1"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "ft" / "metrics.csv")))
+    env, rounds, updates = (int(rows[-1][k]) for k in ("env_steps", "round", "updates"))
+    assert env >= 60 and abs(updates - 0.5 * env) <= rounds          # each round rounds its share once
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["updates_per_env_step"] == 0.5
 
 
 def test_finetune_bad_input_is_one_line(weak_odt, tmp_path, capsys):

@@ -547,7 +547,9 @@ def odt_section(camp) -> list[str]:
         paper = PAPER_ODT.get((env, suite_level(level)[0]))
         out += [f"**{camp.dataset_id(env, level)}**{other}: fine-tuning `--preset {c.odt_finetune[env]}`: {ft['online_steps']:,} "
                 f"online env steps, {ft['num_envs']} exploration episode(s) per round at target "
-                f"{ft['explore_return']:g}, {ft['updates_per_round']} updates per round (batch {ft['batch_size']}, "
+                f"{ft['explore_return']:g}, " + (f"{ft['updates_per_round']} updates per round" if ft.get("updates_per_env_step")
+                                                 is None else f"{ft['updates_per_env_step']:g} updates per env step collected")
+                + f" (batch {ft['batch_size']}, "
                 f"{_opt_name(ft['optimizer'])} lr {ft['lr']:g} unless the arm says otherwise), "
                 f"a replay buffer of {ft['buffer_size']:,} trajectories, evaluation at {ft['eval_return']:g} with context "
                 f"{ft.get('eval_context') or pre['context_length']}.", "",

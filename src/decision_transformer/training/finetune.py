@@ -7,7 +7,9 @@ Each round:
 2. the replay buffer (whole trajectories, seeded with the best offline ones by return) takes them,
    the oldest leaving first; returns-to-go come from the rewards a trajectory actually got
    (hindsight relabelling: the window sampler computes them from each episode's rewards);
-3. `updates_per_round` gradient steps on windows from the buffer, the model's own loss.
+3. `updates_per_round` gradient steps on windows from the buffer, the model's own loss (or,
+   with `updates_per_env_step`, that many per env step the round collected: a policy that falls
+   at once then costs no more updates per env step than one that walks).
 Every `eval_every` env steps, the mean action is evaluated at the evaluation target; every
 `checkpoint_every`, the run directory gets a checkpoint: weights, optimiser, schedule, the buffer
 and the RNG state, so a killed run resumes to the same weights as an uninterrupted one. Round r's
@@ -52,6 +54,10 @@ class FinetuneConfig:
     eval_return: float | None = option(None, "target return of evaluations", default_text="the checkpoint's first")
     num_envs: int = option(4, "exploration episodes per round, one per vectorised env", range="[1, 1024]")
     updates_per_round: int = option(300, "gradient steps after each round", range="[1, 1000000]")
+    updates_per_env_step: float | None = option(None, "gradient steps per env step the round collected (at least "
+                                                      "1), instead of --updates-per-round: bounds the cost when "
+                                                      "exploration episodes are short", range="(0, 1000]",
+                                                default_text="off")
     batch_size: int = option(64, "windows per gradient step", range="[1, 100000]")
     optimizer: str = option("adamw", "adamw, or lamb (the paper's; training/optim.py)", choices=OPTIMIZERS)
     lr: float = option(1e-4, "learning rate", range="(0, inf)")
@@ -188,8 +194,13 @@ class Finetuner:
                         np.asarray(c["rew"], np.float64), np.asarray(c["term"], bool), np.asarray(c["trunc"], bool))
                 for c in cols]
 
-    def update(self) -> float:
-        """updates_per_round gradient steps on windows of the buffer: the mean loss."""
+    def round_updates(self, steps: int) -> int:
+        """Gradient steps after a round that collected `steps` env steps."""
+        x = self.cfg.updates_per_env_step
+        return self.cfg.updates_per_round if x is None else max(1, round(x * steps))
+
+    def update(self, n: int) -> float:
+        """n gradient steps on windows of the buffer: the mean loss."""
         from decision_transformer.data.datasets import TrajectoryDataset
         from decision_transformer.data.sampler import WindowSampler
         mc, cfg = self.model.config, self.cfg
@@ -198,7 +209,7 @@ class Finetuner:
                                 max_ep_len=mc.max_ep_len, seed=cfg.seed * 1_000_003 + self.round,
                                 state_mean=mc.state_mean, state_std=mc.state_std, anchor=self.model.window_anchor)
         losses = []
-        for _ in range(cfg.updates_per_round):
+        for _ in range(n):
             loss = action_losses(self.model, sampler.sample()).mean()
             if not torch.isfinite(loss):
                 raise DTError(f"loss became {loss.item()} at update {self.updates}: lower --lr")
@@ -244,12 +255,13 @@ class Finetuner:
                 self.buffer = (self.buffer + eps)[-cfg.buffer_size:]
                 steps = sum(len(e) for e in eps)
                 t1 = time.time()
-                loss = self.update()
+                n = self.round_updates(steps)
+                loss = self.update(n)
                 t2 = time.time()
                 before, self.env_steps, self.round = self.env_steps, self.env_steps + steps, self.round + 1
                 bar.update(steps)
                 bar.set_postfix_str(f"{steps / max(t1 - t0, 1e-9):.0f} env steps/s, "
-                                    f"{cfg.updates_per_round / max(t2 - t1, 1e-9):.1f} updates/s, loss {loss:.3f}",
+                                    f"{n / max(t2 - t1, 1e-9):.1f} updates/s, loss {loss:.3f}",
                                     refresh=False)
                 crossed = lambda every: self.env_steps // every > before // every or self.env_steps >= cfg.online_steps  # noqa: E731
                 explore_mean = float(np.mean([e.episode_return for e in eps]))
