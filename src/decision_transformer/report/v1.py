@@ -562,7 +562,7 @@ def odt_section(camp) -> list[str]:
             onlines.update({(v, o): x for o, x in online.items()})
             refs = refs or next((e["results"][0]["refs"] for e in offline_evs if e), None)
             out.append(f"| offline, {_arm_label(c, v)} (pretrained, {camp.odt_pretrain_steps(v):,} steps) | "
-                       f"{fmt(offline)} | | | {_moved(offline_evs)} |")
+                       f"{cell(offline_evs, 0, c.seeds)} | | | {_moved(offline_evs)} |")
             for opt in (o for w, o in arms if w == v):
                 if opt in g:
                     gains[(v, opt)] = g[opt]
@@ -570,9 +570,9 @@ def odt_section(camp) -> list[str]:
                 alphas = [_last_temperature(camp, run) for run in (R.run_name(f"{v}{opt}", env, level, s) for s in c.seeds)
                           if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
                 alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
+                on_evs = _evals(camp, f"{v}{opt}", env, level, "eval-last.json")
                 out.append(f"| online, {_arm_label(c, v, opt)} ({ft['online_steps']:,} env steps) | "
-                           f"{fmt(online[opt])} | {gain} | {alpha} | "
-                           f"{_moved(_evals(camp, f'{v}{opt}', env, level, 'eval-last.json'))} |")
+                           f"{cell(on_evs, 0, c.seeds)} | {gain} | {alpha} | {_moved(on_evs)} |")
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
                        f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | | |")
