@@ -344,3 +344,30 @@ def test_finetune_bad_input_is_one_line(weak_odt, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and msg in err and "\n" not in err, err
         assert not (tmp_path / "x").exists()
+
+
+def test_clipped_actions_are_measured_and_warned_about(weak_odt, tmp_path, capsys):
+    """Actions clipped to the box (a deterministic policy plus noise) sit at +-1, where the tanh-Gaussian
+    head can only put them with a wide std: `dt data info` measures the fraction, and `dt train --model
+    odt` and `dt finetune` say so in one line each and go on; the weak data's actions do not trip it."""
+    weak = weak_odt.parent / "weak.npz"
+    d = dict(np.load(weak))
+    d["actions"] = np.clip(d["actions"] * 3, -1, 1).astype(np.float32)
+    np.savez(tmp_path / "clipped.npz", **d)
+    assert main(["data", "info", str(tmp_path / "clipped.npz"), "--plot", "none"]) == 0
+    sat = json.loads(capsys.readouterr().out)["actions_at_bounds"]
+    assert sat == pytest.approx(float((np.abs(d["actions"]) >= 1 - 1e-3).mean())) and sat > 0.5
+    base = ["--env", "LineReach-v0", "--model", "odt", "--steps", "2", "--context-length", "3", "--hidden-size", "8",
+            "--n-layer", "1", "--max-ep-len", "32", "--return-scale", "10", "--quiet"]
+    assert main(["train", "--dataset", str(tmp_path / "clipped.npz"), *base, "--output", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and f"{sat:.0%} of the dataset's action components lie at +-1" in warnings[0]
+    assert main(["train", "--dataset", str(weak), *base, "--output", str(tmp_path / "w")]) == 0
+    assert "warning" not in capsys.readouterr().out
+    ft = ["--online-steps", "1", "--num-envs", "2", "--updates-per-round", "1", "--eval-episodes", "2", "--quiet"]
+    assert main(["finetune", str(weak_odt), "--dataset", str(tmp_path / "clipped.npz"), "--output",
+                 str(tmp_path / "ft"), *ft]) == 0
+    assert "warning: " in capsys.readouterr().out
+    assert main(["finetune", str(weak_odt), "--output", str(tmp_path / "ft2"), *ft]) == 0
+    assert "warning" not in capsys.readouterr().out

@@ -588,3 +588,32 @@ def test_the_page_says_what_the_odt_recipe_changes_in_the_papers_from_the_preset
     assert len(ft) == 2 and all("online_steps 100000 (paper 200000)" in ln for ln in ft)
     assert "optimizer" not in ft[0] and 'optimizer "adamw" (paper "lamb")' in ft[1]        # LAMB is the paper's
     assert paper_recipe_lines(camp, "toy", "mixed", [("odt", "lamb")]) == []
+
+
+def test_fallback_data_with_clipped_actions_is_set_aside_for_suite_v1(monkeypatch, tmp_path):
+    """Fallback data the ODT's tanh-Gaussian head cannot model (its data task measured more than
+    SATURATION_WARN of its action components at +-1) is set aside: the seeds begun on it finish and
+    stay on the page, no new ones start, and the dataset runs on suite v1 instead, waiting for its data."""
+    import dataclasses
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: env == "hopper")
+    base = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    camp = V.CampaignV1(runs=base.runs, results=base.results, log=lambda *a: None,
+                        config=dataclasses.replace(base.config, odt_recipe=("odt", "adamw")))
+
+    def measured(env, level, sat):
+        (V._mk(camp.results / "datasets") / f"{env}-{level}.json").write_text(json.dumps({"actions_at_bounds": sat}))
+    measured("walker2d", "medium-v0", 0.28)
+    measured("halfcheetah", "medium-v0", 0.35)
+    measured("halfcheetah", "medium-replay-v0", 0.05)                   # below the line: it runs on v0
+    V._mk(camp.runs / "odt-walker2d-medium-v0-s0")                      # begun on v0 before it was measured
+    assert camp.odt_all_datasets()[2:] == [("walker2d", "medium-v0"), ("walker2d", "medium"),
+                                           ("walker2d", "medium-replay-v0"), ("halfcheetah", "medium"),
+                                           ("halfcheetah", "medium-replay-v0")]
+    assert camp.odt_unfit("walker2d", "medium-v0") == 0.28 and camp.odt_unfit("walker2d", "medium") is None
+    assert camp.odt_seeds("walker2d", "medium-v0") == [0] and camp.odt_seeds("walker2d", "medium") == [0, 1, 2]
+    names = {t.name for t in camp._odt_tasks()}
+    assert "finetune:odtadamw-walker2d-medium-v0-s0" in names and "train:odt-walker2d-medium-v0-s1@10000" not in names
+    assert {"finetune:odtadamw-walker2d-medium-s2", "finetune:odtadamw-halfcheetah-medium-replay-v0-s2"} <= names
+    assert not any("halfcheetah-medium-v0" in n for n in names)
+    tasks = {t.name: t for t in camp.plan()}
+    assert not camp.ready(tasks[tasks["train:odt-walker2d-medium-s0@10000"].needs[0]])   # v1's data waits

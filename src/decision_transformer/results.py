@@ -401,7 +401,8 @@ class Campaign:
             "dataset": self.dataset_id(env, level), "env_id": self.env_id(env), "episodes": ds.num_episodes, "steps": ds.num_steps,
             "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
-            "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max()))})
+            "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max())),
+            "actions_at_bounds": ds.action_saturation()})
 
     def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int | None = None, ema: bool = False,
                   dataset_returns=None, **kw) -> dict:

@@ -27,7 +27,8 @@ point), then fine-tuned online from it once per online optimiser (`dt finetune -
 cpu-<env>`, LAMB as the paper and AdamW: the A/B), each run's last checkpoint evaluated with
 100 episodes; fine-tuning runs one checkpoint interval per call, like training. The other
 datasets (odt_more_datasets) get the one arm the A/B chose (odt_recipe), on suite v0's data
-where suite v1 has no policies for the env yet (odt_fallback: levels named `medium-v0`).
+where suite v1 has no policies for the env yet (odt_fallback: levels named `medium-v0`), unless
+that data's actions are clipped beyond what the ODT's head models (odt_unfit): then on suite v1.
 
 RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, and per run
 `config.json`, `metrics.csv`, `eval-<step>[-ema].json`, `curve/<step>[-ema].json`, `eval-best.json`.
@@ -84,7 +85,7 @@ class CampaignV1Config(SuiteConfig):
     # None: none. An env of odt_more_datasets whose suite v1 policies are not committed yet runs on
     # suite odt_fallback's data instead (the issue: "suite v1 if it exists by then, else v0"): its
     # level is marked with the suite (`medium-v0`, in run names, data tasks and results files);
-    # None: it waits for suite v1.
+    # None: it waits for suite v1. Fallback data with clipped actions (odt_unfit) is set aside.
     # Suite v1's behaviour policies (docs/suite.md): per env, its medium and expert runs (sbx SAC,
     # suite/behaviour.py: env steps, updates every train_freq env steps, stop once the mean action
     # reaches stop_return), then their export into suite/v1/ (suite/build.py: export_v1). Planned
@@ -462,17 +463,43 @@ class CampaignV1(Campaign):
         """(env, level) of every ODT dataset, the level marked with its suite where it is not v1
         (odt_fallback: an odt_more_datasets env that suite v1 had no policies for when its runs
         started; they stay on that suite once one of them has begun, so that suite v1 arriving
-        mid-way neither orphans nor redoes them)."""
+        mid-way neither orphans nor redoes them). Fallback data the ODT cannot model (odt_unfit:
+        clipped actions, measured by its data task) is set aside: the seeds begun on it finish and
+        stay on the page as the evidence, and the dataset runs on suite v1, waiting for its data."""
         c, out = self.config, []
         for env, level in (*c.odt_datasets, *c.odt_more_datasets):
             if env not in c.envs:
                 continue
+            if (env, level) in c.odt_datasets or not c.odt_fallback:
+                out.append((env, level))
+                continue
             old = f"{level}-{c.odt_fallback}"
-            if (env, level) not in c.odt_datasets and c.odt_fallback and (
-                    not self.suite_has(env) or self._odt_begun(env, old)):
-                level = old
-            out.append((env, level))
+            begun, unfit = self._odt_begun(env, old), self.odt_unfit(env, old) is not None
+            fallback = begun or (not self.suite_has(env) and not unfit)
+            if fallback:
+                out.append((env, old))
+            if unfit or not fallback:
+                out.append((env, level))
         return out
+
+    def odt_unfit(self, env: str, level: str) -> float | None:
+        """The fraction of a fallback dataset's action components at +-1, where it is above what the
+        ODT's tanh-Gaussian head models (models/odt.py: SATURATION_WARN; the dataset's data task
+        measures it), else None (also before the data task has run)."""
+        from decision_transformer.models.odt import SATURATION_WARN
+        if suite_level(level)[1] == VERSION:
+            return None
+        p = self.results / "datasets" / f"{env}-{level}.json"
+        sat = json.loads(p.read_text()).get("actions_at_bounds") if p.is_file() else None
+        return sat if sat is not None and sat > SATURATION_WARN else None
+
+    def odt_seeds(self, env: str, level: str) -> list[int]:
+        """The seeds an ODT dataset runs: all, or on data set aside (odt_unfit) those begun on it."""
+        c = self.config
+        if self.odt_unfit(env, level) is None:
+            return list(c.seeds)
+        return [s for s in c.seeds if any((root / run_name(v, env, level, s)).exists()
+                                          for v in c.odt_pretrain for root in (self.runs, self.results))]
 
     def _odt_begun(self, env: str, level: str) -> bool:
         """Some ODT run on this dataset has a run directory here or files under results/."""
@@ -496,9 +523,10 @@ class CampaignV1(Campaign):
                 head.append(self._data_task(env, level))
             elif (env, level) not in c.ab_datasets and level not in c.levels:   # plan() has the others' first
                 head.append(self._data_task(env, level, suite_env=env))
+            seeds = self.odt_seeds(env, level)
             for variant in dict.fromkeys(v for v, _ in arms):
                 steps, trains = self.odt_pretrain_steps(variant), {}
-                for seed in c.seeds:
+                for seed in seeds:
                     pre = run_name(variant, env, level, seed)
                     train = self._train_task(pre, env, level, variant, seed, steps, name=f"train:{pre}@{steps}",
                                              needs=[data])
@@ -509,7 +537,7 @@ class CampaignV1(Campaign):
                     train.feeds = [ev]             # and the fine-tunings: done when all of them are
                     trains[seed] = train
                 for opt in (o for v, o in arms if v == variant):
-                    for seed in c.seeds:
+                    for seed in seeds:
                         pre, ft = run_name(variant, env, level, seed), run_name(f"{variant}{opt}", env, level, seed)
                         tune = Task(f"finetune:{ft}", "finetune", {"run": ft, "pretrained": pre, "step": steps,
                                                                   "env": env, "level": level, "seed": seed,

@@ -31,6 +31,9 @@ from decision_transformer.errors import DTError
 from decision_transformer.fileio import why
 
 
+SATURATION_TOL = 1e-3       # an action component this close to +-1 counts as at the bound (action_saturation)
+
+
 class DatasetError(DTError):
     pass
 
@@ -114,6 +117,14 @@ class TrajectoryDataset:
 
     def episode_returns(self) -> np.ndarray:
         return np.add.reduceat(self.rewards.astype(np.float64), self.offsets[:-1]) if self.num_episodes else np.zeros(0)
+
+    def action_saturation(self, tol: float = SATURATION_TOL) -> float | None:
+        """The fraction of continuous action components within tol of +-1 (None: discrete actions):
+        data whose actions were clipped to the box, such as a deterministic policy plus noise, has
+        many; a tanh-squashed Gaussian (the Online DT's head) can only fit those with a wide std."""
+        if self.discrete or not self.num_steps:
+            return None
+        return float((np.abs(self.actions) >= 1.0 - tol).mean())
 
     def state_stats(self, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std of the observations over all steps (float64), std floored at eps."""
@@ -233,6 +244,7 @@ def describe(ds: "TrajectoryDataset", source: str) -> dict:
                        "p75": float(np.percentile(r, 75)), "max": float(r.max())},
             "length": {"mean": float(L.mean()), "min": int(L.min()), "max": int(L.max())},
             "terminations": int(ds.terminations.sum()), "truncations": int(ds.truncations.sum()),
+            "actions_at_bounds": ds.action_saturation(),
             "env_id": md.get("env_id"), "ref_min_score": md.get("ref_min_score"), "ref_max_score": md.get("ref_max_score")}
     if info["ref_max_score"] is not None and info["ref_min_score"] is not None:
         info["normalized_return_x100"] = normalized(float(r.mean()), info["ref_min_score"], info["ref_max_score"])

@@ -33,6 +33,7 @@ from decision_transformer.models.policy import register
 from decision_transformer.options import option
 
 _EPS = 1e-6
+SATURATION_WARN = 0.1    # data_warnings: above this fraction of action components at +-1 (datasets.action_saturation)
 
 
 @dataclass
@@ -122,6 +123,18 @@ class OnlineDecisionTransformer(DecisionTransformer):
         mu, log_std = self.predict_action.params(h)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return torch.tanh(mu + torch.exp(log_std) * noise)
+
+    @staticmethod
+    def data_warnings(ds) -> list[str]:
+        """Clipped actions: their tanh-Gaussian likelihood is fitted with a wide std, and the policy's
+        samples, the fine-tuner's exploration, swing between the bounds."""
+        sat = ds.action_saturation()
+        if sat is None or sat <= SATURATION_WARN:
+            return []
+        return [f"{sat:.0%} of the dataset's action components lie at +-1 (clipped, as a deterministic policy plus "
+                "noise makes them): the Gaussian head fits them with a wide std, so sampled actions, the fine-tuner's "
+                "exploration, swing between the bounds (docs/results.md, section 6); a stochastic behaviour policy's own samples, "
+                "as D4RL's and suite v1's, avoid it"]
 
     @staticmethod
     def transformers_compatible(config) -> bool:

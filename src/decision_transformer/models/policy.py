@@ -21,6 +21,8 @@ part fails there, in one line, not deep inside the trainer or the Agent. The con
   without data-dependent branches: the graph `dt export --format onnx` traces;
 - `param_groups() -> list[dict]`: its parameters as optimiser groups (default: one group of them
   all); a group may set `weight_decay` and `trust_ratio` (LAMB's, training/optim.py);
+- `data_warnings(ds) -> list[str]`: what about a dataset would make this model train or explore
+  badly, one line each (the trainer and `dt finetune` print them and go on; default: none);
 - `transformers_compatible(config) -> bool`: whether `transformers.DecisionTransformerModel`
   can load its checkpoints (default: no).
 Saving and loading need nothing more: checkpoint.py writes any registered model's config and
@@ -132,6 +134,11 @@ class Policy(nn.Module):
     def param_groups(self) -> list[dict]:
         """The parameters as optimiser groups: one group, the optimiser's settings for all."""
         return [{"params": list(self.parameters())}]
+
+    @staticmethod
+    def data_warnings(ds) -> list[str]:
+        """Nothing about a dataset troubles this model."""
+        return []
 
     @staticmethod
     def transformers_compatible(config) -> bool:

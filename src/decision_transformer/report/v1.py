@@ -63,8 +63,8 @@ def cell(evals: list[dict | None], target_index: int = 0, seeds=None) -> str:
     return f"pending (so far: {', '.join(so_far)})"
 
 
-def _evals(camp, model: str, env: str, level: str, name: str) -> list[dict | None]:
-    return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in camp.config.seeds]
+def _evals(camp, model: str, env: str, level: str, name: str, seeds=None) -> list[dict | None]:
+    return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in seeds or camp.config.seeds]
 
 
 def _targets(camp, env: str, level: str) -> list[float]:
@@ -405,14 +405,38 @@ def odt_figures(camp, env: str, level: str, variant: str = "odt"):
     """(offline evaluations per seed, offline pooled, {optimiser: online pooled}, {optimiser: the gain
     per seed}) of one pretraining variant: the last checkpoints, pooled once every seed has one (None
     before), the gain paired by seed and present once both sides are."""
-    c, steps = camp.config, camp.odt_pretrain_steps(variant)
-    offline_evs = [_read(camp.results / R.run_name(variant, env, level, s) / f"eval-{R.ckpt_name(steps)}.json")
-                   for s in c.seeds]
+    c, steps, seeds = camp.config, camp.odt_pretrain_steps(variant), camp.odt_seeds(env, level)
+    offline_evs = _evals(camp, variant, env, level, f"eval-{R.ckpt_name(steps)}.json", seeds)
     offline = pooled(offline_evs)
-    online = {opt: pooled(_evals(camp, f"{variant}{opt}", env, level, "eval-last.json")) for opt in c.odt_optimizers}
+    online = {opt: pooled(_evals(camp, f"{variant}{opt}", env, level, "eval-last.json", seeds))
+              for opt in c.odt_optimizers}
     gains = {opt: [b - a for a, b in zip(offline["seed_means"], on["seed_means"])]
              for opt, on in online.items() if on and offline}
     return offline_evs, offline, online, gains
+
+
+def set_aside_lines(camp, env: str, level: str, arms) -> list[str]:
+    """Why a fallback dataset was set aside (odt_unfit): its clipped actions, measured by its data
+    task, and what they did to exploration, from its fine-tuning runs' metrics.csv."""
+    sat = camp.odt_unfit(env, level)
+    if sat is None:
+        return []
+    from decision_transformer.models.odt import SATURATION_WARN
+    rows = [r for v, o in arms for s in camp.odt_seeds(env, level)
+            for r in _finetune_rows(camp, R.run_name(f"{v}{o}", env, level, s))]
+    explore = [float(r["explore_return_mean"]) for r in rows if r.get("explore_return_mean")]
+    evals = [float(r["eval_return_mean"]) for r in rows if r.get("eval_return_mean")]
+    runs = (f" Over the fine-tuning runs' {len(rows)} evaluations, the exploration episodes of the round before "
+            f"returned {np.mean(explore):.0f} on average (raw, `metrics.csv`), the mean action {np.mean(evals):.0f}: "
+            f"sampled, the policy keeps {np.mean(explore) / np.mean(evals):.0%} of its mean action's return."
+            if explore and evals else "")
+    return [f"Set aside: {sat:.0%} of this dataset's action components lie at +-1 (`results/v1/datasets/"
+            f"{env}-{level}.json`; suite {suite_level(level)[1]}'s data is a deterministic actor plus Gaussian noise, "
+            "clipped to the box). The ODT's tanh-Gaussian head can only place such actions with a wide std, so its "
+            f"samples, which exploration uses, swing between the bounds.{runs} Above {SATURATION_WARN:.0%} "
+            "(`models/odt.py`), the campaign starts no more seeds on such data, and the dataset runs on suite v1, "
+            "whose actions are a stochastic policy's own samples, once suite v1 has the env's data; `dt train "
+            "--model odt` and `dt finetune` warn about such data.", ""]
 
 
 MOVED_NOTE = (f"\"Action moved by\": how far the model's mean action moves (mean absolute change, action units, at "
@@ -505,7 +529,8 @@ def _arm_label(c, variant: str, opt: str | None = None) -> str:
 def odt_section(camp) -> list[str]:
     """Offline -> online: each seed's pretrained ODT (last checkpoint, per pretraining variant) and
     the same seed fine-tuned with each online optimiser (last checkpoint), 100 episodes each; the
-    gain paired by seed."""
+    gain paired by seed. Data set aside (clipped actions, odt_unfit) shows its begun seeds and the
+    evidence."""
     from decision_transformer.training import finetune as F
     from decision_transformer.training import trainer as T
     c = camp.config
@@ -532,9 +557,16 @@ def odt_section(camp) -> list[str]:
            f"normalised x100, seeds pooled: {COLUMNS}. The gain is paired by seed (online minus offline, seed by seed).", ""]
     for env, level in camp.odt_all_datasets():
         arms = camp.odt_arms(env, level)
-        version = suite_level(level)[1]
-        other = (f" (suite {version}'s data: suite v1 has no behaviour policies for {env} yet, section 1)"
-                 if version != R_V1 else "")
+        version, seeds = suite_level(level)[1], camp.odt_seeds(env, level)
+        if camp.odt_unfit(env, level) is not None:
+            other = f" (suite {version}'s data, set aside after seed{'s' if len(seeds) > 1 else ''} " \
+                    f"{', '.join(map(str, seeds))}: below the table)"
+        elif version != R_V1:
+            other = f" (suite {version}'s data: suite v1 has no behaviour policies for {env} yet, section 1)"
+        elif not camp.suite_has(env):
+            other = f" (waits for suite v1's data: its {env} behaviour policies are not committed yet, section 1)"
+        else:
+            other = ""
         if not arms:
             how = ("the largest mean gain, once every arm has finished" if c.odt_recipe == "auto"
                    else "`odt_recipe`, not set")
@@ -562,7 +594,7 @@ def odt_section(camp) -> list[str]:
             onlines.update({(v, o): x for o, x in online.items()})
             refs = refs or next((e["results"][0]["refs"] for e in offline_evs if e), None)
             out.append(f"| offline, {_arm_label(c, v)} (pretrained, {camp.odt_pretrain_steps(v):,} steps) | "
-                       f"{cell(offline_evs, 0, c.seeds)} | | | {_moved(offline_evs)} |")
+                       f"{cell(offline_evs, 0, seeds)} | | | {_moved(offline_evs)} |")
             for opt in (o for w, o in arms if w == v):
                 if opt in g:
                     gains[(v, opt)] = g[opt]
@@ -570,13 +602,14 @@ def odt_section(camp) -> list[str]:
                 alphas = [_last_temperature(camp, run) for run in (R.run_name(f"{v}{opt}", env, level, s) for s in c.seeds)
                           if (camp.results / run / "eval-last.json").is_file()]        # finished runs only
                 alpha = ", ".join(f"{a:.2g}" for a in alphas if a is not None)
-                on_evs = _evals(camp, f"{v}{opt}", env, level, "eval-last.json")
+                on_evs = _evals(camp, f"{v}{opt}", env, level, "eval-last.json", seeds)
                 out.append(f"| online, {_arm_label(c, v, opt)} ({ft['online_steps']:,} env steps) | "
-                           f"{cell(on_evs, 0, c.seeds)} | {gain} | {alpha} | {_moved(on_evs)} |")
+                           f"{cell(on_evs, 0, seeds)} | {gain} | {alpha} | {_moved(on_evs)} |")
         if paper:
             out.append(f"| paper: offline -> 200k online steps (D4RL v2, their model and budget) | {paper[0]:.1f} -> "
                        f"{paper[1]:.1f} | {paper[1] - paper[0]:+.1f} | | |")
         out.append("")
+        out += set_aside_lines(camp, env, level, arms)
         out += paper_recipe_lines(camp, env, level, arms)
         if (env, level) in c.odt_datasets:             # the A/B's dataset: the issue's bar, the optimiser's choice
             verdict, best = odt_verdict(gains, arms)
@@ -748,8 +781,8 @@ def odt_readme_lines(camp) -> list[str]:
         if (env, level) not in c.odt_datasets and not any(odt_figures(camp, env, level, v)[1] for v, _ in arms):
             waiting.append(f"`{camp.dataset_id(env, level)}`")        # nothing measured yet: one line for all
             continue
-        ft = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env))
-        out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(c.seeds)} seeds, last checkpoint, {c.eval_episodes} "
+        ft, seeds = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)), camp.odt_seeds(env, level)
+        out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, last checkpoint, {c.eval_episodes} "
                 f"episodes per seed, normalised x100; {ft.online_steps:,} online env steps of `--preset "
                 f"{c.odt_finetune[env]}`; tables and the learning curve in [docs/results.md](docs/results.md), "
                 "section 6):", ""]
@@ -767,14 +800,19 @@ def odt_readme_lines(camp) -> list[str]:
             out.append(f"- the bar, a gain of +{ODT_BAR}: {verdict}"
                        + (f" ({np.mean(gains[best]):+.1f}, {_opt_name(best[1])} from `--preset {c.odt_pretrain[best[0]]}`"
                           + (", the best finished arm so far" if verdict == "pending" else "") + ")" if best else ""))
+        if camp.odt_unfit(env, level) is not None:
+            out.append(f"- set aside: {camp.odt_unfit(env, level):.0%} of its action components lie at +-1 (clipped), "
+                       "which the ODT's tanh-Gaussian head fits with a wide std, so its exploration swings between the bounds; the "
+                       f"dataset runs on suite v1 instead (docs/results.md, section 6)")
         if paper:
             out.append(f"- the paper, with its model on D4RL v2 and 200k steps: {paper[0]:.1f} -> {paper[1]:.1f}")
         out.append("")
     arm = camp.chosen_odt_arm()
     if waiting and arm:
         out += [f"Under way with {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`, the arm the A/B chose: "
-                f"{', '.join(waiting)} (suite v0's data where suite v1 has no behaviour policies for the env yet; "
-                "docs/results.md, section 6, follows them run by run).", ""]
+                f"{', '.join(waiting)} (the id names the suite: v0's data where suite v1 had no behaviour policies "
+                "for the env when its runs began; v1's wait for its data; docs/results.md, section 6, follows them "
+                "run by run).", ""]
     return out[:-1]
 
 

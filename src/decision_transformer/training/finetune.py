@@ -128,6 +128,9 @@ class Finetuner:
         ds = load_dataset(source)
         if ds.num_episodes < 1 or tuple(ds.state_shape) != (mc.state_dim,):
             raise DTError(f"{source}: its observations {tuple(ds.state_shape)} are not the checkpoint's ({mc.state_dim},)")
+        if not resume:
+            for warning in model.data_warnings(ds):
+                log(f"warning: {source}: {warning}")
         order = np.argsort(-ds.episode_returns(), kind="stable")[:cfg.buffer_size]
         self.buffer = [ds.episode(int(i)) for i in sorted(order, key=lambda i: ds.episode_returns()[i])]  # worst first out
         held = sum(len(e) for e in self.buffer)

@@ -291,6 +291,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         # %BC as the paper: state statistics from all the data (suite v0's campaign: from the subset)
         self.model = build_model(cfg, ds, env_id, stats_ds=full if cfg.top_unit == "timesteps" else ds).to(self.device)
+        if self.dist.main and not resume:
+            for warning in self.model.data_warnings(full):
+                self.log(f"warning: {cfg.dataset}: {warning}")
         self.ema = None              # an exponential moving average of the weights (--ema-decay), torch's own
         if cfg.ema_decay:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
