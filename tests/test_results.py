@@ -314,6 +314,19 @@ def test_demo_without_the_pretrained_checkpoint_fails_first(tmp_path, monkeypatc
     assert not (tmp_path / "demo" / "data").exists()                  # nothing collected
 
 
+def test_only_selects_the_matching_tasks_and_what_they_need(tmp_path):
+    """`--only X`: the tasks whose names contain X, and every task they need, transitively (their data),
+    in plan order; every task stays known by name, so a need held back holds its task back too."""
+    from decision_transformer.results import Task, select_tasks
+    t = lambda name, *needs: Task(name, "noop", {}, [tmp_path / name], needs=list(needs))  # noqa: E731
+    plan = [t("behaviour:a"), t("data:a"), t("data:b"), t("train:odt-a", "data:a"), t("eval:odt-a", "train:odt-a"),
+            t("train:dt-b", "data:b")]
+    tasks, by_name = select_tasks(plan, "odt")
+    assert [x.name for x in tasks] == ["data:a", "train:odt-a", "eval:odt-a"] and len(by_name) == len(plan)
+    assert select_tasks(plan, "eval:")[0] == [plan[1], plan[3], plan[4]]
+    assert select_tasks(plan, None)[0] == plan
+
+
 def test_status_names_the_worker_and_the_step(tiny_campaign):
     from decision_transformer.fileio import try_lock
     camp = tiny_campaign

@@ -32,6 +32,7 @@ def run_on_ray(camp, address: str | None = None, only: str | None = None, gpus_p
                num_cpus: int | None = None) -> int:
     """Run the campaign's tasks on a Ray cluster until none is left; returns how many ran.
     address None starts a local Ray instance (num_cpus of this machine's cores, default all)."""
+    from decision_transformer.results import select_tasks
     try:
         import ray
     except ImportError:
@@ -48,8 +49,7 @@ def run_on_ray(camp, address: str | None = None, only: str | None = None, gpus_p
     failed: set[str] = set()
     n = 0
     while True:
-        tasks = [t for t in camp.plan() if only is None or only in t.name]
-        by_name = {t.name: t for t in tasks}
+        tasks, by_name = select_tasks(camp.plan(), only)
         running = {t.name for t in inflight.values()}
         training = {t.run for t in inflight.values() if t.action == "train"}
         now = time.time()

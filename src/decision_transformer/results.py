@@ -178,6 +178,20 @@ def link(tasks: list[Task]) -> list[Task]:
     return tasks
 
 
+def select_tasks(plan: list, only: str | None) -> tuple[list, dict]:
+    """(the tasks whose names contain `only` (all: None) and every task they need, transitively, in
+    plan order; every task of the plan by name, so a need outside `only` still holds its task back)."""
+    by_name = {t.name: t for t in plan}
+    keep = {n for n in by_name if only is None or only in n}
+    todo = list(keep)
+    while todo:
+        for need in by_name[todo.pop()].needs:
+            if need in by_name and need not in keep:
+                keep.add(need)
+                todo.append(need)
+    return [t for t in plan if t.name in keep], by_name
+
+
 class Campaign:
     Config = CampaignConfig
 
@@ -519,13 +533,13 @@ class Campaign:
         return False
 
     def run(self, only: str | None = None, wait: bool = True, max_tasks: int | None = None) -> int:
-        """Do tasks until none is left (or none can be done by this worker); returns how many."""
+        """Do tasks until none is left (or none can be done by this worker); returns how many. With
+        `only`, the tasks whose names contain it and the tasks they need (their data), in plan order."""
         import torch
         torch.set_num_threads(1)
         failed, n = set(), 0
         while max_tasks is None or n < max_tasks:
-            tasks = [t for t in self.plan() if only is None or only in t.name]
-            by_name = {t.name: t for t in tasks}
+            tasks, by_name = select_tasks(self.plan(), only)
             pending = [t for t in tasks if t.name not in failed and not t.done()]
             if not pending:
                 break
