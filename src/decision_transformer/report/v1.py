@@ -564,7 +564,10 @@ def odt_section(camp) -> list[str]:
         elif version != R_V1:
             other = f" (suite {version}'s data: suite v1 has no behaviour policies for {env} yet, section 1)"
         elif not camp.suite_has(env):
-            other = f" (waits for suite v1's data: its {env} behaviour policies are not committed yet, section 1)"
+            unfit = camp.odt_unfit(env, f"{level}-{c.odt_fallback}") if c.odt_fallback else None
+            other = (f" (waits for suite v1's data: its {env} behaviour policies are not committed yet, section 1"
+                     + (f"; suite {c.odt_fallback}'s `{camp.dataset_id(env, level + '-' + c.odt_fallback)}`, with "
+                        f"{unfit:.0%} of its action components at +-1, is set aside" if unfit else "") + ")")
         else:
             other = ""
         if not arms:
