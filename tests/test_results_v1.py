@@ -259,6 +259,17 @@ def test_behaviour_runs_are_tasks_before_stage2_for_the_envs_the_suite_lacks(tmp
     assert env["OMP_NUM_THREADS"] == "1" and "intra_op_parallelism_threads=1" in env["XLA_FLAGS"]
     assert camp._progress(t) == ", 40,000 of 1,000,000 env steps" and not t.done()
     assert camp._behaviour_estimate()["behaviour_h"] == pytest.approx(est["behaviour_h"] - 40_000 / rm / 3600)
+    (camp.runs / "sac-walker2d-medium" / "state" / "progress.json").write_text(json.dumps({"steps": 40_000,
+                                                                                          "wall": 100.0}))
+    own = camp._behaviour_estimate()                 # a run under way: priced at its own rate so far
+    assert own["behaviour_own"] == {"sac-walker2d-medium": 400.0}
+    assert own["behaviour_h"] == pytest.approx(est["behaviour_h"] - 1_000_000 / rm / 3600 + 960_000 / 400 / 3600)
+    monkeypatch.setattr(camp, "estimate", lambda: {"dt_steps_per_s": 5.0, "dt_measured": "-", "bc_steps_per_s": 400.0,
+                                                   "eval_s_per_env_step": 1e-3, "stage1_train_h": 1.0,
+                                                   "stage1_eval_h": 1.0, "stage2_h": {20_000: 1.0}, **own})
+    assert f"missing behaviour policies: {own['behaviour_h']:.1f} (sbx SAC at full length, `sac-walker2d-medium` at " \
+           f"its own rate so far, 400 env steps/s, the others priced from the committed envs' runs: medium {rm:.0f} " \
+           f"env steps/s, expert {rx:.0f} env steps/s;" in "\n".join(page.estimate_lines(camp))
     (camp.runs / "sac-walker2d-medium" / "state" / "finished.json").write_text("{}")
     assert t.done()
     from decision_transformer.errors import DTError

@@ -744,26 +744,32 @@ class CampaignV1(Campaign):
 
     def _behaviour_estimate(self) -> dict:
         """{"behaviour_h": core-hours left in the behaviour runs, at their full length, "behaviour_rates":
-        env steps/s per level}, priced from the committed envs' runs (suite/v1/manifest.json: each
-        run's env steps over its wall time, the median over envs); {} without any."""
+        env steps/s per level, "behaviour_own": {run: env steps/s}}: a run under way at its own rate
+        so far (its state/progress.json: env steps over wall seconds), the others at the committed
+        envs' (suite/v1/manifest.json: each run's env steps over its wall time, the median over envs);
+        {} where a run has neither."""
         from decision_transformer.suite.build import SUITE_V1
         mp = SUITE_V1 / "manifest.json"
         runs = [e["training"] for e in (json.loads(mp.read_text()).values() if mp.is_file() else ())
                 if isinstance(e, dict) and "training" in e]
         rates = {lv: float(np.median([r[lv]["total_env_steps"] / r[lv]["wall_seconds"] for r in runs if lv in r]))
                  for lv in ("medium", "expert") if any(lv in r for r in runs)}
-        left = 0.0
+        left, own = 0.0, {}
         for t in self._behaviour_tasks():
             if t.action != "behaviour" or t.done():
                 continue
-            if t.args["level"] not in rates:
-                return {}
             try:
-                done = json.loads((self.runs / t.run / "state" / "progress.json").read_text())["steps"]
-            except (OSError, ValueError, KeyError):
-                done = 0
-            left += max(0, self.config.behaviour[t.args["env"]][t.args["level"]]["steps"] - done) / rates[t.args["level"]]
-        return {"behaviour_h": left / 3600, "behaviour_rates": rates} if rates else {}
+                prog = json.loads((self.runs / t.run / "state" / "progress.json").read_text())
+                done, wall = int(prog["steps"]), float(prog.get("wall") or 0)
+            except (OSError, ValueError, KeyError, TypeError):
+                done, wall = 0, 0.0
+            if done and wall > 0:
+                own[t.run] = done / wall
+            rate = own.get(t.run) or rates.get(t.args["level"])
+            if not rate:
+                return {}
+            left += max(0, self.config.behaviour[t.args["env"]][t.args["level"]]["steps"] - done) / rate
+        return {"behaviour_h": left / 3600, "behaviour_rates": rates, "behaviour_own": own} if rates or own else {}
 
 
 def _die_with_parent() -> None:

@@ -735,10 +735,12 @@ def estimate_lines(camp) -> list[str]:
             f"gradient steps/s ({est['dt_measured']}), BC {est['bc_steps_per_s']:.1f}/s, evaluation "
             f"{est['eval_s_per_env_step'] * 1e3:.2f} ms per env step with full-length episodes):",
             f"- stage 1 (the A/Bs below): training {est['stage1_train_h']:.1f}, evaluation {est['stage1_eval_h']:.1f};",
-            *([f"- suite v1's missing behaviour policies: {est['behaviour_h']:.1f} (sbx SAC at full length, priced from the "
-               f"committed envs' runs: medium {est['behaviour_rates'].get('medium', 0):.0f} env steps/s, expert "
-               f"{est['behaviour_rates'].get('expert', 0):.0f}/s; a medium run ends sooner once its mean action reaches "
-               "its stop return);"] if est.get("behaviour_h") else []),
+            *([f"- suite v1's missing behaviour policies: {est['behaviour_h']:.1f} (sbx SAC at full length, "
+               + "".join(f"`{run}` at its own rate so far, {r:.0f} env steps/s, " for run, r in est["behaviour_own"].items())
+               + ("the others " if est["behaviour_own"] else "") + "priced from the committed envs' runs: "
+               + ", ".join(f"{lv} {r:.0f} env steps/s" for lv, r in est["behaviour_rates"].items())
+               + "; a medium run ends sooner once its mean action reaches its stop return);"]
+              if est.get("behaviour_h") else []),
             f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "
             f"baseline steps, evaluations), by DT budget: {s2}.", "",
             "The plan, in order: stage 1 on hopper's data, the behaviour policies suite v1 still lacks (`--only "
