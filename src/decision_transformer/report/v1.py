@@ -814,7 +814,7 @@ def odt_readme_lines(camp) -> list[str]:
         out.append("")
     arm = camp.chosen_odt_arm()
     if waiting and arm:
-        out += [f"Under way with {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`, the arm the A/B chose: "
+        out += [f"Planned or under way with {_opt_name(arm[1])} from `--preset {c.odt_pretrain[arm[0]]}`, the arm the A/B chose: "
                 f"{', '.join(waiting)} (the id names the suite: v0's data where suite v1 had no behaviour policies "
                 "for the env when its runs began; v1's wait for its data; docs/results.md, section 6, follows them "
                 "run by run).", ""]
