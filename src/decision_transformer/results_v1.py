@@ -564,6 +564,11 @@ class CampaignV1(Campaign):
         from decision_transformer.training.trainer import PRESETS
         return int(read_preset(self.config.odt_pretrain[variant], PRESETS)["steps"])
 
+    def odt_pretrain_overrides(self, env: str) -> dict:
+        """What the campaign sets over the pretraining preset, per env: the checkpoint's target is the
+        fine-tuning preset's evaluation target, so its offline and online scores share one target."""
+        return {"target_returns": [float(self.odt_finetune_preset(env)["eval_return"])]}
+
     def odt_finetune_preset(self, env: str) -> dict:
         """The env's fine-tuning preset (training/presets/finetune/), as its file holds it."""
         from decision_transformer.options import read_preset
@@ -645,8 +650,7 @@ class CampaignV1(Campaign):
         over = {"dataset": self.dataset_id(env, level), "output": str(self.runs / run), "steps": steps,
                 "checkpoint_every": self.config.checkpoint_every, "num_threads": 1, "seed": seed}
         if model in self.config.odt_pretrain:                # an Online DT's pretraining
-            over["target_returns"] = [float(self.odt_finetune_preset(env)["eval_return"])]
-            return TrainConfig.from_sources(self.config.odt_pretrain[model], over)
+            return TrainConfig.from_sources(self.config.odt_pretrain[model], {**over, **self.odt_pretrain_overrides(env)})
         if model in self.config.recipes:
             rec = self.config.recipes[model]
             over.update(init=rec["init"], ema_decay=self.config.ema_decay,

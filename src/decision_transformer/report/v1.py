@@ -354,14 +354,15 @@ def paper_recipe_lines(camp, env: str, level: str, arms) -> list[str]:
     if names is None:
         return []
     c = camp.config
-    pre = lambda name: asdict(T.TrainConfig.from_sources(name, {"dataset": "-"}))     # noqa: E731
+    pre = lambda name, over={}: asdict(T.TrainConfig.from_sources(name, {"dataset": "-", **over}))  # noqa: E731
     fin = lambda d: asdict(F.FinetuneConfig(checkpoint="-", **d))                  # noqa: E731
     paper_pre = pre(names[0])
     paper_ft = fin(read_preset(names[1], F.PRESETS, "fine-tuning"))
     out = [f"What this recipe changes in the paper's (`dt train --preset {names[0]}`, `dt finetune --preset "
            f"{names[1]}`; besides the data, suite {version} here and D4RL v2 there):", ""]
     for v in dict.fromkeys(v for v, _ in arms):
-        out.append(f"- pretraining, `--preset {c.odt_pretrain[v]}`: {_preset_differences(pre(c.odt_pretrain[v]), paper_pre)}")
+        ours = pre(c.odt_pretrain[v], camp.odt_pretrain_overrides(env))        # as the campaign runs it
+        out.append(f"- pretraining, `--preset {c.odt_pretrain[v]}`: {_preset_differences(ours, paper_pre)}")
     ours_ft = camp.odt_finetune_preset(env)
     for opt in dict.fromkeys(o for _, o in arms):
         arm = fin({**ours_ft, "optimizer": opt, **c.odt_optimizers[opt]})
