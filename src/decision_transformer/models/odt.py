@@ -133,8 +133,8 @@ class OnlineDecisionTransformer(DecisionTransformer):
             return []
         return [f"{sat:.0%} of the dataset's action components lie at +-1 (clipped, as a deterministic policy plus "
                 "noise makes them): the Gaussian head fits them with a wide std, so sampled actions, the fine-tuner's "
-                "exploration, swing between the bounds (docs/results.md, section 6); a stochastic behaviour policy's own samples, "
-                "as D4RL's and suite v1's, avoid it"]
+                "exploration, swing between the bounds (docs/suite.md, 'Clipped actions and the Online DT'); a "
+                "stochastic behaviour policy's own samples, as D4RL's and suite v1's, avoid it"]
 
     @staticmethod
     def transformers_compatible(config) -> bool:

@@ -434,7 +434,8 @@ def set_aside_lines(camp, env: str, level: str, arms) -> list[str]:
     return [f"Set aside: {sat:.0%} of this dataset's action components lie at +-1 (`results/v1/datasets/"
             f"{env}-{level}.json`; suite {suite_level(level)[1]}'s data is a deterministic actor plus Gaussian noise, "
             "clipped to the box). The ODT's tanh-Gaussian head can only place such actions with a wide std, so its "
-            f"samples, which exploration uses, swing between the bounds.{runs} Above {SATURATION_WARN:.0%} "
+            f"samples, which exploration uses, swing between the bounds (`bench/odt_clipped.py` measures it on the "
+            f"same data with and without clipping: docs/suite.md).{runs} Above {SATURATION_WARN:.0%} "
             "(`models/odt.py`), the campaign starts no more seeds on such data, and the dataset runs on suite v1, "
             "whose actions are a stochastic policy's own samples, once suite v1 has the env's data; `dt train "
             "--model odt` and `dt finetune` warn about such data.", ""]
@@ -696,9 +697,12 @@ def datasets_section(camp) -> list[str]:
     out = ["## 1. The datasets", "",
            "Suite v1 (docs/suite.md). Returns are undiscounted episode returns; normalised x100 with the dataset's "
            "references. The policy columns: the behaviour policy's own samples (what the data are made of; 20 "
-           "episodes) and its mean action (10 episodes), from suite/v1/manifest.json.", "",
-           "| dataset | episodes | steps | return mean / max | normalised mean / max | policy: sampled | policy: mean action |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+           "episodes) and its mean action (10 episodes), from suite/v1/manifest.json. At +-1: the share of action "
+           "components within 1e-3 of the bound (clipped actions, which the Online DT's head cannot fit: docs/suite.md).",
+           "",
+           "| dataset | episodes | steps | return mean / max | normalised mean / max | at +-1 | policy: sampled | "
+           "policy: mean action |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for env in camp.config.envs:
         entry = man.get(camp.config.envs[env], {})
         for level in camp.config.levels:
@@ -708,11 +712,12 @@ def datasets_section(camp) -> list[str]:
             pm = f"{pol['mean_action_return_mean']:.0f} ± {pol['mean_action_return_std']:.0f}" \
                 if "mean_action_return_mean" in pol else "-"
             if d is None:
-                out.append(f"| {camp.dataset_id(env, level)} | pending | | | | {ps} | {pm} |")
+                out.append(f"| {camp.dataset_id(env, level)} | pending | | | | | {ps} | {pm} |")
                 continue
+            sat = f"{d['actions_at_bounds']:.1%}" if d.get("actions_at_bounds") is not None else "-"
             out.append(f"| {camp.dataset_id(env, level)} | {d['episodes']:,} | {d['steps']:,} | {d['return_mean']:.0f} / "
                        f"{d['return_max']:.0f} | {d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f} | "
-                       f"{ps} | {pm} |")
+                       f"{sat} | {ps} | {pm} |")
     return out + [""]
 
 
