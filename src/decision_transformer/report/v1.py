@@ -691,6 +691,7 @@ def model_cards_v1(camp) -> list[Path]:
 def datasets_section(camp) -> list[str]:
     """Each level's return beside its behaviour policy's (suite/v1/manifest.json; the data from
     results/v1/datasets/, which the campaign's data tasks write after `dt suite build`)."""
+    from decision_transformer.data.datasets import SATURATION_TOL
     from decision_transformer.suite.build import SUITE_V1
     mp = SUITE_V1 / "manifest.json"
     man = json.loads(mp.read_text()) if mp.is_file() else {}
@@ -698,7 +699,8 @@ def datasets_section(camp) -> list[str]:
            "Suite v1 (docs/suite.md). Returns are undiscounted episode returns; normalised x100 with the dataset's "
            "references. The policy columns: the behaviour policy's own samples (what the data are made of; 20 "
            "episodes) and its mean action (10 episodes), from suite/v1/manifest.json. At +-1: the share of action "
-           "components within 1e-3 of the bound (clipped actions, which the Online DT's head cannot fit: docs/suite.md).",
+           f"components within {SATURATION_TOL:g} of the bound (clipped actions, which the Online DT's head cannot fit: "
+           "docs/suite.md).",
            "",
            "| dataset | episodes | steps | return mean / max | normalised mean / max | at +-1 | policy: sampled | "
            "policy: mean action |",
