@@ -628,3 +628,9 @@ def test_fallback_data_with_clipped_actions_is_set_aside_for_suite_v1(monkeypatc
     assert not any("halfcheetah-medium-v0" in n for n in names)
     tasks = {t.name: t for t in camp.plan()}
     assert not camp.ready(tasks[tasks["train:odt-walker2d-medium-s0@10000"].needs[0]])   # v1's data waits
+    sec = "\n".join(page.odt_section(camp))          # the page says why, before and after any run
+    assert "**dt/walker2d/medium-v0** (suite v0's data, set aside after seed 0: below the table)" in sec
+    assert "Set aside: 28% of this dataset's action components lie at +-1" in sec
+    assert "**dt/halfcheetah/medium-v1** (waits for suite v1's data: its halfcheetah behaviour policies are not " \
+           "committed yet, section 1; suite v0's `dt/halfcheetah/medium-v0`, with 35% of its action components at " \
+           "+-1, is set aside)" in sec
