@@ -147,8 +147,17 @@ def test_odt_pretrains_finetunes_with_each_optimiser_and_reaches_the_page(tiny_v
         "finetune:odtadamw-toy-mixed-s0", "finetune:odtadamw-toy-mixed-s1",
         "finetune:odtntlamb-toy-mixed-s0", "finetune:odtntlamb-toy-mixed-s1",
         "finetune:odtntadamw-toy-mixed-s0", "finetune:odtntadamw-toy-mixed-s1"]
+    assert camp._odt_estimate(1.0) == {}                        # nothing measured yet: not priced
     assert camp.run(only="odt") > len(tasks)                    # fine-tuning went in chunks of 60 env steps
     assert all(t.done() for t in camp._odt_tasks())
+    est = camp._odt_estimate(1.0)                               # priced from its own runs: nothing left
+    assert est["odt_h"] == 0 and est["odt_pretrain_steps_per_s"] > 0 and est["odt_finetune_ms_per_env_step"] >= 0
+    more = V.CampaignV1(runs=camp.runs, results=camp.results, models=camp.models, log=lambda *a: None,
+                        config=dataclasses.replace(config, seeds=(0, 1, 2)))       # a third seed, left to do
+    left = more._odt_estimate(2.0)          # its 2 pretrainings, 4 fine-tunings, 6 evaluations at these rates
+    assert left["odt_pretrain_steps_per_s"] == est["odt_pretrain_steps_per_s"]
+    assert left["odt_h"] * 3600 == pytest.approx(2 * 10 / est["odt_pretrain_steps_per_s"] + 4 * 120 *
+                                                 est["odt_finetune_ms_per_env_step"] / 1e3 + 6 * config.eval_episodes * 2.0)
     r = camp.results
     off = json.loads((r / "odt-toy-mixed-s0" / "eval-00000010.json").read_text())
     assert off["architecture"] == "odt" and off["context_length"] == 3 and off["results"][0]["target_return"] == 19.0

@@ -36,6 +36,7 @@ RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, 
 
 from __future__ import annotations
 
+import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -723,7 +724,7 @@ class CampaignV1(Campaign):
         left_train = left_eval = 0.0
         trained: dict[str, int] = {}
         c = self.config
-        odt = {t.name for t in self._odt_tasks()}        # the Online DT's: priced in docs/performance.md
+        odt = {t.name for t in self._odt_tasks()}        # the Online DT's: priced apart (_odt_estimate)
         for t in sorted(self.plan(), key=lambda t: t.step if t.action == "train" else 0):
             if t.name in odt or t.done():
                 continue
@@ -744,7 +745,39 @@ class CampaignV1(Campaign):
             stage2[b] = (dt + base + ev) / 3600
         return {"dt_steps_per_s": dt_sps, "dt_measured": dt_where, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
                 "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2,
-                **self._behaviour_estimate()}
+                **self._behaviour_estimate(), **self._odt_estimate(eval_s * ep_steps)}
+
+    def _odt_estimate(self, eval_s_per_episode: float) -> dict:
+        """{"odt_h": core-hours left in the Online DT's runs, "odt_pretrain_steps_per_s", "odt_finetune_ms_per_env_step"},
+        priced from this campaign's own: pretraining gradient steps/s from the pretraining runs' metrics.csv,
+        fine-tuning seconds per env step from the fine-tuning runs' sessions.jsonl (the campaign runs one
+        checkpoint interval per call, so consecutive sessions time an interval each: the median), evaluation as
+        the DT's; {} until both are measured."""
+        from decision_transformer.rundir import read_sessions
+        c = self.config
+        pre_sps = _steps_per_s([p for v in c.odt_pretrain for p in sorted(self.results.glob(f"{v}-*/metrics.csv"))])
+        per_step = []
+        for f in sorted(self.results.glob("*/finetune.json")):
+            ss = read_sessions(f.parent / "sessions.jsonl")
+            for a, b in zip(ss, ss[1:]):
+                if b["step"] > a["step"]:
+                    dt = (datetime.datetime.fromisoformat(b["time"].replace("Z", "+00:00"))
+                          - datetime.datetime.fromisoformat(a["time"].replace("Z", "+00:00"))).total_seconds()
+                    per_step.append(dt / (b["step"] - a["step"]))
+        if not (pre_sps and per_step):
+            return {}
+        ft_s, left = float(np.median(per_step)), 0.0
+        for t in self._odt_tasks():
+            if t.done():
+                continue
+            if t.action == "train":
+                left += max(0, t.step - _last_step(self.runs / t.run)) / pre_sps
+            elif t.action == "finetune":
+                total = int(self.odt_finetune_preset(t.args["env"])["online_steps"])
+                left += max(0, total - _last_step(self.runs / t.run)) * ft_s
+            elif t.action == "evaluate_odt":
+                left += c.eval_episodes * eval_s_per_episode
+        return {"odt_h": left / 3600, "odt_pretrain_steps_per_s": pre_sps, "odt_finetune_ms_per_env_step": ft_s * 1e3}
 
     def _behaviour_estimate(self) -> dict:
         """{"behaviour_h": core-hours left in the behaviour runs, at their full length, "behaviour_rates":

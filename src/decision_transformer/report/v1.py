@@ -749,6 +749,10 @@ def estimate_lines(camp) -> list[str]:
                + ", ".join(f"{lv} {r:.0f} env steps/s" for lv, r in est["behaviour_rates"].items())
                + "; a medium run ends sooner once its mean action reaches its stop return);"]
               if est.get("behaviour_h") else []),
+            *([f"- the Online DT's runs (section 6): {est['odt_h']:.1f} (pretraining at "
+               f"{est['odt_pretrain_steps_per_s']:.1f} gradient steps/s, fine-tuning at "
+               f"{est['odt_finetune_ms_per_env_step']:.0f} ms per env step, the medians of this campaign's runs);"]
+              if "odt_h" in est else []),
             f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "
             f"baseline steps, evaluations), by DT budget: {s2}.", "",
             "The plan, in order: stage 1 on hopper's data, the behaviour policies suite v1 still lacks (`--only "
