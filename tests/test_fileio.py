@@ -24,6 +24,15 @@ def test_atomic_path_replaces_only_on_success_and_leaves_no_temp(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.npz", "b.json"]
 
 
+def test_atomic_path_gives_files_plain_permissions(tmp_path):
+    from decision_transformer.fileio import umask
+    from safetensors.numpy import save_file
+    p = tmp_path / "w.safetensors"
+    with atomic_path(p) as tmp:
+        save_file({"x": np.zeros(2, np.float32)}, str(tmp))    # safetensors creates its files 0600
+    assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask()
+
+
 def test_lock_names_its_holder_and_is_released(tmp_path):
     a = try_lock(tmp_path / ".lock", "job A")
     with pytest.raises(Locked, match=rf"pid {os.getpid()} \(job A\)"):

@@ -24,6 +24,8 @@ def atomic_path(path):
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{threading.get_ident()}{path.suffix}")   # unique per writer
     try:
         yield tmp
+        if tmp.exists() and not tmp.is_symlink():
+            make_plain(tmp)                         # some libraries (safetensors) create theirs 0600
         os.replace(tmp, path)
     finally:
         if tmp.is_symlink() or tmp.exists():
