@@ -9,6 +9,7 @@ import pytest
 import toyenv  # noqa: F401  (registers LineReach-v0)
 
 from decision_transformer import results_v1 as V
+from decision_transformer.errors import RunBusy
 from decision_transformer.report import v1 as page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -469,6 +470,14 @@ def test_v1_builds_every_level_of_an_env_once(tmp_path, monkeypatch):
     assert camp.dataset("hopper", "medium-expert") == "dt/hopper/medium-expert-v1"
     assert calls == [(["Hopper-v5"], None, build.SUITE_V1)]
     assert camp.build_unit("hopper", "medium") == camp.build_unit("hopper", "expert") != camp.build_unit("walker2d", "medium")
+    calls.clear()                                   # another worker is building walker2d: this one moves on
+    from decision_transformer.fileio import try_lock
+    held = try_lock(camp.runs / ".locks" / f"{camp.build_unit('walker2d', 'medium')}.lock", "dt suite build")
+    with pytest.raises(RunBusy, match=r"its data \(dt/walker2d/medium-replay-v1\) are being built by pid \d+$"):
+        camp.dataset("walker2d", "medium-replay")
+    assert calls == []
+    held.close()
+    assert camp.dataset("walker2d", "medium-replay") == "dt/walker2d/medium-replay-v1"
 
 
 def test_odt_datasets_without_suite_v1_policies_fall_back_to_suite_v0(monkeypatch, tmp_path):

@@ -380,7 +380,9 @@ class Campaign:
         return f"build_{env}-{level}"
 
     def dataset(self, env: str, level: str):
-        """The suite dataset, built first if this machine lacks it (`dt suite build`, deterministic)."""
+        """The suite dataset, built first if this machine lacks it (`dt suite build`, deterministic).
+        RunBusy while another worker builds it: the worker does other tasks meanwhile instead of
+        waiting on the build's lock."""
         from decision_transformer.data.datasets import (
             MissingDataset,
             load_dataset,
@@ -389,7 +391,11 @@ class Campaign:
         try:
             return load_dataset(did)
         except MissingDataset:
-            with try_lock(_mk(self.runs / ".locks") / f"{self.build_unit(env, level)}.lock", "dt suite build", wait=True):
+            try:
+                lock = try_lock(_mk(self.runs / ".locks") / f"{self.build_unit(env, level)}.lock", "dt suite build")
+            except Locked as e:
+                raise RunBusy(f"its data ({did}) are being built by {e.holder.split(' (')[0]}") from None
+            with lock:
                 try:
                     return load_dataset(did)      # another worker built it meanwhile
                 except MissingDataset:
