@@ -396,6 +396,45 @@ def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2
     assert camp.budget_decision() == (50_000, 100_000)
 
 
+def test_an_extra_arm_far_behind_on_its_first_seed_is_not_run_on_the_others(tmp_path, monkeypatch):
+    """config.screen: the timestep-embedding arm's seeds 1 and 2 are trained only if its seed 0
+    comes within the margin of the budget runs' seed 0 on at least one A/B dataset."""
+    monkeypatch.setattr(V.CampaignV1, "suite_has", lambda self, env: True)
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results", log=lambda *a: None)
+    c = camp.config
+    assert c.screen == {"dtnt": 15.0}
+
+    def put(model, level, score):                        # seed 0, 20k steps, 100 episodes; refs 0..1000
+        p = V._mk(camp.results / V.run_name(model, "hopper", level, 0)) / f"eval-{V.ckpt_name(20_000)}.json"
+        p.write_text(json.dumps({"results": [{"returns": [score * 10.0 + (i % 3 - 1) for i in range(100)],
+                                              "target_return": 3600.0, "refs": {"min": 0.0, "max": 1000.0}}]}))
+
+    def names():
+        return {t.name for t in camp.plan()}
+    later = {"train:dtnt-hopper-medium-replay-s1@20000", "eval:dtnt-hopper-medium-expert-s2@20000"}
+    assert later <= names()
+    put("dt", "medium-replay", 43.0)
+    put("dt", "medium-expert", 94.0)
+    put("dtnt", "medium-replay", 20.0)                    # 23 behind on one dataset, the other not evaluated yet
+    assert camp.screened_out("dtnt") is None and later <= names()
+    put("dtnt", "medium-expert", 85.0)                    # within 15 on one: it runs on
+    assert camp.screened_out("dtnt") is None and later <= names()
+    put("dtnt", "medium-expert", 40.0)                    # more than 15 behind on every dataset
+    assert camp.screened_out("dtnt") == [pytest.approx((43.0, 20.0), abs=0.02), pytest.approx((94.0, 40.0), abs=0.02)]
+    plan = names()
+    assert not any(n for n in plan if n.split(":")[1].startswith("dtnt-") and ("-s1" in n or "-s2" in n))
+    assert {"train:dtnt-hopper-medium-replay-s0@20000", "best:dtnt-hopper-medium-expert-s0"} <= plan
+    assert "dtnt" not in dict(camp.challengers()) and "dtoff" in dict(camp.challengers())
+    put("dtoff", "medium-replay", 0.0)                    # not screened: always 3 seeds
+    put("dtoff", "medium-expert", 0.0)
+    assert camp.screened_out("dtoff") is None and "train:dtoff-hopper-medium-replay-s2@20000" in names()
+    init = "\n".join(page.init_section(camp))
+    assert "| transformers, no timestep embedding | 20.0 ± 0.1 [" in init and "(seed 0 only: screened out) |" in init
+    lines = "\n".join(page.decisions_lines(camp))
+    assert "seed 0 at 20k (the screen) | -23.0 (20.0 vs 43.0) | -54.0 (40.0 vs 94.0) | screened out: more than 15 " \
+           "behind on every dataset" in lines and "Screened on seed 0 first" in lines
+
+
 @pytest.mark.parametrize("stage2", [{"budget": 20_000, "model": "dt"}, {"budget": 50_000, "model": "dtoff", "ema": True}])
 def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2):
     c = V.CampaignV1Config(stage2=stage2)

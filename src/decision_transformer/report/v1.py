@@ -48,10 +48,14 @@ def fmt(st: dict | None) -> str:
 COLUMNS = "mean ± std [95% CI, episodes] [95% CI, seeds] (seed means)"
 
 
-def cell(evals: list[dict | None], target_index: int = 0, seeds=None) -> str:
+def cell(evals: list[dict | None], target_index: int = 0, seeds=None, screened: bool = False) -> str:
     """fmt(pooled(...)) once every seed is evaluated; before, the seeds done so far, each one's
-    normalised mean, so the page shows a campaign's progress ("pending (so far: seed 0 43.9)")."""
+    normalised mean, so the page shows a campaign's progress ("pending (so far: seed 0 43.9)").
+    `screened`: a recipe stopped after its first seed (`evals` holds that seed's only)."""
     st = pooled(evals, target_index)
+    if screened:
+        return "pending" if st is None else (f"{st['mean']:.1f} ± {st['std']:.1f} [{st['ci_episodes'][0]:.1f}, "
+                                             f"{st['ci_episodes'][1]:.1f}] (seed {seeds[0]} only: screened out)")
     if st is not None or not any(evals):
         return fmt(st)
     so_far = []
@@ -65,6 +69,12 @@ def cell(evals: list[dict | None], target_index: int = 0, seeds=None) -> str:
 
 def _evals(camp, model: str, env: str, level: str, name: str, seeds=None) -> list[dict | None]:
     return [_read(camp.results / R.run_name(model, env, level, s) / name) for s in seeds or camp.config.seeds]
+
+
+def _screen(camp, model: str) -> tuple[bool, tuple]:
+    """(whether `model` was screened out on its first seed, the seeds it has results for)."""
+    out = camp.screened_out(model) is not None
+    return out, tuple(camp.config.seeds[:1] if out else camp.config.seeds)
 
 
 def _targets(camp, env: str, level: str) -> list[float]:
@@ -155,8 +165,9 @@ def init_section(camp) -> list[str]:
                 + " | action moved by: return-to-go x2 / timesteps +100 (per seed) |",
                 "| --- |" + " --- |" * (len(targets) + 1)]
         for model in arms:
-            evs = _evals(camp, model, env, level, f"eval-{R.ckpt_name(c.init_ab_steps)}.json")
-            cells = [cell(evs, ti, c.seeds) for ti in range(len(targets))]
+            screened, seeds = _screen(camp, model)
+            evs = _evals(camp, model, env, level, f"eval-{R.ckpt_name(c.init_ab_steps)}.json", seeds)
+            cells = [cell(evs, ti, seeds, screened) for ti in range(len(targets))]
             out.append(f"| {recipe_name(c.recipes[model])} | " + " | ".join(cells) + f" | {_moved(evs)} |")
         out.append("")
     return out + [MOVED_NOTE, ""]
@@ -171,12 +182,14 @@ def last_best_section(camp) -> list[str]:
            "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
     for env, level in camp.config.ab_datasets:
         for model, rec in camp.stage1_recipes().items():
-            last = cell(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json"), 0, camp.config.seeds)
-            bevs = _evals(camp, model, env, level, "eval-best.json")
+            screened, seeds = _screen(camp, model)
+            last = cell(_evals(camp, model, env, level, f"eval-{R.ckpt_name(rec['steps'])}.json", seeds), 0, seeds,
+                        screened)
+            bevs = _evals(camp, model, env, level, "eval-best.json", seeds)
             best = pooled(bevs)
             steps = ", ".join(f"{e['checkpoint_step']:,}" for e in bevs) if best else ""
             out.append(f"| {camp.dataset_id(env, level)} | {model} ({rec['steps']:,} steps) | {last} | "
-                       f"{fmt(best)}{' (' + steps + ')' if steps else ''} |")
+                       f"{cell(bevs, 0, seeds, screened) if screened else fmt(best)}{' (' + steps + ')' if steps else ''} |")
     return out + [""] + decisions_lines(camp)
 
 
@@ -200,6 +213,12 @@ def decisions_lines(camp) -> list[str]:
         won = camp.beats(("dt", budget, False), ("dt", budget, True))
         row(f"weights: EMA against raw at {budget // 1000}k", ("dt", budget, False), ("dt", budget, True),
             "pending" if won is None else "EMA wins" if won else "raw kept")
+    for model, margin in c.screen.items():
+        if (pairs := camp.screened_out(model)) is not None:
+            rows.append(f"| recipe: {recipe_name(c.recipes[model])} against {recipe_name(c.recipes['dt'])}, seed "
+                        f"{c.seeds[0]} at {c.recipes[model]['steps'] // 1000}k (the screen) | "
+                        + " | ".join(f"{b - a:+.1f} ({b:.1f} vs {a:.1f})" for a, b in pairs)
+                        + f" | screened out: more than {margin:g} behind on every dataset; its other seeds are not run |")
     for model, step in camp.challengers():
         won = camp.beats(("dt", step, False), (model, step, False))
         row(f"recipe: {recipe_name(c.recipes[model])} against {recipe_name(c.recipes['dt'])} at {step // 1000}k",
@@ -219,9 +238,19 @@ def decisions_lines(camp) -> list[str]:
             "and below 0 on none. Budgets are taken in order while each next one wins; the first that does not "
             "ends the search, and no longer leg is trained on the CPU (a GPU session may run it). Then the EMA at "
             "the chosen budget, and each other recipe against the `transformers` one at its step (where several win, "
-            "the larger mean gain).", "",
+            "the larger mean gain)." + _screen_rule(camp), "",
             "| decision | " + " | ".join(camp.dataset_id(e, lv) for e, lv in c.ab_datasets) + " | verdict |",
             "| --- |" + " --- |" * (len(c.ab_datasets) + 1), *rows, "", verdict, ""]
+
+
+def _screen_rule(camp) -> str:
+    c = camp.config
+    if not c.screen:
+        return ""
+    names = ", ".join(f"{recipe_name(c.recipes[m])} (margin {g:g})" for m, g in c.screen.items())
+    return (f" Screened on seed {c.seeds[0]} first, as an arm the issue does not ask for: {names}; its other seeds run "
+            f"only if its seed-{c.seeds[0]} score at the first target comes within the margin of the "
+            f"`transformers` run's seed {c.seeds[0]} on at least one dataset (the screen's row shows the two scores).")
 
 
 def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
