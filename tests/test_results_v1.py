@@ -394,6 +394,18 @@ def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2
     assert camp.stage2_recipe() is None
     put("dt", 100_000, False, lambda level, s: 60)                        # no better than 50k
     assert camp.budget_decision() == (50_000, 100_000)
+    assert camp.stage2_recipe() == {"budget": 20_000, "model": "dtnt", "ema": True, "chosen_budget": 50_000}
+    assert "train:bc-walker2d-medium-s0@20000" in {t.name for t in camp.plan()}
+    assert not any(t.name.startswith("train:dtnt-walker2d") and t.step != 20_000 for t in camp.plan())
+    lines = "\n".join(page.decisions_lines(camp))
+    assert "so decided: 50,000 steps, transformers, no timestep embedding, EMA weights. Stage 2 trains at 20,000 steps " \
+           "here" in lines and "50,000-step budget is left to a GPU session" in lines
+    import dataclasses
+    camp = V.CampaignV1(runs=camp.runs, results=camp.results, log=lambda *a: None,
+                        config=dataclasses.replace(c, stage2_max_budget=None))
+    assert camp.stage2_recipe() is None                                # the EMA at 50k: not evaluated
+    put("dt", 50_000, True, lambda level, s: 60)
+    assert camp.stage2_recipe() == {"budget": 50_000, "model": "dtnt", "ema": False}
 
 
 def test_an_extra_arm_far_behind_on_its_first_seed_is_not_run_on_the_others(tmp_path, monkeypatch):

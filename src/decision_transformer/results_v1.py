@@ -82,6 +82,11 @@ class CampaignV1Config(SuiteConfig):
     # they have finished; or set by hand, e.g. {"budget": 20_000, "model": "dt", "ema": False}
     # (model: a recipe above, e.g. "dt", "dtoff", "dtnt"); None: stage 2 is not planned.
     stage2: dict | str | None = "auto"
+    # The longest DT budget an "auto" stage 2 trains here, on the CPU: a longer budget that stage 1
+    # chooses is recorded as the decision ("chosen_budget", on the page) and left to a GPU session,
+    # and stage 2 trains at this one (36 runs of 50k steps would cost ~110 core-hours; of 20k,
+    # ~45). None: no cap.
+    stage2_max_budget: int | None = 20_000
     # The Online DT: its pretraining variants (run-name prefix -> preset in training/presets/:
     # the first with the DT's timestep embedding, the second without, as the paper's model), the
     # fine-tuning preset per env (training/presets/finetune/), the online optimisers compared, each
@@ -419,20 +424,22 @@ class CampaignV1(Campaign):
 
     def stage2_recipe(self) -> dict | None:
         """Stage 2's recipe: config.stage2 where it is set by hand; "auto": once stage 1 has decided,
-        {"budget": budget_decision()'s, "ema": whether the EMA beats the raw weights at that budget,
+        {"budget": budget_decision()'s, at most stage2_max_budget (then "chosen_budget" is the
+        decision), "ema": whether the EMA beats the raw weights at that budget,
         "model": "dt", or the initialisation/timestep-embedding recipe that beats it at its step
         (the larger mean gain over the A/B datasets where both do)}; None until then."""
         c = self.config
         if c.stage2 != "auto":
             return c.stage2
-        budget, _ = self.budget_decision()
-        if budget is None:
+        chosen, _ = self.budget_decision()
+        if chosen is None:
             return None
+        budget = min(chosen, c.stage2_max_budget or chosen)
         ema = self.beats(("dt", budget, False), ("dt", budget, True))
         model = self.challenger()
         if ema is None or model is None:
             return None
-        return {"budget": budget, "model": model, "ema": ema}
+        return {"budget": budget, "model": model, "ema": ema, **({"chosen_budget": chosen} if chosen != budget else {})}
 
     def challengers(self) -> list[tuple[str, int]]:
         """(recipe, step) of each other stage-1 recipe, compared with the budget runs at its last

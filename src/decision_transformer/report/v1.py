@@ -229,8 +229,12 @@ def decisions_lines(camp) -> list[str]:
     elif st is None:
         verdict = "Stage 2's recipe: pending until every row above is decided."
     else:
-        verdict = (f"Stage 2's recipe, so decided: {st['budget']:,} steps, {recipe_name(c.recipes[st['model']])}, "
-                   f"{'EMA' if st['ema'] else 'raw'} weights.")
+        verdict = (f"Stage 2's recipe, so decided: {st.get('chosen_budget', st['budget']):,} steps, "
+                   f"{recipe_name(c.recipes[st['model']])}, {'EMA' if st['ema'] else 'raw'} weights.")
+        if "chosen_budget" in st:
+            verdict += (f" Stage 2 trains at {st['budget']:,} steps here, the longest budget this CPU campaign affords "
+                        f"(`stage2_max_budget`; the EMA decided at that budget); the {st['chosen_budget']:,}-step "
+                        "budget is left to a GPU session.")
     return ["### Stage 1's decisions", "",
             "Each row: the second recipe's score minus the first's at the first target, normalised x100, paired by "
             "seed (the same training seed and data); the mean over seeds and the 95% CI that resamples the seeds "
@@ -793,8 +797,9 @@ def estimate_lines(camp) -> list[str]:
             f"it exists; no run trains past a leg before that leg is evaluated. If {camp.config.ab_eval_steps[1] // 1000}k does not "
             f"beat {camp.config.ab_eval_steps[0] // 1000}k (section 4's rule), the {camp.config.ab_steps // 1000}k leg ({leg:.0f} "
             "core-hours) is not trained here (left to a GPU session). Stage 2 is planned by itself once stage 1 has "
-            "decided (section 4), and runs on the CPU only at a budget it can afford (the 100k budget costs about four "
-            "times the 20k one above)."]
+            "decided (section 4), and runs on the CPU at " + (f"{camp.config.stage2_max_budget // 1000}k steps at most "
+            "(`stage2_max_budget`: a longer budget stage 1 chooses is recorded as the decision and left to a GPU "
+            "session)." if camp.config.stage2_max_budget else "the budget stage 1 chooses.")]
 
 
 def protocol_lines(camp) -> list[str]:
