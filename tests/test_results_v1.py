@@ -246,7 +246,9 @@ def test_behaviour_runs_are_tasks_before_stage2_for_the_envs_the_suite_lacks(tmp
     stage1 = [i for i in trains if names[i].startswith("train:dt") and any(f"-hopper-{lv}-s" in names[i]
                                                                           for lv in ("medium-replay", "medium-expert"))]
     stage2 = [i for i in trains if names[i].startswith("train:bc-walker2d")]
-    assert max(stage1) < names.index(beh[0]) < names.index(beh[-1]) < min(stage2)
+    first = [i for i in stage1 if names[i].endswith("@20000")]
+    assert max(first) < names.index(beh[0]) < names.index(beh[-1]) < min(stage2)
+    assert max(stage2) < min(i for i in stage1 if names[i].endswith("@50000"))   # the budget A/B's longer legs: last
     est = camp._behaviour_estimate()                 # priced from hopper's committed runs (suite/v1/manifest.json)
     rm, rx = est["behaviour_rates"]["medium"], est["behaviour_rates"]["expert"]
     assert 10 < rx < rm < 1000 and est["behaviour_h"] == pytest.approx((2 * 1_000_000 / rm + 2 * 500_000 / rx) / 3600)
@@ -391,7 +393,11 @@ def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2
     assert camp.stage2_recipe()["model"] == "dtnt"
     put("dt", 50_000, False, lambda level, s: 60)                         # 50k wins: the 100k leg is trained, then decided
     assert camp.budget_decision() == (None, 100_000) and any("@100000" in n for n in trains())
-    assert camp.stage2_recipe() is None
+    assert camp.stage2_recipe() == {"budget": 20_000, "model": "dtnt", "ema": True}   # the CPU's cap: no wait
+    order = [t.name for t in camp.plan() if t.action == "train"]
+    assert order.index("train:dtnt-walker2d-medium-s2@20000") < order.index("train:dt-hopper-medium-replay-s0@100000")
+    assert "so decided: 20,000 steps (the CPU campaign's; the budget A/B: pending), transformers, no timestep " \
+           "embedding, EMA weights. Stage 2 trains at 20,000 steps here" in "\n".join(page.decisions_lines(camp))
     put("dt", 100_000, False, lambda level, s: 60)                        # no better than 50k
     assert camp.budget_decision() == (50_000, 100_000)
     assert camp.stage2_recipe() == {"budget": 20_000, "model": "dtnt", "ema": True, "chosen_budget": 50_000}
@@ -406,6 +412,9 @@ def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2
     assert camp.stage2_recipe() is None                                # the EMA at 50k: not evaluated
     put("dt", 50_000, True, lambda level, s: 60)
     assert camp.stage2_recipe() == {"budget": 50_000, "model": "dtnt", "ema": False}
+    for f in camp.results.glob("dt-*/eval-00100000.json"):                 # no cap: until decided, no stage 2
+        f.unlink()
+    assert camp.budget_decision() == (None, 100_000) and camp.stage2_recipe() is None
 
 
 def test_an_extra_arm_far_behind_on_its_first_seed_is_not_run_on_the_others(tmp_path, monkeypatch):

@@ -201,9 +201,13 @@ class CampaignV1(Campaign):
         if (st := self.stage2_recipe()) is not None:                 # its evaluations before any training too
             more, later = self._stage2_tasks(st, {t.name for t in tasks + trains})
             tasks += more
-        tasks += sorted(trains, key=lambda t: t.step)                # stable: seed, dataset order kept
+        # stable sorts: seed, dataset order kept. Stage 1's legs longer than stage 2's budget (the
+        # budget A/B's, which stage 2 no longer waits for) train after stage 2's runs.
+        first = [t for t in trains if st is None or t.step <= st["budget"]]
+        tasks += sorted(first, key=lambda t: t.step)
         tasks += self._behaviour_tasks()                             # before stage 2 needs their data
         tasks += sorted(later, key=lambda t: t.step)
+        tasks += sorted((t for t in trains if t not in first), key=lambda t: t.step)
         tasks += self._odt_tasks()                                   # last: `--only odt` runs them
         link(tasks)
         by_name = {t.name: t for t in tasks}
@@ -427,19 +431,23 @@ class CampaignV1(Campaign):
         {"budget": budget_decision()'s, at most stage2_max_budget (then "chosen_budget" is the
         decision), "ema": whether the EMA beats the raw weights at that budget,
         "model": "dt", or the initialisation/timestep-embedding recipe that beats it at its step
-        (the larger mean gain over the A/B datasets where both do)}; None until then."""
+        (the larger mean gain over the A/B datasets where both do)}; None until then. Where the
+        cap is the first budget evaluated, no decision can move it: stage 2 does not wait for the
+        budget A/B ("chosen_budget" appears once that is decided, if it chose a longer one)."""
         c = self.config
         if c.stage2 != "auto":
             return c.stage2
         chosen, _ = self.budget_decision()
-        if chosen is None:
+        cap = c.stage2_max_budget
+        if chosen is None and (cap is None or cap > c.ab_eval_steps[0]):
             return None
-        budget = min(chosen, c.stage2_max_budget or chosen)
+        budget = min(chosen or cap, cap or chosen)
         ema = self.beats(("dt", budget, False), ("dt", budget, True))
         model = self.challenger()
         if ema is None or model is None:
             return None
-        return {"budget": budget, "model": model, "ema": ema, **({"chosen_budget": chosen} if chosen != budget else {})}
+        return {"budget": budget, "model": model, "ema": ema,
+                **({"chosen_budget": chosen} if chosen is not None and chosen != budget else {})}
 
     def challengers(self) -> list[tuple[str, int]]:
         """(recipe, step) of each other stage-1 recipe, compared with the budget runs at its last

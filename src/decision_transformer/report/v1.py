@@ -229,12 +229,16 @@ def decisions_lines(camp) -> list[str]:
     elif st is None:
         verdict = "Stage 2's recipe: pending until every row above is decided."
     else:
-        verdict = (f"Stage 2's recipe, so decided: {st.get('chosen_budget', st['budget']):,} steps, "
+        chosen = camp.budget_decision()[0]
+        pending = "" if chosen is not None else " (the CPU campaign's; the budget A/B: pending)"
+        verdict = (f"Stage 2's recipe, so decided: {st.get('chosen_budget', st['budget']):,} steps{pending}, "
                    f"{recipe_name(c.recipes[st['model']])}, {'EMA' if st['ema'] else 'raw'} weights.")
-        if "chosen_budget" in st:
+        if "chosen_budget" in st or chosen is None:
             verdict += (f" Stage 2 trains at {st['budget']:,} steps here, the longest budget this CPU campaign affords "
-                        f"(`stage2_max_budget`; the EMA decided at that budget); the {st['chosen_budget']:,}-step "
-                        "budget is left to a GPU session.")
+                        f"(`stage2_max_budget`; the EMA and the initialisation decided at that budget), so it does not "
+                        "wait for the budget A/B, whose longer legs train after it"
+                        + (f"; the {st['chosen_budget']:,}-step budget is left to a GPU session." if "chosen_budget" in st
+                           else "."))
     return ["### Stage 1's decisions", "",
             "Each row: the second recipe's score minus the first's at the first target, normalised x100, paired by "
             "seed (the same training seed and data); the mean over seeds and the 95% CI that resamples the seeds "
@@ -799,7 +803,10 @@ def estimate_lines(camp) -> list[str]:
             "core-hours) is not trained here (left to a GPU session). Stage 2 is planned by itself once stage 1 has "
             "decided (section 4), and runs on the CPU at " + (f"{camp.config.stage2_max_budget // 1000}k steps at most "
             "(`stage2_max_budget`: a longer budget stage 1 chooses is recorded as the decision and left to a GPU "
-            "session)." if camp.config.stage2_max_budget else "the budget stage 1 chooses.")]
+            "session)" + (f"; as that is the first budget, stage 2 waits only for the {camp.config.ab_eval_steps[0] // 1000}k "
+                          "legs (the weights' and the initialisation's decisions), and the budget A/B's longer legs "
+                          "train after it." if camp.config.stage2_max_budget <= camp.config.ab_eval_steps[0] else ".")
+            if camp.config.stage2_max_budget else "the budget stage 1 chooses.")]
 
 
 def protocol_lines(camp) -> list[str]:
