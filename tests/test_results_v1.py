@@ -712,3 +712,16 @@ def test_fallback_data_with_clipped_actions_is_set_aside_for_suite_v1(monkeypatc
     assert "**dt/halfcheetah/medium-v1** (waits for suite v1's data: its halfcheetah behaviour policies are not " \
            "committed yet, section 1; suite v0's `dt/halfcheetah/medium-v0`, with 35% of its action components at " \
            "+-1, is set aside)" in sec
+
+
+def test_the_page_says_how_many_envs_suite_v1_has(tmp_path, monkeypatch):
+    import decision_transformer.suite.build as build
+    monkeypatch.setattr(build, "SUITE_V1", tmp_path)
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results")
+    envs = list(camp.config.envs.values())
+    (tmp_path / "manifest.json").write_text(json.dumps({envs[0]: {}}))
+    assert page.suite_lines(camp)[0] == (f"Suite v1's behaviour policies are committed for 1 of {len(envs)} envs "
+                                         f"({envs[0]}); docs/suite.md says where the others stand.")
+    (tmp_path / "manifest.json").write_text(json.dumps({e: {} for e in envs}))
+    assert page.suite_lines(camp)[0].endswith(f"{len(envs)} of {len(envs)} envs ({', '.join(envs)}); docs/suite.md "
+                                              "describes them.")

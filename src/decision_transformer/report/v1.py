@@ -767,7 +767,9 @@ def suite_lines(camp) -> list[str]:
     envs = list(camp.config.envs.values())
     done = [e for e in envs if e in have]
     return [f"Suite v1's behaviour policies are committed for {len(done)} of {len(envs)} envs"
-            + (f" ({', '.join(done)})" if done else "") + "; docs/suite.md says where the others stand.", ""]
+            + (f" ({', '.join(done)})" if done else "")
+            + ("; docs/suite.md describes them." if len(done) == len(envs) else "; docs/suite.md says where the others stand."),
+            ""]
 
 
 def estimate_lines(camp) -> list[str]:
