@@ -203,11 +203,11 @@ class CampaignV1(Campaign):
             tasks += more
         # stable sorts: seed, dataset order kept. Stage 1's legs longer than stage 2's budget (the
         # budget A/B's, which stage 2 no longer waits for) train after stage 2's runs.
-        first = [t for t in trains if st is None or t.step <= st["budget"]]
-        tasks += sorted(first, key=lambda t: t.step)
+        longer = [t for t in trains if st is not None and t.step > st["budget"]]
+        tasks += sorted((t for t in trains if t not in longer), key=lambda t: t.step)
         tasks += self._behaviour_tasks()                             # before stage 2 needs their data
         tasks += sorted(later, key=lambda t: t.step)
-        tasks += sorted((t for t in trains if t not in first), key=lambda t: t.step)
+        tasks += sorted(longer, key=lambda t: t.step)
         tasks += self._odt_tasks()                                   # last: `--only odt` runs them
         link(tasks)
         by_name = {t.name: t for t in tasks}
@@ -350,15 +350,14 @@ class CampaignV1(Campaign):
         seed (the same training seed and data): (mean over seeds of the per-seed difference, 95% CI
         low, high), normalised x100, the CI resampling the seeds together and each side's episodes
         (paired_seed_ci); None until both sides have every seed evaluated."""
-        from decision_transformer.evaluation.stats import normalized, paired_seed_ci
+        from decision_transformer.evaluation.stats import paired_seed_ci
         sides: tuple[list, list] = ([], [])
         for seed in self.config.seeds:
             for side, (model, step, ema) in zip(sides, (a, b)):
-                p = self.results / run_name(model, env, level, seed) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json"
-                if not p.is_file():
+                x = self.eval_scores(model, env, level, seed, step, ema)
+                if x is None:
                     return None
-                r = json.loads(p.read_text())["results"][0]
-                side.append(normalized(np.asarray(r["returns"], dtype=np.float64), r["refs"]["min"], r["refs"]["max"]))
+                side.append(x)
         lo, hi = paired_seed_ci(*sides)
         return float(np.mean([y.mean() - x.mean() for x, y in zip(*sides)])), lo, hi
 
@@ -401,14 +400,20 @@ class CampaignV1(Campaign):
         dt = self.config.recipes["dt"]
         return {**self.config.recipes, "dt": {**dt, "steps": cap, "evals": tuple(s for s in dt["evals"] if s <= cap)}}
 
-    def first_seed_score(self, model: str, env: str, level: str, step: int) -> float | None:
-        """The normalised mean at the first target of `model`'s first seed at `step` (raw weights)."""
+    def eval_scores(self, model: str, env: str, level: str, seed: int, step: int, ema: bool = False) -> np.ndarray | None:
+        """One run's evaluation at `step`: its episodes' normalised scores at the first target, or
+        None until it exists."""
         from decision_transformer.evaluation.stats import normalized
-        p = self.results / run_name(model, env, level, self.config.seeds[0]) / f"eval-{ckpt_name(step)}.json"
+        p = self.results / run_name(model, env, level, seed) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json"
         if not p.is_file():
             return None
         r = json.loads(p.read_text())["results"][0]
-        return float(normalized(np.asarray(r["returns"], dtype=np.float64), r["refs"]["min"], r["refs"]["max"]).mean())
+        return normalized(np.asarray(r["returns"], dtype=np.float64), r["refs"]["min"], r["refs"]["max"])
+
+    def first_seed_score(self, model: str, env: str, level: str, step: int) -> float | None:
+        """The normalised mean at the first target of `model`'s first seed at `step` (raw weights)."""
+        x = self.eval_scores(model, env, level, self.config.seeds[0], step)
+        return None if x is None else float(x.mean())
 
     def screened_out(self, model: str) -> list[tuple[float, float]] | None:
         """Where `model` failed its screen (config.screen): per A/B dataset, (the budget runs' first
