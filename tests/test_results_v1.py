@@ -323,6 +323,23 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     assert est["stage1_train_h"] == pytest.approx(dt_steps / est["dt_steps_per_s"] / 3600)
     assert est["stage2_h"][20_000] < est["stage2_h"][50_000] < est["stage2_h"][100_000]
     assert "stage 1" in "\n".join(page.estimate_lines(camp)) and "they did not record their machine" in est["dt_measured"]
+    # stage 2 at 20k, counted by hand: stage 1's A/B runs (the same DT runs) are not priced again
+    b, ep = 20_000, 1000 * est["eval_s_per_env_step"]
+    runs = len(c.envs) * len(c.levels) * len(c.seeds)
+    new = runs - len(c.ab_datasets) * len(c.seeds)
+    dt_run = b / est["dt_steps_per_s"] + ep * (2 * 2 * c.eval_episodes            # raw + EMA, 2 targets each
+                                               + b // c.checkpoint_every * 2 * c.curve_episodes + 2 * c.eval_episodes)
+    base_run = c.baseline_steps / est["bc_steps_per_s"] + ep * c.eval_episodes
+    sweeps = len(c.envs) * len(c.sweep_levels) * len(c.seeds) * c.sweep_points * c.sweep_episodes * ep
+    best_of_stage1 = (runs - new) * 2 * c.eval_episodes * ep          # their best checkpoints: once the budget is decided
+    assert est["stage2_h"][b] == pytest.approx((new * dt_run + 2 * runs * base_run + sweeps + best_of_stage1) / 3600)
+    planned = V.CampaignV1(runs=tmp_path / "runs", results=ROOT / "results" / "v1-none",
+                           config=V.CampaignV1Config(stage2={"budget": b, "model": "dt"})).estimate(v0_results=ROOT / "results")
+    assert list(planned["stage2_h"]) == [b]          # planned: its own tasks priced, the same work in all
+    assert planned["stage1_train_h"] + planned["stage1_eval_h"] + planned["stage2_h"][b] == pytest.approx(
+        est["stage1_train_h"] + est["stage1_eval_h"] + est["stage2_h"][b])
+    assert "as planned: 20k steps" in "\n".join(page.estimate_lines(V.CampaignV1(
+        runs=tmp_path / "runs", results=ROOT / "results" / "v1-none", config=V.CampaignV1Config(stage2={"budget": b, "model": "dt"}))))
 
 
 def test_the_dt_price_is_the_newest_run_sessions_speed_with_its_machine_named(tmp_path):

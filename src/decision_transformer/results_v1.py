@@ -776,28 +776,38 @@ class CampaignV1(Campaign):
         if not (dt_sps and bc_sps and eval_s):
             return {}
         ep_steps = 1000                                  # priced at full-length episodes: an upper bound
-        left_train = left_eval = 0.0
-        trained: dict[str, int] = {}
         c = self.config
+
+        def price(tasks) -> tuple[float, float]:
+            """Seconds of training and of evaluation these tasks still need."""
+            train = ev = 0.0
+            trained: dict[str, int] = {}
+            for t in sorted(tasks, key=lambda t: t.step if t.action == "train" else 0):
+                if t.done():
+                    continue
+                if t.action == "train":          # stages of one run: count each step once
+                    done = max(_last_step(self.runs / t.run), trained.get(t.run, 0))
+                    train += max(0, t.step - done) / (dt_sps if t.args["model"] in c.recipes else bc_sps)
+                    trained[t.run] = max(done, t.step)
+                elif t.action in ("evaluate_at", "evaluate_best"):
+                    targets = 2 if t.run.split("-")[0] in c.recipes else 1        # DT: 2 targets; BC, %BC: one
+                    ev += targets * c.eval_episodes * ep_steps * eval_s
+                elif t.action == "sweep":
+                    ev += c.sweep_points * c.sweep_episodes * ep_steps * eval_s
+                elif t.action == "curve_eval_at":
+                    ev += c.curve_episodes * ep_steps * eval_s
+            return train, ev
+
         odt = {t.name for t in self._odt_tasks()}        # the Online DT's: priced apart (_odt_estimate)
-        for t in sorted(self.plan(), key=lambda t: t.step if t.action == "train" else 0):
-            if t.name in odt or t.done():
-                continue
-            if t.action == "train":              # stages of one run: count each step once
-                done = max(_last_step(self.runs / t.run), trained.get(t.run, 0))
-                left_train += max(0, t.step - done) / dt_sps
-                trained[t.run] = max(done, t.step)
-            elif t.action in ("evaluate_at", "evaluate_best"):
-                left_eval += 2 * c.eval_episodes * ep_steps * eval_s
-            elif t.action == "curve_eval_at":
-                left_eval += c.curve_episodes * ep_steps * eval_s
-        runs = len(c.envs) * len(c.levels) * len(c.seeds)
-        stage2 = {}
-        for b in c.campaign_budgets:
-            dt = runs * b / dt_sps
-            base = 2 * runs * c.baseline_steps / bc_sps
-            ev = runs * 3 * 2 * c.eval_episodes * ep_steps * eval_s        # DT (2 targets), BC, %BC
-            stage2[b] = (dt + base + ev) / 3600
+        plan = [t for t in self.plan() if t.name not in odt]
+        stage1 = {run_name(m, env, level, s) for m in c.recipes for env, level in c.ab_datasets for s in c.seeds}
+        left_train, left_eval = price(t for t in plan if t.run in stage1)
+        if (st := self.stage2_recipe()) is not None:     # planned: what its tasks still need
+            stage2 = {st["budget"]: sum(price(t for t in plan if t.run and t.run not in stage1)) / 3600}
+        else:                                            # at each candidate budget, stage 1's runs reused
+            have = {t.name for t in plan}
+            stage2 = {b: sum(price(sum(self._stage2_tasks({"budget": b, "model": "dt"}, have), []))) / 3600
+                      for b in c.campaign_budgets}
         return {"dt_steps_per_s": dt_sps, "dt_measured": dt_where, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
                 "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2,
                 **self._behaviour_estimate(), **self._odt_estimate(eval_s * ep_steps)}

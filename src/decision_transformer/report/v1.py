@@ -793,7 +793,8 @@ def estimate_lines(camp) -> list[str]:
                f"{est['odt_finetune_ms_per_env_step']:.0f} ms per env step, the medians of this campaign's runs);"]
               if "odt_h" in est else []),
             f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "
-            f"baseline steps, evaluations), by DT budget: {s2}.", "",
+            f"baseline steps, evaluations, sweeps; stage 1's runs of the chosen recipe reused, not priced again), "
+            + (f"as planned: {s2}." if camp.stage2_recipe() is not None else f"by DT budget: {s2}."), "",
             "The plan, in order: stage 1 on hopper's data, the behaviour policies suite v1 still lacks (`--only "
             "behaviour`: each env's medium and expert SAC runs, then their export) and those envs' data, stage 2; "
             "the Online DT's runs (`--only odt`, section 6) beside them; one-thread workers (`dt results run`), one "
