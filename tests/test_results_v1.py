@@ -650,6 +650,13 @@ def test_the_other_odt_datasets_wait_for_the_ab_then_run_its_arm_with_the_larges
                                  "`dt/hopper/medium-replay-v1`, `dt/walker2d/medium-v1`, ")
     assert not any(ln.startswith("Measured on `dt/walker2d") for ln in readme)
     assert "highest online score is another" not in "\n".join(page.odt_section(camp))   # that arm is also the best
+    put(V.run_name("odtnt", "walker2d", "medium", 0), f"eval-{V.ckpt_name(camp.odt_pretrain_steps('odtnt'))}.json", [300])
+    readme = "\n".join(page.odt_readme_lines(camp))    # one seed measured: its figures, before the pooled ones
+    assert "Measured on `dt/walker2d/medium-v1` (3 seeds, 1 evaluated so far, last checkpoint" in readme
+    assert "offline pending (so far: seed 0 30.0) -> AdamW pending\n" in readme
+    put(V.run_name("odtntadamw", "walker2d", "medium", 0), "eval-last.json", [450])
+    assert "offline pending (so far: seed 0 30.0) -> AdamW pending (so far: seed 0 45.0 (+15.0))" in "\n".join(
+        page.odt_readme_lines(camp))
     fixed = V.CampaignV1(runs=camp.runs, results=camp.results, config=dataclasses.replace(c, odt_recipe=("odt", "lamb")))
     assert fixed.chosen_odt_arm() == ("odt", "lamb")
     assert "run LAMB from `--preset odt-cpu`: as `odt_recipe` sets it. The arm with the highest online score is " \

@@ -24,14 +24,17 @@ from decision_transformer.report.page import _read, status_section
 from decision_transformer.results_v1 import VERSION as R_V1, suite_level
 
 
+def episode_scores(ev: dict, target_index: int = 0) -> np.ndarray:
+    """One evaluation's episodes, normalised x100, at one target (the last where it has fewer)."""
+    r = ev["results"][min(target_index, len(ev["results"]) - 1)]
+    return normalized(r["returns"], r["refs"]["min"], r["refs"]["max"])
+
+
 def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
     """Normalised scores of one evaluation per seed, at one target: None until every seed has one."""
     if not evals or any(e is None for e in evals):
         return None
-    per_seed = []
-    for ev in evals:
-        r = ev["results"][min(target_index, len(ev["results"]) - 1)]
-        per_seed.append(normalized(r["returns"], r["refs"]["min"], r["refs"]["max"]))
+    per_seed = [episode_scores(ev, target_index) for ev in evals]
     allx = np.concatenate(per_seed)
     return {"mean": float(allx.mean()), "std": float(allx.std()), "ci_episodes": bootstrap_ci(allx),
             "ci_seeds": hierarchical_ci(per_seed), "seed_means": [float(x.mean()) for x in per_seed],
@@ -58,12 +61,8 @@ def cell(evals: list[dict | None], target_index: int = 0, seeds=None, screened: 
                                              f"{st['ci_episodes'][1]:.1f}] (seed {seeds[0]} only: screened out)")
     if st is not None or not any(evals):
         return fmt(st)
-    so_far = []
-    for i, ev in enumerate(evals):
-        if ev is not None:
-            r = ev["results"][min(target_index, len(ev["results"]) - 1)]
-            so_far.append(f"seed {seeds[i] if seeds else i} "
-                          f"{float(normalized(r['returns'], r['refs']['min'], r['refs']['max']).mean()):.1f}")
+    so_far = [f"seed {seeds[i] if seeds else i} {float(episode_scores(ev, target_index).mean()):.1f}"
+              for i, ev in enumerate(evals) if ev is not None]
     return f"pending (so far: {', '.join(so_far)})"
 
 
@@ -125,8 +124,7 @@ def stability_lines(camp, env: str, level: str) -> list[str]:
                 ev = _read(d / f"{R.ckpt_name(step)}{'-ema' if ema else ''}.json")
                 if ev is None:
                     break
-                r = ev["results"][0]
-                xs.append(float(normalized(r["returns"], r["refs"]["min"], r["refs"]["max"]).mean()))
+                xs.append(float(episode_scores(ev).mean()))
             per_seed.append(xs)
         n = min(len(x) for x in per_seed)
         if n < 2:
@@ -830,6 +828,16 @@ def protocol_lines(camp) -> list[str]:
 README_BLOCK = "odt"      # README.md's `<!-- generated: odt ... -->` block: odt_readme_lines
 
 
+def _online_so_far(camp, variant: str, opt: str, env: str, level: str, seeds, offline_evs) -> str:
+    """"pending (so far: seed 0 46.3 (+1.5))": the fine-tuned seeds evaluated before all are, each with its
+    gain over its own offline checkpoint; "pending" before any."""
+    on = _evals(camp, f"{variant}{opt}", env, level, "eval-last.json", seeds)
+    so_far = [f"seed {s} {episode_scores(b).mean():.1f}"
+              + (f" ({episode_scores(b).mean() - episode_scores(a).mean():+.1f})" if a is not None else "")
+              for s, a, b in zip(seeds, offline_evs, on) if b is not None]
+    return f"pending (so far: {', '.join(so_far)})" if so_far else "pending"
+
+
 def odt_readme_lines(camp) -> list[str]:
     """The README's measured offline -> online figures, per ODT dataset a line per pretraining
     variant and the bar's verdict, from the same files as section 6 of the page."""
@@ -839,22 +847,25 @@ def odt_readme_lines(camp) -> list[str]:
         arms = camp.odt_arms(env, level)
         if not arms:
             continue
-        if (env, level) not in c.odt_datasets and not any(odt_figures(camp, env, level, v)[1] for v, _ in arms):
+        if (env, level) not in c.odt_datasets and not any(any(odt_figures(camp, env, level, v)[0]) for v, _ in arms):
             waiting.append(f"`{camp.dataset_id(env, level)}`")        # nothing measured yet: one line for all
             continue
         ft, seeds = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)), camp.odt_seeds(env, level)
-        out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, last checkpoint, {c.eval_episodes} "
+        done = max(sum(e is not None for e in odt_figures(camp, env, level, v)[0]) for v, _ in arms)
+        out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
+                + (f", {done} evaluated so far" if done < len(seeds) else "") + f", last checkpoint, {c.eval_episodes} "
                 f"episodes per seed, normalised x100; {ft.online_steps:,} online env steps of `--preset "
                 f"{c.odt_finetune[env]}`; tables and the learning curve in [docs/results.md](docs/results.md), "
                 "section 6):", ""]
         gains = {}
         for v in dict.fromkeys(v for v, _ in arms):
-            _, offline, online, g = odt_figures(camp, env, level, v)
+            offline_evs, offline, online, g = odt_figures(camp, env, level, v)
             gains.update({(v, o): x for o, x in g.items()})
             cells = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(g[o]):+.1f})" if o in g
-                              else f"{_opt_name(o)} pending" for w, o in arms if w == v)
+                              else f"{_opt_name(o)} {_online_so_far(camp, v, o, env, level, seeds, offline_evs)}"
+                              for w, o in arms if w == v)
             out.append(f"- pretrained with `--preset {c.odt_pretrain[v]}`: offline "
-                       + (f"{offline['mean']:.1f}" if offline else "pending") + f" -> {cells}")
+                       + (f"{offline['mean']:.1f}" if offline else cell(offline_evs, seeds=seeds)) + f" -> {cells}")
         paper = PAPER_ODT.get((env, suite_level(level)[0]))
         if (env, level) in c.odt_datasets:
             verdict, best = odt_verdict(gains, arms)
