@@ -749,3 +749,19 @@ def test_the_page_says_how_many_envs_suite_v1_has(tmp_path, monkeypatch):
     (tmp_path / "manifest.json").write_text(json.dumps({e: {} for e in envs}))
     assert page.suite_lines(camp)[0].endswith(f"{len(envs)} of {len(envs)} envs ({', '.join(envs)}); docs/suite.md "
                                               "describes them.")
+
+
+def test_the_page_sets_the_papers_targets_against_this_suites_expert_and_d4rls(tmp_path):
+    """A suite whose expert is weaker than D4RL's asks the DT to go further past its data at the paper's
+    target: the page says by how much, env by env, from the data's references."""
+    from decision_transformer.report.page import D4RL_REFS
+    camp = V.CampaignV1(runs=tmp_path / "runs", results=tmp_path / "results")
+    assert page.targets_lines(camp) == []                                   # no data yet: nothing to say
+    for env, ref in (("hopper", 3300.0), ("walker2d", 3125.0)):
+        V._mk(camp.results / "datasets")
+        (camp.results / "datasets" / f"{env}-expert.json").write_text(json.dumps({"ref_max_score": ref, "return_max": ref + 100}))
+    text = "\n".join(page.targets_lines(camp))
+    assert "| hopper | 3600 / 1800 | 3300 (3400) | 1.09 | 1.11 |" in text                 # as in the paper
+    assert f"| walker2d | 5000 / 2500 | 3125 (3225) | 1.60 | {5000 / D4RL_REFS['walker2d'][1]:.2f} |" in text
+    assert "On walker2d (1.60x against 1.09x) the first target lies further above the expert than in the paper" in text
+    assert "halfcheetah" not in text

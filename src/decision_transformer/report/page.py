@@ -28,6 +28,9 @@ PAPER_DT = {("halfcheetah", "medium"): 42.6, ("halfcheetah", "medium-replay"): 3
 PAPER_BC = {("halfcheetah", "medium"): 43.1, ("hopper", "medium"): 63.9, ("walker2d", "medium"): 77.3,
             ("hopper", "medium-replay"): 27.6, ("halfcheetah", "medium-expert"): 59.9,
             ("hopper", "medium-expert"): 79.6, ("walker2d", "medium-expert"): 36.6}
+# D4RL's reference returns (random, expert) for its gym locomotion datasets (d4rl/infos.py): what the
+# paper's scores are normalised with, and what its evaluation targets were chosen against.
+D4RL_REFS = {"halfcheetah": (-280.178953, 12135.0), "hopper": (-20.272305, 3234.3), "walker2d": (1.629008, 4592.3)}
 # Atari Breakout, raw scores: the DT paper's on 1% of DQN-Replay (Chen et al. 2021, Table 1) and
 # the Nature DQN's after 50M frames (Mnih et al. 2015, Extended Data Table 2).
 PAPER_ATARI_DT = {"atari-breakout": 76.9}
