@@ -510,6 +510,16 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     assert (pbc["top_pct"], pbc["top_unit"], pbc["steps"]) == (10.0, "timesteps", 10)
     sw = json.loads((camp.results / "dt-toy-mixed-s0" / "sweep.json").read_text())
     assert len(sw["results"]) == 3 and sw["checkpoint_step"] == 10
+    near = page._sweep_at_expert(camp, "toy", "mixed")          # the sweep's target nearest the expert reference, 19
+    i = int(np.argmin([abs(r["target_return"] - 19.0) for r in sw["results"]]))
+    at = np.concatenate([100 * (np.array(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "sweep.json").read_text())
+                                         ["results"][i]["returns"]) - 7) / 12 for k in (0, 1, 2)])
+    assert near == (sw["results"][i]["target_return"], pytest.approx(at.mean()))
+    with monkeypatch.context() as m:                              # the medium-expert bar shows it beside the headline
+        m.setattr(page, "_sweep_at_expert", lambda camp, env, level: (3400.0, 95.0))
+        bars = "\n".join(page.bars_section(camp))
+    assert f"| {camp.dataset_id('toy', 'medium-expert')}: DT >= 90 at the expert target | pending (the sweep's target " \
+           "nearest the expert's return, 3400: 95.0) | pending |" in bars
     page.write_report_v1(camp, docs=tmp_path / "docs")
     md = (tmp_path / "docs" / "results.md").read_text()
     row = next(line for line in md.split("## 5.")[1].splitlines() if line.startswith("| /"))
