@@ -325,6 +325,16 @@ def test_only_selects_the_matching_tasks_and_what_they_need(tmp_path):
     assert [x.name for x in tasks] == ["data:a", "train:odt-a", "eval:odt-a"] and len(by_name) == len(plan)
     assert select_tasks(plan, "eval:")[0] == [plan[1], plan[3], plan[4]]
     assert select_tasks(plan, None)[0] == plan
+    # a task that waits for a file (`after`: the checkpoint a fine-tuning starts from, or that checkpoint's
+    # EMA weights) brings the training that writes it, whose name `only` may not match
+    ck = tmp_path / "runs" / "odt-a" / "checkpoints" / "00000010"
+    plan = [t("data:a"), Task("train:odt-a@10", "train", {}, [ck / "model.safetensors"], needs=["data:a"]),
+            Task("finetune:odtadamw-a", "noop", {}, [tmp_path / "ft"], after=[ck / "model.safetensors"]),
+            Task("eval:odt-a@10-ema", "noop", {}, [tmp_path / "ev"], after=[ck / "ema" / "model.safetensors"]),
+            Task("eval:odt-b", "noop", {}, [tmp_path / "evb"], after=[tmp_path / "elsewhere" / "model.safetensors"])]
+    assert [x.name for x in select_tasks(plan, "odtadamw-a")[0]] == ["data:a", "train:odt-a@10", "finetune:odtadamw-a"]
+    assert [x.name for x in select_tasks(plan, "-ema")[0]] == ["data:a", "train:odt-a@10", "eval:odt-a@10-ema"]
+    assert [x.name for x in select_tasks(plan, "odt-b")[0]] == ["eval:odt-b"]         # no task writes it: none added
 
 
 def test_status_names_the_worker_and_the_step(tiny_campaign):

@@ -259,7 +259,7 @@ class ResultsOptions:
 @dataclass(kw_only=True)
 class ResultsRunOptions(ResultsOptions):
     only: str | None = option(None, "only tasks whose name contains this, e.g. 'hopper' or 'eval:', and the tasks "
-                                    "they need (their data)")
+                                    "they need (their data, the training whose checkpoint they start from)")
     no_wait: bool = option(False, "exit instead of waiting when the tasks left are held by other workers")
     ray: str | None = option(None, "run the tasks as Ray tasks, one CPU each: --ray alone starts Ray on this "
                                    "machine, --ray ADDRESS joins a cluster (e.g. auto, or ray://HEAD:10001); every "

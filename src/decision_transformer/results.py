@@ -180,12 +180,18 @@ def link(tasks: list[Task]) -> list[Task]:
 
 def select_tasks(plan: list, only: str | None) -> tuple[list, dict]:
     """(the tasks whose names contain `only` (all: None) and every task they need, transitively, in
-    plan order; every task of the plan by name, so a need outside `only` still holds its task back)."""
+    plan order: their needs and the tasks that write the files they wait for (`after`, e.g. the
+    checkpoint a fine-tuning starts from); every task of the plan by name, so a need outside `only`
+    still holds its task back)."""
     by_name = {t.name: t for t in plan}
-    keep = {n for n in by_name if only is None or only in n}
+    writer = {Path(p): t.name for t in plan for p in t.outputs}
+    writer.update({Path(p).parent: t.name for t in plan if t.action == "train" for p in t.outputs})  # a checkpoint's
+    keep = {n for n in by_name if only is None or only in n}                                     # EMA weights with it
     todo = list(keep)
     while todo:
-        for need in by_name[todo.pop()].needs:
+        t = by_name[todo.pop()]
+        waits = [next((writer[q] for q in (Path(p), *Path(p).parents) if q in writer), None) for p in t.after]
+        for need in [*t.needs, *(w for w in waits if w)]:
             if need in by_name and need not in keep:
                 keep.add(need)
                 todo.append(need)
@@ -540,7 +546,7 @@ class Campaign:
 
     def run(self, only: str | None = None, wait: bool = True, max_tasks: int | None = None) -> int:
         """Do tasks until none is left (or none can be done by this worker); returns how many. With
-        `only`, the tasks whose names contain it and the tasks they need (their data), in plan order."""
+        `only`, the tasks whose names contain it and the tasks they need (select_tasks), in plan order."""
         import torch
         torch.set_num_threads(1)
         failed, n = set(), 0
