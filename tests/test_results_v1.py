@@ -542,6 +542,15 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     assert res["at_or_above_dataset_mean"] == (means[pub["seed"]] >= d["return_mean"])
     card = (camp.models / "toy-mixed" / "README.md").read_text()
     assert f"Published run: seed {pub['seed']} (raw weights)" in card and "median" in card
+    # the card's command re-evaluates the published weights episode for episode
+    cmd = res["eval_command"]
+    assert f"Check it: `{cmd}`" in card and cmd.startswith("dt eval models/toy-mixed --episodes 4 ")
+    from decision_transformer.cli import main
+    args = cmd.split()[2:]
+    assert main(["eval", str(camp.models / "toy-mixed"), *args[1:], "--json", str(tmp_path / "again.json")]) == 0
+    ev = json.loads((camp.results / pub["run"] / "eval-00000010.json").read_text())
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert [r["returns"] for r in again["results"]] == [r["returns"] for r in ev["results"]]
     assert "--init transformers" in card and f"--seed {pub['seed']}" in card and "suite v1" in card
 
 

@@ -19,6 +19,7 @@ V0_CARD = {
     "train": "dt train --dataset {ds} --preset {env} --steps {step} --checkpoint-every {every} \\\n"
              "         --num-threads 1 --seed 0 --output runs/{name}",
     "rule": "",
+    "check": "",
 }
 
 
@@ -80,7 +81,7 @@ deterministic actions, {env_seeds_phrase(res['n_eval_episodes'])}, evaluated {re
 
 Normalised = 100 x (R - {res['refs']['min']:.1f}) / ({res['refs']['max']:.1f} - {res['refs']['min']:.1f}): the references are
 {t['refs']}
-
+{t['check']}
 ## Training
 
 ```bash
@@ -131,4 +132,5 @@ V1_CARD = {
     "build": "dt suite build --version v1 --env {env_id} --level {level}",
     "train": "dt train --dataset {ds} --preset {env} --steps {step} --checkpoint-every {every} --init {init} \\\n"
              "         --ema-decay {ema} --num-threads 1 --seed {seed} --output runs/{name}",
+    "rule": "", "check": "",
 }

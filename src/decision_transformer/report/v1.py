@@ -713,13 +713,16 @@ def model_cards_v1(camp) -> list[Path]:
         cfg = json.loads((d / "config.json").read_text())["decision_transformer"]
         tc = json.loads((camp.results / p["run"] / "config.json").read_text())
         r0 = ev["results"][0]
+        check = (f"dt eval models/{pub.stem} --episodes {r0['episodes']} --num-envs {R.EVAL_ENVS} --seed {ev['seed']} "
+                 f"--backend {ev['backend']} --threads 1")                  # the campaign's settings, spelt out
         res = {"env_id": ev["env_id"], "dataset": ev["dataset"], "dataset_return_mean": data["return_mean"],
                "dataset_return_max": data["return_max"], "checkpoint_step": ev["checkpoint_step"],
                "weights": p["weights"], "seed": p["seed"], "selection_rule": p["rule"],
                "target_return": r0["target_return"], "mean_reward": r0["return_mean"], "std_reward": r0["return_std"],
                "n_eval_episodes": r0["episodes"], "normalized_score_x100": r0["normalized_x100"],
                "normalized_ci95": r0["normalized_ci95"], "refs": r0["refs"], "is_deterministic": True,
-               "eval_datetime": ev["eval_date"], "at_or_above_dataset_mean": r0["return_mean"] >= data["return_mean"],
+               "eval_datetime": ev["eval_date"], "eval_command": check,
+               "at_or_above_dataset_mean": r0["return_mean"] >= data["return_mean"],
                "all_targets": [{k: r[k] for k in ("target_return", "return_mean", "return_std", "return_ci95",
                                                   "episodes", "normalized_x100")} for r in ev["results"]]}
         sw = _read(camp.results / p["run"] / "sweep.json")
@@ -731,7 +734,11 @@ def model_cards_v1(camp) -> list[Path]:
         write_json_atomic(d / "results.json", res)
         means = ", ".join(f"seed {k}: {v:.1f}" for k, v in p["seed_return_means_first_target"].items())
         card = dict(card_template.V1_CARD, rule=f"\nPublished run: seed {p['seed']} ({p['weights']} weights), chosen by a rule fixed "
-                                  f"before the results: {p['rule']} (mean returns at the first target: {means}).\n")
+                                  f"before the results: {p['rule']} (mean returns at the first target: {means}).\n",
+                    check=f"\nCheck it: `{check}` evaluates these weights with the campaign's own settings (50 envs "
+                          "batched, env seeds from the one given, one thread, the same backend) and gives this table "
+                          "episode for episode on the same software; other settings give the same figures within the "
+                          "episodes' spread.\n")
         write_text_atomic(d / "README.md", card_template.card(env, level, cfg, res, data, {**tc, "ema": tc.get("ema_decay", 0)}, card))
         out += [d / "results.json", d / "README.md"]
     return out
