@@ -387,6 +387,9 @@ def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2
     put("dt", 20_000, False, lambda level, s: 0)
     assert camp.beats(("dt", 20_000, False), ("dt", 50_000, False)) is None and camp.budget_decision() == (None, 50_000)
     assert "| 100,000 | trained only if 50k beats the budget before it" in "\n".join(page.budget_ema_section(camp))
+    lines = "\n".join(page.decisions_lines(camp))          # the CPU's cap is the first budget: its EMA row, no wait
+    assert "| weights: EMA against raw at 20k (stage 2's budget on the CPU) | pending | pending | pending |" in lines
+    assert "pending until the rows at 20k are decided (the weights and the recipes; it does not wait" in lines
     put("dt", 50_000, False, lambda level, s: [-20, 10, 30][s])           # the seeds disagree: 50k does not win
     g = camp.paired_gain(("dt", 20_000, False), ("dt", 50_000, False), "hopper", "medium-replay")
     assert g[0] == pytest.approx((-2 + 1 + 3) / 3) and g[1] < 0 < g[2]
@@ -423,6 +426,8 @@ def test_stage1_decides_budget_weights_and_recipe_by_paired_cis_and_plans_stage2
     lines = "\n".join(page.decisions_lines(camp))
     assert "so decided: 50,000 steps, transformers, no timestep embedding, EMA weights. Stage 2 trains at 20,000 steps " \
            "here" in lines and "50,000-step budget is left to a GPU session" in lines
+    assert "| weights: EMA against raw at 20k (stage 2's budget on the CPU) | +4.0 [" in lines
+    assert "| weights: EMA against raw at 50k | pending | pending | pending |" in lines
     import dataclasses
     camp = V.CampaignV1(runs=camp.runs, results=camp.results, log=lambda *a: None,
                         config=dataclasses.replace(c, stage2_max_budget=None))

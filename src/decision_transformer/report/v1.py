@@ -207,10 +207,13 @@ def decisions_lines(camp) -> list[str]:
         row(f"budget: {b // 1000}k against {chosen // 1000}k steps (raw weights)", ("dt", chosen, False), ("dt", b, False),
             "pending" if won is None else f"{b // 1000}k wins" if won else f"{chosen // 1000}k kept")
     budget, _ = camp.budget_decision()
-    if budget is not None:
-        won = camp.beats(("dt", budget, False), ("dt", budget, True))
-        row(f"weights: EMA against raw at {budget // 1000}k", ("dt", budget, False), ("dt", budget, True),
-            "pending" if won is None else "EMA wins" if won else "raw kept")
+    cap = c.stage2_max_budget
+    early = cap is not None and cap <= c.ab_eval_steps[0]      # stage 2 takes the CPU's cap without the budget A/B
+    for step in dict.fromkeys([*([cap] if early else []), *([budget] if budget is not None else [])]):
+        won = camp.beats(("dt", step, False), ("dt", step, True))
+        row(f"weights: EMA against raw at {step // 1000}k" + (" (stage 2's budget on the CPU)" if early and step == cap
+                                                              and budget != cap else ""),
+            ("dt", step, False), ("dt", step, True), "pending" if won is None else "EMA wins" if won else "raw kept")
     for model, margin in c.screen.items():
         if (pairs := camp.screened_out(model)) is not None:
             rows.append(f"| recipe: {recipe_name(c.recipes[model])} against {recipe_name(c.recipes['dt'])}, seed "
@@ -225,7 +228,9 @@ def decisions_lines(camp) -> list[str]:
     if c.stage2 != "auto":
         verdict = f"Stage 2's recipe is set by hand (`stage2`): {st}." if st else "Stage 2 is not planned (`stage2` None)."
     elif st is None:
-        verdict = "Stage 2's recipe: pending until every row above is decided."
+        verdict = ("Stage 2's recipe: pending until every row above is decided." if not early else
+                   f"Stage 2's recipe: pending until the rows at {cap // 1000}k are decided (the weights and the recipes; "
+                   "it does not wait for the budget A/B, whose first budget is the CPU's cap).")
     else:
         chosen = camp.budget_decision()[0]
         pending = "" if chosen is not None else " (the CPU campaign's; the budget A/B: pending)"
