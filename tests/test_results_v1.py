@@ -340,6 +340,9 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
         est["stage1_train_h"] + est["stage1_eval_h"] + est["stage2_h"][b])
     assert "as planned: 20k steps" in "\n".join(page.estimate_lines(V.CampaignV1(
         runs=tmp_path / "runs", results=ROOT / "results" / "v1-none", config=V.CampaignV1Config(stage2={"budget": b, "model": "dt"}))))
+    total = est["stage1_train_h"] + est["stage1_eval_h"] + est.get("behaviour_h", 0) + est.get("odt_h", 0) + est["stage2_h"][b]
+    assert c.stage2_max_budget == b and f"- in all, with stage 2 at 20k steps: {total:.0f} core-hours, {total / 2:.0f} hours " \
+        "of wall time for two one-thread workers" in "\n".join(page.estimate_lines(camp))
 
 
 def test_the_dt_price_is_the_newest_run_sessions_speed_with_its_machine_named(tmp_path):

@@ -826,6 +826,20 @@ def suite_lines(camp) -> list[str]:
             ""]
 
 
+def _total_line(camp, est: dict) -> list[str]:
+    """All that is left at the budget stage 2 trains on this CPU, in core-hours and in wall hours for two
+    one-thread workers (this machine's two cores), where every part is priced."""
+    st, cap = camp.stage2_recipe(), camp.config.stage2_max_budget
+    budget = st["budget"] if st is not None else cap
+    if budget not in est["stage2_h"]:
+        return []
+    parts = [est["stage1_train_h"], est["stage1_eval_h"], est.get("behaviour_h", 0.0), est.get("odt_h", 0.0),
+             est["stage2_h"][budget]]
+    total = sum(parts)
+    return [f"- in all, with stage 2 at {budget // 1000}k steps: {total:.0f} core-hours, {total / 2:.0f} hours of wall time "
+            "for two one-thread workers" + ("" if "odt_h" in est else " (the Online DT's runs not priced yet)") + "."]
+
+
 def estimate_lines(camp) -> list[str]:
     est = camp.estimate()
     if not est:
@@ -848,7 +862,8 @@ def estimate_lines(camp) -> list[str]:
               if "odt_h" in est else []),
             f"- stage 2 (12 datasets x {len(camp.config.seeds)} seeds of DT, BC and 10%BC at {camp.config.baseline_steps // 1000}k "
             f"baseline steps, evaluations, sweeps; stage 1's runs of the chosen recipe reused, not priced again), "
-            + (f"as planned: {s2}." if camp.stage2_recipe() is not None else f"by DT budget: {s2}."), "",
+            + (f"as planned: {s2}." if camp.stage2_recipe() is not None else f"by DT budget: {s2}."),
+            *_total_line(camp, est), "",
             "The plan, in order: stage 1 on hopper's data, the behaviour policies suite v1 still lacks (`--only "
             "behaviour`: each env's medium and expert SAC runs, then their export) and those envs' data, stage 2; "
             "the Online DT's runs (`--only odt`, section 6) beside them; one-thread workers (`dt results run`), one "
