@@ -355,6 +355,31 @@ def test_status_names_the_worker_and_the_step(tiny_campaign):
     assert st["train:bc-toy-mixed-s0"] == "done" and st["eval:bc-toy-mixed-s1"] == "todo"
 
 
+def test_a_waiting_worker_says_once_what_it_waits_for(tiny_campaign):
+    """A worker whose tasks are held by another logs one line naming the first and why, not one per
+    poll, then goes on once the other lets go."""
+    import time
+    from decision_transformer.fileio import try_lock
+    camp = tiny_campaign
+    camp.run(only="data:")
+    logs = []
+    camp.log = logs.append
+    (camp.runs / ".locks").mkdir(exist_ok=True)
+    lock = try_lock(camp.runs / ".locks" / "train_bc-toy-mixed-s0.lock", "train:bc-toy-mixed-s0")
+    worker = threading.Thread(target=camp.run, kwargs={"only": "eval:bc-toy-mixed-s0"})
+    worker.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not any("waiting" in m for m in logs):
+        time.sleep(0.05)
+    time.sleep(3 * camp.config.poll_seconds)                 # several polls: still one line
+    lock.close()
+    worker.join(60)
+    waits = [m for m in logs if "waiting" in m]
+    assert len(waits) == 1 and waits[0].endswith("waiting for other workers: train:bc-toy-mixed-s0 is held by "
+                                                 "another worker")
+    assert not worker.is_alive() and dict(camp.status())["eval:bc-toy-mixed-s0"] == "done"
+
+
 def test_a_task_that_crashes_does_not_stop_the_worker(tiny_campaign, monkeypatch):
     camp = tiny_campaign
     logs = []

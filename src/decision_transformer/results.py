@@ -549,24 +549,28 @@ class Campaign:
         `only`, the tasks whose names contain it and the tasks they need (select_tasks), in plan order."""
         import torch
         torch.set_num_threads(1)
-        failed, n = set(), 0
+        failed, n, said = set(), 0, None
         while max_tasks is None or n < max_tasks:
             tasks, by_name = select_tasks(self.plan(), only)
             pending = [t for t in tasks if t.name not in failed and not t.done()]
             if not pending:
                 break
             did = busy = others = False   # others: another worker holds a task we wait for
+            why = None                    # the first task held back, and why: logged once per wait
             for t in pending:
-                if any(nd in by_name and not by_name[nd].done() for nd in t.needs):
-                    busy = True
+                if held := [nd for nd in t.needs if nd in by_name and not by_name[nd].done()]:
+                    busy, why = True, why or f"{t.name} needs {held[0]}"
                     continue
                 if not self.ready(t):
-                    busy = True
+                    missing = [p for p in t.after if not Path(p).exists()]
+                    busy, why = True, why or (f"{t.name} waits for {missing[0]}" if missing else
+                                              f"{t.name} waits for its data's behaviour policies")
                     continue
                 try:
                     lock = try_lock(self.lock_path(t.name), t.name)
                 except Locked:
                     busy = others = True
+                    why = why or f"{t.name} is held by another worker"
                     continue
                 try:
                     if t.done():
@@ -596,9 +600,13 @@ class Campaign:
                 break
             if not did:
                 if busy and wait and (others or self._others_working()):
+                    if why != said:
+                        self.log(f"[{_now()}] waiting for other workers: {why}")
+                        said = why
                     time.sleep(self.config.poll_seconds)
                     continue
                 break
+            said = None
         if failed:
             raise DTError(f"{len(failed)} task(s) failed: {', '.join(sorted(failed))}")
         return n
