@@ -403,12 +403,8 @@ class CampaignV1(Campaign):
     def eval_scores(self, model: str, env: str, level: str, seed: int, step: int, ema: bool = False) -> np.ndarray | None:
         """One run's evaluation at `step`: its episodes' normalised scores at the first target, or
         None until it exists."""
-        from decision_transformer.evaluation.stats import normalized
         p = self.results / run_name(model, env, level, seed) / f"eval-{ckpt_name(step)}{_suffix(ema)}.json"
-        if not p.is_file():
-            return None
-        r = json.loads(p.read_text())["results"][0]
-        return normalized(np.asarray(r["returns"], dtype=np.float64), r["refs"]["min"], r["refs"]["max"])
+        return episode_scores(json.loads(p.read_text())) if p.is_file() else None
 
     def first_seed_score(self, model: str, env: str, level: str, step: int) -> float | None:
         """The normalised mean at the first target of `model`'s first seed at `step` (raw weights)."""
@@ -872,6 +868,14 @@ class CampaignV1(Campaign):
                 return {}
             left += max(0, self.config.behaviour[t.args["env"]][t.args["level"]]["steps"] - done) / rate
         return {"behaviour_h": left / 3600, "behaviour_rates": rates, "behaviour_own": own} if rates or own else {}
+
+
+def episode_scores(ev: dict, target_index: int = 0) -> np.ndarray:
+    """An evaluation record's episodes (eval or sweep file), normalised x100 with its references, at one
+    target (the last where it has fewer)."""
+    from decision_transformer.evaluation.stats import normalized
+    r = ev["results"][min(target_index, len(ev["results"]) - 1)]
+    return normalized(np.asarray(r["returns"], dtype=np.float64), r["refs"]["min"], r["refs"]["max"])
 
 
 def _die_with_parent() -> None:

@@ -21,13 +21,7 @@ from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci,
 from decision_transformer.fileio import replace_block, write_text_atomic
 from decision_transformer.report import card as card_template
 from decision_transformer.report.page import _read, status_section
-from decision_transformer.results_v1 import VERSION as R_V1, suite_level
-
-
-def episode_scores(ev: dict, target_index: int = 0) -> np.ndarray:
-    """One evaluation's episodes, normalised x100, at one target (the last where it has fewer)."""
-    r = ev["results"][min(target_index, len(ev["results"]) - 1)]
-    return normalized(r["returns"], r["refs"]["min"], r["refs"]["max"])
+from decision_transformer.results_v1 import VERSION as R_V1, episode_scores, suite_level
 
 
 def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
@@ -290,8 +284,7 @@ def _sweep_at_expert(camp, env: str, level: str) -> tuple[float, float] | None:
         return None
     res = sws[0]["results"]
     i = int(np.argmin([abs(r["target_return"] - r["refs"]["max"]) for r in res]))
-    return (float(res[i]["target_return"]),
-            float(np.mean(np.concatenate([episode_scores({"results": [sw["results"][i]]}) for sw in sws]))))
+    return float(res[i]["target_return"]), float(np.mean(np.concatenate([episode_scores(sw, i) for sw in sws])))
 
 
 def scores_section(camp) -> list[str]:
@@ -903,8 +896,8 @@ def _online_so_far(camp, variant: str, opt: str, env: str, level: str, seeds, of
     """"pending (so far: seed 0 46.3 (+1.5))": the fine-tuned seeds evaluated before all are, each with its
     gain over its own offline checkpoint; "pending" before any."""
     on = _evals(camp, f"{variant}{opt}", env, level, "eval-last.json", seeds)
-    so_far = [f"seed {s} {episode_scores(b).mean():.1f}"
-              + (f" ({episode_scores(b).mean() - episode_scores(a).mean():+.1f})" if a is not None else "")
+    mean = lambda ev: float(episode_scores(ev).mean())                               # noqa: E731
+    so_far = [f"seed {s} {mean(b):.1f}" + (f" ({mean(b) - mean(a):+.1f})" if a is not None else "")
               for s, a, b in zip(seeds, offline_evs, on) if b is not None]
     return f"pending (so far: {', '.join(so_far)})" if so_far else "pending"
 
@@ -918,19 +911,19 @@ def odt_readme_lines(camp) -> list[str]:
         arms = camp.odt_arms(env, level)
         if not arms:
             continue
-        if (env, level) not in c.odt_datasets and not any(any(odt_figures(camp, env, level, v)[0]) for v, _ in arms):
+        figs = {v: odt_figures(camp, env, level, v) for v, _ in arms}      # per pretraining variant
+        if (env, level) not in c.odt_datasets and not any(any(f[0]) for f in figs.values()):
             waiting.append(f"`{camp.dataset_id(env, level)}`")        # nothing measured yet: one line for all
             continue
         ft, seeds = F.FinetuneConfig(checkpoint="-", **camp.odt_finetune_preset(env)), camp.odt_seeds(env, level)
-        done = max(sum(e is not None for e in odt_figures(camp, env, level, v)[0]) for v, _ in arms)
+        done = max(sum(e is not None for e in f[0]) for f in figs.values())
         out += [f"Measured on `{camp.dataset_id(env, level)}` ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
                 + (f", {done} evaluated so far" if done < len(seeds) else "") + f", last checkpoint, {c.eval_episodes} "
                 f"episodes per seed, normalised x100; {ft.online_steps:,} online env steps of `--preset "
                 f"{c.odt_finetune[env]}`; tables and the learning curve in [docs/results.md](docs/results.md), "
                 "section 6):", ""]
         gains = {}
-        for v in dict.fromkeys(v for v, _ in arms):
-            offline_evs, offline, online, g = odt_figures(camp, env, level, v)
+        for v, (offline_evs, offline, online, g) in figs.items():
             gains.update({(v, o): x for o, x in g.items()})
             cells = ", ".join(f"{_opt_name(o)} {online[o]['mean']:.1f} ({np.mean(g[o]):+.1f})" if o in g
                               else f"{_opt_name(o)} {_online_so_far(camp, v, o, env, level, seeds, offline_evs)}"
