@@ -97,6 +97,7 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     assert len(curve["results"]) == 1 and curve["results"][0]["episodes"] == 3            # first target only
     best = json.loads((r / "eval-best.json").read_text())
     assert best["checkpoint_step"] == camp.best_step("dt-toy-mixed-s0") and best["seed"] == 50
+    assert len(best["results"]) == 1 and best["weights"] == "raw"                          # at the first target
     off = json.loads((camp.runs / "dtoff-toy-mixed-s1" / "config.json").read_text())
     assert off["init"] == "official" and off["ema_decay"] == camp.config.ema_decay and off["steps"] == 10
     assert off["timestep_embedding"] is True
@@ -327,11 +328,11 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     b, ep = 20_000, 1000 * est["eval_s_per_env_step"]
     runs = len(c.envs) * len(c.levels) * len(c.seeds)
     new = runs - len(c.ab_datasets) * len(c.seeds)
-    dt_run = b / est["dt_steps_per_s"] + ep * (2 * 2 * c.eval_episodes            # raw + EMA, 2 targets each
-                                               + b // c.checkpoint_every * 2 * c.curve_episodes + 2 * c.eval_episodes)
+    dt_run = b / est["dt_steps_per_s"] + ep * (2 * c.eval_episodes            # the reported weights', 2 targets
+                                               + b // c.checkpoint_every * c.curve_episodes + c.eval_episodes)
     base_run = c.baseline_steps / est["bc_steps_per_s"] + ep * c.eval_episodes
     sweeps = len(c.envs) * len(c.sweep_levels) * len(c.seeds) * c.sweep_points * c.sweep_episodes * ep
-    best_of_stage1 = (runs - new) * 2 * c.eval_episodes * ep          # their best checkpoints: once the budget is decided
+    best_of_stage1 = (runs - new) * c.eval_episodes * ep          # their best checkpoints (first target): once the budget is decided
     assert est["stage2_h"][b] == pytest.approx((new * dt_run + 2 * runs * base_run + sweeps + best_of_stage1) / 3600)
     planned = V.CampaignV1(runs=tmp_path / "runs", results=ROOT / "results" / "v1-none",
                            config=V.CampaignV1Config(stage2={"budget": b, "model": "dt"})).estimate(v0_results=ROOT / "results")
@@ -490,7 +491,19 @@ def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2):
     b, m = stage2["budget"], stage2["model"]
     dts = {n.split(":")[1].split("@")[0] for n in names if n.startswith(f"train:{m}-")}
     assert len(dts) == len(c.envs) * len(c.levels) * len(c.seeds)        # stage 1's hopper runs among them
-    assert all(f"eval:{r}@{b}" in names and f"train:{r}@{b}" in names for r in dts)
+    sfx = "-ema" if stage2.get("ema") else ""
+    assert all(f"eval:{r}@{b}{sfx}" in names and f"train:{r}@{b}" in names for r in dts)
+    # a new run evaluates only the weights the page reports, and its raw curve (the best checkpoint)
+    ab = {V.run_name(m, env, level, seed) for env, level in c.ab_datasets for seed in c.seeds}
+    new = sorted(dts - ab)
+    other = "" if sfx else "-ema"
+    assert new and not any(f"eval:{r}@{b}{other}" in names for r in new)
+    curve = [n for n in names if n.startswith(f"curve-eval:{new[0]}@")]
+    assert set(curve) == {f"curve-eval:{new[0]}@{s}{sfx}" for s in range(c.checkpoint_every, b + 1, c.checkpoint_every)}
+    best = next(t for t in tasks if t.name == f"best:{new[0]}@{b}")
+    assert best.args == {"run": new[0], "ema": bool(sfx), "upto": b} and set(best.needs) == set(curve)
+    stage1 = sorted(ab) if m == "dt" else []
+    assert all(f"eval:{r}@{b}" in names and f"eval:{r}@{b}-ema" in names for r in stage1)      # stage 1's as they were
     for base in c.baselines:
         assert len([n for n in names if n.startswith(f"train:{base}-")]) == len(c.envs) * len(c.levels) * len(c.seeds)
     assert len([n for n in names if n.startswith("sweep:")]) == len(c.envs) * len(c.sweep_levels) * len(c.seeds)
@@ -532,10 +545,16 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     md = (tmp_path / "docs" / "results.md").read_text()
     row = next(line for line in md.split("## 5.")[1].splitlines() if line.startswith("| /"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
-    assert all(c != "pending" for c in cells[1:5]), row                       # data, DT, BC, 10%BC
+    assert all(c != "pending" for c in cells[1:6]), row                       # data, DT last and best, BC, 10%BC
     x = np.concatenate([100 * (np.array(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "eval-00000010.json")
                                                    .read_text())["results"][0]["returns"]) - 7) / 12 for k in (0, 1, 2)])
     assert cells[2].startswith(f"{x.mean():.1f} ± {x.std():.1f} [")
+    # the best checkpoint beside it: of the checkpoints up to stage 2's budget, though stage 1's runs train on past it
+    bests = [json.loads((camp.results / f"dt-toy-mixed-s{k}" / "eval-best-00000010.json").read_text()) for k in (0, 1, 2)]
+    assert all(b["checkpoint_step"] <= 10 and len(b["results"]) == 1 for b in bests)
+    xb = np.concatenate([100 * (np.array(b["results"][0]["returns"]) - 7) / 12 for b in bests])
+    assert cells[3].startswith(f"{xb.mean():.1f} ± {xb.std():.1f} [")
+    assert cells[3].endswith(f"({', '.join(str(b['checkpoint_step']) for b in bests)})")
     assert "### The bars" in md and "sweep rho >= 0.8" in md
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
     below = means[pub["seed"]] < d["return_mean"]

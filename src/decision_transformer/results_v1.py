@@ -33,7 +33,7 @@ where suite v1 has no policies for the env yet (odt_fallback: levels named `medi
 that data's actions are clipped beyond what the ODT's head models (odt_unfit): then on suite v1.
 
 RUNS default `runs/results-v1/`, RESULTS `results/v1/`: `datasets/<data>.json`, and per run
-`config.json`, `metrics.csv`, `eval-<step>[-ema].json`, `curve/<step>[-ema].json`, `eval-best.json`.
+`config.json`, `metrics.csv`, `eval-<step>[-ema].json`, `curve/<step>[-ema].json`, `eval-best[-<step>].json`.
 """
 
 from __future__ import annotations
@@ -220,26 +220,31 @@ class CampaignV1(Campaign):
                     by_run_step[(ev.run, ev.step)].feeds.append(t)
         return tasks
 
-    def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict, best: bool = True):
-        """A run's evaluations (each ready when its checkpoint exists) and best-checkpoint
-        re-evaluation (where `best`); its training in stages (train:RUN@STEPS for each evaluated
-        budget, each done in checkpoint-sized chunks, results.py), every stage done when its
+    def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict, best: bool = True,
+                   weights: tuple = (False, True), best_upto: int | None = None):
+        """A run's evaluations and curve (each ready when its checkpoint exists) of the raw and/or EMA
+        weights (`weights`: ema flags) and the re-evaluation of its best checkpoint (where `best`; chosen
+        on the curve of the first of `weights`, up to step `best_upto` where given: then its own task
+        and file, eval-best-<step>.json); its training in stages (train:RUN@STEPS for each
+        evaluated budget, each done in checkpoint-sized chunks, results.py), every stage done when its
         evaluations are."""
         c, out, data = self.config, self.results / run, f"data:{env}-{level}"
         evals, curve = [], []
         for s in rec["evals"]:
-            for ema in (False, True):
+            for ema in weights:
                 evals.append(Task(f"eval:{run}@{s}{_suffix(ema)}", "evaluate_at", {"run": run, "step": s, "ema": ema},
                                   [out / f"eval-{ckpt_name(s)}{_suffix(ema)}.json"], needs=[data],
                                   after=[self._ck(run, s, ema)], run=run, step=s))
         for s in range(c.checkpoint_every, rec["steps"] + 1, c.checkpoint_every):
-            for ema in (False, True):
+            for ema in weights:
                 curve.append(Task(f"curve-eval:{run}@{s}{_suffix(ema)}", "curve_eval_at",
                                   {"run": run, "step": s, "ema": ema},
                                   [out / "curve" / f"{ckpt_name(s)}{_suffix(ema)}.json"], needs=[data],
                                   after=[self._ck(run, s, ema)], run=run, step=s))
-        best_task = Task(f"best:{run}", "evaluate_best", {"run": run}, [out / "eval-best.json"],
-                         needs=[t.name for t in curve if not t.args["ema"]], run=run)
+        upto = "" if best_upto is None else f"@{best_upto}"
+        best_task = Task(f"best:{run}{upto}", "evaluate_best", {"run": run, "ema": weights[0], "upto": best_upto},
+                         [out / best_file(best_upto)], run=run,
+                         needs=[t.name for t in curve if t.args["ema"] == weights[0] and t.step <= (best_upto or t.step)])
         trains = []
         for s in rec["evals"]:
             t = self._train_task(run, env, level, model, seed, s, name=f"train:{run}@{s}", needs=[data])
@@ -250,7 +255,9 @@ class CampaignV1(Campaign):
     def _stage2_tasks(self, st: dict, have: set[str]) -> tuple[list[Task], list[Task]]:
         """Every level of every env: DT x 3 seeds with stage 2's recipe `st` (stage 1's runs reused
         where they are the same run), BC and %BC x 3 seeds, sweeps of the medium-replay and
-        medium-expert DTs (every seed): (evaluations, trainings), placed by plan()."""
+        medium-expert DTs (every seed): (evaluations, trainings), placed by plan(). A new run evaluates
+        only the weights stage 2 reports (its last checkpoint, curve and best checkpoint): the page
+        reads no other."""
         c = self.config
         budget, model, ema = st["budget"], st["model"], st.get("ema", False)
         rec = {"init": c.recipes[model]["init"], "steps": budget, "evals": (budget,)}
@@ -262,7 +269,7 @@ class CampaignV1(Campaign):
                     evals.append(self._data_task(env, level, suite_env=env))
                 for seed in c.seeds:
                     run = run_name(model, env, level, seed)
-                    ev, tr = self._run_tasks(run, env, level, model, seed, rec)
+                    ev, tr = self._run_tasks(run, env, level, model, seed, rec, weights=(ema,), best_upto=budget)
                     evals += [t for t in ev if t.name not in have]     # stage 1's runs are reused as they are
                     trains += [t for t in tr if t.name not in have]
                     if level in c.sweep_levels:
@@ -737,23 +744,27 @@ class CampaignV1(Campaign):
         self._copy_run_files(run)
         write_json_atomic(_mk(self.results / run / "curve") / f"{ckpt_name(step)}{_suffix(ema)}.json", out)
 
-    def best_step(self, run: str) -> int:
-        """The checkpoint whose 20-episode score at the first target is highest (raw weights)."""
+    def best_step(self, run: str, ema: bool = False, upto: int | None = None) -> int:
+        """The checkpoint (up to step `upto` where given) whose 20-episode score at the first target
+        is highest (raw or EMA weights)."""
         scores = {}
         for p in sorted((self.results / run / "curve").glob("*.json")):
-            if p.stem.endswith("-ema"):
+            step = int(p.stem.removesuffix("-ema"))
+            if p.stem.endswith("-ema") != ema or step > (upto or step):
                 continue
             ev = json.loads(p.read_text())
-            scores[int(p.stem)] = float(np.mean(ev["results"][0]["returns"]))
+            scores[step] = float(np.mean(ev["results"][0]["returns"]))
         return max(scores, key=lambda s: (scores[s], -s))
 
-    def evaluate_best(self, run: str) -> None:
-        step = self.best_step(run)
+    def evaluate_best(self, run: str, ema: bool = False, upto: int | None = None) -> None:
+        """The best checkpoint of these weights (best_step), evaluated again at the first target on fresh
+        env seeds: what the page reports beside the last checkpoint."""
+        step = self.best_step(run, ema, upto)
         c = self.config
-        out = self._evaluate(run, step, None, c.eval_episodes, seed=c.best_seed)
+        out = self._evaluate(run, step, "first", c.eval_episodes, seed=c.best_seed, ema=ema)
         out["selected_by"] = f"the highest {c.curve_episodes}-episode mean at the first target over the checkpoints " \
                              f"every {c.checkpoint_every:,} steps; evaluated again on env seeds {c.best_seed}+"
-        write_json_atomic(_mk(self.results / run) / "eval-best.json", out)
+        write_json_atomic(_mk(self.results / run) / best_file(upto), out)
 
     # -- what is left, in core-hours -----------------------------------------------------------
     def estimate(self, v0_results=None) -> dict:
@@ -785,8 +796,8 @@ class CampaignV1(Campaign):
                     done = max(_last_step(self.runs / t.run), trained.get(t.run, 0))
                     train += max(0, t.step - done) / (dt_sps if t.args["model"] in c.recipes else bc_sps)
                     trained[t.run] = max(done, t.step)
-                elif t.action in ("evaluate_at", "evaluate_best"):
-                    targets = 2 if t.run.split("-")[0] in c.recipes else 1        # DT: 2 targets; BC, %BC: one
+                elif t.action in ("evaluate_at", "evaluate_best"):     # DT: 2 targets; its best, BC, %BC: one
+                    targets = 2 if t.action == "evaluate_at" and t.run.split("-")[0] in c.recipes else 1
                     ev += targets * c.eval_episodes * ep_steps * eval_s
                 elif t.action == "sweep":
                     ev += c.sweep_points * c.sweep_episodes * ep_steps * eval_s
@@ -868,6 +879,12 @@ class CampaignV1(Campaign):
                 return {}
             left += max(0, self.config.behaviour[t.args["env"]][t.args["level"]]["steps"] - done) / rate
         return {"behaviour_h": left / 3600, "behaviour_rates": rates, "behaviour_own": own} if rates or own else {}
+
+
+def best_file(upto: int | None = None) -> str:
+    """The best checkpoint's evaluation: over the whole run (stage 1), or over the checkpoints up to
+    a step (stage 2's budget, where a stage-1 run trains on past it)."""
+    return "eval-best.json" if upto is None else f"eval-best-{ckpt_name(upto)}.json"
 
 
 def episode_scores(ev: dict, target_index: int = 0) -> np.ndarray:

@@ -21,7 +21,7 @@ from decision_transformer.evaluation.stats import bootstrap_ci, hierarchical_ci,
 from decision_transformer.fileio import replace_block, write_text_atomic
 from decision_transformer.report import card as card_template
 from decision_transformer.report.page import _read, status_section
-from decision_transformer.results_v1 import VERSION as R_V1, episode_scores, suite_level
+from decision_transformer.results_v1 import VERSION as R_V1, best_file, episode_scores, suite_level
 
 
 def pooled(evals: list[dict | None], target_index: int = 0) -> dict | None:
@@ -169,7 +169,7 @@ def last_best_section(camp) -> list[str]:
     out = ["## 4. Last and best checkpoint", "",
            f"The headline is always the LAST checkpoint. \"Best\", as CORL and d3rlpy also report it: the checkpoint "
            f"(every {camp.config.checkpoint_every:,} steps) with the highest {camp.config.curve_episodes}-episode mean at the first target, "
-           f"evaluated again on {camp.config.eval_episodes} fresh episodes ({R.env_seeds_phrase(camp.config.eval_episodes, camp.config.best_seed)}), so its number is not the "
+           f"evaluated again on {camp.config.eval_episodes} fresh episodes at that target ({R.env_seeds_phrase(camp.config.eval_episodes, camp.config.best_seed)}), so its number is not the "
            f"selection's own luck. {COLUMNS}.", "",
            "| dataset | run | last checkpoint | best checkpoint (steps per seed) |", "| --- | --- | --- | --- |"]
     for env, level in camp.config.ab_datasets:
@@ -266,6 +266,15 @@ def _stage2_evals(camp, method: str, env: str, level: str) -> list[dict | None]:
     return _evals(camp, st["model"], env, level, f"eval-{R.ckpt_name(st['budget'])}{'-ema' if st.get('ema') else ''}.json")
 
 
+def _stage2_best(camp, env: str, level: str) -> str:
+    """The stage-2 DT's best checkpoint (up to its budget, the reported weights), seeds pooled, with each
+    seed's step."""
+    st = camp.stage2_recipe()
+    evs = _evals(camp, st["model"], env, level, best_file(st["budget"]))
+    steps = ", ".join(f"{e['checkpoint_step']:,}" for e in evs) if all(evs) else ""
+    return cell(evs, 0, camp.config.seeds) + (f" ({steps})" if steps else "")
+
+
 def _sweep_rho(camp, env: str, level: str) -> float | None:
     """Spearman's rho of the mean achieved return (seeds pooled) against the target."""
     sws = _evals(camp, camp.stage2_recipe()["model"], env, level, "sweep.json")
@@ -297,14 +306,18 @@ def scores_section(camp) -> list[str]:
     out = ["## 5. Scores on suite v1 (stage 2)", "",
            f"DT: {st['budget']:,} steps, recipe {recipe_name(camp.config.recipes[st['model']])} (initialisation), "
            f"{'averaged (EMA)' if st.get('ema') else 'raw'} weights, the LAST checkpoint, at the paper's first target; "
+           f"beside it, labelled as such, the BEST checkpoint of the same weights (section 4's rule, the checkpoints "
+           f"every {camp.config.checkpoint_every:,} steps up to {st['budget']:,}; each seed's step in brackets); "
            f"BC and 10%BC (the best episodes holding 10% of the timesteps): {camp.config.baseline_steps:,} steps. "
            f"{len(camp.config.seeds)} seeds x {camp.config.eval_episodes} episodes each, pooled: {COLUMNS}.", "",
-           "| dataset | data mean / max | DT | BC | 10%BC | paper DT | paper BC |", "| --- | --- | --- | --- | --- | --- | --- |"]
+           "| dataset | data mean / max | DT (last) | DT (best checkpoint) | BC | 10%BC | paper DT | paper BC |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for env in camp.config.envs:
         for level in camp.config.levels:
             d = _read(camp.results / "datasets" / f"{env}-{level}.json")
             dd = f"{d['normalized_mean_x100']:.1f} / {d['normalized_max_x100']:.1f}" if d else "pending"
             cells = [cell(_stage2_evals(camp, m, env, level), 0, camp.config.seeds) for m in ("dt", *camp.config.baselines)]
+            cells.insert(1, _stage2_best(camp, env, level))
             out.append(f"| {camp.dataset_id(env, level)} | {dd} | " + " | ".join(cells) +
                        f" | {PAPER_DT.get((env, level), '-')} | {PAPER_BC.get((env, level), '-')} |")
     return out + [""] + bars_section(camp)
