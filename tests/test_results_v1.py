@@ -504,6 +504,14 @@ def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2):
     assert best.args == {"run": new[0], "ema": bool(sfx), "upto": b} and set(best.needs) == set(curve)
     stage1 = sorted(ab) if m == "dt" else []
     assert all(f"eval:{r}@{b}" in names and f"eval:{r}@{b}-ema" in names for r in stage1)      # stage 1's as they were
+    # trained seed-major (every dataset's first seed first), the levels with a bar before expert
+    trains = [t for t in tasks if t.action == "train" and t.run in dts | {V.run_name(x, e, lv, sd) for x in c.baselines
+                                                                              for e in c.envs for lv in c.levels for sd in c.seeds}
+              and t.step == b and t.run not in ab]
+    seeds = [t.args["seed"] for t in trains]
+    assert seeds == sorted(seeds, key=c.seeds.index) and len(set(seeds)) == len(c.seeds)
+    first = [t.args["level"] for t in trains if t.args["seed"] == c.seeds[0]]
+    assert first == sorted(first, key=c.stage2_level_order.index) and first[-1] == "expert"
     for base in c.baselines:
         assert len([n for n in names if n.startswith(f"train:{base}-")]) == len(c.envs) * len(c.levels) * len(c.seeds)
     assert len([n for n in names if n.startswith("sweep:")]) == len(c.envs) * len(c.sweep_levels) * len(c.seeds)

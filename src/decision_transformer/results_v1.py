@@ -78,6 +78,9 @@ class CampaignV1Config(SuiteConfig):
     campaign_budgets: tuple = (20_000, 50_000, 100_000)
     baseline_steps: int = 20_000
     baselines: tuple = ("bc", "pbc10")    # BC, and %BC at 10% of the timesteps (the paper's)
+    # The order stage 2 trains in, after the seed (every dataset's first seed first): the levels with
+    # a bar (the issue's "done when") before expert, which has none.
+    stage2_level_order: tuple = ("medium-expert", "medium-replay", "medium", "expert")
     # Stage 2's recipe: "auto", the one stage 1's A/Bs choose by the rule of stage2_recipe() once
     # they have finished; or set by hand, e.g. {"budget": 20_000, "model": "dt", "ema": False}
     # (model: a recipe above, e.g. "dt", "dtoff", "dtnt"); None: stage 2 is not planned.
@@ -290,6 +293,10 @@ class CampaignV1(Campaign):
                                   [self.results / "published" / f"{env}-{level}.json"],
                                   needs=[f"eval:{run_name(model, env, level, s)}@{budget}{_suffix(ema)}"
                                          for s in c.seeds]))
+        # seed-major: every dataset's first seed before any dataset's second, so that each bar shows
+        # early how its dataset goes; within a seed, the levels in stage2_level_order
+        order = {lv: i for i, lv in enumerate(c.stage2_level_order)}
+        trains.sort(key=lambda t: (c.seeds.index(t.args["seed"]), order.get(t.args["level"], len(order))))
         return evals, trains
 
     # -- suite v1's behaviour policies ----------------------------------------------------------
