@@ -564,6 +564,13 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     assert cells[3].startswith(f"{xb.mean():.1f} ± {xb.std():.1f} [")
     assert cells[3].endswith(f"({', '.join(str(b['checkpoint_step']) for b in bests)})")
     assert "### The bars" in md and "sweep rho >= 0.8" in md
+    # the rho bar's evidence: the sweeps, seeds pooled, a row and a figure per dataset
+    sw_row = next(line for line in md.split("### Return conditioning")[1].splitlines()
+                  if line.startswith(f"| {camp.dataset_id('toy', 'mixed')} |"))
+    assert sw_row.split("|")[2].strip() == "0, 1, 2"
+    assert f"| {page._sweep_rho(camp, 'toy', 'mixed'):.2f} (" in sw_row
+    assert (tmp_path / "docs" / "figures" / "v1-sweep-toy-mixed.png").stat().st_size > 0
+    assert "(figures/v1-sweeps.png)" in md
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
     below = means[pub["seed"]] < d["return_mean"]
     bar = next(line for line in md.splitlines() if line.startswith("| no published checkpoint below"))
@@ -587,6 +594,13 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     again = json.loads((tmp_path / "again.json").read_text())
     assert [r["returns"] for r in again["results"]] == [r["returns"] for r in ev["results"]]
     assert "--init transformers" in card and f"--seed {pub['seed']}" in card and "suite v1" in card
+    # a seed's sweep missing: the seeds so far, plotted and named as such; the bar waits for all
+    (camp.results / "dt-toy-mixed-s2" / "sweep.json").unlink()
+    page.write_report_v1(camp, docs=tmp_path / "docs")
+    md = (tmp_path / "docs" / "results.md").read_text()
+    sw_row = next(line for line in md.split("### Return conditioning")[1].splitlines()
+                  if line.startswith(f"| {camp.dataset_id('toy', 'mixed')} |"))
+    assert sw_row.split("|")[2].strip() == "0, 1 so far" and page._sweep_rho(camp, "toy", "mixed") is None
 
 
 def test_v1_builds_every_level_of_an_env_once(tmp_path, monkeypatch):

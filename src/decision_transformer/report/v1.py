@@ -323,6 +323,52 @@ def scores_section(camp) -> list[str]:
     return out + [""] + bars_section(camp)
 
 
+def sweeps_section(camp, figs: Path) -> tuple[list[str], list[Path]]:
+    """Return conditioning on suite v1 (the paper's Figure 4; the rho bar's evidence): every seed's
+    sweep of the stage-2 DT on the medium-replay and medium-expert datasets, seeds pooled, a table
+    row and a figure per dataset (the seeds so far while some are missing); ([], []) before stage 2."""
+    from decision_transformer.report import plots
+    st, c = camp.stage2_recipe(), camp.config
+    if st is None:
+        return [], []
+    lines = ["### Return conditioning (the paper's Figure 4)", "",
+             f"`dt sweep` of every seed's DT ({st['budget']:,} steps, {'EMA' if st.get('ema') else 'raw'} weights) on the "
+             f"medium-replay and medium-expert datasets: {c.sweep_points} targets from the dataset's lowest episode return "
+             f"to 1.2x its best, {c.sweep_episodes} episodes per seed and target, the seeds pooled (the mean and the 95% CI "
+             "over the pooled episodes). rho: Spearman's rank correlation of the target and the pooled mean achieved "
+             "return (the bar's), then each seed's own.", "",
+             "| dataset | seeds | achieved at lowest → highest target | best achieved (target) | dataset best | rho (per seed) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    paths, panels = [], []
+    for env in c.envs:
+        for level in c.sweep_levels:
+            sws = dict(zip(c.seeds, _evals(camp, st["model"], env, level, "sweep.json")))
+            have = [s for s, sw in sws.items() if sw is not None]
+            if not have:
+                lines.append(f"| {camp.dataset_id(env, level)} | none yet | pending | | | |")
+                continue
+            first = sws[have[0]]["results"]
+            t = [r["target_return"] for r in first]
+            per = [[np.asarray(sws[s]["results"][i]["returns"], dtype=np.float64) for s in have] for i in range(len(t))]
+            pooled_res = [{"target_return": t[i], "return_mean": float(np.concatenate(per[i]).mean()),
+                           "return_ci95": bootstrap_ci(np.concatenate(per[i]))} for i in range(len(t))]
+            m = [r["return_mean"] for r in pooled_res]
+            best = int(np.argmax(m))
+            rhos = ", ".join(f"{spearman(t, [float(per[i][k].mean()) for i in range(len(t))]):.2f}" for k in range(len(have)))
+            data_best = sws[have[0]]["dataset_return_max"]
+            seeds = ", ".join(map(str, have)) + ("" if len(have) == len(c.seeds) else " so far")
+            title = f"DT on {camp.dataset_id(env, level)} ({st['budget']:,} steps; seeds {seeds})"
+            paths.append(plots.sweep_plot(pooled_res, figs / f"v1-sweep-{env}-{level}.png", data_best, title=title))
+            panels.append((f"{env} {level} (seeds {seeds})", pooled_res, data_best))
+            lines.append(f"| {camp.dataset_id(env, level)} | {seeds} | {m[0]:.0f} ({t[0]:.0f}) → {m[-1]:.0f} ({t[-1]:.0f}) | "
+                         f"{m[best]:.0f} ({t[best]:.0f}) | {data_best:.0f} | {spearman(t, m):.2f} ({rhos}) |")
+    if panels:
+        paths.append(plots.sweep_grid(panels, figs / "v1-sweeps.png", cols=len(c.sweep_levels)))
+        lines += ["", "![return conditioning on suite v1](figures/v1-sweeps.png)", "",
+                  "One figure per dataset: " + ", ".join(f"[{p.stem}](figures/{p.name})" for p in paths[:-1]) + "."]
+    return lines + [""], paths
+
+
 def bars_section(camp) -> list[str]:
     """The bars the suite-v1 campaign is judged by, each with the numbers it is judged on."""
     rows = []
@@ -979,8 +1025,9 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
                               "seeds, BC and 10%BC, sweeps, the republished checkpoints).", ""]
     md += datasets_section(camp)
     md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
-    md += odt_section(camp)
-    out = [write_text_atomic(docs / "results.md", "\n".join(md) + "\n")] + model_cards_v1(camp)
+    sweeps, figures = sweeps_section(camp, docs / "figures")
+    md += sweeps + odt_section(camp)
+    out = [write_text_atomic(docs / "results.md", "\n".join(md) + "\n"), *figures] + model_cards_v1(camp)
     readme = docs.parent / "README.md"        # its generated block, where it has one
     if camp.config.odt_datasets and readme.is_file() and replace_block(readme, README_BLOCK, odt_readme_lines(camp)):
         out.append(readme)
