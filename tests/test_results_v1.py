@@ -330,7 +330,8 @@ def test_estimate_prices_what_is_left_from_measured_times(tmp_path):
     new = runs - len(c.ab_datasets) * len(c.seeds)
     dt_run = b / est["dt_steps_per_s"] + ep * (2 * c.eval_episodes            # the reported weights', 2 targets
                                                + b // c.checkpoint_every * c.curve_episodes + c.eval_episodes)
-    base_run = c.baseline_steps / est["bc_steps_per_s"] + ep * c.eval_episodes
+    assert est["bc_eval_s_per_env_step"] < est["eval_s_per_env_step"] / 2      # an MLP's forward: priced at its own
+    base_run = c.baseline_steps / est["bc_steps_per_s"] + 1000 * est["bc_eval_s_per_env_step"] * c.eval_episodes
     sweeps = len(c.envs) * len(c.sweep_levels) * len(c.seeds) * c.sweep_points * c.sweep_episodes * ep
     best_of_stage1 = (runs - new) * c.eval_episodes * ep          # their best checkpoints (first target): once the budget is decided
     assert est["stage2_h"][b] == pytest.approx((new * dt_run + 2 * runs * base_run + sweeps + best_of_stage1) / 3600)

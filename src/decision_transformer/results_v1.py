@@ -778,7 +778,7 @@ class CampaignV1(Campaign):
         """Core-hours of one thread left in stage 1, and stage 2's cost at each candidate budget,
         from measured times: DT and BC gradient steps/s from the runs' metrics.csv (v1 runs when
         they exist, else the v0 campaign's), and evaluation seconds per episode-step from the
-        v0 campaign's eval.json files (episodes x mean length)."""
+        v0 campaign's eval.json files (episodes x mean length; DT's and, for BC and %BC, theirs)."""
         v0 = Path(v0_results) if v0_results else Path(self.results).parent
         v1_runs = sorted(p.parent for p in self.results.glob("dt*-*/metrics.csv"))        # dt, dtoff, dtnt: one model size
         newest = _newest_session_rate(v1_runs)
@@ -787,8 +787,10 @@ class CampaignV1(Campaign):
                                       "the median over the runs' log rows; they did not record their machine")
         bc_sps = _steps_per_s(list(v0.glob("bc-*/metrics.csv")))
         eval_s = _eval_seconds_per_step(list(v0.glob("dt-*/eval.json")))
+        bc_eval_s = _eval_seconds_per_step([p for b in ("bc", *self.config.baselines) for p in v0.glob(f"{b}-*/eval.json")])
         if not (dt_sps and bc_sps and eval_s):
             return {}
+        bc_eval_s = bc_eval_s or eval_s
         ep_steps = 1000                                  # priced at full-length episodes: an upper bound
         c = self.config
 
@@ -804,8 +806,9 @@ class CampaignV1(Campaign):
                     train += max(0, t.step - done) / (dt_sps if t.args["model"] in c.recipes else bc_sps)
                     trained[t.run] = max(done, t.step)
                 elif t.action in ("evaluate_at", "evaluate_best"):     # DT: 2 targets; its best, BC, %BC: one
-                    targets = 2 if t.action == "evaluate_at" and t.run.split("-")[0] in c.recipes else 1
-                    ev += targets * c.eval_episodes * ep_steps * eval_s
+                    dt = t.run.split("-")[0] in c.recipes
+                    targets = 2 if t.action == "evaluate_at" and dt else 1
+                    ev += targets * c.eval_episodes * ep_steps * (eval_s if dt else bc_eval_s)
                 elif t.action == "sweep":
                     ev += c.sweep_points * c.sweep_episodes * ep_steps * eval_s
                 elif t.action == "curve_eval_at":
@@ -823,6 +826,7 @@ class CampaignV1(Campaign):
             stage2 = {b: sum(price(sum(self._stage2_tasks({"budget": b, "model": "dt"}, have), []))) / 3600
                       for b in c.campaign_budgets}
         return {"dt_steps_per_s": dt_sps, "dt_measured": dt_where, "bc_steps_per_s": bc_sps, "eval_s_per_env_step": eval_s,
+                "bc_eval_s_per_env_step": bc_eval_s,
                 "stage1_train_h": left_train / 3600, "stage1_eval_h": left_eval / 3600, "stage2_h": stage2,
                 **self._behaviour_estimate(), **self._odt_estimate(eval_s * ep_steps)}
 

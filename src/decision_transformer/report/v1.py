@@ -900,7 +900,8 @@ def estimate_lines(camp) -> list[str]:
     leg = len(camp.config.seeds) * len(camp.config.ab_datasets) * (camp.config.ab_steps - camp.config.ab_eval_steps[-2]) / est["dt_steps_per_s"] / 3600
     return [f"Compute left, in core-hours of one thread (priced from measured times: DT {est['dt_steps_per_s']:.2f} "
             f"gradient steps/s ({est['dt_measured']}), BC {est['bc_steps_per_s']:.1f}/s, evaluation "
-            f"{est['eval_s_per_env_step'] * 1e3:.2f} ms per env step with full-length episodes):",
+            f"{est['eval_s_per_env_step'] * 1e3:.2f} ms per env step (BC's {est['bc_eval_s_per_env_step'] * 1e3:.2f}) with "
+            "full-length episodes):",
             f"- stage 1 (the A/Bs below): training {est['stage1_train_h']:.1f}, evaluation {est['stage1_eval_h']:.1f};",
             *([f"- suite v1's missing behaviour policies: {est['behaviour_h']:.1f} (sbx SAC at full length, "
                + "".join(f"`{run}` at its own rate so far, {r:.0f} env steps/s, " for run, r in est["behaviour_own"].items())
