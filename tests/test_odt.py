@@ -297,6 +297,38 @@ def test_finetune_resumes_to_the_weights_of_an_uninterrupted_run(weak_odt, tmp_p
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "c" / "metrics.csv").read_text()
 
 
+def test_finetune_stopped_by_sigterm_saves_after_its_round_and_resumes_exactly(weak_odt, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    common = [str(weak_odt), "--eval-every", "400", "--checkpoint-every", "100000", *FT, "--updates-per-round", "10",
+              "--eval-episodes", "4", "--online-steps", "1200"]
+    tests = Path(__file__).parent
+    p = subprocess.Popen([sys.executable, "-c", "import sys, toyenv; from decision_transformer.cli import main; "
+                          "sys.exit(main())", "finetune", *common, "--output", str(tmp_path / "s")], cwd=tests,
+                         env={**os.environ, "PYTHONPATH": str(tests)}, stderr=subprocess.PIPE, text=True)
+    metrics, deadline = tmp_path / "s" / "metrics.csv", time.time() + 120
+    while time.time() < deadline and p.poll() is None and not (metrics.exists() and len(metrics.read_text().splitlines()) > 1):
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 128 + signal.SIGTERM, err
+    step = int((tmp_path / "s" / "checkpoints" / "last").resolve().name)
+    assert 400 <= step < 1200
+    assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM after round ") and \
+        f"({step:,} env steps of 1,200)" in err and f"`dt finetune --resume {tmp_path / 's'}` continues it exactly" in err
+    assert main(["finetune", "--resume", str(tmp_path / "s"), "--quiet"]) == 0
+    assert main(["finetune", *common, "--output", str(tmp_path / "whole")]) == 0
+    a, b = (load_file(str(tmp_path / r / "checkpoints" / "last" / "model.safetensors")) for r in ("s", "whole"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert metrics.read_text() == (tmp_path / "whole" / "metrics.csv").read_text()
+
+
 def test_a_finetune_preset_fills_the_options_and_flags_override_it(weak_odt, tmp_path):
     preset = tmp_path / "p.json"
     preset.write_text(json.dumps({"updates_per_round": 3, "batch_size": 16, "optimizer": "lamb", "eval_context": 2,

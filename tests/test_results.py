@@ -73,6 +73,27 @@ def test_plan_covers_the_issue_and_is_consistent():
     assert names.index("curve-train:dt-hopper-medium-replay-s0") < names.index("train:dt-walker2d-medium-s0")
 
 
+def test_a_stopped_training_ends_the_worker_not_only_its_task(tiny_campaign, monkeypatch):
+    """SIGTERM / Ctrl-C in a training (Interrupted: its checkpoint saved) stops the worker, where a
+    failed task would be logged and the worker would go on with the others."""
+    import signal
+    from decision_transformer.errors import Interrupted
+    camp, logged, ran = tiny_campaign, [], []
+    camp.log = logged.append
+    real = camp.execute
+
+    def execute(task):
+        ran.append(task)
+        if task.action == "train":
+            raise Interrupted("stopped by SIGTERM at step 5 of 10, where RUN has its checkpoint; ...", signal.SIGTERM)
+        real(task)
+    monkeypatch.setattr(camp, "execute", execute)
+    with pytest.raises(Interrupted):
+        camp.run()
+    assert ran[-1].action == "train" and [t.action for t in ran].count("train") == 1
+    assert logged[-1].endswith("; this worker stops") and not any("FAILED" in line for line in logged)
+
+
 def test_campaign_runs_skips_and_resumes(tiny_campaign):
     camp = tiny_campaign
     n = camp.run()

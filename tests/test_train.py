@@ -122,6 +122,45 @@ def test_sigkill_loses_at_most_one_checkpoint_interval(toy_data, tmp_path):
     assert not [x for x in (run / "checkpoints").iterdir() if x.name.startswith(".")]
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_a_checkpoint_where_it_stops_and_resume_is_exact(toy_data, tmp_path, sig):
+    """A scheduler's SIGTERM or a Ctrl-C mid-interval loses nothing: the step it is in ends, a checkpoint is
+    saved there, one line says so (exit 128 + the signal); resuming gives the uninterrupted run's weights."""
+    run = tmp_path / "stopped"
+    opts = ["--dataset", toy_data, "--env", "LineReach-v0", "--steps", "100000", "--checkpoint-every", "100000",
+            "--context-length", "5", "--hidden-size", "32", "--n-layer", "1", "--max-ep-len", "32", "--return-scale",
+            "10", "--log-every", "1", "--quiet"]
+    cmd = [sys.executable, "-c", "import sys, toyenv; from decision_transformer.cli import main; sys.exit(main())",
+           "train", "--output", str(run), *opts]
+    p = subprocess.Popen(cmd, cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_losses(run) if (run / "metrics.csv").exists() else []) < 15:
+        assert p.poll() is None, "training exited early"
+        time.sleep(0.05)
+    p.send_signal(sig)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 128 + sig, err
+    step = int((run / "checkpoints" / "last").resolve().name)
+    assert step >= 15 and [x.name for x in (run / "checkpoints").iterdir() if x.name != "last"] == [f"{step:08d}"]
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"stopped by {signal.Signals(sig).name} at step {step:,} of 100,000") and \
+        f"`dt train --resume {run}` continues it exactly" in line and "Traceback" not in err
+    # resumed to a later step: the weights of a run never stopped
+    assert main(["train", "--resume", str(run), "--steps", str(step + 7), "--quiet"]) == 0
+    whole = [str(step + 7) if o == "100000" and opts[i - 1] == "--steps" else o for i, o in enumerate(opts)]
+    assert main(["train", "--output", str(tmp_path / "whole"), *whole]) == 0
+    from safetensors.torch import load_file
+    a, b = (load_file(str(r / "checkpoints" / "last" / "model.safetensors")) for r in (run, tmp_path / "whole"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_stop_handlers_are_the_callers_again_after_training(toy_data, tmp_path):
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    train(_cfg(toy_data, tmp_path / "run", steps=3), progress=False)
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
 def test_every_subcommand_smoke(toy_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--dataset", toy_data, "--env", "LineReach-v0", "--output", str(run), "--steps", "20",

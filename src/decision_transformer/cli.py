@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from decision_transformer.errors import DTError, OptionError
+from decision_transformer.errors import DTError, Interrupted, OptionError
 
 
 def cmd_export(a) -> None:
@@ -135,7 +135,7 @@ def cmd_finetune(a) -> None:
         if bad:
             raise DTError(f"preset {a.preset}: not fine-tuning options a preset can set: {', '.join(bad)}")
         opts = {**opts, **preset, **a.given}
-    if a.resume:                                # the run's saved options; --online-steps may grow
+    if a.resume:                                # the run's saved options; --online-steps may grow (else the run's own)
         rd = RunDir(a.resume)
         saved = rd.read_config()
         names = {f.name for f in fields(FinetuneConfig)}
@@ -143,7 +143,8 @@ def cmd_finetune(a) -> None:
             FinetuneConfig(**{k: v for k, v in saved.items() if k in names}).validate()
         except DTError as e:
             raise DTError(f"{rd.config}: {e}; restore the file, or fine-tune again into another --output")
-        opts = {**{k: v for k, v in saved.items() if k in names}, "output": a.resume, "online_steps": a.online_steps,
+        steps = a.online_steps if "online_steps" in a.given else saved.get("online_steps", a.online_steps)
+        opts = {**{k: v for k, v in saved.items() if k in names}, "output": a.resume, "online_steps": steps,
                 "num_threads": a.num_threads or saved.get("num_threads", 0)}   # the run's threads: the same sums
     res = finetune(FinetuneConfig(**opts), resume=bool(a.resume), progress=not a.quiet)
     got = (f"return {res['eval_return_mean']:.1f} ± {res['eval_return_std']:.1f} at {res['env_steps']:,} env steps"
@@ -399,6 +400,9 @@ def main(argv=None) -> int:
     except OptionError as e:                   # the library names parameters; here they are flags
         print(f"error: {e.render(flag)}", file=sys.stderr)
         return 2
+    except Interrupted as e:                   # a training loop saved a checkpoint and stopped
+        print(str(e), file=sys.stderr)
+        return 128 + e.signum
     except DTError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -30,3 +30,12 @@ class OptionError(DTError):
         """The message with each `{param}` replaced by name(param)."""
         import re
         return re.sub(r"\{([a-z_]+)\}", lambda m: name(m.group(1)), self.template)
+
+
+class Interrupted(DTError):
+    """A training loop stopped by SIGTERM or SIGINT after saving a checkpoint (training/interrupt.py):
+    `dt` exits with 128 + the signal's number, as a shell does for a process the signal killed."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from decision_transformer.errors import DTError, RunBusy
+from decision_transformer.errors import DTError, Interrupted, RunBusy
 from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
 from decision_transformer.rundir import RunDir, read_metrics
 
@@ -582,6 +582,9 @@ class Campaign:
                                                         f"continues ({time.time() - t0:.0f} s){self._progress(t)}"))
                     n += 1
                     did = True
+                except Interrupted as e:    # SIGTERM / Ctrl-C in a training: it saved a checkpoint; the worker stops
+                    self.log(f"[{_now()}] {t.name}: {e}; this worker stops")
+                    raise
                 except RunBusy as e:        # its run directory is held by another worker's task
                     self.log(f"[{_now()}] {t.name}: {e}; later")
                     busy = others = True

@@ -31,6 +31,7 @@ import numpy as np
 
 from decision_transformer.errors import DTError
 from decision_transformer.options import check, field_default, option, preset_names
+from decision_transformer.training.interrupt import StopRequests
 from decision_transformer.training.optim import OPTIMIZERS, make_optimizer
 from decision_transformer.training.trainer import action_losses, load_optimizer, optimizer_tensors
 
@@ -251,42 +252,48 @@ class Finetuner:
         bar = tqdm(total=cfg.online_steps, initial=self.env_steps, disable=not self.progress, unit="env step",
                    dynamic_ncols=True, desc="finetune")
         last = {}
-        try:
-            while self.env_steps < cfg.online_steps:
-                t0 = time.time()
-                eps = self.explore()
-                self.buffer = (self.buffer + eps)[-cfg.buffer_size:]
-                steps = sum(len(e) for e in eps)
-                t1 = time.time()
-                n = self.round_updates(steps)
-                loss = self.update(n)
-                t2 = time.time()
-                before, self.env_steps, self.round = self.env_steps, self.env_steps + steps, self.round + 1
-                bar.update(steps)
-                bar.set_postfix_str(f"{steps / max(t1 - t0, 1e-9):.0f} env steps/s, "
-                                    f"{n / max(t2 - t1, 1e-9):.1f} updates/s, loss {loss:.3f}",
-                                    refresh=False)
-                crossed = lambda every: self.env_steps // every > before // every or self.env_steps >= cfg.online_steps  # noqa: E731
-                explore_mean = float(np.mean([e.episode_return for e in eps]))
-                if crossed(cfg.eval_every):
-                    m, s = self.evaluate()
-                    last = {"env_steps": self.env_steps, "eval_return_mean": m, "eval_return_std": s}
-                    w.writerow([self.env_steps, self.round, self.updates, f"{loss:.6g}",
-                                f"{self.model.log_temperature.exp().item():.6g}", f"{explore_mean:.6g}", f"{m:.6g}",
-                                f"{s:.6g}"])
-                    mf.flush()
-                    if tb:
-                        for k, v in (("eval/return", m), ("explore/return", explore_mean), ("train/loss", loss),
-                                     ("train/temperature", self.model.log_temperature.exp().item())):
-                            tb.add_scalar(k, v, self.env_steps)
-                if crossed(cfg.checkpoint_every):
-                    self.save()
-        finally:
-            bar.close()
-            mf.close()
-            if tb:
-                tb.close()
-            self.rundir.close()
+        with StopRequests() as stop:                # SIGTERM / Ctrl-C: a checkpoint after this round, then stop
+            try:
+                while self.env_steps < cfg.online_steps:
+                    t0 = time.time()
+                    eps = self.explore()
+                    self.buffer = (self.buffer + eps)[-cfg.buffer_size:]
+                    steps = sum(len(e) for e in eps)
+                    t1 = time.time()
+                    n = self.round_updates(steps)
+                    loss = self.update(n)
+                    t2 = time.time()
+                    before, self.env_steps, self.round = self.env_steps, self.env_steps + steps, self.round + 1
+                    bar.update(steps)
+                    bar.set_postfix_str(f"{steps / max(t1 - t0, 1e-9):.0f} env steps/s, "
+                                        f"{n / max(t2 - t1, 1e-9):.1f} updates/s, loss {loss:.3f}",
+                                        refresh=False)
+                    crossed = lambda every: self.env_steps // every > before // every or self.env_steps >= cfg.online_steps  # noqa: E731
+                    explore_mean = float(np.mean([e.episode_return for e in eps]))
+                    if crossed(cfg.eval_every):
+                        m, s = self.evaluate()
+                        last = {"env_steps": self.env_steps, "eval_return_mean": m, "eval_return_std": s}
+                        w.writerow([self.env_steps, self.round, self.updates, f"{loss:.6g}",
+                                    f"{self.model.log_temperature.exp().item():.6g}", f"{explore_mean:.6g}", f"{m:.6g}",
+                                    f"{s:.6g}"])
+                        mf.flush()
+                        if tb:
+                            for k, v in (("eval/return", m), ("explore/return", explore_mean), ("train/loss", loss),
+                                         ("train/temperature", self.model.log_temperature.exp().item())):
+                                tb.add_scalar(k, v, self.env_steps)
+                    if crossed(cfg.checkpoint_every):
+                        self.save()
+                    if stop.signum is not None:
+                        if not crossed(cfg.checkpoint_every):
+                            self.save()
+                        stop.stop(f"after round {self.round} ({self.env_steps:,} env steps of {cfg.online_steps:,}), "
+                                  f"where {cfg.output} has its checkpoint", f"`dt finetune --resume {cfg.output}`")
+            finally:
+                bar.close()
+                mf.close()
+                if tb:
+                    tb.close()
+                self.rundir.close()
         return {**last, "checkpoint": str(self.rundir.last)}
 
     # -- checkpoints --------------------------------------------------------------------------

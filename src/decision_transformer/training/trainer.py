@@ -23,6 +23,7 @@ from decision_transformer.models.dt import ACTIVATIONS
 from decision_transformer.models.policy import architectures
 from decision_transformer.options import check, field_default, option, read_preset
 from decision_transformer.rundir import METRICS_COLUMNS, RunDir
+from decision_transformer.training.interrupt import StopRequests
 from decision_transformer.training.optim import OPTIMIZERS, make_optimizer
 
 PRESETS = Path(__file__).resolve().parent / "presets"
@@ -474,43 +475,51 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and main), dynamic_ncols=True,
                    mininterval=1.0, desc="train")
         losses, t_last, s_last, last_loss = [], time.time(), self.step, float("nan")
-        try:
-            while self.step < cfg.steps:
-                batch = self.sampler.sample()
-                loss = self.loss_on(batch)
-                lval = loss.detach()
-                if self.dist.on:                            # the global batch's loss, the same on every rank
-                    lval = self.dist.sum_(lval.clone()) / self.dist.world
-                if not torch.isfinite(lval):
-                    raise DTError(f"loss became {lval.item()} at step {self.step}: lower --lr or check the dataset")
-                self._update(loss)
-                self.step += 1
-                losses.append(lval.item())
-                bar.update(1)
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    now = time.time()
-                    sps = (self.step - s_last) / max(now - t_last, 1e-9)
-                    last_loss = float(np.mean(losses))
-                    lr = self.sched.get_last_lr()[0]
-                    if main:
-                        w.writerow([self.step, f"{last_loss:.6g}", f"{lr:.6g}", f"{sps:.2f}", "", "", ""])
+        saved = self.step                                   # the step of the newest checkpoint (0: none yet)
+        with StopRequests(enabled=not self.dist.on) as stop:   # SIGTERM / Ctrl-C: a checkpoint, then stop
+            try:
+                while self.step < cfg.steps:
+                    batch = self.sampler.sample()
+                    loss = self.loss_on(batch)
+                    lval = loss.detach()
+                    if self.dist.on:                            # the global batch's loss, the same on every rank
+                        lval = self.dist.sum_(lval.clone()) / self.dist.world
+                    if not torch.isfinite(lval):
+                        raise DTError(f"loss became {lval.item()} at step {self.step}: lower --lr or check the dataset")
+                    self._update(loss)
+                    self.step += 1
+                    losses.append(lval.item())
+                    bar.update(1)
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        now = time.time()
+                        sps = (self.step - s_last) / max(now - t_last, 1e-9)
+                        last_loss = float(np.mean(losses))
+                        lr = self.sched.get_last_lr()[0]
+                        if main:
+                            w.writerow([self.step, f"{last_loss:.6g}", f"{lr:.6g}", f"{sps:.2f}", "", "", ""])
+                            mf.flush()
+                        if tb:
+                            tb.add_scalar("train/loss", last_loss, self.step)
+                            tb.add_scalar("train/lr", lr, self.step)
+                        bar.set_postfix_str(f"loss {last_loss:.4f}, {sps:.1f} steps/s", refresh=False)
+                        losses, t_last, s_last = [], now, self.step
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and main:
+                        self._evaluate(w, tb)
                         mf.flush()
-                    if tb:
-                        tb.add_scalar("train/loss", last_loss, self.step)
-                        tb.add_scalar("train/lr", lr, self.step)
-                    bar.set_postfix_str(f"loss {last_loss:.4f}, {sps:.1f} steps/s", refresh=False)
-                    losses, t_last, s_last = [], now, self.step
-                if cfg.eval_every and self.step % cfg.eval_every == 0 and main:
-                    self._evaluate(w, tb)
-                    mf.flush()
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
-                    self.save_checkpoint()
-        finally:
-            bar.close()
-            if tb:
-                tb.close()
-            if mf:
-                mf.close()
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                        self.save_checkpoint()
+                        saved = self.step
+                    if stop.signum is not None:
+                        if saved != self.step:
+                            self.save_checkpoint()
+                        stop.stop(f"at step {self.step:,} of {cfg.steps:,}, where {self.run} has its checkpoint",
+                                  f"`dt train --resume {self.run}`")
+            finally:
+                bar.close()
+                if tb:
+                    tb.close()
+                if mf:
+                    mf.close()
         return {"step": self.step, "loss": last_loss, "checkpoint": str(self.rundir.last)}
 
     def _open_logs(self):
