@@ -118,6 +118,8 @@ def test_v1_campaign_runs_and_its_page_is_made_from_the_files(tiny_v1, tmp_path)
     assert row.startswith(f"| 20 | {x.mean():.1f} ± {x.std():.1f} [")
     assert f"({per_seed[0].mean():.1f}, {per_seed[1].mean():.1f})" in row
     assert "| official |" in md and "| raw |" in md and "pending" not in md.split("## 2.")[1]
+    assert "![v1-curves-toy-mixed](figures/v1-curves-toy-mixed.png)" in md.split("## 3.")[0]        # the learning curves
+    assert (tmp_path / "docs" / "figures" / "v1-curves-toy-mixed.png").stat().st_size > 0
     init = md.split("## 3. A/B: initialisation and timestep embedding")[1].split("## 4.")[0]
     nt_row = next(line for line in init.splitlines() if line.startswith("| transformers, no timestep embedding |"))
     assert nt_row.endswith(" / 0.000, " + nt_row.rsplit(", ", 1)[1]) and nt_row.count(" / 0.000") == 2   # both seeds
@@ -278,7 +280,7 @@ def test_behaviour_runs_are_tasks_before_stage2_for_the_envs_the_suite_lacks(tmp
     assert own["behaviour_own"] == {"sac-walker2d-medium": 400.0}
     assert own["behaviour_h"] == pytest.approx(est["behaviour_h"] - 1_000_000 / rm / 3600 + 960_000 / 400 / 3600)
     monkeypatch.setattr(camp, "estimate", lambda: {"dt_steps_per_s": 5.0, "dt_measured": "-", "bc_steps_per_s": 400.0,
-                                                   "eval_s_per_env_step": 1e-3, "stage1_train_h": 1.0,
+                                                   "eval_s_per_env_step": 1e-3, "bc_eval_s_per_env_step": 2e-4, "stage1_train_h": 1.0,
                                                    "stage1_eval_h": 1.0, "stage2_h": {20_000: 1.0}, **own})
     assert f"missing behaviour policies: {own['behaviour_h']:.1f} (sbx SAC at full length, `sac-walker2d-medium` at " \
            f"its own rate so far, 400 env steps/s, the others priced from the committed envs' runs: medium {rm:.0f} " \

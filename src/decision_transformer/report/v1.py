@@ -105,6 +105,42 @@ def budget_ema_section(camp) -> list[str]:
     return out
 
 
+def curves_lines(camp, figs: Path) -> tuple[list[str], list[Path]]:
+    """The A/B runs' learning curves (the checkpoints every checkpoint_every steps, curve_episodes
+    episodes at the first target), a figure per A/B dataset: per recipe, raw and EMA weights, the
+    mean over the seeds that reached each step with a band from the lowest to the highest seed."""
+    from decision_transformer.report import plots
+    c, lines, paths = camp.config, [], []
+    for env, level in c.ab_datasets:
+        series = {}
+        for model, rec in camp.stage1_recipes().items():
+            seeds = _screen(camp, model)[1]
+            for ema in (False, True):
+                pts = []
+                for step in range(c.checkpoint_every, rec["steps"] + 1, c.checkpoint_every):
+                    evs = [e for e in _evals(camp, model, env, level, f"curve/{R.ckpt_name(step)}{'-ema' if ema else ''}.json",
+                                             seeds) if e is not None]
+                    if evs:
+                        m = [float(episode_scores(e).mean()) for e in evs]
+                        pts.append((step, float(np.mean(m)), min(m), max(m)))
+                if pts:
+                    series[f"{recipe_name(c.recipes[model])}, {'EMA' if ema else 'raw'}"] = pts
+        if not series:
+            continue
+        steps = sorted({p[0] for pts in series.values() for p in pts})
+        full = {k: tuple([dict((p[0], p[i]) for p in pts).get(s, np.nan) for s in steps] for i in (1, 2, 3))
+                for k, pts in series.items()}
+        paths.append(plots.curve_plot(steps, full, figs / f"v1-curves-{env}-{level}.png",
+                                      title=f"{camp.dataset_id(env, level)}: the A/B runs at the first target "
+                                            "(seed mean and range)"))
+    if paths:
+        lines = [f"Learning curves of the A/B runs: every {c.checkpoint_every:,}-step checkpoint, {c.curve_episodes} episodes at "
+                 "the first target, normalised; the mean over the seeds that reached the step, the band from the lowest "
+                 "seed to the highest: " + ", ".join(f"[{p.stem}](figures/{p.name})" for p in paths) + ".", "",
+                 *(f"![{p.stem}](figures/{p.name})" for p in paths), ""]
+    return lines, paths
+
+
 def stability_lines(camp, env: str, level: str) -> list[str]:
     """Checkpoint-to-checkpoint swings from 20k steps on: the std of the 20-episode means of
     consecutive checkpoints at the first target, per seed, raw vs EMA."""
@@ -1025,10 +1061,11 @@ def write_report_v1(camp, docs="docs") -> list[Path]:
                               "Stage 2 (section 5): the whole campaign with the recipe they choose (12 datasets x 3 "
                               "seeds, BC and 10%BC, sweeps, the republished checkpoints).", ""]
     md += datasets_section(camp)
-    md += budget_ema_section(camp) + init_section(camp) + last_best_section(camp) + scores_section(camp)
+    curves, curve_figures = curves_lines(camp, docs / "figures")
+    md += budget_ema_section(camp) + curves + init_section(camp) + last_best_section(camp) + scores_section(camp)
     sweeps, figures = sweeps_section(camp, docs / "figures")
     md += sweeps + odt_section(camp)
-    out = [write_text_atomic(docs / "results.md", "\n".join(md) + "\n"), *figures] + model_cards_v1(camp)
+    out = [write_text_atomic(docs / "results.md", "\n".join(md) + "\n"), *curve_figures, *figures] + model_cards_v1(camp)
     readme = docs.parent / "README.md"        # its generated block, where it has one
     if camp.config.odt_datasets and readme.is_file() and replace_block(readme, README_BLOCK, odt_readme_lines(camp)):
         out.append(readme)
