@@ -311,14 +311,25 @@ def _stage2_best(camp, env: str, level: str) -> str:
     return cell(evs, 0, camp.config.seeds) + (f" ({steps})" if steps else "")
 
 
-def _sweep_rho(camp, env: str, level: str) -> float | None:
-    """Spearman's rho of the mean achieved return (seeds pooled) against the target."""
-    sws = _evals(camp, camp.stage2_recipe()["model"], env, level, "sweep.json")
-    if any(x is None for x in sws):
+def _pooled_sweep(camp, env: str, level: str) -> tuple[list[int], list[float], list[list[np.ndarray]], float] | None:
+    """The stage-2 DT's sweeps on one dataset, pooled over the seeds that have one: (those seeds, the
+    targets, each target's per-seed returns, the dataset's best return); None before any seed has a sweep."""
+    sws = dict(zip(camp.config.seeds, _evals(camp, camp.stage2_recipe()["model"], env, level, "sweep.json")))
+    have = [s for s, sw in sws.items() if sw is not None]
+    if not have:
         return None
-    targets = [r["target_return"] for r in sws[0]["results"]]
-    means = [float(np.mean([np.mean(sw["results"][i]["returns"]) for sw in sws])) for i in range(len(targets))]
-    return spearman(targets, means)
+    t = [r["target_return"] for r in sws[have[0]]["results"]]
+    return (have, t, [[np.asarray(sws[s]["results"][i]["returns"], dtype=np.float64) for s in have] for i in range(len(t))],
+            float(sws[have[0]]["dataset_return_max"]))
+
+
+def _sweep_rho(camp, env: str, level: str) -> float | None:
+    """Spearman's rho of the pooled mean achieved return against the target (the bar's); None until
+    every seed's sweep exists."""
+    sw = _pooled_sweep(camp, env, level)
+    if sw is None or len(sw[0]) < len(camp.config.seeds):
+        return None
+    return spearman(sw[1], [float(np.concatenate(r).mean()) for r in sw[2]])
 
 
 def _sweep_at_expert(camp, env: str, level: str) -> tuple[float, float] | None:
@@ -378,20 +389,16 @@ def sweeps_section(camp, figs: Path) -> tuple[list[str], list[Path]]:
     paths, panels = [], []
     for env in c.envs:
         for level in c.sweep_levels:
-            sws = dict(zip(c.seeds, _evals(camp, st["model"], env, level, "sweep.json")))
-            have = [s for s, sw in sws.items() if sw is not None]
-            if not have:
+            sw = _pooled_sweep(camp, env, level)
+            if sw is None:
                 lines.append(f"| {camp.dataset_id(env, level)} | none yet | pending | | | |")
                 continue
-            first = sws[have[0]]["results"]
-            t = [r["target_return"] for r in first]
-            per = [[np.asarray(sws[s]["results"][i]["returns"], dtype=np.float64) for s in have] for i in range(len(t))]
+            have, t, per, data_best = sw
             pooled_res = [{"target_return": t[i], "return_mean": float(np.concatenate(per[i]).mean()),
                            "return_ci95": bootstrap_ci(np.concatenate(per[i]))} for i in range(len(t))]
             m = [r["return_mean"] for r in pooled_res]
             best = int(np.argmax(m))
             rhos = ", ".join(f"{spearman(t, [float(per[i][k].mean()) for i in range(len(t))]):.2f}" for k in range(len(have)))
-            data_best = sws[have[0]]["dataset_return_max"]
             seeds = ", ".join(map(str, have)) + ("" if len(have) == len(c.seeds) else " so far")
             title = f"DT on {camp.dataset_id(env, level)} ({st['budget']:,} steps; seeds {seeds})"
             paths.append(plots.sweep_plot(pooled_res, figs / f"v1-sweep-{env}-{level}.png", data_best, title=title))
