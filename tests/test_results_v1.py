@@ -505,6 +505,10 @@ def test_stage2_plan_reuses_stage1_runs_without_duplicates(stage2):
     assert set(curve) == {f"curve-eval:{new[0]}@{s}{sfx}" for s in range(c.checkpoint_every, b + 1, c.checkpoint_every)}
     best = next(t for t in tasks if t.name == f"best:{new[0]}@{b}")
     assert best.args == {"run": new[0], "ema": bool(sfx), "upto": b} and set(best.needs) == set(curve)
+    # it waits for the checkpoint it may choose (a run directory lost after its curve was committed:
+    # the training is redone, deterministically, so that its best checkpoint exists again)
+    assert best.after == [V.CampaignV1(runs="/nonexistent", results="/nonexistent", config=c)._ck(new[0], b, bool(sfx))]
+    assert best in next(t for t in tasks if t.name == f"train:{new[0]}@{b}").feeds
     stage1 = sorted(ab) if m == "dt" else []
     assert all(f"eval:{r}@{b}" in names and f"eval:{r}@{b}-ema" in names for r in stage1)      # stage 1's as they were
     # trained seed-major (every dataset's first seed first), the levels with a bar before expert

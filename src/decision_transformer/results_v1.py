@@ -245,13 +245,18 @@ class CampaignV1(Campaign):
                                   [out / "curve" / f"{ckpt_name(s)}{_suffix(ema)}.json"], needs=[data],
                                   after=[self._ck(run, s, ema)], run=run, step=s))
         upto = "" if best_upto is None else f"@{best_upto}"
+        chosen_from = [t for t in curve if t.args["ema"] == weights[0] and t.step <= (best_upto or t.step)]
+        # its checkpoints: the last one it chooses from stands for all (a run keeps every checkpoint);
+        # they may be missing though the curve is committed (a run directory lost and trained again)
         best_task = Task(f"best:{run}{upto}", "evaluate_best", {"run": run, "ema": weights[0], "upto": best_upto},
-                         [out / best_file(best_upto)], run=run,
-                         needs=[t.name for t in curve if t.args["ema"] == weights[0] and t.step <= (best_upto or t.step)])
+                         [out / best_file(best_upto)], run=run, needs=[t.name for t in chosen_from],
+                         after=[self._ck(run, max(t.step for t in chosen_from), weights[0])],
+                         step=max(t.step for t in chosen_from))
         trains = []
         for s in rec["evals"]:
             t = self._train_task(run, env, level, model, seed, s, name=f"train:{run}@{s}", needs=[data])
-            t.feeds = [x for x in evals + curve if x.step <= s]      # done when they are (a clone without runs/)
+            t.feeds = [x for x in evals + curve + [best_task] * best if x.step <= s]   # done when they are
+                                                                                          # (a clone without runs/)
             trains.append(t)
         return evals + curve + ([best_task] if best else []), trains
 
