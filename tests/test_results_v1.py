@@ -579,6 +579,18 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     assert (tmp_path / "docs" / "figures" / "v1-sweep-toy-mixed.png").stat().st_size > 0
     assert "(figures/v1-sweeps.png)" in md
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
+    # beside the best achieved return, the share of the data's steps in episodes returning that much
+    ds = camp.dataset("toy", "mixed")
+    ep_r, ep_len = ds.episode_returns(), ds.lengths
+    assert d["return_percentiles_by_step"][0] == pytest.approx(ep_r.min()) \
+        and d["return_percentiles_by_step"][-1] == pytest.approx(ep_r.max())
+    sws = [json.loads((camp.results / f"dt-toy-mixed-s{k}" / "sweep.json").read_text())["results"] for k in range(3)]
+    best_achieved = max(np.concatenate([sw[i]["returns"] for sw in sws]).mean() for i in range(len(sws[0])))
+    assert sw_row.split("|")[4].strip().startswith(f"{best_achieved:.0f} (")
+    exact = ep_len[ep_r >= best_achieved].sum() / ep_len.sum()
+    share = float(sw_row.split("|")[5].strip().rstrip("%")) / 100
+    assert share == pytest.approx(page.data_share(d["return_percentiles_by_step"], best_achieved), abs=6e-4)
+    assert abs(share - exact) <= 0.02 + 1e-3            # percentiles 1 apart: interpolated within 1-2 points
     below = means[pub["seed"]] < d["return_mean"]
     bar = next(line for line in md.splitlines() if line.startswith("| no published checkpoint below"))
     assert bar.startswith("| no published checkpoint below its dataset's mean return at its first target | 1 published")

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 
 from decision_transformer.errors import DTError, Interrupted, RunBusy
 from decision_transformer.fileio import Locked, atomic_path, try_lock, write_json_atomic
@@ -428,7 +429,11 @@ class Campaign:
             "return_mean": float(r.mean()), "return_std": float(r.std()), "return_min": float(r.min()),
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max())),
-            "actions_at_bounds": ds.action_saturation()})
+            "actions_at_bounds": ds.action_saturation(),
+            # the percentiles 0..100 of the return of the episode a uniformly drawn step belongs to:
+            # the returns a training window's returns-to-go come from (windows are drawn per step)
+            "return_percentiles_by_step": np.percentile(np.repeat(r, ds.lengths), np.arange(101)).tolist()
+            if ds.num_episodes else None})
 
     def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int | None = None, ema: bool = False,
                   dataset_returns=None, **kw) -> dict:

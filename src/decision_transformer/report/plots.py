@@ -40,8 +40,16 @@ def _sweep_axes(ax, results, dataset_best=None, title="", legend=True):
     ax.set_xlabel("target return")
     ax.set_ylabel("achieved return")
     ax.set_title(title, fontsize=9)
+    handles = ax.get_legend_handles_labels()
+    if all("data_share" in r for r in results):     # how much of the data returns the target or more
+        ax2 = ax.twinx()
+        ax2.plot(t, [100 * r["data_share"] for r in results], "-.", color="tab:green", alpha=0.8,
+                 label="data's steps in episodes returning >= target (%, right)")
+        ax2.set_ylim(0, 100)
+        ax2.set_ylabel("% of the data's steps", fontsize=8)
+        handles = [a + b for a, b in zip(handles, ax2.get_legend_handles_labels())]
     if legend:
-        ax.legend(fontsize=7)
+        ax.legend(*handles, fontsize=7)
 
 
 def sweep_plot(results: list[dict], path, dataset_best: float | None = None, title: str = "") -> Path:
