@@ -249,6 +249,15 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d, monkeyp
     env, level = d.name.split("-", 1)
     c = C.CampaignConfig()
     assert env in c.envs and c.published(env, level)
+    res = json.loads((d / "results.json").read_text())
+    if res["dataset"].endswith("-v1"):       # republished by the suite-v1 campaign (results/v1/published/)
+        pub = json.loads((ROOT / "results" / "v1" / "published" / f"{d.name}.json").read_text())
+        run, results = pub["run"], ROOT / "results" / "v1"
+        ev_file = results / run / f"eval-{C.ckpt_name(pub['checkpoint_step'])}{'-ema' if pub['weights'] == 'ema' else ''}.json"
+        assert (res["seed"], res["checkpoint_step"], res["weights"]) == (pub["seed"], pub["checkpoint_step"], pub["weights"])
+    else:                                    # the first campaign's (suite v0)
+        run, results = C.run_name("dt", env, level, 0), ROOT / "results"
+        ev_file = results / run / "eval.json"
     ours = DecisionTransformer.from_pretrained(d)
     hf = DecisionTransformerModel.from_pretrained(d).eval()
     cfg = ours.config
@@ -263,13 +272,12 @@ def test_published_checkpoints_load_in_both_libraries_and_cards_match(d, monkeyp
         b = hf(**batch, return_dict=False)[1]
     assert torch.allclose(a, b, atol=1e-5)
     # the card and results.json say what the committed evaluation says
-    res = json.loads((d / "results.json").read_text())
-    ev = json.loads((ROOT / "results" / C.run_name("dt", env, level, 0) / "eval.json").read_text())
+    ev = json.loads(ev_file.read_text())
     r0 = ev["results"][0]
     assert (res["mean_reward"], res["std_reward"], res["n_eval_episodes"], res["target_return"]) == \
         (r0["return_mean"], r0["return_std"], r0["episodes"], r0["target_return"])
     assert res["normalized_score_x100"] == r0["normalized_x100"] and res["checkpoint_step"] == ev["checkpoint_step"]
-    data = json.loads((ROOT / "results" / "datasets" / f"{env}-{level}.json").read_text())
+    data = json.loads((results / "datasets" / f"{env}-{level}.json").read_text())
     assert res["dataset"] == data["dataset"] and (res["dataset_return_mean"], res["dataset_return_max"]) == \
         (data["return_mean"], data["return_max"])
     card = (d / "README.md").read_text()

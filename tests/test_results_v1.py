@@ -579,18 +579,20 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     assert (tmp_path / "docs" / "figures" / "v1-sweep-toy-mixed.png").stat().st_size > 0
     assert "(figures/v1-sweeps.png)" in md
     d = json.loads((camp.results / "datasets" / "toy-mixed.json").read_text())
-    # beside the best achieved return, the share of the data's steps in episodes returning that much
+    # beside the best achieved return, the share of the data's episodes returning that much, from
+    # the dataset record's exact histogram of episode returns
     ds = camp.dataset("toy", "mixed")
     ep_r, ep_len = ds.episode_returns(), ds.lengths
-    assert d["return_percentiles_by_step"][0] == pytest.approx(ep_r.min()) \
-        and d["return_percentiles_by_step"][-1] == pytest.approx(ep_r.max())
+    h = d["return_histogram"]
+    assert (h["edges"][0], h["edges"][-1]) == (pytest.approx(ep_r.min()), pytest.approx(ep_r.max()))
+    assert sum(h["episodes"]) == len(ep_r) and sum(h["steps"]) == ep_len.sum() == ds.num_steps
     sws = [json.loads((camp.results / f"dt-toy-mixed-s{k}" / "sweep.json").read_text())["results"] for k in range(3)]
     best_achieved = max(np.concatenate([sw[i]["returns"] for sw in sws]).mean() for i in range(len(sws[0])))
     assert sw_row.split("|")[4].strip().startswith(f"{best_achieved:.0f} (")
-    exact = ep_len[ep_r >= best_achieved].sum() / ep_len.sum()
     share = float(sw_row.split("|")[5].strip().rstrip("%")) / 100
-    assert share == pytest.approx(page.data_share(d["return_percentiles_by_step"], best_achieved), abs=6e-4)
-    assert abs(share - exact) <= 0.02 + 1e-3            # percentiles 1 apart: interpolated within 1-2 points
+    assert share == pytest.approx(page.share_at_or_above(h, best_achieved), abs=6e-4)
+    bin_width = (h["edges"][-1] - h["edges"][0]) / len(h["episodes"])   # exact but for the episodes in its bin
+    assert (ep_r >= best_achieved + bin_width).mean() - 1e-9 <= share <= (ep_r >= best_achieved - bin_width).mean() + 1e-9
     below = means[pub["seed"]] < d["return_mean"]
     bar = next(line for line in md.splitlines() if line.startswith("| no published checkpoint below"))
     assert bar.startswith("| no published checkpoint below its dataset's mean return at its first target | 1 published")
@@ -852,3 +854,15 @@ def test_the_page_sets_the_papers_targets_against_this_suites_expert_and_d4rls(t
     assert f"| walker2d | 5000 / 2500 | 3125 (3225) | 1.60 | {5000 / D4RL_REFS['walker2d'][1]:.2f} |" in text
     assert "On walker2d (1.60x against 1.09x) the first target lies further above the expert than in the paper" in text
     assert "halfcheetah" not in text
+
+
+def test_the_dataset_return_histogram_and_the_share_above_a_return():
+    from decision_transformer.report.v1 import share_at_or_above
+    from decision_transformer.results import return_histogram
+    r, lengths = np.array([0.0, 1.0, 2.0, 3.0, 10.0]), np.array([5, 5, 5, 5, 80])
+    h = return_histogram(r, lengths, bins=10)                       # bins 1 wide from 0 to 10
+    assert h["episodes"] == [1, 1, 1, 1, 0, 0, 0, 0, 0, 1] and h["steps"][-1] == 80 and sum(h["steps"]) == 100
+    assert share_at_or_above(h, -5.0) == 1.0 and share_at_or_above(h, 11.0) == 0.0
+    assert share_at_or_above(h, 5.0) == pytest.approx(0.2)          # only the 10
+    assert share_at_or_above(h, 2.5) == pytest.approx(0.5)          # half of 2's bin, 3's, the 10: 2.5 of 5
+    assert return_histogram(np.zeros(0), np.zeros(0, dtype=int)) is None

@@ -144,6 +144,16 @@ def env_seeds_phrase(episodes: int, base: int = 0) -> str:
             f" on {EVAL_ENVS} parallel envs, each env's later episodes following from its own RNG"))
 
 
+def return_histogram(returns: np.ndarray, lengths: np.ndarray, bins: int = 50) -> dict | None:
+    """A dataset's episode returns in `bins` equal bins from its lowest to its highest: the bins'
+    edges, and the episodes and steps in each (what a sweep's targets are read against)."""
+    if not len(returns):
+        return None
+    eps, edges = np.histogram(returns, bins=bins)
+    steps, _ = np.histogram(returns, bins=edges, weights=lengths)
+    return {"edges": edges.tolist(), "episodes": eps.tolist(), "steps": steps.astype(np.int64).tolist()}
+
+
 @dataclass
 class Task:
     """One step of a campaign, as data: the Campaign method that does it and its arguments
@@ -430,10 +440,7 @@ class Campaign:
             "return_max": float(r.max()), "ref_min_score": lo, "ref_max_score": hi,
             "normalized_mean_x100": norm(float(r.mean())), "normalized_max_x100": norm(float(r.max())),
             "actions_at_bounds": ds.action_saturation(),
-            # the percentiles 0..100 of the return of the episode a uniformly drawn step belongs to:
-            # the returns a training window's returns-to-go come from (windows are drawn per step)
-            "return_percentiles_by_step": np.percentile(np.repeat(r, ds.lengths), np.arange(101)).tolist()
-            if ds.num_episodes else None})
+            "return_histogram": return_histogram(r, ds.lengths)})
 
     def _evaluate(self, run: str, step: int, targets, episodes: int, seed: int | None = None, ema: bool = False,
                   dataset_returns=None, **kw) -> dict:

@@ -26,7 +26,9 @@ def save(fig, path, dpi: int = 110) -> Path:
     return path
 
 
-def _sweep_axes(ax, results, dataset_best=None, title="", legend=True):
+def _sweep_axes(ax, results, dataset_best=None, title="", legend=True, hist=None):
+    """A sweep: achieved against target return; `hist` (return_histogram in results.py): the
+    data's episode returns behind it, as % of its episodes, on a right axis."""
     t = [r["target_return"] for r in results]
     m = [r["return_mean"] for r in results]
     lo = [r["return_ci95"][0] for r in results]
@@ -41,32 +43,35 @@ def _sweep_axes(ax, results, dataset_best=None, title="", legend=True):
     ax.set_ylabel("achieved return")
     ax.set_title(title, fontsize=9)
     handles = ax.get_legend_handles_labels()
-    if all("data_share" in r for r in results):     # how much of the data returns the target or more
+    if hist is not None:
+        import numpy as np
+        edges, eps = np.asarray(hist["edges"]), np.asarray(hist["episodes"], dtype=np.float64)
         ax2 = ax.twinx()
-        ax2.plot(t, [100 * r["data_share"] for r in results], "-.", color="tab:green", alpha=0.8,
-                 label="data's steps in episodes returning >= target (%, right)")
-        ax2.set_ylim(0, 100)
-        ax2.set_ylabel("% of the data's steps", fontsize=8)
+        ax2.bar(edges[:-1], 100 * eps / eps.sum(), width=np.diff(edges), align="edge", color="tab:green",
+                alpha=0.25, label="data's episode returns (% of episodes, right)")
+        ax2.set_ylabel("% of the data's episodes", fontsize=8)
+        ax.set_zorder(ax2.get_zorder() + 1)       # the sweep over the bars
+        ax.patch.set_visible(False)
         handles = [a + b for a, b in zip(handles, ax2.get_legend_handles_labels())]
     if legend:
         ax.legend(*handles, fontsize=7)
 
 
-def sweep_plot(results: list[dict], path, dataset_best: float | None = None, title: str = "") -> Path:
+def sweep_plot(results: list[dict], path, dataset_best: float | None = None, title: str = "", hist=None) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    _sweep_axes(ax, results, dataset_best, title)
+    _sweep_axes(ax, results, dataset_best, title, hist=hist)
     fig.tight_layout()
     return save(fig, path)
 
 
-def sweep_grid(panels: list[tuple[str, list[dict], float | None]], path, cols: int = 3) -> Path:
-    """Several sweeps side by side: panels are (title, results, dataset best return)."""
+def sweep_grid(panels: list[tuple], path, cols: int = 3) -> Path:
+    """Several sweeps side by side: panels are (title, results, dataset best return[, return histogram])."""
     plt = _plt()
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
-    for ax, (title, res, best) in zip(axes.flat, panels):
-        _sweep_axes(ax, res, best, title, legend=ax is axes.flat[0])
+    for ax, (title, res, best, *hist) in zip(axes.flat, panels):
+        _sweep_axes(ax, res, best, title, legend=ax is axes.flat[0], hist=hist[0] if hist else None)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()

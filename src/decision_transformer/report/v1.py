@@ -323,11 +323,12 @@ def _pooled_sweep(camp, env: str, level: str) -> tuple[list[int], list[float], l
             float(sws[have[0]]["dataset_return_max"]))
 
 
-def data_share(percentiles_by_step: list[float], ret: float) -> float:
-    """The share of a dataset's steps that lie in episodes returning at least `ret`, from its
-    step-weighted return percentiles 0..100 (dataset_stats), interpolated."""
-    p = np.asarray(percentiles_by_step, dtype=np.float64)
-    return float(1.0 - np.interp(ret, p, np.linspace(0.0, 1.0, len(p))))
+def share_at_or_above(hist: dict, ret: float) -> float:
+    """The share of a dataset's episodes that return at least `ret`, from its return histogram
+    (`return_histogram` in results.py): whole bins above, and the part of ret's bin above it."""
+    edges, eps = np.asarray(hist["edges"], dtype=np.float64), np.asarray(hist["episodes"], dtype=np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(eps)])              # episodes below each edge
+    return float(1.0 - np.interp(ret, edges, cum) / cum[-1])
 
 
 def _sweep_rho(camp, env: str, level: str) -> float | None:
@@ -390,11 +391,11 @@ def sweeps_section(camp, figs: Path) -> tuple[list[str], list[Path]]:
              f"medium-replay and medium-expert datasets: {c.sweep_points} targets from the dataset's lowest episode return "
              f"to 1.2x its best, {c.sweep_episodes} episodes per seed and target, the seeds pooled (the mean and the 95% CI "
              "over the pooled episodes). rho: Spearman's rank correlation of the target and the pooled mean achieved "
-             "return (the bar's), then each seed's own. Beside the best achieved return: the share of the data's steps "
-             "that lie in episodes returning at least as much (the windows the DT learns from are drawn per step; "
-             "`return_percentiles_by_step` in results/v1/datasets/), and in the figures the same share at each target "
-             "(right axis), to set where the data thins out beside where the achieved return levels off.", "",
-             "| dataset | seeds | achieved at lowest → highest target | best achieved (target) | data's steps in episodes returning >= the best achieved | dataset best | rho (per seed) |",
+             "return (the bar's), then each seed's own. Beside the best achieved return: the share of the data's episodes "
+             "that return at least as much; behind each figure, the data's episode returns (histogram, % of its "
+             "episodes, right axis; `return_histogram` in results/v1/datasets/), to set where the data lies beside "
+             "where the DT follows its target.", "",
+             "| dataset | seeds | achieved at lowest → highest target | best achieved (target) | data's episodes returning >= the best achieved | dataset best | rho (per seed) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     paths, panels = [], []
     for env in c.envs:
@@ -408,16 +409,14 @@ def sweeps_section(camp, figs: Path) -> tuple[list[str], list[Path]]:
                            "return_ci95": bootstrap_ci(np.concatenate(per[i]))} for i in range(len(t))]
             m = [r["return_mean"] for r in pooled_res]
             best = int(np.argmax(m))
-            stats = _read(camp.results / "datasets" / f"{env}-{level}.json") or {}
-            if pct := stats.get("return_percentiles_by_step"):
-                for r in pooled_res:
-                    r["data_share"] = data_share(pct, r["target_return"])
+            hist = (_read(camp.results / "datasets" / f"{env}-{level}.json") or {}).get("return_histogram")
             rhos = ", ".join(f"{spearman(t, [float(per[i][k].mean()) for i in range(len(t))]):.2f}" for k in range(len(have)))
             seeds = ", ".join(map(str, have)) + ("" if len(have) == len(c.seeds) else " so far")
             title = f"DT on {camp.dataset_id(env, level)} ({st['budget']:,} steps; seeds {seeds})"
-            paths.append(plots.sweep_plot(pooled_res, figs / f"v1-sweep-{env}-{level}.png", data_best, title=title))
-            panels.append((f"{env} {level} (seeds {seeds})", pooled_res, data_best))
-            share = f"{100 * data_share(pct, m[best]):.1f}%" if pct else "-"
+            paths.append(plots.sweep_plot(pooled_res, figs / f"v1-sweep-{env}-{level}.png", data_best, title=title,
+                                          hist=hist))
+            panels.append((f"{env} {level} (seeds {seeds})", pooled_res, data_best, hist))
+            share = f"{100 * share_at_or_above(hist, m[best]):.1f}%" if hist else "-"
             lines.append(f"| {camp.dataset_id(env, level)} | {seeds} | {m[0]:.0f} ({t[0]:.0f}) → {m[-1]:.0f} ({t[-1]:.0f}) | "
                          f"{m[best]:.0f} ({t[best]:.0f}) | {share} | {data_best:.0f} | {spearman(t, m):.2f} ({rhos}) |")
     if panels:
