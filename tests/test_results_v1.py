@@ -546,6 +546,18 @@ def test_stage2_runs_and_reaches_the_page(tiny_v1, tmp_path, monkeypatch):
     assert (pbc["top_pct"], pbc["top_unit"], pbc["steps"]) == (10.0, "timesteps", 10)
     sw = json.loads((camp.results / "dt-toy-mixed-s0" / "sweep.json").read_text())
     assert len(sw["results"]) == 3 and sw["checkpoint_step"] == 10
+    # runs/ lost and a publication to redo: only the published seed's run is trained again
+    import shutil
+    shutil.rmtree(camp.runs)
+    assert all(s == "done" for _, s in camp.status())
+    (camp.results / "published" / "toy-mixed.json").unlink()
+    todo = {n for n, s in camp.status() if s != "done"}
+    assert todo == {"publish:toy-mixed", f"train:{pub['run']}@10"}
+    publish = next(t for t in camp.plan() if t.name == "publish:toy-mixed")
+    assert publish.after == [camp._ck(pub["run"], 10)] and not camp.ready(publish)
+    camp.run()
+    assert json.loads((camp.results / "published" / "toy-mixed.json").read_text()) == pub
+    assert sorted(p.name for p in camp.runs.iterdir() if p.is_dir() and p.name != ".locks") == [pub["run"]]
     near = page._sweep_at_expert(camp, "toy", "mixed")          # the sweep's target nearest the expert reference, 19
     i = int(np.argmin([abs(r["target_return"] - 19.0) for r in sw["results"]]))
     at = np.concatenate([100 * (np.array(json.loads((camp.results / f"dt-toy-mixed-s{k}" / "sweep.json").read_text())

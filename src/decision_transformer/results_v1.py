@@ -215,12 +215,15 @@ class CampaignV1(Campaign):
         link(tasks)
         by_name = {t.name: t for t in tasks}
         by_run_step = {(t.run, t.step): t for t in tasks if t.action == "train"}
-        for t in tasks:              # a sweep feeds its run's training (stage 1's too), a publication every seed's
-            if t.action == "sweep":
+        for t in tasks:              # a sweep feeds its run's training (stage 1's too), a publication
+            if t.action == "sweep":  # the training of the seed it publishes, once every seed is evaluated
                 by_run_step[(t.run, t.step)].feeds.append(t)
-            if t.action == "publish_v1":
-                for ev in (by_name[nd] for nd in t.needs):
-                    by_run_step[(ev.run, ev.step)].feeds.append(t)
+            if t.action == "publish_v1" and all(p.exists() for nd in t.needs for p in by_name[nd].outputs):
+                seed, _ = self.publish_seed(t.args["env"], t.args["level"])
+                ev = next(by_name[nd] for nd in t.needs if by_name[nd].run == run_name(
+                    st["model"], t.args["env"], t.args["level"], seed))
+                t.after = list(ev.after)             # its checkpoint: trained again if its run directory was lost
+                by_run_step[(ev.run, ev.step)].feeds.append(t)
         return tasks
 
     def _run_tasks(self, run: str, env: str, level: str, model: str, seed: int, rec: dict, best: bool = True,
