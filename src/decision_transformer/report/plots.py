@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def _plt():
     import matplotlib
@@ -44,7 +46,6 @@ def _sweep_axes(ax, results, dataset_best=None, title="", legend=True, hist=None
     ax.set_title(title, fontsize=9)
     handles = ax.get_legend_handles_labels()
     if hist is not None:
-        import numpy as np
         edges, eps = np.asarray(hist["edges"]), np.asarray(hist["episodes"], dtype=np.float64)
         ax2 = ax.twinx()
         ax2.bar(edges[:-1], 100 * eps / eps.sum(), width=np.diff(edges), align="edge", color="tab:green",
@@ -119,7 +120,6 @@ def score_bars(groups: list[str], methods: dict[str, list], path, marks: dict[st
                title: str = "") -> Path:
     """Grouped bars: methods name -> per group (mean, lo, hi) or None (not run yet); marks name ->
     per group a value drawn as a marker (e.g. the dataset's mean return)."""
-    import numpy as np
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(7, 0.85 * len(groups)), 4.8))
     x = np.arange(len(groups))
