@@ -363,7 +363,8 @@ def scores_section(camp) -> list[str]:
            f"{'averaged (EMA)' if st.get('ema') else 'raw'} weights, the LAST checkpoint, at the paper's first target; "
            f"beside it, labelled as such, the BEST checkpoint of the same weights (section 4's rule, the checkpoints "
            f"every {camp.config.checkpoint_every:,} steps up to {st['budget']:,}; each seed's step in brackets); "
-           f"BC and 10%BC (the best episodes holding 10% of the timesteps): {camp.config.baseline_steps:,} steps. "
+           f"BC and 10%BC (the official MLP, docs/baselines.md; 10%BC: the best episodes holding 10% of the timesteps): "
+           f"{camp.config.baseline_steps:,} steps. "
            f"{len(camp.config.seeds)} seeds x {camp.config.eval_episodes} episodes each, pooled: {COLUMNS}.", "",
            "| dataset | data mean / max | DT (last) | DT (best checkpoint) | BC | 10%BC | paper DT | paper BC |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
