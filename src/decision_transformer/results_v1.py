@@ -218,7 +218,8 @@ class CampaignV1(Campaign):
         for t in tasks:              # a sweep feeds its run's training (stage 1's too), a publication
             if t.action == "sweep":  # the training of the seed it publishes, once every seed is evaluated
                 by_run_step[(t.run, t.step)].feeds.append(t)
-            if t.action == "publish_v1" and all(p.exists() for nd in t.needs for p in by_name[nd].outputs):
+            if t.action == "publish_v1" and not t.done() and all(p.exists() for nd in t.needs
+                                                                 for p in by_name[nd].outputs):
                 seed, _ = self.publish_seed(t.args["env"], t.args["level"])
                 ev = next(by_name[nd] for nd in t.needs if by_name[nd].run == run_name(
                     st["model"], t.args["env"], t.args["level"], seed))
